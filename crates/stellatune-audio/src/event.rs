@@ -1,0 +1,47 @@
+use serde::Serialize;
+
+use crate::source::TrackInfo;
+
+pub type TrackId = u64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlaybackState {
+    Stopped,
+    Playing,
+    Paused,
+}
+
+/// What the engine tells the world. Serialised with a `type` tag; the same shape reaches
+/// front ends as JSON.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EngineEvent {
+    StateChanged {
+        state: PlaybackState,
+    },
+    TrackStarted {
+        track_id: TrackId,
+        #[serde(flatten)]
+        info: TrackInfo,
+    },
+    /// Sent at most a few times a second, whatever the render speed.
+    Position {
+        track_id: TrackId,
+        position_ms: u64,
+        duration_ms: Option<u64>,
+    },
+    TrackEnded {
+        track_id: TrackId,
+    },
+    RouteChanged {
+        route: Option<String>,
+    },
+    Error {
+        message: String,
+        track_id: Option<TrackId>,
+    },
+}
+
+/// Where the engine's events go. Called on the control thread: it must not block.
+pub type EventHandler = std::sync::Arc<dyn Fn(EngineEvent) + Send + Sync>;

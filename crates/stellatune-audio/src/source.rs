@@ -1,0 +1,281 @@
+//! Opening and decoding one local file with symphonia.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use symphonia::core::audio::SampleBuffer;
+use symphonia::core::codecs::{CODEC_TYPE_NULL, Decoder, DecoderOptions};
+use symphonia::core::errors::Error as SymphoniaError;
+use symphonia::core::formats::{FormatOptions, FormatReader, SeekMode, SeekTo};
+use symphonia::core::io::MediaSourceStream;
+use symphonia::core::meta::MetadataOptions;
+use symphonia::core::probe::Hint;
+use symphonia::core::units::Time;
+
+use crate::error::{AudioError, Result};
+use crate::spec::StreamSpec;
+
+/// What a front end shows about a track.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrackInfo {
+    pub path: PathBuf,
+    pub codec: String,
+    pub sample_rate: u32,
+    pub channels: u16,
+    /// Total frames when the container states it.
+    pub total_frames: Option<u64>,
+    pub duration_ms: Option<u64>,
+}
+
+impl TrackInfo {
+    pub fn spec(&self) -> StreamSpec {
+        StreamSpec::new(self.sample_rate, self.channels)
+    }
+}
+
+/// Decode errors in a row after which a file is declared broken rather than skipped over.
+const MAX_CONSECUTIVE_DECODE_ERRORS: u32 = 16;
+
+/// An opened, probed and validated track. Opening happens on the caller's thread so that a
+/// bad path or a corrupt file is reported by the call that named it, and so that no file I/O
+/// of opening ever runs on the engine's control thread.
+pub struct TrackSource {
+    info: TrackInfo,
+    format: Box<dyn FormatReader>,
+    decoder: Box<dyn Decoder>,
+    track_id: u32,
+    /// The first decoded block, kept from validation in `open`.
+    pending: Option<Vec<f32>>,
+    /// Frames to drop after an accurate seek landed on an earlier packet boundary.
+    skip_frames: u64,
+    sample_buf: Option<SampleBuffer<f32>>,
+}
+
+impl std::fmt::Debug for TrackSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrackSource").field("info", &self.info).finish()
+    }
+}
+
+impl TrackSource {
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => AudioError::NotFound(path.to_path_buf()),
+            _ => AudioError::Io {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            },
+        })?;
+        // A FIFO or a device node would block `open` or `read` forever; only plain files play.
+        if !meta.is_file() {
+            return Err(AudioError::NotAFile(path.to_path_buf()));
+        }
+        let file = File::open(path).map_err(|e| AudioError::Io {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let stream = MediaSourceStream::new(Box::new(file), Default::default());
+        let mut hint = Hint::new();
+        if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
+            hint.with_extension(ext);
+        }
+        let format_opts = FormatOptions {
+            enable_gapless: true,
+            ..Default::default()
+        };
+        let probed = symphonia::default::get_probe()
+            .format(&hint, stream, &format_opts, &MetadataOptions::default())
+            .map_err(|e| unsupported(path, e))?;
+        let format = probed.format;
+        let track = format
+            .tracks()
+            .iter()
+            .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
+            .ok_or_else(|| AudioError::Unsupported {
+                path: path.to_path_buf(),
+                message: "no audio track".into(),
+            })?;
+        let params = track.codec_params.clone();
+        let track_id = track.id;
+        let decoder = symphonia::default::get_codecs()
+            .make(&params, &DecoderOptions::default())
+            .map_err(|e| unsupported(path, e))?;
+        let codec = symphonia::default::get_codecs()
+            .get_codec(params.codec)
+            .map(|d| d.short_name.to_owned())
+            .unwrap_or_else(|| "unknown".into());
+        let sample_rate = params.sample_rate.ok_or_else(|| AudioError::Unsupported {
+            path: path.to_path_buf(),
+            message: "sample rate not stated".into(),
+        })?;
+        let channels = params.channels.map(|c| c.count() as u16).unwrap_or(0);
+        let total_frames = params.n_frames;
+        let duration_ms = total_frames.map(|n| n * 1000 / u64::from(sample_rate));
+        let mut source = Self {
+            info: TrackInfo {
+                path: path.to_path_buf(),
+                codec,
+                sample_rate,
+                channels,
+                total_frames,
+                duration_ms,
+            },
+            format,
+            decoder,
+            track_id,
+            pending: None,
+            skip_frames: 0,
+            sample_buf: None,
+        };
+        // Decode the first block now: a file that probes but cannot decode is refused here,
+        // and containers that do not state their channel layout learn it from real audio.
+        match source.decode_next()? {
+            Some(first) => source.pending = Some(first),
+            None => {
+                return Err(AudioError::Decode {
+                    path: path.to_path_buf(),
+                    message: "no audio frames".into(),
+                });
+            }
+        }
+        if source.info.channels == 0 {
+            return Err(AudioError::Unsupported {
+                path: path.to_path_buf(),
+                message: "channel count unknown".into(),
+            });
+        }
+        Ok(source)
+    }
+
+    pub fn info(&self) -> &TrackInfo {
+        &self.info
+    }
+
+    /// Next block of interleaved samples at the source's own rate and channel count, or
+    /// `None` at the end of the stream.
+    pub fn next_block(&mut self) -> Result<Option<Vec<f32>>> {
+        if let Some(block) = self.pending.take() {
+            return Ok(Some(block));
+        }
+        self.decode_next()
+    }
+
+    /// Moves to `position_ms`, sample-accurately where the format allows it.
+    pub fn seek(&mut self, position_ms: u64) -> Result<()> {
+        self.pending = None;
+        let time = Time::new(position_ms / 1000, (position_ms % 1000) as f64 / 1000.0);
+        let seeked = self
+            .format
+            .seek(
+                SeekMode::Accurate,
+                SeekTo::Time {
+                    time,
+                    track_id: Some(self.track_id),
+                },
+            )
+            .map_err(|e| self.decode_error(e))?;
+        self.decoder.reset();
+        self.skip_frames = seeked.required_ts.saturating_sub(seeked.actual_ts);
+        Ok(())
+    }
+
+    fn decode_next(&mut self) -> Result<Option<Vec<f32>>> {
+        let mut consecutive_errors = 0;
+        loop {
+            let packet = match self.format.next_packet() {
+                Ok(p) => p,
+                Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    return Ok(None);
+                }
+                Err(SymphoniaError::ResetRequired) => return Ok(None),
+                Err(e) => return Err(self.decode_error(e)),
+            };
+            if packet.track_id() != self.track_id {
+                continue;
+            }
+            let decoded = match self.decoder.decode(&packet) {
+                Ok(d) => d,
+                Err(SymphoniaError::DecodeError(msg)) => {
+                    // A damaged packet in an otherwise good file costs a click, not the track.
+                    consecutive_errors += 1;
+                    tracing::debug!(path = %self.info.path.display(), msg, "skipping undecodable packet");
+                    if consecutive_errors > MAX_CONSECUTIVE_DECODE_ERRORS {
+                        return Err(AudioError::Decode {
+                            path: self.info.path.clone(),
+                            message: format!("too many damaged packets: {msg}"),
+                        });
+                    }
+                    continue;
+                }
+                Err(e) => return Err(self.decode_error(e)),
+            };
+            let spec = *decoded.spec();
+            let frames = decoded.frames();
+            if frames == 0 {
+                continue;
+            }
+            if self.info.channels == 0 {
+                self.info.channels = spec.channels.count() as u16;
+            }
+            let needs_new_buf = self
+                .sample_buf
+                .as_ref()
+                .is_none_or(|b| b.capacity() < frames * spec.channels.count());
+            if needs_new_buf {
+                self.sample_buf = Some(SampleBuffer::new(decoded.capacity() as u64, spec));
+            }
+            let buf = self.sample_buf.as_mut().expect("sample buffer allocated above");
+            buf.copy_interleaved_ref(decoded);
+            let channels = spec.channels.count();
+            let mut samples = buf.samples();
+            if self.skip_frames > 0 {
+                let have = (samples.len() / channels) as u64;
+                let skip = self.skip_frames.min(have);
+                self.skip_frames -= skip;
+                samples = &samples[skip as usize * channels..];
+                if samples.is_empty() {
+                    continue;
+                }
+            }
+            return Ok(Some(samples.to_vec()));
+        }
+    }
+
+    fn decode_error(&self, e: SymphoniaError) -> AudioError {
+        match e {
+            SymphoniaError::IoError(io) => AudioError::Io {
+                path: self.info.path.clone(),
+                message: io.to_string(),
+            },
+            SymphoniaError::Unsupported(m) => AudioError::Unsupported {
+                path: self.info.path.clone(),
+                message: m.to_owned(),
+            },
+            other => AudioError::Decode {
+                path: self.info.path.clone(),
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+fn unsupported(path: &Path, e: SymphoniaError) -> AudioError {
+    match e {
+        SymphoniaError::IoError(io) if io.kind() != std::io::ErrorKind::UnexpectedEof => {
+            AudioError::Io {
+                path: path.to_path_buf(),
+                message: io.to_string(),
+            }
+        }
+        SymphoniaError::Unsupported(m) => AudioError::Unsupported {
+            path: path.to_path_buf(),
+            message: m.to_owned(),
+        },
+        other => AudioError::Decode {
+            path: path.to_path_buf(),
+            message: other.to_string(),
+        },
+    }
+}

@@ -1,0 +1,332 @@
+//! The decode worker: turns track sources into blocks in the sink's spec, one track after
+//! another without a gap, and stays responsive to commands while its output queue is full.
+
+use std::collections::VecDeque;
+
+use crossbeam_channel::{Receiver, Select, Sender};
+
+use crate::convert::Converter;
+use crate::error::AudioError;
+use crate::event::TrackId;
+use crate::source::{TrackInfo, TrackSource};
+use crate::spec::StreamSpec;
+
+pub(crate) enum WorkerCmd {
+    /// Starts `source` from `start_ms`, dropping whatever was playing or queued.
+    Load {
+        epoch: u64,
+        track_id: TrackId,
+        source: TrackSource,
+        spec: StreamSpec,
+        start_ms: u64,
+    },
+    /// Plays `source` right after the current track (replacing an earlier queued one).
+    Enqueue {
+        track_id: TrackId,
+        source: TrackSource,
+    },
+    /// Repositions `track_id` and/or changes the output spec.
+    Seek {
+        epoch: u64,
+        track_id: TrackId,
+        position_ms: u64,
+        spec: StreamSpec,
+    },
+    Stop {
+        epoch: u64,
+    },
+    Shutdown,
+}
+
+pub(crate) enum WorkerMsg {
+    TrackStarted {
+        epoch: u64,
+        track_id: TrackId,
+        info: TrackInfo,
+        start_ms: u64,
+    },
+    Block {
+        epoch: u64,
+        track_id: TrackId,
+        samples: Vec<f32>,
+    },
+    TrackEnded {
+        epoch: u64,
+        track_id: TrackId,
+    },
+    Error {
+        epoch: u64,
+        track_id: TrackId,
+        error: AudioError,
+    },
+}
+
+impl WorkerMsg {
+    pub(crate) fn epoch(&self) -> u64 {
+        match self {
+            WorkerMsg::TrackStarted { epoch, .. }
+            | WorkerMsg::Block { epoch, .. }
+            | WorkerMsg::TrackEnded { epoch, .. }
+            | WorkerMsg::Error { epoch, .. } => *epoch,
+        }
+    }
+}
+
+struct Decoding {
+    track_id: TrackId,
+    source: TrackSource,
+    converter: Converter,
+}
+
+struct Worker {
+    epoch: u64,
+    spec: StreamSpec,
+    current: Option<Decoding>,
+    next: Option<(TrackId, TrackSource)>,
+    /// The track decoded last, kept so that a seek on the track still being heard works
+    /// after the worker has already moved on to the next one.
+    finished: Option<(TrackId, TrackSource)>,
+    outbox: VecDeque<WorkerMsg>,
+}
+
+pub(crate) fn run(commands: Receiver<WorkerCmd>, output: Sender<WorkerMsg>) {
+    let mut worker = Worker {
+        epoch: 0,
+        spec: StreamSpec::default(),
+        current: None,
+        next: None,
+        finished: None,
+        outbox: VecDeque::new(),
+    };
+    loop {
+        if worker.outbox.is_empty() && worker.current.is_some() {
+            // Decoding is cheap per block; check for a command between blocks.
+            match commands.try_recv() {
+                Ok(cmd) => {
+                    if !worker.handle(cmd) {
+                        return;
+                    }
+                }
+                Err(crossbeam_channel::TryRecvError::Empty) => worker.produce(),
+                Err(crossbeam_channel::TryRecvError::Disconnected) => return,
+            }
+            continue;
+        }
+        if worker.outbox.is_empty() {
+            match commands.recv() {
+                Ok(cmd) => {
+                    if !worker.handle(cmd) {
+                        return;
+                    }
+                }
+                Err(_) => return,
+            }
+            continue;
+        }
+        let mut select = Select::new();
+        let cmd_index = select.recv(&commands);
+        let out_index = select.send(&output);
+        let op = select.select();
+        if op.index() == cmd_index {
+            match op.recv(&commands) {
+                Ok(cmd) => {
+                    if !worker.handle(cmd) {
+                        return;
+                    }
+                }
+                Err(_) => return,
+            }
+        } else {
+            debug_assert_eq!(op.index(), out_index);
+            let msg = worker.outbox.pop_front().expect("outbox is not empty");
+            if op.send(&output, msg).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+impl Worker {
+    /// Returns false when the worker must exit.
+    fn handle(&mut self, cmd: WorkerCmd) -> bool {
+        match cmd {
+            WorkerCmd::Load {
+                epoch,
+                track_id,
+                mut source,
+                spec,
+                start_ms,
+            } => {
+                self.restart(epoch, spec);
+                self.next = None;
+                self.finished = None;
+                if start_ms > 0 {
+                    if let Err(error) = source.seek(start_ms) {
+                        self.outbox.push_back(WorkerMsg::Error {
+                            epoch,
+                            track_id,
+                            error,
+                        });
+                        return true;
+                    }
+                }
+                self.begin(track_id, source, start_ms);
+            }
+            WorkerCmd::Enqueue { track_id, source } => {
+                if self.current.is_some() {
+                    self.next = Some((track_id, source));
+                } else {
+                    self.begin(track_id, source, 0);
+                }
+            }
+            WorkerCmd::Seek {
+                epoch,
+                track_id,
+                position_ms,
+                spec,
+            } => {
+                self.restart(epoch, spec);
+                let current_id = self.current.as_ref().map(|d| d.track_id);
+                let source = if current_id == Some(track_id) {
+                    self.current.take().map(|d| d.source)
+                } else if self.finished.as_ref().map(|f| f.0) == Some(track_id) {
+                    // The worker had moved past the track being heard: put the one it moved
+                    // to back in the queue, from its start.
+                    if let Some(moved_on) = self.current.take() {
+                        let mut source = moved_on.source;
+                        if source.seek(0).is_ok() {
+                            self.next = Some((moved_on.track_id, source));
+                        }
+                    }
+                    self.finished.take().map(|f| f.1)
+                } else {
+                    None
+                };
+                match source {
+                    Some(mut source) => match source.seek(position_ms) {
+                        Ok(()) => {
+                            self.begin_silently(track_id, source);
+                        }
+                        Err(error) => self.outbox.push_back(WorkerMsg::Error {
+                            epoch,
+                            track_id,
+                            error,
+                        }),
+                    },
+                    None => self.outbox.push_back(WorkerMsg::Error {
+                        epoch,
+                        track_id,
+                        error: AudioError::NothingPlaying,
+                    }),
+                }
+            }
+            WorkerCmd::Stop { epoch } => {
+                self.restart(epoch, self.spec);
+                self.current = None;
+                self.next = None;
+                self.finished = None;
+            }
+            WorkerCmd::Shutdown => return false,
+        }
+        true
+    }
+
+    fn restart(&mut self, epoch: u64, spec: StreamSpec) {
+        self.epoch = epoch;
+        self.spec = spec;
+        self.outbox.clear();
+    }
+
+    fn begin(&mut self, track_id: TrackId, source: TrackSource, start_ms: u64) {
+        let info = source.info().clone();
+        if self.begin_silently(track_id, source) {
+            self.outbox.push_back(WorkerMsg::TrackStarted {
+                epoch: self.epoch,
+                track_id,
+                info,
+                start_ms,
+            });
+        }
+    }
+
+    fn begin_silently(&mut self, track_id: TrackId, source: TrackSource) -> bool {
+        match Converter::new(source.info().spec(), self.spec) {
+            Ok(converter) => {
+                self.current = Some(Decoding {
+                    track_id,
+                    source,
+                    converter,
+                });
+                true
+            }
+            Err(message) => {
+                self.outbox.push_back(WorkerMsg::Error {
+                    epoch: self.epoch,
+                    track_id,
+                    error: AudioError::Unsupported {
+                        path: source.info().path.clone(),
+                        message,
+                    },
+                });
+                self.outbox.push_back(WorkerMsg::TrackEnded {
+                    epoch: self.epoch,
+                    track_id,
+                });
+                false
+            }
+        }
+    }
+
+    fn produce(&mut self) {
+        let Some(decoding) = self.current.as_mut() else {
+            return;
+        };
+        let epoch = self.epoch;
+        let track_id = decoding.track_id;
+        match decoding.source.next_block() {
+            Ok(Some(block)) => {
+                let samples = decoding.converter.process(&block);
+                if !samples.is_empty() {
+                    self.outbox.push_back(WorkerMsg::Block {
+                        epoch,
+                        track_id,
+                        samples,
+                    });
+                }
+            }
+            Ok(None) => {
+                let tail = decoding.converter.finish();
+                if !tail.is_empty() {
+                    self.outbox.push_back(WorkerMsg::Block {
+                        epoch,
+                        track_id,
+                        samples: tail,
+                    });
+                }
+                self.end_current();
+            }
+            Err(error) => {
+                self.outbox.push_back(WorkerMsg::Error {
+                    epoch,
+                    track_id,
+                    error,
+                });
+                self.end_current();
+            }
+        }
+    }
+
+    fn end_current(&mut self) {
+        let Some(done) = self.current.take() else {
+            return;
+        };
+        self.outbox.push_back(WorkerMsg::TrackEnded {
+            epoch: self.epoch,
+            track_id: done.track_id,
+        });
+        self.finished = Some((done.track_id, done.source));
+        if let Some((next_id, next_source)) = self.next.take() {
+            self.begin(next_id, next_source, 0);
+        }
+    }
+}
