@@ -1,6 +1,7 @@
 //! The engine handle and its control thread.
 
 use std::path::Path;
+use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -78,7 +79,7 @@ enum Command {
 /// worker. All methods are safe to call from any thread and answer within a bounded time.
 pub struct Engine {
     commands: Sender<Command>,
-    control: Option<JoinHandle<()>>,
+    control: Mutex<Option<JoinHandle<()>>>,
     exited: Receiver<()>,
     name: String,
 }
@@ -98,7 +99,7 @@ impl Engine {
             .map_err(|e| AudioError::Sink(format!("cannot start control thread: {e}")))?;
         Ok(Engine {
             commands: cmd_tx,
-            control: Some(control),
+            control: Mutex::new(Some(control)),
             exited: exit_rx,
             name: config.name,
         })
@@ -139,6 +140,10 @@ impl Engine {
     /// replaces the queued track.
     pub fn queue_next(&self, path: impl AsRef<Path>) -> Result<TrackId> {
         let source = TrackSource::open(path)?;
+        self.queue_next_source(source)
+    }
+
+    pub fn queue_next_source(&self, source: TrackSource) -> Result<TrackId> {
         self.request(|r| Command::QueueNext(source, r))
     }
 
@@ -181,12 +186,14 @@ impl Engine {
     }
 
     /// Stops playback, closes the sink and joins both threads, waiting at most `timeout`.
-    pub fn shutdown(mut self, timeout: Duration) -> Result<()> {
-        self.shutdown_inner(timeout)
-    }
-
-    fn shutdown_inner(&mut self, timeout: Duration) -> Result<()> {
-        let Some(control) = self.control.take() else {
+    /// Later commands answer `EngineStopped`; a second call is a no-op.
+    pub fn shutdown(&self, timeout: Duration) -> Result<()> {
+        let control = self
+            .control
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let Some(control) = control else {
             return Ok(());
         };
         let _ = self.commands.send(Command::Shutdown);
@@ -198,6 +205,11 @@ impl Engine {
             }
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
                 tracing::error!(engine = %self.name, timeout_ms = timeout.as_millis() as u64, "engine did not stop in time");
+                // Keep the handle so a later shutdown can still join the thread.
+                *self
+                    .control
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(control);
                 Err(AudioError::Timeout(timeout.as_millis() as u64))
             }
         }
@@ -206,9 +218,14 @@ impl Engine {
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        if self.control.is_some() {
+        let running = self
+            .control
+            .get_mut()
+            .map(|c| c.is_some())
+            .unwrap_or(true);
+        if running {
             tracing::warn!(engine = %self.name, "engine dropped without shutdown; stopping it now");
-            let _ = self.shutdown_inner(Duration::from_secs(5));
+            let _ = self.shutdown(Duration::from_secs(5));
         }
     }
 }

@@ -1,0 +1,231 @@
+//! Host events and the bounded per-client queues they wait in.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use stellatune_audio::EngineEvent;
+
+/// Notices from the host itself, as opposed to the engine.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum HostNotice {
+    /// The client's queue was full and this many of its oldest events were dropped.
+    Lagged { dropped: u64 },
+    /// Another client of this host was evicted.
+    ClientEvicted { client_id: u64, reason: String },
+}
+
+/// One event as a client receives it. Serialises to a flat JSON object with a `type` tag.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum HostEvent {
+    Engine(EngineEvent),
+    Host(HostNotice),
+}
+
+impl HostEvent {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| {
+            format!(r#"{{"type":"error","message":"event not serialisable: {e}"}}"#)
+        })
+    }
+}
+
+/// Why a queue stopped taking events.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Closed {
+    Disposed,
+    Evicted(String),
+}
+
+struct QueueState {
+    events: VecDeque<Arc<HostEvent>>,
+    dropped: u64,
+    closed: Option<Closed>,
+}
+
+/// A bounded queue: when full, the oldest event goes and a `lagged` notice tells the
+/// reader how many it missed. An abandoned client therefore costs a fixed amount of memory.
+pub struct EventQueue {
+    state: Mutex<QueueState>,
+    ready: Condvar,
+    capacity: usize,
+}
+
+/// What a poll found.
+#[derive(Debug)]
+pub enum Polled<R> {
+    /// The front event, taken.
+    Taken(R),
+    /// The front event, left in place because the reader declined it (e.g. buffer too small).
+    Declined(R),
+    TimedOut,
+    Closed(Closed),
+}
+
+impl EventQueue {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            state: Mutex::new(QueueState {
+                events: VecDeque::with_capacity(capacity.min(64)),
+                dropped: 0,
+                closed: None,
+            }),
+            ready: Condvar::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn push(&self, event: Arc<HostEvent>) {
+        let mut state = self.lock();
+        if state.closed.is_some() {
+            return;
+        }
+        if state.events.len() >= self.capacity {
+            state.events.pop_front();
+            state.dropped += 1;
+        }
+        state.events.push_back(event);
+        drop(state);
+        self.ready.notify_all();
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().events.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Closes the queue, frees its events and wakes every waiting reader.
+    pub fn close(&self, why: Closed) {
+        let mut state = self.lock();
+        if state.closed.is_none() {
+            state.closed = Some(why);
+        }
+        state.events = VecDeque::new();
+        drop(state);
+        self.ready.notify_all();
+    }
+
+    /// Waits up to `timeout` for an event and offers it to `read`, which returns what it
+    /// made of it and whether to take it. A lag notice comes before the events after a gap.
+    pub fn poll_with<R>(
+        &self,
+        timeout: Duration,
+        mut read: impl FnMut(&HostEvent) -> (R, bool),
+    ) -> Polled<R> {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.lock();
+        loop {
+            if let Some(why) = &state.closed {
+                return Polled::Closed(why.clone());
+            }
+            if state.dropped > 0 {
+                let notice = HostEvent::Host(HostNotice::Lagged {
+                    dropped: state.dropped,
+                });
+                let (result, take) = read(&notice);
+                if take {
+                    state.dropped = 0;
+                    return Polled::Taken(result);
+                }
+                return Polled::Declined(result);
+            }
+            if let Some(front) = state.events.front() {
+                let (result, take) = read(front);
+                if take {
+                    state.events.pop_front();
+                    return Polled::Taken(result);
+                }
+                return Polled::Declined(result);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Polled::TimedOut;
+            }
+            state = self
+                .ready
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stellatune_audio::PlaybackState;
+
+    fn ev(i: u64) -> Arc<HostEvent> {
+        Arc::new(HostEvent::Engine(EngineEvent::TrackEnded { track_id: i }))
+    }
+
+    fn take(q: &EventQueue) -> Polled<String> {
+        q.poll_with(Duration::ZERO, |e| (e.to_json(), true))
+    }
+
+    #[test]
+    fn drops_oldest_and_reports_lag_first() {
+        let q = EventQueue::new(3);
+        for i in 0..5 {
+            q.push(ev(i));
+        }
+        assert_eq!(q.len(), 3);
+        match take(&q) {
+            Polled::Taken(json) => assert_eq!(json, r#"{"type":"lagged","dropped":2}"#),
+            other => panic!("{other:?}"),
+        }
+        match take(&q) {
+            Polled::Taken(json) => assert!(json.contains(r#""track_id":2"#), "{json}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn declined_event_stays_for_the_next_read() {
+        let q = EventQueue::new(4);
+        q.push(ev(7));
+        assert!(matches!(q.poll_with(Duration::ZERO, |_| ((), false)), Polled::Declined(())));
+        assert_eq!(q.len(), 1);
+        assert!(matches!(take(&q), Polled::Taken(_)));
+        assert!(matches!(take(&q), Polled::TimedOut));
+    }
+
+    #[test]
+    fn close_wakes_a_blocked_reader_and_frees_events() {
+        let q = Arc::new(EventQueue::new(4));
+        q.push(Arc::new(HostEvent::Engine(EngineEvent::StateChanged {
+            state: PlaybackState::Playing,
+        })));
+        let _ = take(&q);
+        let reader = {
+            let q = q.clone();
+            std::thread::spawn(move || q.poll_with(Duration::from_secs(30), |_| ((), true)))
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        q.push(ev(1));
+        q.close(Closed::Evicted("lease expired".into()));
+        let polled = reader.join().unwrap();
+        assert!(matches!(polled, Polled::Taken(()) | Polled::Closed(_)));
+        assert_eq!(q.len(), 0);
+        assert!(matches!(take(&q), Polled::Closed(Closed::Evicted(_))));
+    }
+
+    #[test]
+    fn engine_events_serialise_flat_with_a_type_tag() {
+        let json = HostEvent::Engine(EngineEvent::StateChanged {
+            state: PlaybackState::Paused,
+        })
+        .to_json();
+        assert_eq!(json, r#"{"type":"state_changed","state":"paused"}"#);
+    }
+}

@@ -1,0 +1,28 @@
+//! The process-scoped RuntimeHost: one engine per process, light client sessions over it,
+//! deterministic lifecycle, bounded per-client event queues and metrics.
+//!
+//! Event scoping: engine and playback events (state, position, track started/ended, route,
+//! errors of playback) are global and reach every live client. Notices about one client's
+//! own queue (`lagged`) reach only that client. A client evicted or disposed sees nothing
+//! after that point; a client attached later sees only events from after its attach.
+
+mod clients;
+mod config;
+mod error;
+mod events;
+mod host;
+mod logging;
+mod metrics;
+mod route;
+
+pub use clients::ClientSession;
+pub use config::{HostConfig, LogFormat, default_data_dir};
+pub use error::{HostError, Result};
+pub use events::{Closed, EventQueue, HostEvent, HostNotice, Polled};
+pub use host::{InitOutcome, LifecycleState, RuntimeHost};
+pub use logging::init_logging;
+pub use metrics::MetricsSnapshot;
+pub use route::OutputRoute;
+pub use stellatune_audio::{
+    AudioError, BuiltinRoute, EngineEvent, EngineStatus, PlaybackState, TrackId, TrackInfo,
+};
