@@ -25,4 +25,5 @@ pub use metrics::MetricsSnapshot;
 pub use route::OutputRoute;
 pub use stellatune_audio::{
     AudioError, BuiltinRoute, EngineEvent, EngineStatus, PlaybackState, TrackId, TrackInfo,
+    TrackSource,
 };

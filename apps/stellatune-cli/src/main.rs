@@ -1,0 +1,314 @@
+//! `stellatune`: play files through the runtime, inspect them, read the runtime's metrics.
+
+mod tone;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use stellatune_backend_api::{
+    BuiltinRoute, EngineEvent, HostConfig, HostEvent, LogFormat, OutputRoute, PlaybackState,
+    Player, TrackSource, runtime_init, runtime_metrics, runtime_shutdown,
+};
+
+#[derive(Parser)]
+#[command(name = "stellatune", version, about = "The stellatune native runtime, from the command line")]
+struct Cli {
+    /// Where plugins, ring files and logs live.
+    #[arg(long, global = true, env = "STELLATUNE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Log filter, e.g. `info` or `stellatune_runtime_host=debug`.
+    #[arg(long, global = true, default_value = "warn")]
+    log_filter: String,
+    #[arg(long, global = true, value_enum, default_value_t = LogFormatArg::Text)]
+    log_format: LogFormatArg,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormatArg {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Play one or more files back to back (gapless) and exit when they end.
+    Play {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// `device`, `null` or `wav:PATH`.
+        #[arg(long, short, default_value = "device")]
+        output: String,
+        /// Render a wav output as fast as possible instead of in real time.
+        #[arg(long)]
+        unpaced: bool,
+        /// Linear gain from 0.0 to 2.0.
+        #[arg(long, default_value_t = 1.0)]
+        volume: f32,
+        /// Start the first file at this position.
+        #[arg(long)]
+        start_ms: Option<u64>,
+    },
+    /// Print a file's format, rate, channels and duration.
+    Info { file: PathBuf },
+    /// Start the runtime and print its metrics as JSON.
+    Metrics,
+    /// Write a test tone (sine sweep) as a 16-bit WAV file.
+    Tone {
+        out: PathBuf,
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f32,
+        #[arg(long, default_value_t = 44_100)]
+        rate: u32,
+    },
+    /// Headless demonstration: write a tone, play it in real time to a WAV file, check it.
+    Demo {
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f32,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = HostConfig {
+        data_dir: cli.data_dir.clone(),
+        log_filter: Some(cli.log_filter.clone()),
+        log_format: Some(match cli.log_format {
+            LogFormatArg::Text => LogFormat::Text,
+            LogFormatArg::Json => LogFormat::Json,
+        }),
+        ..HostConfig::default()
+    };
+    let result = match cli.command {
+        Command::Play {
+            files,
+            output,
+            unpaced,
+            volume,
+            start_ms,
+        } => parse_output(&output, unpaced).and_then(|route| {
+            run_with_runtime(config, |stop| play(&files, route, volume, start_ms, stop))
+        }),
+        Command::Info { file } => info(&file),
+        Command::Metrics => run_with_runtime(config, |_| {
+            println!("{}", runtime_metrics().to_json());
+            Ok(())
+        }),
+        Command::Tone { out, seconds, rate } => tone::write_sweep(&out, seconds, rate)
+            .map(|frames| println!("wrote {} ({frames} frames at {rate} Hz)", out.display())),
+        Command::Demo { seconds } => run_with_runtime(config, |stop| demo(seconds, stop)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("stellatune: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn parse_output(output: &str, unpaced: bool) -> Result<OutputRoute, String> {
+    let route = match output {
+        "device" => BuiltinRoute::Device,
+        "null" => BuiltinRoute::Null,
+        other => match other.strip_prefix("wav:") {
+            Some(path) if !path.is_empty() => BuiltinRoute::Wav {
+                path: PathBuf::from(path),
+                paced: !unpaced,
+            },
+            _ => {
+                return Err(format!(
+                    "unknown output {other:?}: use device, null or wav:PATH"
+                ));
+            }
+        },
+    };
+    Ok(route.into())
+}
+
+/// Runs `body` between runtime init and a deterministic shutdown, with Ctrl-C wired to a
+/// stop flag so an interrupted run still shuts down cleanly.
+fn run_with_runtime(
+    config: HostConfig,
+    body: impl FnOnce(&AtomicBool) -> Result<(), String>,
+) -> Result<(), String> {
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
+            .map_err(|e| format!("cannot install Ctrl-C handler: {e}"))?;
+    }
+    runtime_init(config).map_err(|e| e.to_string())?;
+    let outcome = body(&stop);
+    let shutdown = runtime_shutdown().map_err(|e| e.to_string());
+    outcome.and(shutdown)
+}
+
+struct PlayReport {
+    tracks: usize,
+    played_ms: u64,
+    errors: Vec<String>,
+}
+
+fn play(
+    files: &[PathBuf],
+    route: OutputRoute,
+    volume: f32,
+    start_ms: Option<u64>,
+    stop: &AtomicBool,
+) -> Result<(), String> {
+    let player = Player::create().map_err(|e| e.to_string())?;
+    let result = drive(&player, files, route, volume, start_ms, stop);
+    let disposed = player.dispose().map_err(|e| e.to_string());
+    let report = result?;
+    disposed?;
+    if stop.load(Ordering::SeqCst) {
+        return Err("interrupted".into());
+    }
+    if !report.errors.is_empty() {
+        return Err(report.errors.join("; "));
+    }
+    eprintln!(
+        "played {} track(s), {:.1} s",
+        report.tracks,
+        report.played_ms as f64 / 1000.0
+    );
+    Ok(())
+}
+
+fn drive(
+    player: &Player<'_>,
+    files: &[PathBuf],
+    route: OutputRoute,
+    volume: f32,
+    start_ms: Option<u64>,
+    stop: &AtomicBool,
+) -> Result<PlayReport, String> {
+    player.apply_route(route).map_err(|e| e.to_string())?;
+    player.set_volume(volume).map_err(|e| e.to_string())?;
+    let mut queue = files.iter();
+    let first = queue.next().expect("clap requires at least one file");
+    player.play(first).map_err(|e| format!("{}: {e}", first.display()))?;
+    if let Some(ms) = start_ms {
+        player.seek_ms(ms).map_err(|e| e.to_string())?;
+    }
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:30!} [{bar:30}] {pos}/{len} s")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    let mut report = PlayReport {
+        tracks: 0,
+        played_ms: 0,
+        errors: Vec::new(),
+    };
+    let mut queued_next = false;
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            let _ = player.stop();
+            break;
+        }
+        let Some(event) = player
+            .next_event(Duration::from_millis(100))
+            .map_err(|e| e.to_string())?
+        else {
+            continue;
+        };
+        match event {
+            HostEvent::Engine(EngineEvent::TrackStarted { info, .. }) => {
+                report.tracks += 1;
+                queued_next = false;
+                bar.set_length(info.duration_ms.unwrap_or(0) / 1000);
+                bar.set_position(0);
+                bar.set_message(display_name(&info.path));
+                // Queue the following file now, so it joins without a gap.
+                if let Some(next) = queue.next() {
+                    match player.queue_next(next) {
+                        Ok(_) => queued_next = true,
+                        Err(e) => report.errors.push(format!("{}: {e}", next.display())),
+                    }
+                }
+            }
+            HostEvent::Engine(EngineEvent::Position { position_ms, .. }) => {
+                bar.set_position(position_ms / 1000);
+                report.played_ms = report.played_ms.max(position_ms);
+            }
+            HostEvent::Engine(EngineEvent::Error { message, .. }) => {
+                bar.println(format!("error: {message}"));
+                report.errors.push(message);
+            }
+            HostEvent::Engine(EngineEvent::StateChanged {
+                state: PlaybackState::Stopped,
+            }) if !queued_next => break,
+            _ => {}
+        }
+    }
+    bar.finish_and_clear();
+    Ok(report)
+}
+
+fn display_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
+fn info(file: &Path) -> Result<(), String> {
+    let source = TrackSource::open(file).map_err(|e| e.to_string())?;
+    let info = source.info();
+    println!(
+        "{}",
+        serde_json::to_string_pretty(info).map_err(|e| e.to_string())?
+    );
+    Ok(())
+}
+
+fn demo(seconds: f32, stop: &AtomicBool) -> Result<(), String> {
+    let dir = std::env::temp_dir().join(format!("stellatune-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let input = dir.join("sweep.wav");
+    let output = dir.join("heard.wav");
+    let frames = tone::write_sweep(&input, seconds, 44_100)?;
+    eprintln!(
+        "demo: playing a {seconds} s sweep in real time to {}",
+        output.display()
+    );
+    let started = Instant::now();
+    play(
+        std::slice::from_ref(&input),
+        BuiltinRoute::Wav {
+            path: output.clone(),
+            paced: true,
+        }
+        .into(),
+        1.0,
+        None,
+        stop,
+    )?;
+    let elapsed = started.elapsed();
+    let written = hound::WavReader::open(&output)
+        .map_err(|e| format!("reading {}: {e}", output.display()))?
+        .duration();
+    let metrics = runtime_metrics();
+    println!(
+        "demo: {} of {} frames heard in {:.2} s; runtime threads {}, clients {}, host inits {}",
+        written,
+        frames,
+        elapsed.as_secs_f64(),
+        metrics.runtime_threads,
+        metrics.player_clients_active,
+        metrics.runtime_host_inits_total
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    if u64::from(written) != frames {
+        return Err(format!("expected {frames} frames, heard {written}"));
+    }
+    Ok(())
+}
