@@ -102,7 +102,8 @@ impl RateConverter {
                     break;
                 }
                 let chunk: Vec<Vec<f32>> = self.pending.iter_mut().map(std::mem::take).collect();
-                self.inner.process_partial(Some(&chunk), None)
+                self.inner
+                    .process_partial((!chunk[0].is_empty()).then_some(chunk.as_slice()), None)
             } else {
                 break;
             };

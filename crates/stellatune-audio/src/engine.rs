@@ -530,6 +530,8 @@ impl Control {
             start_ms: 0,
         });
         self.last_position_event = None;
+        // A new track starts from silence: no ramp, or a volume set while stopped is late.
+        self.applied_volume = self.volume;
         self.set_state(PlaybackState::Playing);
         Ok(id)
     }

@@ -39,8 +39,7 @@ pub struct HostConfig {
 
 impl HostConfig {
     pub fn from_json(json: &str) -> Result<Self, HostError> {
-        let config: HostConfig = serde_json::from_str(json)
-            .map_err(|e| HostError::InvalidArgument(format!("config: {e}")))?;
+        let config: HostConfig = crate::json::parse(json, "config")?;
         config.validate()?;
         Ok(config)
     }

@@ -75,7 +75,7 @@ pub struct RuntimeHost {
     evictions_total: Arc<AtomicU64>,
     /// Commands hold it shared; eviction and shutdown hold it exclusively, so a command from
     /// a client evicted a moment ago can never reach the engine after the eviction.
-    command_gate: RwLock<()>,
+    command_gate: Arc<RwLock<()>>,
 }
 
 impl RuntimeHost {
@@ -92,7 +92,7 @@ impl RuntimeHost {
             threads: ThreadCounter::new(),
             inits_total: AtomicU64::new(0),
             evictions_total: Arc::new(AtomicU64::new(0)),
-            command_gate: RwLock::new(()),
+            command_gate: Arc::new(RwLock::new(())),
         }
     }
 
@@ -157,9 +157,10 @@ impl RuntimeHost {
             let services = Arc::downgrade(&services);
             let evictions = self.evictions_total.clone();
             let name = self.name.clone();
+            let gate = self.command_gate.clone();
             self.threads
                 .spawn(&format!("{}-supervisor", self.name), move || {
-                    supervise(&name, &clients, &services, &evictions, &stop_rx)
+                    supervise(&name, &clients, &services, &gate, &evictions, &stop_rx)
                 })
         };
         let supervisor = match supervisor {
@@ -417,18 +418,28 @@ impl RuntimeHost {
         &self,
         id: u64,
         timeout: Duration,
-        read: impl FnMut(&HostEvent) -> (R, bool),
+        mut read: impl FnMut(&HostEvent) -> (R, bool),
     ) -> Result<Polled<R>> {
-        let queue = self.touch(id)?;
-        // The queue, not the host, is waited on: no host lock is held while blocked.
-        let polled = queue.poll_with(timeout, read);
-        if let Polled::Closed(_) = &polled {
-            return Err(self.clients.touch(id).err().unwrap_or(HostError::ClientEvicted {
-                id,
-                reason: "queue closed".into(),
-            }));
+        let deadline = Instant::now() + timeout;
+        // A reader blocked in a long poll is alive: it renews its lease every quarter lease.
+        let slice = (self.clients.lease() / 4).max(Duration::from_millis(1));
+        loop {
+            let queue = self.touch(id)?;
+            let wait = deadline.saturating_duration_since(Instant::now()).min(slice);
+            // The queue, not the host, is waited on: no host lock is held while blocked.
+            match queue.poll_with(wait, &mut read) {
+                Polled::TimedOut if Instant::now() < deadline => continue,
+                Polled::Closed(_) => {
+                    return Err(self.clients.touch(id).err().unwrap_or(
+                        HostError::ClientEvicted {
+                            id,
+                            reason: "queue closed".into(),
+                        },
+                    ));
+                }
+                polled => return Ok(polled),
+            }
         }
-        Ok(polled)
     }
 
     /// The next event, or `None` when none came within `timeout`.
@@ -466,6 +477,7 @@ fn supervise(
     name: &str,
     clients: &ClientRegistry,
     services: &std::sync::Weak<Services>,
+    gate: &RwLock<()>,
     evictions: &AtomicU64,
     stop: &crossbeam_channel::Receiver<()>,
 ) {
@@ -490,7 +502,10 @@ fn supervise(
             clients.announce_evictions(&evicted);
         }
         if clients.take_emptied() {
-            if let Some(services) = services.upgrade() {
+            // Re-checked under the gate: a new client may have attached (and started
+            // playing) since the last one left.
+            let _gate = gate.write().unwrap_or_else(PoisonError::into_inner);
+            if let (0, Some(services)) = (clients.active(), services.upgrade()) {
                 tracing::info!(host = %name, "no clients left: stopping playback and clearing the route");
                 let _ = services.engine.stop();
                 let _ = services.engine.clear_route();

@@ -11,6 +11,7 @@ mod config;
 mod error;
 mod events;
 mod host;
+mod json;
 mod logging;
 mod metrics;
 mod route;

@@ -1,3 +1,6 @@
+use std::path::PathBuf;
+
+use serde::Deserialize;
 use stellatune_audio::{BuiltinRoute, SinkFactory};
 
 use crate::error::HostError;
@@ -13,13 +16,35 @@ impl OutputRoute {
     pub fn from_json(json: &str) -> Result<Self, HostError> {
         let value: serde_json::Value = serde_json::from_str(json)
             .map_err(|e| HostError::InvalidArgument(format!("route: {e}")))?;
-        if value.get("kind").and_then(|k| k.as_str()).is_none() {
+        let Some(kind) = value.get("kind").and_then(|k| k.as_str()) else {
             return Err(HostError::InvalidArgument(
                 "route: missing string field `kind`".into(),
             ));
-        }
-        let route: BuiltinRoute = serde_json::from_value(value)
-            .map_err(|e| HostError::InvalidArgument(format!("route: {e}")))?;
+        };
+        // Each kind has its own struct, so errors name the field at fault (a tagged enum
+        // would lose the path).
+        let route = match kind {
+            "device" => {
+                crate::json::parse::<KindOnly>(json, "route")?;
+                BuiltinRoute::Device
+            }
+            "null" => {
+                crate::json::parse::<KindOnly>(json, "route")?;
+                BuiltinRoute::Null
+            }
+            "wav" => {
+                let wav: WavFields = crate::json::parse(json, "route")?;
+                BuiltinRoute::Wav {
+                    path: wav.path,
+                    paced: wav.paced,
+                }
+            }
+            other => {
+                return Err(HostError::InvalidArgument(format!(
+                    "route: unknown kind `{other}` (expected device, null or wav)"
+                )));
+            }
+        };
         Ok(OutputRoute::Builtin(route))
     }
 
@@ -34,6 +59,27 @@ impl From<BuiltinRoute> for OutputRoute {
     fn from(route: BuiltinRoute) -> Self {
         OutputRoute::Builtin(route)
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KindOnly {
+    #[serde(rename = "kind")]
+    _kind: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WavFields {
+    #[serde(rename = "kind")]
+    _kind: String,
+    path: PathBuf,
+    #[serde(default = "paced_by_default")]
+    paced: bool,
+}
+
+fn paced_by_default() -> bool {
+    true
 }
 
 #[cfg(test)]

@@ -100,7 +100,7 @@ impl Sink for DeviceSink {
         if frames == 0 {
             return Ok(0);
         }
-        let mut chunk = producer
+        let chunk = producer
             .write_chunk_uninit(frames * channels)
             .map_err(|e| SinkError::new(e.to_string()))?;
         let written = chunk.fill_from_iter(interleaved[..frames * channels].iter().copied());

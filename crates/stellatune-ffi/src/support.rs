@@ -1,0 +1,460 @@
+//! The plumbing behind every exported function: the panic guard, the thread-local last
+//! error, pointer and string checks, output buffers and the error-code mapping.
+//!
+//! Nothing here is exported to C; the exported surface is all in `lib.rs`.
+
+use std::cell::RefCell;
+use std::ffi::{CStr, c_char};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use stellatune_runtime_host::{AudioError, HostError, LifecycleState, RuntimeHost};
+
+use crate::*;
+
+/// A failed call: the code returned to C and the message `stellatune_last_error` gives.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct FfiError {
+    pub code: i32,
+    pub message: String,
+}
+
+impl FfiError {
+    pub fn new(code: i32, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn invalid(message: impl std::fmt::Display) -> Self {
+        Self::new(
+            STELLATUNE_ERR_INVALID_ARGUMENT,
+            format!("invalid argument: {message}"),
+        )
+    }
+}
+
+impl From<HostError> for FfiError {
+    fn from(error: HostError) -> Self {
+        Self::new(host_error_code(&error), error.to_string())
+    }
+}
+
+pub(crate) type FfiResult<T = ()> = Result<T, FfiError>;
+
+/// The status code for every host error. Exhaustive on purpose: a new variant in the host or
+/// the engine does not compile until it has a code here.
+pub(crate) fn host_error_code(error: &HostError) -> i32 {
+    match error {
+        HostError::NotInitialized => STELLATUNE_ERR_NOT_INITIALIZED,
+        HostError::ShuttingDown => STELLATUNE_ERR_SHUTTING_DOWN,
+        HostError::UnknownClient(_) => STELLATUNE_ERR_UNKNOWN_CLIENT,
+        HostError::ClientDisposed(_) => STELLATUNE_ERR_CLIENT_DISPOSED,
+        HostError::ClientEvicted { .. } => STELLATUNE_ERR_CLIENT_EVICTED,
+        HostError::InvalidArgument(_) => STELLATUNE_ERR_INVALID_ARGUMENT,
+        HostError::Audio(audio) => audio_error_code(audio),
+        HostError::ShutdownTimeout { .. } => STELLATUNE_ERR_TIMEOUT,
+        HostError::Internal(_) => STELLATUNE_ERR_INTERNAL,
+    }
+}
+
+pub(crate) fn audio_error_code(error: &AudioError) -> i32 {
+    match error {
+        AudioError::NotFound(_) | AudioError::NotAFile(_) => STELLATUNE_ERR_NOT_FOUND,
+        AudioError::Io { .. } => STELLATUNE_ERR_IO,
+        AudioError::Unsupported { .. } => STELLATUNE_ERR_UNSUPPORTED,
+        AudioError::Decode { .. } => STELLATUNE_ERR_DECODE,
+        AudioError::NoRoute => STELLATUNE_ERR_NO_ROUTE,
+        AudioError::NothingPlaying => STELLATUNE_ERR_NOTHING_PLAYING,
+        AudioError::InvalidArgument(_) => STELLATUNE_ERR_INVALID_ARGUMENT,
+        AudioError::Sink(_) => STELLATUNE_ERR_SINK,
+        // The engine only stops when the host shuts it down, so a command that raced a
+        // shutdown lands here.
+        AudioError::EngineStopped => STELLATUNE_ERR_SHUTTING_DOWN,
+        AudioError::Timeout(_) => STELLATUNE_ERR_TIMEOUT,
+    }
+}
+
+/// The symbolic name of a status code, as a static C string.
+pub(crate) fn error_name(code: i32) -> &'static CStr {
+    match code {
+        STELLATUNE_OK => c"STELLATUNE_OK",
+        STELLATUNE_ERR_INVALID_ARGUMENT => c"STELLATUNE_ERR_INVALID_ARGUMENT",
+        STELLATUNE_ERR_NOT_INITIALIZED => c"STELLATUNE_ERR_NOT_INITIALIZED",
+        STELLATUNE_ERR_SHUTTING_DOWN => c"STELLATUNE_ERR_SHUTTING_DOWN",
+        STELLATUNE_ERR_UNKNOWN_CLIENT => c"STELLATUNE_ERR_UNKNOWN_CLIENT",
+        STELLATUNE_ERR_CLIENT_DISPOSED => c"STELLATUNE_ERR_CLIENT_DISPOSED",
+        STELLATUNE_ERR_CLIENT_EVICTED => c"STELLATUNE_ERR_CLIENT_EVICTED",
+        STELLATUNE_ERR_BUFFER_TOO_SMALL => c"STELLATUNE_ERR_BUFFER_TOO_SMALL",
+        STELLATUNE_ERR_TIMEOUT => c"STELLATUNE_ERR_TIMEOUT",
+        STELLATUNE_ERR_NOT_FOUND => c"STELLATUNE_ERR_NOT_FOUND",
+        STELLATUNE_ERR_UNSUPPORTED => c"STELLATUNE_ERR_UNSUPPORTED",
+        STELLATUNE_ERR_DECODE => c"STELLATUNE_ERR_DECODE",
+        STELLATUNE_ERR_NO_ROUTE => c"STELLATUNE_ERR_NO_ROUTE",
+        STELLATUNE_ERR_NOTHING_PLAYING => c"STELLATUNE_ERR_NOTHING_PLAYING",
+        STELLATUNE_ERR_IO => c"STELLATUNE_ERR_IO",
+        STELLATUNE_ERR_SINK => c"STELLATUNE_ERR_SINK",
+        STELLATUNE_ERR_INTERNAL => c"STELLATUNE_ERR_INTERNAL",
+        _ => c"STELLATUNE_ERR_UNKNOWN_CODE",
+    }
+}
+
+thread_local! {
+    static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+pub(crate) fn set_last_error(message: String) {
+    // `try_with`: during thread teardown the slot may be gone; losing the message then is
+    // better than a panic across the C boundary.
+    let _ = LAST_ERROR.try_with(|slot| *slot.borrow_mut() = message);
+}
+
+/// This thread's last error message ("" when none, or during thread teardown).
+pub(crate) fn last_error() -> String {
+    LAST_ERROR
+        .try_with(|slot| slot.borrow().clone())
+        .unwrap_or_default()
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "non-string panic payload"
+    }
+}
+
+/// Runs the body of exported function `name`: a panic becomes `STELLATUNE_ERR_INTERNAL`, an
+/// error becomes its code, and either leaves its message (prefixed with `name`) as this
+/// thread's last error. Success leaves the last error as it was.
+pub(crate) fn ffi_call(name: &'static str, body: impl FnOnce() -> FfiResult) -> i32 {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(())) => STELLATUNE_OK,
+        Ok(Err(error)) => {
+            set_last_error(format!("{name}: {}", error.message));
+            error.code
+        }
+        Err(payload) => {
+            set_last_error(format!(
+                "{name}: internal error: panic: {}",
+                panic_message(payload.as_ref())
+            ));
+            STELLATUNE_ERR_INTERNAL
+        }
+    }
+}
+
+/// Reads a required string argument.
+///
+/// # Safety
+/// `ptr` must be NULL or point to a NUL-terminated string that stays valid and unchanged for
+/// `'a`.
+pub(crate) unsafe fn str_arg<'a>(ptr: *const c_char, param: &str) -> FfiResult<&'a str> {
+    if ptr.is_null() {
+        return Err(FfiError::invalid(format_args!("`{param}` is NULL")));
+    }
+    // SAFETY: `ptr` is not NULL (checked above) and the caller guarantees it points to a
+    // NUL-terminated string valid for `'a`.
+    let text = unsafe { CStr::from_ptr(ptr) };
+    text.to_str().map_err(|e| {
+        FfiError::invalid(format_args!(
+            "`{param}` is not valid UTF-8 (invalid byte at offset {})",
+            e.valid_up_to()
+        ))
+    })
+}
+
+/// Reads an optional string argument: NULL gives `None`.
+///
+/// # Safety
+/// As for [`str_arg`].
+pub(crate) unsafe fn opt_str_arg<'a>(
+    ptr: *const c_char,
+    param: &str,
+) -> FfiResult<Option<&'a str>> {
+    if ptr.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: forwarded from this function's own contract.
+    unsafe { str_arg(ptr, param) }.map(Some)
+}
+
+/// Reads a required, non-empty string argument.
+///
+/// # Safety
+/// As for [`str_arg`].
+pub(crate) unsafe fn non_empty_str_arg<'a>(ptr: *const c_char, param: &str) -> FfiResult<&'a str> {
+    // SAFETY: forwarded from this function's own contract.
+    let text = unsafe { str_arg(ptr, param) }?;
+    if text.is_empty() {
+        return Err(FfiError::invalid(format_args!("`{param}` is empty")));
+    }
+    Ok(text)
+}
+
+/// Writes one value through a required out-pointer.
+///
+/// # Safety
+/// `ptr` must be NULL or valid for a write of one `T`, suitably aligned.
+pub(crate) unsafe fn write_out<T>(ptr: *mut T, value: T, param: &str) -> FfiResult {
+    if ptr.is_null() {
+        return Err(FfiError::invalid(format_args!("`{param}` is NULL")));
+    }
+    // SAFETY: `ptr` is not NULL (checked above); the caller guarantees it is valid and aligned.
+    unsafe { ptr.write(value) };
+    Ok(())
+}
+
+/// A caller's text buffer with its capacity and length out-pointer, checked once so that
+/// every later write is sound. Creating one sets `*out_len = 0` and `buf[0] = NUL` (when
+/// `cap > 0`), so an error never leaves stale contents behind.
+pub(crate) struct TextOut {
+    buf: *mut u8,
+    cap: usize,
+    out_len: *mut usize,
+}
+
+impl TextOut {
+    /// Checks `buf` and `out_len` for NULL (naming `buf_param` and `out_len_param`).
+    ///
+    /// # Safety
+    /// `buf` must be NULL or valid for writes of `cap` bytes, and `out_len` NULL or valid for
+    /// one aligned `size_t` write, both for as long as the returned value lives.
+    pub unsafe fn new(
+        buf: *mut c_char,
+        cap: usize,
+        out_len: *mut usize,
+        buf_param: &str,
+        out_len_param: &str,
+    ) -> FfiResult<Self> {
+        if buf.is_null() {
+            return Err(FfiError::invalid(format_args!("`{buf_param}` is NULL")));
+        }
+        if out_len.is_null() {
+            return Err(FfiError::invalid(format_args!("`{out_len_param}` is NULL")));
+        }
+        let out = Self {
+            buf: buf.cast(),
+            cap,
+            out_len,
+        };
+        out.set_len(0);
+        out.terminate(0);
+        Ok(out)
+    }
+
+    fn set_len(&self, len: usize) {
+        // SAFETY: `out_len` is not NULL (checked in `new`), and `new`'s caller guaranteed it is
+        // valid for writes while `self` lives.
+        unsafe { self.out_len.write(len) };
+    }
+
+    /// Writes a NUL at `at` if the buffer has room for it.
+    fn terminate(&self, at: usize) {
+        if at < self.cap {
+            // SAFETY: `buf` is not NULL and valid for `cap` bytes (contract of `new`), and
+            // `at < cap`.
+            unsafe { self.buf.add(at).write(0) };
+        }
+    }
+
+    /// Whether `text` and its NUL fit.
+    pub fn fits(&self, text: &str) -> bool {
+        text.len() < self.cap
+    }
+
+    /// Copies `text` and a NUL and sets `*out_len` to `text.len()`; or, when it does not fit,
+    /// sets `*out_len` to the size needed including the NUL and fails with
+    /// `STELLATUNE_ERR_BUFFER_TOO_SMALL`.
+    pub fn write(&self, text: &str) -> FfiResult {
+        let needed = text.len() + 1;
+        if !self.fits(text) {
+            self.set_len(needed);
+            return Err(FfiError::new(
+                STELLATUNE_ERR_BUFFER_TOO_SMALL,
+                format!(
+                    "buffer too small: {needed} bytes needed (including the NUL), cap is {}",
+                    self.cap
+                ),
+            ));
+        }
+        // SAFETY: `buf` is valid for `cap` bytes (contract of `new`) and `text.len() < cap`,
+        // so the copy stays inside it; a Rust `&str` never overlaps a C caller's buffer.
+        unsafe { std::ptr::copy_nonoverlapping(text.as_ptr(), self.buf, text.len()) };
+        self.terminate(text.len());
+        self.set_len(text.len());
+        Ok(())
+    }
+}
+
+/// Copies as much of `text` as fits into `buf` (cut at a character boundary) plus a NUL.
+/// Returns whether all of it fitted.
+///
+/// # Safety
+/// `buf` must be non-NULL and valid for writes of `cap` bytes, and `cap` must be at least 1.
+pub(crate) unsafe fn copy_truncated(text: &str, buf: *mut c_char, cap: usize) -> bool {
+    let mut len = text.len().min(cap - 1);
+    while !text.is_char_boundary(len) {
+        len -= 1;
+    }
+    // SAFETY: `buf` is valid for `cap` bytes and `len + 1 <= cap`; the source is a Rust string.
+    unsafe {
+        std::ptr::copy_nonoverlapping(text.as_ptr(), buf.cast::<u8>(), len);
+        buf.add(len).write(0);
+    }
+    len == text.len()
+}
+
+/// Fails unless the host runs: for the calls that do not otherwise reach the host.
+pub(crate) fn require_running() -> FfiResult {
+    match RuntimeHost::global().state() {
+        LifecycleState::Running => Ok(()),
+        LifecycleState::ShuttingDown => Err(HostError::ShuttingDown.into()),
+        LifecycleState::Uninit | LifecycleState::Stopped => Err(HostError::NotInitialized.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    #[test]
+    fn every_host_and_audio_error_has_its_own_code() {
+        let p = || PathBuf::from("/x");
+        let s = || "m".to_string();
+        let cases = [
+            (HostError::NotInitialized, STELLATUNE_ERR_NOT_INITIALIZED),
+            (HostError::ShuttingDown, STELLATUNE_ERR_SHUTTING_DOWN),
+            (HostError::UnknownClient(9), STELLATUNE_ERR_UNKNOWN_CLIENT),
+            (HostError::ClientDisposed(9), STELLATUNE_ERR_CLIENT_DISPOSED),
+            (
+                HostError::ClientEvicted { id: 9, reason: s() },
+                STELLATUNE_ERR_CLIENT_EVICTED,
+            ),
+            (
+                HostError::InvalidArgument(s()),
+                STELLATUNE_ERR_INVALID_ARGUMENT,
+            ),
+            (
+                HostError::ShutdownTimeout {
+                    timeout_ms: 1,
+                    threads_left: 1,
+                },
+                STELLATUNE_ERR_TIMEOUT,
+            ),
+            (HostError::Internal(s()), STELLATUNE_ERR_INTERNAL),
+            (AudioError::NotFound(p()).into(), STELLATUNE_ERR_NOT_FOUND),
+            (AudioError::NotAFile(p()).into(), STELLATUNE_ERR_NOT_FOUND),
+            (
+                AudioError::Io {
+                    path: p(),
+                    message: s(),
+                }
+                .into(),
+                STELLATUNE_ERR_IO,
+            ),
+            (
+                AudioError::Unsupported {
+                    path: p(),
+                    message: s(),
+                }
+                .into(),
+                STELLATUNE_ERR_UNSUPPORTED,
+            ),
+            (
+                AudioError::Decode {
+                    path: p(),
+                    message: s(),
+                }
+                .into(),
+                STELLATUNE_ERR_DECODE,
+            ),
+            (AudioError::NoRoute.into(), STELLATUNE_ERR_NO_ROUTE),
+            (
+                AudioError::NothingPlaying.into(),
+                STELLATUNE_ERR_NOTHING_PLAYING,
+            ),
+            (
+                AudioError::InvalidArgument(s()).into(),
+                STELLATUNE_ERR_INVALID_ARGUMENT,
+            ),
+            (AudioError::Sink(s()).into(), STELLATUNE_ERR_SINK),
+            (
+                AudioError::EngineStopped.into(),
+                STELLATUNE_ERR_SHUTTING_DOWN,
+            ),
+            (AudioError::Timeout(5).into(), STELLATUNE_ERR_TIMEOUT),
+        ];
+        for (error, code) in cases {
+            let mapped = FfiError::from(error.clone());
+            assert_eq!(mapped.code, code, "{error:?}");
+            assert_eq!(mapped.message, error.to_string());
+            assert!(code < 0);
+            assert_ne!(error_name(code), c"STELLATUNE_ERR_UNKNOWN_CODE");
+        }
+    }
+
+    #[test]
+    fn a_panic_becomes_an_internal_error_with_its_message() {
+        let code = ffi_call("stellatune_test", || panic!("boom {}", 42));
+        assert_eq!(code, STELLATUNE_ERR_INTERNAL);
+        let m = last_error();
+        assert!(
+            m.starts_with("stellatune_test: internal error: panic: boom 42"),
+            "{m}"
+        );
+        assert_eq!(ffi_call("stellatune_test", || Ok(())), STELLATUNE_OK);
+        let m = last_error();
+        assert!(m.contains("boom 42"), "success keeps the last error: {m}");
+    }
+
+    #[test]
+    fn type_errors_name_their_json_key() {
+        use stellatune_runtime_host::{HostConfig, OutputRoute};
+        let config = |json: &str| {
+            HostConfig::from_json(json).unwrap_err().to_string()
+        };
+        let m = config(r#"{"log_filter":"warn","client_lease_ms":"soon"}"#);
+        assert!(m.contains("config: `client_lease_ms`: invalid type"), "{m}");
+        let m = config(r#"{"data_dir":"/d","event_queue_capacity":-1}"#);
+        assert!(m.contains("`event_queue_capacity`"), "{m}");
+        // Already named: unchanged.
+        let m = config(r#"{"client_lease":5}"#);
+        assert!(m.contains("unknown field `client_lease`"), "{m}");
+        let m = config(r#"{"client_lease_ms":0}"#);
+        assert_eq!(
+            m,
+            "invalid argument: config: client_lease_ms must be greater than 0"
+        );
+
+        let route = |json: &str| {
+            OutputRoute::from_json(json).unwrap_err().to_string()
+        };
+        let m = route(r#"{"kind":"wav","path":5}"#);
+        assert!(m.contains("route: `path`: "), "{m}");
+        let m = route(r#"{"kind":"wav","path":"/x.wav","paced":"yes"}"#);
+        assert!(m.contains("route: `paced`: "), "{m}");
+        let m = route(r#"{"kind":"speaker"}"#);
+        assert!(m.contains("speaker") && !m.contains("`kind`:"), "{m}");
+    }
+
+    #[test]
+    fn truncation_keeps_whole_characters() {
+        let mut buf = [0x7f_u8 as c_char; 8];
+        // "aé" is 3 bytes; cap 3 leaves room for 2 bytes, which would split the "é".
+        // SAFETY: `buf` has 8 bytes, more than the cap passed.
+        let complete = unsafe { copy_truncated("aéz", buf.as_mut_ptr(), 3) };
+        assert!(!complete);
+        assert_eq!(buf[0] as u8, b'a');
+        assert_eq!(buf[1], 0);
+        // SAFETY: as above.
+        assert!(unsafe { copy_truncated("aéz", buf.as_mut_ptr(), 8) });
+        // SAFETY: `copy_truncated` wrote a NUL inside `buf`.
+        let copied = unsafe { CStr::from_ptr(buf.as_ptr()) };
+        assert_eq!(copied.to_str().unwrap(), "aéz");
+    }
+}
