@@ -16,7 +16,11 @@ use stellatune_backend_api::{
 };
 
 #[derive(Parser)]
-#[command(name = "stellatune", version, about = "The stellatune native runtime, from the command line")]
+#[command(
+    name = "stellatune",
+    version,
+    about = "The stellatune native runtime, from the command line"
+)]
 struct Cli {
     /// Where plugins, ring files and logs live.
     #[arg(long, global = true, env = "STELLATUNE_DATA_DIR")]
@@ -194,7 +198,9 @@ fn drive(
     player.set_volume(volume).map_err(|e| e.to_string())?;
     let mut queue = files.iter();
     let first = queue.next().expect("clap requires at least one file");
-    player.play(first).map_err(|e| format!("{}: {e}", first.display()))?;
+    player
+        .play(first)
+        .map_err(|e| format!("{}: {e}", first.display()))?;
     if let Some(ms) = start_ms {
         player.seek_ms(ms).map_err(|e| e.to_string())?;
     }

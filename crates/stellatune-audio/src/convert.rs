@@ -182,7 +182,8 @@ mod tests {
         out.extend(c.finish());
         assert_eq!(out.len(), 44_100, "one second in, one second out");
         // After the resampler's delay is trimmed the output stays in phase with the input.
-        let expected = |i: usize| (2.0 * std::f32::consts::PI * 440.0 * i as f32 / 44_100.0).sin() * 0.5;
+        let expected =
+            |i: usize| (2.0 * std::f32::consts::PI * 440.0 * i as f32 / 44_100.0).sin() * 0.5;
         let max_err = (2000..40_000)
             .map(|i| (out[i] - expected(i)).abs())
             .fold(0.0f32, f32::max);

@@ -218,11 +218,7 @@ impl Engine {
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        let running = self
-            .control
-            .get_mut()
-            .map(|c| c.is_some())
-            .unwrap_or(true);
+        let running = self.control.get_mut().map(|c| c.is_some()).unwrap_or(true);
         if running {
             tracing::warn!(engine = %self.name, "engine dropped without shutdown; stopping it now");
             let _ = self.shutdown(Duration::from_secs(5));
@@ -398,10 +394,12 @@ impl Control {
                     Err(AudioError::NothingPlaying)
                 } else {
                     let id = self.allocate_track_id();
+                    let replaces = self.queued_next.as_ref().map(|q| q.0);
                     self.queued_next = Some((id, source.info().clone()));
                     let _ = self.worker_tx.send(WorkerCmd::Enqueue {
                         track_id: id,
                         source,
+                        replaces,
                     });
                     Ok(id)
                 };
@@ -678,6 +676,10 @@ impl Control {
             WorkerMsg::Block {
                 track_id, samples, ..
             } => {
+                // Blocks of a queued track that was replaced after the worker started it.
+                if self.current.as_ref().map(|c| c.id) != Some(track_id) {
+                    return;
+                }
                 self.pending = Some(Pending {
                     track_id,
                     samples,

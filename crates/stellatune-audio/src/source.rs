@@ -49,12 +49,16 @@ pub struct TrackSource {
     pending: Option<Vec<f32>>,
     /// Frames to drop after an accurate seek landed on an earlier packet boundary.
     skip_frames: u64,
+    /// A seek to the very end: the next read reports the end of the stream.
+    exhausted: bool,
     sample_buf: Option<SampleBuffer<f32>>,
 }
 
 impl std::fmt::Debug for TrackSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TrackSource").field("info", &self.info).finish()
+        f.debug_struct("TrackSource")
+            .field("info", &self.info)
+            .finish()
     }
 }
 
@@ -127,6 +131,7 @@ impl TrackSource {
             track_id,
             pending: None,
             skip_frames: 0,
+            exhausted: false,
             sample_buf: None,
         };
         // Decode the first block now: a file that probes but cannot decode is refused here,
@@ -159,6 +164,9 @@ impl TrackSource {
         if let Some(block) = self.pending.take() {
             return Ok(Some(block));
         }
+        if self.exhausted {
+            return Ok(None);
+        }
         self.decode_next()
     }
 
@@ -166,16 +174,23 @@ impl TrackSource {
     pub fn seek(&mut self, position_ms: u64) -> Result<()> {
         self.pending = None;
         let time = Time::new(position_ms / 1000, (position_ms % 1000) as f64 / 1000.0);
-        let seeked = self
-            .format
-            .seek(
-                SeekMode::Accurate,
-                SeekTo::Time {
-                    time,
-                    track_id: Some(self.track_id),
-                },
-            )
-            .map_err(|e| self.decode_error(e))?;
+        let seeked = match self.format.seek(
+            SeekMode::Accurate,
+            SeekTo::Time {
+                time,
+                track_id: Some(self.track_id),
+            },
+        ) {
+            Ok(seeked) => seeked,
+            // Some readers (FLAC) answer a seek to the exact end with end-of-stream: that is
+            // where the track ends, not a failure.
+            Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                self.exhausted = true;
+                return Ok(());
+            }
+            Err(e) => return Err(self.decode_error(e)),
+        };
+        self.exhausted = false;
         self.decoder.reset();
         self.skip_frames = seeked.required_ts.saturating_sub(seeked.actual_ts);
         Ok(())
@@ -186,7 +201,9 @@ impl TrackSource {
         loop {
             let packet = match self.format.next_packet() {
                 Ok(p) => p,
-                Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                Err(SymphoniaError::IoError(e))
+                    if e.kind() == std::io::ErrorKind::UnexpectedEof =>
+                {
                     return Ok(None);
                 }
                 Err(SymphoniaError::ResetRequired) => return Ok(None),
@@ -226,7 +243,10 @@ impl TrackSource {
             if needs_new_buf {
                 self.sample_buf = Some(SampleBuffer::new(decoded.capacity() as u64, spec));
             }
-            let buf = self.sample_buf.as_mut().expect("sample buffer allocated above");
+            let buf = self
+                .sample_buf
+                .as_mut()
+                .expect("sample buffer allocated above");
             buf.copy_interleaved_ref(decoded);
             let channels = spec.channels.count();
             let mut samples = buf.samples();

@@ -20,10 +20,12 @@ pub(crate) enum WorkerCmd {
         spec: StreamSpec,
         start_ms: u64,
     },
-    /// Plays `source` right after the current track (replacing an earlier queued one).
+    /// Plays `source` right after the current track, replacing `replaces` (the track queued
+    /// before) even if the worker has already started decoding it.
     Enqueue {
         track_id: TrackId,
         source: TrackSource,
+        replaces: Option<TrackId>,
     },
     /// Repositions `track_id` and/or changes the output spec.
     Seek {
@@ -62,6 +64,15 @@ pub(crate) enum WorkerMsg {
 }
 
 impl WorkerMsg {
+    pub(crate) fn track_id(&self) -> Option<TrackId> {
+        match self {
+            WorkerMsg::TrackStarted { track_id, .. }
+            | WorkerMsg::Block { track_id, .. }
+            | WorkerMsg::TrackEnded { track_id, .. }
+            | WorkerMsg::Error { track_id, .. } => Some(*track_id),
+        }
+    }
+
     pub(crate) fn epoch(&self) -> u64 {
         match self {
             WorkerMsg::TrackStarted { epoch, .. }
@@ -172,7 +183,19 @@ impl Worker {
                 }
                 self.begin(track_id, source, start_ms);
             }
-            WorkerCmd::Enqueue { track_id, source } => {
+            WorkerCmd::Enqueue {
+                track_id,
+                source,
+                replaces,
+            } => {
+                let started_replaced =
+                    replaces.is_some() && self.current.as_ref().map(|d| d.track_id) == replaces;
+                if started_replaced {
+                    // The worker ran ahead into the track being replaced: drop what it made
+                    // of it and start the new one in its place.
+                    self.current = None;
+                    self.outbox.retain(|m| m.track_id() != replaces);
+                }
                 if self.current.is_some() {
                     self.next = Some((track_id, source));
                 } else {
@@ -202,22 +225,29 @@ impl Worker {
                 } else {
                     None
                 };
-                match source {
+                let error = match source {
                     Some(mut source) => match source.seek(position_ms) {
                         Ok(()) => {
                             self.begin_silently(track_id, source);
+                            None
                         }
-                        Err(error) => self.outbox.push_back(WorkerMsg::Error {
-                            epoch,
-                            track_id,
-                            error,
-                        }),
+                        Err(error) => Some(error),
                     },
-                    None => self.outbox.push_back(WorkerMsg::Error {
+                    None => Some(AudioError::NothingPlaying),
+                };
+                if let Some(error) = error {
+                    // The track cannot go on: end it, so playback moves to the queued track
+                    // or stops, instead of waiting forever.
+                    self.outbox.push_back(WorkerMsg::Error {
                         epoch,
                         track_id,
-                        error: AudioError::NothingPlaying,
-                    }),
+                        error,
+                    });
+                    self.outbox
+                        .push_back(WorkerMsg::TrackEnded { epoch, track_id });
+                    if let Some((next_id, next_source)) = self.next.take() {
+                        self.begin(next_id, next_source, 0);
+                    }
                 }
             }
             WorkerCmd::Stop { epoch } => {

@@ -26,8 +26,8 @@ use stellatune_runtime_host::{HostConfig, OutputRoute, Polled, RuntimeHost};
 mod support;
 
 use support::{
-    FfiError, FfiResult, TextOut, copy_truncated, ffi_call, non_empty_str_arg,
-    opt_str_arg, require_running, str_arg, write_out,
+    FfiError, FfiResult, TextOut, copy_truncated, ffi_call, non_empty_str_arg, opt_str_arg,
+    require_running, str_arg, write_out,
 };
 
 /// Version of this C ABI. It changes whenever a signature, a code or an event shape changes

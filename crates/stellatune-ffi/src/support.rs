@@ -415,9 +415,7 @@ mod tests {
     #[test]
     fn type_errors_name_their_json_key() {
         use stellatune_runtime_host::{HostConfig, OutputRoute};
-        let config = |json: &str| {
-            HostConfig::from_json(json).unwrap_err().to_string()
-        };
+        let config = |json: &str| HostConfig::from_json(json).unwrap_err().to_string();
         let m = config(r#"{"log_filter":"warn","client_lease_ms":"soon"}"#);
         assert!(m.contains("config: `client_lease_ms`: invalid type"), "{m}");
         let m = config(r#"{"data_dir":"/d","event_queue_capacity":-1}"#);
@@ -431,9 +429,7 @@ mod tests {
             "invalid argument: config: client_lease_ms must be greater than 0"
         );
 
-        let route = |json: &str| {
-            OutputRoute::from_json(json).unwrap_err().to_string()
-        };
+        let route = |json: &str| OutputRoute::from_json(json).unwrap_err().to_string();
         let m = route(r#"{"kind":"wav","path":5}"#);
         assert!(m.contains("route: `path`: "), "{m}");
         let m = route(r#"{"kind":"wav","path":"/x.wav","paced":"yes"}"#);

@@ -210,10 +210,9 @@ impl ClientRegistry {
             state.generation += 1;
             state.generation
         };
-        let (evicted, left) = self.evict_where(
-            "hot restart: generation rolled over",
-            |c| c.generation < generation,
-        );
+        let (evicted, left) = self.evict_where("hot restart: generation rolled over", |c| {
+            c.generation < generation
+        });
         (generation, evicted, left)
     }
 

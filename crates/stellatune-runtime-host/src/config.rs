@@ -124,7 +124,10 @@ mod tests {
         let e = HostConfig::from_json(r#"{"client_lease":5}"#).unwrap_err();
         assert!(e.to_string().contains("client_lease"), "{e}");
         let e = HostConfig::from_json(r#"{"client_lease_ms":"soon"}"#).unwrap_err();
-        assert!(e.to_string().contains("client_lease_ms") || e.to_string().contains("invalid type"), "{e}");
+        assert!(
+            e.to_string().contains("client_lease_ms") || e.to_string().contains("invalid type"),
+            "{e}"
+        );
         let e = HostConfig::from_json(r#"{"client_lease_ms":0}"#).unwrap_err();
         assert!(e.to_string().contains("client_lease_ms"), "{e}");
         assert!(HostConfig::from_json("{not json").is_err());

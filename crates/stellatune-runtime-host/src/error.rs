@@ -16,8 +16,13 @@ pub enum HostError {
     InvalidArgument(String),
     #[error(transparent)]
     Audio(#[from] AudioError),
-    #[error("shutdown did not finish within {timeout_ms} ms; {threads_left} runtime threads still alive")]
-    ShutdownTimeout { timeout_ms: u64, threads_left: usize },
+    #[error(
+        "shutdown did not finish within {timeout_ms} ms; {threads_left} runtime threads still alive"
+    )]
+    ShutdownTimeout {
+        timeout_ms: u64,
+        threads_left: usize,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }

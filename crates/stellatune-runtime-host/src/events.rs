@@ -194,7 +194,10 @@ mod tests {
     fn declined_event_stays_for_the_next_read() {
         let q = EventQueue::new(4);
         q.push(ev(7));
-        assert!(matches!(q.poll_with(Duration::ZERO, |_| ((), false)), Polled::Declined(())));
+        assert!(matches!(
+            q.poll_with(Duration::ZERO, |_| ((), false)),
+            Polled::Declined(())
+        ));
         assert_eq!(q.len(), 1);
         assert!(matches!(take(&q), Polled::Taken(_)));
         assert!(matches!(take(&q), Polled::TimedOut));

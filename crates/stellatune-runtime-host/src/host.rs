@@ -97,7 +97,9 @@ impl RuntimeHost {
     }
 
     fn lock(&self) -> MutexGuard<'_, Lifecycle> {
-        self.lifecycle.lock().unwrap_or_else(PoisonError::into_inner)
+        self.lifecycle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     pub fn state(&self) -> LifecycleState {
@@ -425,17 +427,21 @@ impl RuntimeHost {
         let slice = (self.clients.lease() / 4).max(Duration::from_millis(1));
         loop {
             let queue = self.touch(id)?;
-            let wait = deadline.saturating_duration_since(Instant::now()).min(slice);
+            let wait = deadline
+                .saturating_duration_since(Instant::now())
+                .min(slice);
             // The queue, not the host, is waited on: no host lock is held while blocked.
             match queue.poll_with(wait, &mut read) {
                 Polled::TimedOut if Instant::now() < deadline => continue,
                 Polled::Closed(_) => {
-                    return Err(self.clients.touch(id).err().unwrap_or(
-                        HostError::ClientEvicted {
+                    return Err(self
+                        .clients
+                        .touch(id)
+                        .err()
+                        .unwrap_or(HostError::ClientEvicted {
                             id,
                             reason: "queue closed".into(),
-                        },
-                    ));
+                        }));
                 }
                 polled => return Ok(polled),
             }

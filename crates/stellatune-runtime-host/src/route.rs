@@ -100,11 +100,17 @@ mod tests {
 
     #[test]
     fn bad_routes_name_what_is_wrong() {
-        let e = OutputRoute::from_json(r#"{"kind":"speaker"}"#).unwrap_err().to_string();
+        let e = OutputRoute::from_json(r#"{"kind":"speaker"}"#)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("speaker"), "{e}");
-        let e = OutputRoute::from_json(r#"{"path":"x"}"#).unwrap_err().to_string();
+        let e = OutputRoute::from_json(r#"{"path":"x"}"#)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("kind"), "{e}");
-        let e = OutputRoute::from_json(r#"{"kind":"wav"}"#).unwrap_err().to_string();
+        let e = OutputRoute::from_json(r#"{"kind":"wav"}"#)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("path"), "{e}");
         assert!(OutputRoute::from_json("[").is_err());
     }

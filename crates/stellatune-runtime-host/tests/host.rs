@@ -92,13 +92,22 @@ fn init_is_idempotent_and_shutdown_is_deterministic() {
     let f = fixture();
     let host = RuntimeHost::new("idem");
     let baseline = os_threads();
-    assert_eq!(host.init(config(f.dir.path())).unwrap(), InitOutcome::Started);
+    assert_eq!(
+        host.init(config(f.dir.path())).unwrap(),
+        InitOutcome::Started
+    );
     for _ in 0..10 {
-        assert_eq!(host.init(config(f.dir.path())).unwrap(), InitOutcome::Reused);
+        assert_eq!(
+            host.init(config(f.dir.path())).unwrap(),
+            InitOutcome::Reused
+        );
     }
     let m = host.metrics();
     assert_eq!(m.runtime_host_inits_total, 1);
-    assert!(wait_for(Duration::from_secs(2), || host.metrics().runtime_threads == 3));
+    assert!(wait_for(Duration::from_secs(2), || host
+        .metrics()
+        .runtime_threads
+        == 3));
     host.shutdown().unwrap();
     assert_eq!(host.state(), LifecycleState::Stopped);
     assert_eq!(host.metrics().runtime_threads, 0);
@@ -108,7 +117,10 @@ fn init_is_idempotent_and_shutdown_is_deterministic() {
         os_threads()
     );
     // Init after shutdown starts a new engine and counts it.
-    assert_eq!(host.init(config(f.dir.path())).unwrap(), InitOutcome::Started);
+    assert_eq!(
+        host.init(config(f.dir.path())).unwrap(),
+        InitOutcome::Started
+    );
     assert_eq!(host.metrics().runtime_host_inits_total, 2);
     let p = host.attach_client().unwrap();
     host.apply_route(p.id, null()).unwrap();
@@ -128,8 +140,14 @@ fn shutdown_without_init_starts_nothing() {
     let m = host.metrics();
     assert_eq!(m.runtime_host_inits_total, 0);
     assert_eq!(m.runtime_threads, 0);
-    assert!(matches!(host.attach_client(), Err(HostError::NotInitialized)));
-    assert!(matches!(host.prepare_hot_restart(), Err(HostError::NotInitialized)));
+    assert!(matches!(
+        host.attach_client(),
+        Err(HostError::NotInitialized)
+    ));
+    assert!(matches!(
+        host.prepare_hot_restart(),
+        Err(HostError::NotInitialized)
+    ));
     assert!(matches!(host.pause(1), Err(HostError::NotInitialized)));
 }
 
@@ -138,7 +156,10 @@ fn attach_dispose_and_hot_restart_cycles_keep_threads_flat() {
     let f = fixture();
     let host = RuntimeHost::new("cycles");
     host.init(config(f.dir.path())).unwrap();
-    assert!(wait_for(Duration::from_secs(2), || host.metrics().runtime_threads == 3));
+    assert!(wait_for(Duration::from_secs(2), || host
+        .metrics()
+        .runtime_threads
+        == 3));
     let threads_before = os_threads();
     for _ in 0..1000 {
         let c = host.attach_client().unwrap();
@@ -184,7 +205,10 @@ fn hot_restart_evicts_old_clients_stops_playback_and_clears_the_route() {
         host.play(old.id, &f.tone),
         Err(HostError::ClientEvicted { id, .. }) if id == old.id
     ));
-    assert!(matches!(host.apply_route(old.id, null()), Err(HostError::ClientEvicted { .. })));
+    assert!(matches!(
+        host.apply_route(old.id, null()),
+        Err(HostError::ClientEvicted { .. })
+    ));
     assert!(matches!(
         host.poll_event(old.id, Duration::ZERO),
         Err(HostError::ClientEvicted { .. })
@@ -206,14 +230,29 @@ fn evicted_client_cannot_disturb_the_new_one() {
     host.apply_route(new.id, null()).unwrap();
     let track = host.play(new.id, &f.tone).unwrap();
     assert!(wait_event(&host, new.id, Duration::from_secs(5), is_track_started).is_some());
-    assert!(matches!(host.seek_ms(old.id, 1500), Err(HostError::ClientEvicted { .. })));
-    assert!(matches!(host.pause(old.id), Err(HostError::ClientEvicted { .. })));
-    assert!(matches!(host.stop(old.id), Err(HostError::ClientEvicted { .. })));
-    assert!(matches!(host.clear_route(old.id), Err(HostError::ClientEvicted { .. })));
+    assert!(matches!(
+        host.seek_ms(old.id, 1500),
+        Err(HostError::ClientEvicted { .. })
+    ));
+    assert!(matches!(
+        host.pause(old.id),
+        Err(HostError::ClientEvicted { .. })
+    ));
+    assert!(matches!(
+        host.stop(old.id),
+        Err(HostError::ClientEvicted { .. })
+    ));
+    assert!(matches!(
+        host.clear_route(old.id),
+        Err(HostError::ClientEvicted { .. })
+    ));
     let status = host.status(new.id).unwrap();
     assert_eq!(status.state, PlaybackState::Playing);
     assert_eq!(status.track_id, Some(track));
-    assert!(status.position_ms < 1500, "the evicted seek must not have happened");
+    assert!(
+        status.position_ms < 1500,
+        "the evicted seek must not have happened"
+    );
     assert_eq!(status.route.as_deref(), Some("null"));
     host.shutdown().unwrap();
 }
@@ -229,16 +268,24 @@ fn lease_expiry_evicts_an_abandoned_client_and_frees_its_queue() {
     host.apply_route(abandoned.id, null()).unwrap();
     host.play(abandoned.id, &f.tone).unwrap();
     // Events pile up in the abandoned client's queue until the lease runs out.
-    assert!(wait_for(Duration::from_secs(2), || host.metrics().client_events_queued > 0));
+    assert!(wait_for(Duration::from_secs(2), || host
+        .metrics()
+        .client_events_queued
+        > 0));
     assert!(
-        wait_for(Duration::from_secs(5), || host.metrics().player_clients_active == 0),
+        wait_for(Duration::from_secs(5), || host
+            .metrics()
+            .player_clients_active
+            == 0),
         "the supervisor must evict without any call from the client"
     );
     let m = host.metrics();
     assert_eq!(m.client_events_queued, 0, "the evicted queue is freed");
     assert_eq!(m.clients_evicted_total, 1);
     match host.pause(abandoned.id) {
-        Err(HostError::ClientEvicted { reason, .. }) => assert!(reason.contains("lease"), "{reason}"),
+        Err(HostError::ClientEvicted { reason, .. }) => {
+            assert!(reason.contains("lease"), "{reason}")
+        }
         other => panic!("expected eviction, got {other:?}"),
     }
     // With nobody left, playback stopped.
@@ -272,8 +319,14 @@ fn disposed_unknown_and_stale_ids_get_distinct_errors() {
     let c = host.attach_client().unwrap();
     host.detach_client(c.id).unwrap();
     assert!(matches!(host.detach_client(c.id), Err(HostError::ClientDisposed(id)) if id == c.id));
-    assert!(matches!(host.pause(c.id), Err(HostError::ClientDisposed(_))));
-    assert!(matches!(host.pause(u64::MAX), Err(HostError::UnknownClient(_))));
+    assert!(matches!(
+        host.pause(c.id),
+        Err(HostError::ClientDisposed(_))
+    ));
+    assert!(matches!(
+        host.pause(u64::MAX),
+        Err(HostError::UnknownClient(_))
+    ));
     assert!(matches!(host.pause(0), Err(HostError::UnknownClient(0))));
     // Ids are never reused, and ids from before a shutdown stay dead after re-init.
     let before = host.attach_client().unwrap();
@@ -281,7 +334,10 @@ fn disposed_unknown_and_stale_ids_get_distinct_errors() {
     host.init(config(f.dir.path())).unwrap();
     let after = host.attach_client().unwrap();
     assert!(after.id > before.id);
-    assert!(matches!(host.pause(before.id), Err(HostError::ClientEvicted { .. })));
+    assert!(matches!(
+        host.pause(before.id),
+        Err(HostError::ClientEvicted { .. })
+    ));
     host.shutdown().unwrap();
 }
 
@@ -293,7 +349,13 @@ fn bad_files_are_refused_and_the_engine_keeps_working() {
     let c = host.attach_client().unwrap();
     host.apply_route(c.id, null()).unwrap();
     let corrupt = f.dir.path().join("corrupt.flac");
-    std::fs::write(&corrupt, (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect::<Vec<u8>>()).unwrap();
+    std::fs::write(
+        &corrupt,
+        (0..4096u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect::<Vec<u8>>(),
+    )
+    .unwrap();
     let text = f.dir.path().join("notes.txt");
     std::fs::write(&text, "not audio at all").unwrap();
     let cases: [(&Path, &str); 4] = [
@@ -328,7 +390,10 @@ fn every_live_client_sees_global_events_and_a_new_client_sees_no_old_ones() {
     let fresh = host.attach_client().unwrap();
     // Nothing from before the attach, and nothing twice.
     let mut seen = Vec::new();
-    while let Some(e) = host.poll_event(fresh.id, Duration::from_millis(100)).unwrap() {
+    while let Some(e) = host
+        .poll_event(fresh.id, Duration::from_millis(100))
+        .unwrap()
+    {
         seen.push(e);
     }
     assert!(seen.is_empty(), "new client saw old events: {seen:?}");
@@ -348,9 +413,15 @@ fn a_full_queue_drops_oldest_and_reports_lag() {
         host.play(c.id, &f.tone).unwrap();
         host.stop(c.id).unwrap();
     }
-    assert!(wait_for(Duration::from_secs(2), || host.metrics().client_events_queued == 4));
+    assert!(wait_for(Duration::from_secs(2), || host
+        .metrics()
+        .client_events_queued
+        == 4));
     let first = host.poll_event(c.id, Duration::ZERO).unwrap().unwrap();
-    assert!(matches!(first, HostEvent::Host(HostNotice::Lagged { dropped }) if dropped > 0), "{first:?}");
+    assert!(
+        matches!(first, HostEvent::Host(HostNotice::Lagged { dropped }) if dropped > 0),
+        "{first:?}"
+    );
     host.shutdown().unwrap();
 }
 
@@ -369,7 +440,9 @@ fn concurrent_clients_do_not_deadlock_and_counts_stay_consistent() {
                 let mut i = 0u64;
                 while !stop.load(Ordering::SeqCst) {
                     i += 1;
-                    let Ok(c) = host.attach_client() else { continue };
+                    let Ok(c) = host.attach_client() else {
+                        continue;
+                    };
                     let _ = host.apply_route(c.id, BuiltinRoute::Null.into());
                     if (i + t) % 5 == 0 {
                         let _ = host.play(c.id, &tone);
@@ -398,7 +471,10 @@ fn concurrent_clients_do_not_deadlock_and_counts_stay_consistent() {
     for w in workers {
         w.join().expect("worker panicked");
     }
-    assert!(watchdog.elapsed() < Duration::from_secs(30), "workers did not finish: deadlock?");
+    assert!(
+        watchdog.elapsed() < Duration::from_secs(30),
+        "workers did not finish: deadlock?"
+    );
     assert!(ops.load(Ordering::SeqCst) > 8, "no progress");
     let m = host.metrics();
     assert_eq!(m.player_clients_active, 0, "{m:?}");

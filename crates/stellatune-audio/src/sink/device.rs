@@ -38,7 +38,10 @@ impl DeviceSink {
 
 impl Sink for DeviceSink {
     fn describe(&self) -> String {
-        format!("device:{}", self.device.name().unwrap_or_else(|_| "default".into()))
+        format!(
+            "device:{}",
+            self.device.name().unwrap_or_else(|_| "default".into())
+        )
     }
 
     fn negotiate(&mut self, _preferred: StreamSpec) -> Result<StreamSpec, SinkError> {

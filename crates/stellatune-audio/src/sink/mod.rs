@@ -2,11 +2,11 @@
 //! sinks: negotiate a spec, open, write interleaved f32 without blocking, query status,
 //! flush, reset, close.
 
+#[cfg(feature = "device")]
+mod device;
 mod null;
 mod pacer;
 mod wav;
-#[cfg(feature = "device")]
-mod device;
 
 use std::path::PathBuf;
 
@@ -88,7 +88,11 @@ impl SinkFactory for BuiltinRoute {
             BuiltinRoute::Device => "device".into(),
             BuiltinRoute::Null => "null".into(),
             BuiltinRoute::Wav { path, paced } => {
-                format!("wav:{}{}", path.display(), if *paced { "" } else { " (unpaced)" })
+                format!(
+                    "wav:{}{}",
+                    path.display(),
+                    if *paced { "" } else { " (unpaced)" }
+                )
             }
         }
     }

@@ -49,10 +49,12 @@ impl Sink for NullSink {
     }
 
     fn status(&self) -> SinkStatus {
-        self.pacer.as_ref().map_or_else(SinkStatus::default, |p| SinkStatus {
-            queued_frames: p.queued(),
-            underruns: p.underruns(),
-        })
+        self.pacer
+            .as_ref()
+            .map_or_else(SinkStatus::default, |p| SinkStatus {
+                queued_frames: p.queued(),
+                underruns: p.underruns(),
+            })
     }
 
     fn flush(&mut self) -> Result<(), SinkError> {

@@ -53,7 +53,9 @@ impl Sink for WavSink {
             if self.spec == Some(spec) {
                 return Ok(());
             }
-            return Err(SinkError::new("a wav sink cannot change its spec once written"));
+            return Err(SinkError::new(
+                "a wav sink cannot change its spec once written",
+            ));
         }
         let file = match self.file.take() {
             Some(f) => f,
@@ -83,7 +85,10 @@ impl Sink for WavSink {
             Some(p) => p.admit(offered),
             None => offered,
         };
-        let writer = self.writer.as_mut().expect("writer exists while spec is set");
+        let writer = self
+            .writer
+            .as_mut()
+            .expect("writer exists while spec is set");
         let mut failure = None;
         for s in &interleaved[..n * channels] {
             if let Err(e) = writer.write_sample(*s) {
@@ -98,10 +103,12 @@ impl Sink for WavSink {
     }
 
     fn status(&self) -> SinkStatus {
-        self.pacer.as_ref().map_or_else(SinkStatus::default, |p| SinkStatus {
-            queued_frames: p.queued(),
-            underruns: p.underruns(),
-        })
+        self.pacer
+            .as_ref()
+            .map_or_else(SinkStatus::default, |p| SinkStatus {
+                queued_frames: p.queued(),
+                underruns: p.underruns(),
+            })
     }
 
     fn flush(&mut self) -> Result<(), SinkError> {

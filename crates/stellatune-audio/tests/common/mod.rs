@@ -82,7 +82,13 @@ pub fn tone_i16(rate: u32, frames: usize, freq: f64, amplitude: f64) -> Vec<i16>
 }
 
 /// Stereo: one pure tone per channel.
-pub fn tones_i16(rate: u32, frames: usize, left_hz: f64, right_hz: f64, amplitude: f64) -> Vec<i16> {
+pub fn tones_i16(
+    rate: u32,
+    frames: usize,
+    left_hz: f64,
+    right_hz: f64,
+    amplitude: f64,
+) -> Vec<i16> {
     let mut out = Vec::with_capacity(frames * 2);
     for n in 0..frames {
         let t = n as f64 / f64::from(rate);
@@ -181,13 +187,28 @@ pub fn write_flac(path: &Path, rate: u32, channels: usize, bits: usize, samples:
     let config = flacenc::config::Encoder::default()
         .into_verified()
         .expect("flacenc default config is valid");
-    let source =
-        flacenc::source::MemSource::from_samples(samples, channels, bits, rate as usize);
+    let source = flacenc::source::MemSource::from_samples(samples, channels, bits, rate as usize);
     let stream = flacenc::encode_with_fixed_block_size(&config, source, config.block_size)
         .expect("flac encode");
     let mut sink = flacenc::bitsink::ByteSink::new();
     stream.write(&mut sink).expect("flac serialise");
-    std::fs::write(path, sink.as_slice()).expect("write test flac");
+    let mut bytes = sink.as_slice().to_vec();
+    // flacenc states the (shorter) last block as STREAMINFO's minimum block size. The FLAC
+    // format excludes the last block from that minimum, and symphonia takes min != max to
+    // mean a variable-block-size stream, whose strict frame-header check then rejects every
+    // fixed-block-size frame: probing reads to the end and fails. libFLAC writes min == max
+    // for such a stream, so do the same. Layout: "fLaC", 4-byte block header, then
+    // STREAMINFO's min block size (u16 BE) at 8..10 and max block size at 10..12.
+    assert_eq!(&bytes[..4], b"fLaC");
+    assert_eq!(bytes[4] & 0x7f, 0, "STREAMINFO comes first");
+    let (min, max) = (
+        u16::from_be_bytes([bytes[8], bytes[9]]),
+        u16::from_be_bytes([bytes[10], bytes[11]]),
+    );
+    if min < max {
+        bytes.copy_within(10..12, 8);
+    }
+    std::fs::write(path, bytes).expect("write test flac");
 }
 
 /// What the wav sink wrote: its spec and all interleaved samples.
@@ -264,27 +285,35 @@ impl Events {
     pub fn handler(self: &Arc<Self>) -> EventHandler {
         let me = self.clone();
         Arc::new(move |event| {
-            me.log.lock().unwrap().push((Instant::now(), event));
+            me.lock().push((Instant::now(), event));
             me.changed.notify_all();
         })
     }
 
+    /// The log, even after a test thread panicked while holding it: the engine's control
+    /// thread calls the handler and must never panic because of a test's failure.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(Instant, EngineEvent)>> {
+        self.log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     pub fn all(&self) -> Vec<EngineEvent> {
-        self.log.lock().unwrap().iter().map(|(_, e)| e.clone()).collect()
+        self.lock().iter().map(|(_, e)| e.clone()).collect()
     }
 
     pub fn timed(&self) -> Vec<(Instant, EngineEvent)> {
-        self.log.lock().unwrap().clone()
+        self.lock().clone()
     }
 
     pub fn len(&self) -> usize {
-        self.log.lock().unwrap().len()
+        self.lock().len()
     }
 
     /// Waits until `pred` holds on the events recorded so far; panics after `TIMEOUT`.
     pub fn wait_for(&self, what: &str, pred: impl Fn(&[EngineEvent]) -> bool) {
         let deadline = Instant::now() + TIMEOUT;
-        let mut log = self.log.lock().unwrap();
+        let mut log = self.lock();
         loop {
             let events: Vec<EngineEvent> = log.iter().map(|(_, e)| e.clone()).collect();
             if pred(&events) {
@@ -292,17 +321,23 @@ impl Events {
             }
             let now = Instant::now();
             if now >= deadline {
+                drop(log);
                 panic!("timed out waiting for {what}; events so far: {events:#?}");
             }
-            log = self.changed.wait_timeout(log, deadline - now).unwrap().0;
+            log = self
+                .changed
+                .wait_timeout(log, deadline - now)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
         }
     }
 
     /// Waits for `TrackEnded(track)` followed by `StateChanged(Stopped)`.
     pub fn wait_finished(&self, track: TrackId) {
-        self.wait_for(&format!("track {track} to end and the engine to stop"), |ev| {
-            finished_after(ev, track)
-        });
+        self.wait_for(
+            &format!("track {track} to end and the engine to stop"),
+            |ev| finished_after(ev, track),
+        );
     }
 }
 
