@@ -114,6 +114,24 @@
  */
 #define STELLATUNE_ERR_INTERNAL -16
 
+/**
+ * No plugin with that id is installed.
+ */
+#define STELLATUNE_ERR_UNKNOWN_PLUGIN -17
+
+/**
+ * The plugin was built for another plugin ABI (major differs, or minor is newer); the
+ * message names both versions.
+ */
+#define STELLATUNE_ERR_PLUGIN_ABI -18
+
+/**
+ * A plugin could not be installed or loaded (bad plugin.json, missing library or entry
+ * symbol, path traversal in an archive), a call into it failed or panicked, or the plugin
+ * directory is unusable. The message says which.
+ */
+#define STELLATUNE_ERR_PLUGIN -19
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -337,45 +355,51 @@ int32_t stellatune_player_poll_event(uint64_t client,
 int32_t stellatune_player_status_json(uint64_t client, char *buf, size_t cap, size_t *out_len);
 
 /**
- * Installs a plugin artifact and writes its id to `out_id`.
+ * Installs a plugin from a directory (holding `plugin.json` and the library) or a `.zip` of
+ * one into `<data_dir>/plugins/<id>/`, loads it as a new generation and writes its id
+ * (NUL-terminated) into `out_id`. Replacing an installed plugin drains the old generation;
+ * a route playing through it moves to the new one.
  *
- * NOT AVAILABLE YET: this build has no plugin runtime. After checking its arguments
- * (`artifact_path` non-NULL, UTF-8, non-empty; `out_id` non-NULL with `cap` > 0) and that the
- * runtime is running, it writes "" to `out_id` and returns `STELLATUNE_ERR_UNSUPPORTED` with
- * the last error "plugin runtime not available in this build". Never blocks.
+ * Blocks for the copy and the load (milliseconds for a small plugin). Errors:
+ * `INVALID_ARGUMENT` (NULL, non-UTF-8 or empty `artifact_path`, NULL `out_id`, `cap` 0),
+ * `NOT_INITIALIZED`, `PLUGIN` (not a plugin, bad plugin.json, traversal in an archive,
+ * load failure), `PLUGIN_ABI`, `BUFFER_TOO_SMALL` (installed, but the id did not fit: the id
+ * is in `stellatune_plugins_list_json`).
  *
  * # Safety
- * `artifact_path` must be NULL or a NUL-terminated string; `out_id` NULL or valid for writes
- * of `cap` bytes.
+ * `artifact_path` must be NULL or NUL-terminated; `out_id` NULL or valid for `cap` bytes.
  */
 int32_t stellatune_plugins_install(const char *artifact_path, char *out_id, size_t cap);
 
 /**
- * Uninstalls the plugin with id `plugin_id`.
+ * Uninstalls the plugin `plugin_id`: its files are removed and its generation drains. A
+ * route playing through it keeps playing until cleared; then the generation unloads.
  *
- * NOT AVAILABLE YET: after checking `plugin_id` (non-NULL, UTF-8, non-empty) and that the
- * runtime is running, returns `STELLATUNE_ERR_UNSUPPORTED` ("plugin runtime not available in
- * this build"). Never blocks.
+ * Blocks for the file removal. Errors: `INVALID_ARGUMENT` (NULL, non-UTF-8 or empty id),
+ * `NOT_INITIALIZED`, `UNKNOWN_PLUGIN`, `PLUGIN`.
  *
  * # Safety
- * `plugin_id` must be NULL or a NUL-terminated string.
+ * `plugin_id` must be NULL or NUL-terminated.
  */
 int32_t stellatune_plugins_uninstall(const char *plugin_id);
 
 /**
- * Reloads every installed plugin.
+ * Re-reads the plugin directory: new plugins load, changed ones (by content) get a new
+ * generation and a route through them moves over, unchanged ones are left alone, removed
+ * ones drain. Per-plugin failures do not fail the call: they are reported in a
+ * `plugins_reloaded` event and in `stellatune_plugins_list_json` (`load_error`).
  *
- * NOT AVAILABLE YET: returns `STELLATUNE_ERR_UNSUPPORTED` ("plugin runtime not available in
- * this build") once the runtime is running (`NOT_INITIALIZED` before). Never blocks.
+ * Blocks for the loads. Errors: `NOT_INITIALIZED`, `PLUGIN` (plugin directory unusable).
  */
 int32_t stellatune_plugins_reload(void);
 
 /**
- * Writes the installed plugins as a JSON array. This build has no plugin runtime, so none
- * are installed and the answer is always `[]`.
+ * Writes the installed plugins as a JSON array of `{"id", "name", "version",
+ * "api_version", "generation", "capabilities": [{"kind", "type_id", "display_name",
+ * "default_config"}], "load_error"}`.
  *
- * Never blocks. Errors: `INVALID_ARGUMENT` (`buf` or `out_len` NULL), `BUFFER_TOO_SMALL`
- * (`*out_len` = size needed), `NOT_INITIALIZED`.
+ * Never blocks for long. Errors: `INVALID_ARGUMENT` (`buf` or `out_len` NULL),
+ * `BUFFER_TOO_SMALL` (`*out_len` = size needed), `NOT_INITIALIZED`, `PLUGIN`.
  *
  * # Safety
  * `buf` must be NULL or valid for writes of `cap` bytes; `out_len` NULL or valid for writing

@@ -27,7 +27,7 @@ mod support;
 
 use support::{
     FfiError, FfiResult, TextOut, copy_truncated, ffi_call, non_empty_str_arg, opt_str_arg,
-    require_running, str_arg, write_out,
+    str_arg, write_out,
 };
 
 /// Version of this C ABI. It changes whenever a signature, a code or an event shape changes
@@ -74,9 +74,15 @@ pub const STELLATUNE_ERR_IO: i32 = -14;
 pub const STELLATUNE_ERR_SINK: i32 = -15;
 /// A bug: an internal invariant failed or a panic was caught. The message says where.
 pub const STELLATUNE_ERR_INTERNAL: i32 = -16;
-
-/// Message of the plugin functions until the plugin runtime lands.
-const PLUGINS_UNAVAILABLE: &str = "plugin runtime not available in this build";
+/// No plugin with that id is installed.
+pub const STELLATUNE_ERR_UNKNOWN_PLUGIN: i32 = -17;
+/// The plugin was built for another plugin ABI (major differs, or minor is newer); the
+/// message names both versions.
+pub const STELLATUNE_ERR_PLUGIN_ABI: i32 = -18;
+/// A plugin could not be installed or loaded (bad plugin.json, missing library or entry
+/// symbol, path traversal in an archive), a call into it failed or panicked, or the plugin
+/// directory is unusable. The message says which.
+pub const STELLATUNE_ERR_PLUGIN: i32 = -19;
 
 fn host() -> &'static RuntimeHost {
     RuntimeHost::global()
@@ -418,16 +424,19 @@ pub unsafe extern "C" fn stellatune_player_status_json(
     })
 }
 
-/// Installs a plugin artifact and writes its id to `out_id`.
+/// Installs a plugin from a directory (holding `plugin.json` and the library) or a `.zip` of
+/// one into `<data_dir>/plugins/<id>/`, loads it as a new generation and writes its id
+/// (NUL-terminated) into `out_id`. Replacing an installed plugin drains the old generation;
+/// a route playing through it moves to the new one.
 ///
-/// NOT AVAILABLE YET: this build has no plugin runtime. After checking its arguments
-/// (`artifact_path` non-NULL, UTF-8, non-empty; `out_id` non-NULL with `cap` > 0) and that the
-/// runtime is running, it writes "" to `out_id` and returns `STELLATUNE_ERR_UNSUPPORTED` with
-/// the last error "plugin runtime not available in this build". Never blocks.
+/// Blocks for the copy and the load (milliseconds for a small plugin). Errors:
+/// `INVALID_ARGUMENT` (NULL, non-UTF-8 or empty `artifact_path`, NULL `out_id`, `cap` 0),
+/// `NOT_INITIALIZED`, `PLUGIN` (not a plugin, bad plugin.json, traversal in an archive,
+/// load failure), `PLUGIN_ABI`, `BUFFER_TOO_SMALL` (installed, but the id did not fit: the id
+/// is in `stellatune_plugins_list_json`).
 ///
 /// # Safety
-/// `artifact_path` must be NULL or a NUL-terminated string; `out_id` NULL or valid for writes
-/// of `cap` bytes.
+/// `artifact_path` must be NULL or NUL-terminated; `out_id` NULL or valid for `cap` bytes.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn stellatune_plugins_install(
     artifact_path: *const c_char,
@@ -436,7 +445,7 @@ pub unsafe extern "C" fn stellatune_plugins_install(
 ) -> i32 {
     ffi_call("stellatune_plugins_install", || {
         // SAFETY: the caller guarantees `artifact_path` is NULL or NUL-terminated.
-        unsafe { non_empty_str_arg(artifact_path, "artifact_path") }?;
+        let path = unsafe { non_empty_str_arg(artifact_path, "artifact_path") }?;
         if out_id.is_null() {
             return Err(FfiError::invalid("`out_id` is NULL"));
         }
@@ -446,55 +455,59 @@ pub unsafe extern "C" fn stellatune_plugins_install(
         // SAFETY: `out_id` is not NULL and `cap >= 1` (checked above); the caller guarantees
         // it is valid for `cap` bytes.
         unsafe { out_id.write(0) };
-        require_running()?;
-        Err(FfiError::new(
-            STELLATUNE_ERR_UNSUPPORTED,
-            PLUGINS_UNAVAILABLE,
-        ))
+        let id = host().plugins_install(std::path::Path::new(path))?;
+        // SAFETY: as above: valid for `cap` bytes.
+        if unsafe { copy_truncated(&id, out_id, cap) } {
+            Ok(())
+        } else {
+            Err(FfiError::new(
+                STELLATUNE_ERR_BUFFER_TOO_SMALL,
+                format!(
+                    "plugin `{id}` installed, but its id needs {} bytes",
+                    id.len() + 1
+                ),
+            ))
+        }
     })
 }
 
-/// Uninstalls the plugin with id `plugin_id`.
+/// Uninstalls the plugin `plugin_id`: its files are removed and its generation drains. A
+/// route playing through it keeps playing until cleared; then the generation unloads.
 ///
-/// NOT AVAILABLE YET: after checking `plugin_id` (non-NULL, UTF-8, non-empty) and that the
-/// runtime is running, returns `STELLATUNE_ERR_UNSUPPORTED` ("plugin runtime not available in
-/// this build"). Never blocks.
+/// Blocks for the file removal. Errors: `INVALID_ARGUMENT` (NULL, non-UTF-8 or empty id),
+/// `NOT_INITIALIZED`, `UNKNOWN_PLUGIN`, `PLUGIN`.
 ///
 /// # Safety
-/// `plugin_id` must be NULL or a NUL-terminated string.
+/// `plugin_id` must be NULL or NUL-terminated.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn stellatune_plugins_uninstall(plugin_id: *const c_char) -> i32 {
     ffi_call("stellatune_plugins_uninstall", || {
         // SAFETY: the caller guarantees `plugin_id` is NULL or NUL-terminated.
-        unsafe { non_empty_str_arg(plugin_id, "plugin_id") }?;
-        require_running()?;
-        Err(FfiError::new(
-            STELLATUNE_ERR_UNSUPPORTED,
-            PLUGINS_UNAVAILABLE,
-        ))
+        let id = unsafe { non_empty_str_arg(plugin_id, "plugin_id") }?;
+        Ok(host().plugins_uninstall(id)?)
     })
 }
 
-/// Reloads every installed plugin.
+/// Re-reads the plugin directory: new plugins load, changed ones (by content) get a new
+/// generation and a route through them moves over, unchanged ones are left alone, removed
+/// ones drain. Per-plugin failures do not fail the call: they are reported in a
+/// `plugins_reloaded` event and in `stellatune_plugins_list_json` (`load_error`).
 ///
-/// NOT AVAILABLE YET: returns `STELLATUNE_ERR_UNSUPPORTED` ("plugin runtime not available in
-/// this build") once the runtime is running (`NOT_INITIALIZED` before). Never blocks.
+/// Blocks for the loads. Errors: `NOT_INITIALIZED`, `PLUGIN` (plugin directory unusable).
 #[unsafe(no_mangle)]
 pub extern "C" fn stellatune_plugins_reload() -> i32 {
     ffi_call("stellatune_plugins_reload", || {
-        require_running()?;
-        Err(FfiError::new(
-            STELLATUNE_ERR_UNSUPPORTED,
-            PLUGINS_UNAVAILABLE,
-        ))
+        host().plugins_reload()?;
+        Ok(())
     })
 }
 
-/// Writes the installed plugins as a JSON array. This build has no plugin runtime, so none
-/// are installed and the answer is always `[]`.
+/// Writes the installed plugins as a JSON array of `{"id", "name", "version",
+/// "api_version", "generation", "capabilities": [{"kind", "type_id", "display_name",
+/// "default_config"}], "load_error"}`.
 ///
-/// Never blocks. Errors: `INVALID_ARGUMENT` (`buf` or `out_len` NULL), `BUFFER_TOO_SMALL`
-/// (`*out_len` = size needed), `NOT_INITIALIZED`.
+/// Never blocks for long. Errors: `INVALID_ARGUMENT` (`buf` or `out_len` NULL),
+/// `BUFFER_TOO_SMALL` (`*out_len` = size needed), `NOT_INITIALIZED`, `PLUGIN`.
 ///
 /// # Safety
 /// `buf` must be NULL or valid for writes of `cap` bytes; `out_len` NULL or valid for writing
@@ -509,8 +522,10 @@ pub unsafe extern "C" fn stellatune_plugins_list_json(
         // SAFETY: the caller guarantees `buf` is valid for `cap` bytes and `out_len` for one
         // write, or NULL (which `new` refuses).
         let out = unsafe { TextOut::new(buf, cap, out_len, "buf", "out_len") }?;
-        require_running()?;
-        out.write("[]")
+        let list = host().plugins_list()?;
+        let json = serde_json::to_string(&list)
+            .map_err(|e| FfiError::new(STELLATUNE_ERR_INTERNAL, e.to_string()))?;
+        out.write(&json)
     })
 }
 

@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use std::ffi::{CStr, c_char};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use stellatune_runtime_host::{AudioError, HostError, LifecycleState, RuntimeHost};
+use stellatune_runtime_host::{AudioError, HostError, PluginError};
 
 use crate::*;
 
@@ -55,6 +55,22 @@ pub(crate) fn host_error_code(error: &HostError) -> i32 {
         HostError::Audio(audio) => audio_error_code(audio),
         HostError::ShutdownTimeout { .. } => STELLATUNE_ERR_TIMEOUT,
         HostError::Internal(_) => STELLATUNE_ERR_INTERNAL,
+        HostError::Plugin(plugin) => plugin_error_code(plugin),
+        HostError::PluginsUnavailable => STELLATUNE_ERR_PLUGIN,
+    }
+}
+
+pub(crate) fn plugin_error_code(error: &PluginError) -> i32 {
+    match error {
+        PluginError::UnknownPlugin(_) => STELLATUNE_ERR_UNKNOWN_PLUGIN,
+        PluginError::AbiMismatch { .. } => STELLATUNE_ERR_PLUGIN_ABI,
+        PluginError::Hung { .. } => STELLATUNE_ERR_TIMEOUT,
+        PluginError::Manifest { .. }
+        | PluginError::Install { .. }
+        | PluginError::UnknownCapability { .. }
+        | PluginError::Load { .. }
+        | PluginError::Call { .. }
+        | PluginError::Io(_) => STELLATUNE_ERR_PLUGIN,
     }
 }
 
@@ -95,6 +111,9 @@ pub(crate) fn error_name(code: i32) -> &'static CStr {
         STELLATUNE_ERR_IO => c"STELLATUNE_ERR_IO",
         STELLATUNE_ERR_SINK => c"STELLATUNE_ERR_SINK",
         STELLATUNE_ERR_INTERNAL => c"STELLATUNE_ERR_INTERNAL",
+        STELLATUNE_ERR_UNKNOWN_PLUGIN => c"STELLATUNE_ERR_UNKNOWN_PLUGIN",
+        STELLATUNE_ERR_PLUGIN_ABI => c"STELLATUNE_ERR_PLUGIN_ABI",
+        STELLATUNE_ERR_PLUGIN => c"STELLATUNE_ERR_PLUGIN",
         _ => c"STELLATUNE_ERR_UNKNOWN_CODE",
     }
 }
@@ -305,15 +324,6 @@ pub(crate) unsafe fn copy_truncated(text: &str, buf: *mut c_char, cap: usize) ->
         buf.add(len).write(0);
     }
     len == text.len()
-}
-
-/// Fails unless the host runs: for the calls that do not otherwise reach the host.
-pub(crate) fn require_running() -> FfiResult {
-    match RuntimeHost::global().state() {
-        LifecycleState::Running => Ok(()),
-        LifecycleState::ShuttingDown => Err(HostError::ShuttingDown.into()),
-        LifecycleState::Uninit | LifecycleState::Stopped => Err(HostError::NotInitialized.into()),
-    }
 }
 
 #[cfg(test)]

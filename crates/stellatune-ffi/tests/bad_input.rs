@@ -115,7 +115,7 @@ fn every_client_call_fails(client: u64, wav: &Path, want: i32, needle: &str) {
 fn error_names_and_abi_version() {
     assert_eq!(stellatune_abi_version(), STELLATUNE_ABI_VERSION);
     let mut seen = std::collections::HashSet::new();
-    for code in (STELLATUNE_ERR_INTERNAL..=STELLATUNE_OK).rev() {
+    for code in (STELLATUNE_ERR_PLUGIN..=STELLATUNE_OK).rev() {
         let n = name(code);
         assert!(n.starts_with("STELLATUNE_"), "{code}: {n}");
         assert_ne!(n, "STELLATUNE_ERR_UNKNOWN_CODE", "{code}");
@@ -123,7 +123,10 @@ fn error_names_and_abi_version() {
     }
     assert_eq!(name(STELLATUNE_ERR_NOT_FOUND), "STELLATUNE_ERR_NOT_FOUND");
     assert_eq!(name(1), "STELLATUNE_ERR_UNKNOWN_CODE");
-    assert_eq!(name(-17), "STELLATUNE_ERR_UNKNOWN_CODE");
+    assert_eq!(
+        name(STELLATUNE_ERR_PLUGIN - 1),
+        "STELLATUNE_ERR_UNKNOWN_CODE"
+    );
     assert_eq!(name(i32::MIN), "STELLATUNE_ERR_UNKNOWN_CODE");
 }
 
@@ -803,22 +806,30 @@ fn a_poll_longer_than_the_lease_keeps_the_client_alive() {
 }
 
 #[test]
-fn plugin_functions_validate_then_report_unsupported() {
+fn plugin_functions_refuse_bad_artifacts_and_unknown_ids() {
     let _guard = lock();
     let tmp = tempfile::tempdir().unwrap();
     fresh_runtime(tmp.path(), 30_000);
-    let artifact = c("/tmp/some-plugin.zip");
+    let missing = c(&tmp.path().join("no-such-plugin.zip").to_string_lossy());
+    let not_a_plugin_dir = tmp.path().join("not-a-plugin");
+    std::fs::create_dir_all(&not_a_plugin_dir).unwrap();
+    let not_a_plugin = c(&not_a_plugin_dir.to_string_lossy());
     let empty = c("");
     let plugin = c("org.example.plugin");
     let mut id = [0x55 as c_char; 64];
     // SAFETY: live CStrings and `id` valid for its length.
     unsafe {
         expect_err(
-            stellatune_plugins_install(artifact.as_ptr(), id.as_mut_ptr(), id.len()),
-            STELLATUNE_ERR_UNSUPPORTED,
-            &["plugin runtime not available in this build"],
+            stellatune_plugins_install(missing.as_ptr(), id.as_mut_ptr(), id.len()),
+            STELLATUNE_ERR_PLUGIN,
+            &["no-such-plugin.zip"],
         );
         assert_eq!(id[0], 0, "out_id holds an empty string");
+        expect_err(
+            stellatune_plugins_install(not_a_plugin.as_ptr(), id.as_mut_ptr(), id.len()),
+            STELLATUNE_ERR_PLUGIN,
+            &["plugin.json"],
+        );
         expect_err(
             stellatune_plugins_install(empty.as_ptr(), id.as_mut_ptr(), id.len()),
             STELLATUNE_ERR_INVALID_ARGUMENT,
@@ -826,8 +837,8 @@ fn plugin_functions_validate_then_report_unsupported() {
         );
         expect_err(
             stellatune_plugins_uninstall(plugin.as_ptr()),
-            STELLATUNE_ERR_UNSUPPORTED,
-            &["plugin runtime not available in this build"],
+            STELLATUNE_ERR_UNKNOWN_PLUGIN,
+            &["org.example.plugin"],
         );
         expect_err(
             stellatune_plugins_uninstall(empty.as_ptr()),
@@ -844,13 +855,6 @@ fn plugin_functions_validate_then_report_unsupported() {
         assert_eq!(CStr::from_ptr(buf.as_ptr()).to_str().unwrap(), "[]");
         assert_eq!(len, 2);
     }
-    expect_err(
-        stellatune_plugins_reload(),
-        STELLATUNE_ERR_UNSUPPORTED,
-        &[
-            "stellatune_plugins_reload",
-            "plugin runtime not available in this build",
-        ],
-    );
+    ok(stellatune_plugins_reload());
     ok(stellatune_runtime_shutdown());
 }

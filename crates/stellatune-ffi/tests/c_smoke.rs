@@ -111,6 +111,9 @@ fn c_program_drives_the_runtime_through_the_header_and_cdylib() {
     })
     .to_string();
     let mut command = Command::new(&exe);
+    // Cargo points LD_LIBRARY_PATH at target/<profile>, whose uplifted copy of the library
+    // can be older than the one in deps/; it would win over the rpath. Use the rpath alone.
+    command.env_remove("LD_LIBRARY_PATH");
     command
         .arg(&wav)
         .arg(&second_config)

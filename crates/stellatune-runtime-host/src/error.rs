@@ -16,6 +16,10 @@ pub enum HostError {
     InvalidArgument(String),
     #[error(transparent)]
     Audio(#[from] AudioError),
+    #[error(transparent)]
+    Plugin(#[from] stellatune_plugins::PluginError),
+    #[error("plugins are unavailable: the plugin directory could not be prepared")]
+    PluginsUnavailable,
     #[error(
         "shutdown did not finish within {timeout_ms} ms; {threads_left} runtime threads still alive"
     )]

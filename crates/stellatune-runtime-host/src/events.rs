@@ -15,6 +15,26 @@ pub enum HostNotice {
     Lagged { dropped: u64 },
     /// Another client of this host was evicted.
     ClientEvicted { client_id: u64, reason: String },
+    /// A plugin was installed (or replaced) and its new generation is active.
+    PluginInstalled {
+        plugin_id: String,
+        generation: Option<u64>,
+    },
+    /// A plugin was uninstalled; instances still playing keep running until closed.
+    PluginUninstalled { plugin_id: String },
+    /// The plugin directory was re-read.
+    PluginsReloaded {
+        loaded: Vec<String>,
+        reloaded: Vec<String>,
+        removed: Vec<String>,
+        failed: Vec<String>,
+    },
+    /// An event a plugin emitted through the host vtable.
+    PluginEvent {
+        plugin_id: String,
+        kind: String,
+        payload: serde_json::Value,
+    },
 }
 
 /// One event as a client receives it. Serialises to a flat JSON object with a `type` tag.

@@ -15,9 +15,10 @@ use stellatune_audio::{
 use crate::clients::{ClientRegistry, ClientSession, Evicted};
 use crate::config::HostConfig;
 use crate::error::{HostError, Result};
-use crate::events::{HostEvent, Polled};
+use crate::events::{HostEvent, HostNotice, Polled};
 use crate::metrics::MetricsSnapshot;
 use crate::route::OutputRoute;
+use stellatune_plugins::PluginRuntime;
 
 static GLOBAL: LazyLock<RuntimeHost> = LazyLock::new(|| RuntimeHost::new("stellatune"));
 
@@ -40,6 +41,10 @@ pub enum InitOutcome {
 
 struct Services {
     engine: Engine,
+    /// `None` when the plugin directory is unusable: the runtime then plays without plugins.
+    plugins: Option<Arc<PluginRuntime>>,
+    /// The route as last applied, kept to re-create plugin sinks after a reload.
+    route: Mutex<Option<OutputRoute>>,
     config: HostConfig,
     supervisor_stop: Sender<()>,
     supervisor: Mutex<Option<JoinHandle<()>>>,
@@ -114,6 +119,17 @@ impl RuntimeHost {
             config.log_filter.as_deref(),
             config.log_format.unwrap_or_default(),
         );
+        let running = matches!(*self.lock(), Lifecycle::Running(_));
+        if running {
+            return Ok(self.reused(&config));
+        }
+        // Directory set-up and plugin loading do file I/O and call into plugins: never under
+        // the lifecycle lock.
+        let data_dir = config.resolved_data_dir();
+        if let Err(e) = std::fs::create_dir_all(&data_dir) {
+            tracing::warn!(data_dir = %data_dir.display(), error = %e, "data directory is not usable; features that store files will fail");
+        }
+        let plugins = self.start_plugins(&config);
         let mut lifecycle = self.lock();
         while matches!(*lifecycle, Lifecycle::ShuttingDown) {
             lifecycle = self
@@ -121,21 +137,11 @@ impl RuntimeHost {
                 .wait(lifecycle)
                 .unwrap_or_else(PoisonError::into_inner);
         }
-        if let Lifecycle::Running(services) = &*lifecycle {
-            if services.config != config {
-                tracing::warn!(host = %self.name, "runtime already running; the new config is ignored until shutdown");
-            }
-            tracing::info!(
-                host = %self.name,
-                inits_total = self.inits_total.load(Ordering::SeqCst),
-                clients_active = self.clients.active(),
-                "runtime host reused"
-            );
-            return Ok(InitOutcome::Reused);
-        }
-        let data_dir = config.resolved_data_dir();
-        if let Err(e) = std::fs::create_dir_all(&data_dir) {
-            tracing::warn!(data_dir = %data_dir.display(), error = %e, "data directory is not usable; features that store files will fail");
+        if let Lifecycle::Running(_) = &*lifecycle {
+            drop(lifecycle);
+            // Another thread won the race to start; ours goes unused.
+            drop(plugins);
+            return Ok(self.reused(&config));
         }
         self.clients
             .configure(config.client_lease(), config.event_queue_capacity());
@@ -150,6 +156,8 @@ impl RuntimeHost {
         let (stop_tx, stop_rx) = bounded::<()>(1);
         let services = Arc::new(Services {
             engine,
+            plugins,
+            route: Mutex::new(None),
             config: config.clone(),
             supervisor_stop: stop_tx,
             supervisor: Mutex::new(None),
@@ -189,6 +197,42 @@ impl RuntimeHost {
             "runtime host initialised"
         );
         Ok(InitOutcome::Started)
+    }
+
+    fn reused(&self, config: &HostConfig) -> InitOutcome {
+        if let Ok(services) = self.services() {
+            if services.config != *config {
+                tracing::warn!(host = %self.name, "runtime already running; the new config is ignored until shutdown");
+            }
+        }
+        tracing::info!(
+            host = %self.name,
+            inits_total = self.inits_total.load(Ordering::SeqCst),
+            clients_active = self.clients.active(),
+            "runtime host reused"
+        );
+        InitOutcome::Reused
+    }
+
+    fn start_plugins(&self, config: &HostConfig) -> Option<Arc<PluginRuntime>> {
+        let plugin_dir = config.resolved_plugin_dir();
+        let clients = self.clients.clone();
+        let notices: stellatune_plugins::NoticeSink = Arc::new(move |notice| {
+            let payload = serde_json::from_str(&notice.json)
+                .unwrap_or(serde_json::Value::String(notice.json));
+            clients.broadcast(HostEvent::Host(HostNotice::PluginEvent {
+                plugin_id: notice.plugin_id,
+                kind: notice.kind,
+                payload,
+            }));
+        });
+        match PluginRuntime::start(&plugin_dir, notices) {
+            Ok(runtime) => Some(Arc::new(runtime)),
+            Err(e) => {
+                tracing::warn!(plugin_dir = %plugin_dir.display(), error = %e, "plugin runtime unavailable; playing without plugins");
+                None
+            }
+        }
     }
 
     fn services(&self) -> Result<Arc<Services>> {
@@ -253,9 +297,13 @@ impl RuntimeHost {
             if let Some(handle) = supervisor {
                 let _ = handle.join();
             }
-            let _ = services.engine.stop();
-            let _ = services.engine.clear_route();
-            services.engine.shutdown(timeout)
+            let _ = self.stop_and_clear(&services);
+            let stopped = services.engine.shutdown(timeout);
+            // With the engine gone no instance is left: every generation unloads now.
+            if let Some(plugins) = &services.plugins {
+                plugins.shutdown();
+            }
+            stopped
         };
         drop(services);
         let deadline = started + timeout;
@@ -294,10 +342,7 @@ impl RuntimeHost {
             tracing::warn!(host = %self.name, client_id = e.id, generation = e.generation, reason = %e.reason, clients_active = left, "client evicted");
         }
         let _ = self.clients.take_emptied();
-        if let Err(e) = services.engine.stop() {
-            tracing::warn!(error = %e, "stopping playback for hot restart failed");
-        }
-        services.engine.clear_route()?;
+        self.stop_and_clear(&services)?;
         tracing::info!(host = %self.name, generation, evicted = evicted.len(), "prepared for hot restart");
         Ok(generation)
     }
@@ -328,8 +373,7 @@ impl RuntimeHost {
             let _gate = self.gate_exclusive();
             if self.clients.active() == 0 {
                 tracing::info!(host = %self.name, "no clients left: stopping playback and clearing the route");
-                let _ = services.engine.stop();
-                let _ = services.engine.clear_route();
+                let _ = self.stop_and_clear(services);
             }
         }
     }
@@ -403,11 +447,142 @@ impl RuntimeHost {
     }
 
     pub fn apply_route(&self, id: u64, route: OutputRoute) -> Result<()> {
-        self.client_command(id, |e| e.apply_route(route.into_factory()))
+        let services = self.services()?;
+        self.check_client(id)?;
+        let factory = route.factory(services.plugins.as_deref())?;
+        self.client_command(id, |e| e.apply_route(factory))?;
+        *lock(&services.route) = Some(route);
+        Ok(())
     }
 
     pub fn clear_route(&self, id: u64) -> Result<()> {
-        self.client_command(id, Engine::clear_route)
+        let services = self.services()?;
+        self.client_command(id, Engine::clear_route)?;
+        *lock(&services.route) = None;
+        Ok(())
+    }
+
+    fn plugins(&self) -> Result<(Arc<Services>, Arc<PluginRuntime>)> {
+        let services = self.services()?;
+        let plugins = services
+            .plugins
+            .clone()
+            .ok_or(HostError::PluginsUnavailable)?;
+        Ok((services, plugins))
+    }
+
+    /// Installs a plugin directory or .zip and activates it. If the current route plays
+    /// through an older generation of it, the route moves to the new one at once.
+    pub fn plugins_install(&self, artifact: &Path) -> Result<String> {
+        let (services, plugins) = self.plugins()?;
+        let id = plugins.install(artifact)?;
+        let generation = plugins
+            .list()
+            .into_iter()
+            .find(|p| p.id == id)
+            .and_then(|p| p.generation);
+        tracing::info!(plugin = %id, generation, "plugin installed");
+        self.clients
+            .broadcast(HostEvent::Host(HostNotice::PluginInstalled {
+                plugin_id: id.clone(),
+                generation,
+            }));
+        self.move_route_to_new_generation(&services, &plugins, &[id.as_str()]);
+        Ok(id)
+    }
+
+    /// Uninstalls a plugin. A route playing through it keeps playing until it is cleared;
+    /// then its generation unloads and its shadow copy goes.
+    pub fn plugins_uninstall(&self, id: &str) -> Result<()> {
+        let (_, plugins) = self.plugins()?;
+        plugins.uninstall(id)?;
+        self.clients
+            .broadcast(HostEvent::Host(HostNotice::PluginUninstalled {
+                plugin_id: id.to_owned(),
+            }));
+        Ok(())
+    }
+
+    /// Re-reads the plugin directory; changed plugins get a new generation, and a route
+    /// playing through one of them moves to it at once (the old generation drains).
+    pub fn plugins_reload(&self) -> Result<stellatune_plugins::ReloadReport> {
+        let (services, plugins) = self.plugins()?;
+        let report = plugins.reload();
+        tracing::info!(?report, "plugins reloaded");
+        let changed: Vec<&str> = report
+            .reloaded
+            .iter()
+            .chain(&report.loaded)
+            .map(String::as_str)
+            .collect();
+        self.move_route_to_new_generation(&services, &plugins, &changed);
+        self.clients
+            .broadcast(HostEvent::Host(HostNotice::PluginsReloaded {
+                loaded: report.loaded.clone(),
+                reloaded: report.reloaded.clone(),
+                removed: report.removed.clone(),
+                failed: report
+                    .failed
+                    .iter()
+                    .map(|(id, e)| format!("{id}: {e}"))
+                    .collect(),
+            }));
+        Ok(report)
+    }
+
+    /// Loads a fresh generation of one plugin even if its files did not change.
+    pub fn plugins_force_reload(&self, id: &str) -> Result<u64> {
+        let (services, plugins) = self.plugins()?;
+        let generation = plugins.force_reload(id)?;
+        self.move_route_to_new_generation(&services, &plugins, &[id]);
+        Ok(generation)
+    }
+
+    pub fn plugins_list(&self) -> Result<Vec<stellatune_plugins::PluginInfo>> {
+        Ok(self.plugins()?.1.list())
+    }
+
+    fn move_route_to_new_generation(
+        &self,
+        services: &Services,
+        plugins: &PluginRuntime,
+        changed: &[&str],
+    ) {
+        let route = lock(&services.route).clone();
+        let Some(route) = route.filter(|r| r.plugin_id().is_some_and(|id| changed.contains(&id)))
+        else {
+            return;
+        };
+        let factory = match route.factory(Some(plugins)) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(error = %e, "the new plugin generation could not take over the route");
+                return;
+            }
+        };
+        let _gate = self.gate_shared();
+        if lock(&services.route).as_ref() != Some(&route) {
+            return;
+        }
+        match services.engine.apply_route(factory) {
+            Ok(()) => tracing::info!(
+                plugin = route.plugin_id(),
+                "route moved to the new plugin generation"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "moving the route to the new plugin generation failed")
+            }
+        }
+    }
+
+    /// Stops playback and clears the route; the caller holds the gate exclusively.
+    fn stop_and_clear(&self, services: &Services) -> Result<()> {
+        if let Err(e) = services.engine.stop() {
+            tracing::warn!(error = %e, "stopping playback failed");
+        }
+        let cleared = services.engine.clear_route();
+        *lock(&services.route) = None;
+        Ok(cleared?)
     }
 
     pub fn status(&self, id: u64) -> Result<EngineStatus> {
@@ -457,7 +632,11 @@ impl RuntimeHost {
     }
 
     pub fn metrics(&self) -> MetricsSnapshot {
-        MetricsSnapshot {
+        let plugins = self
+            .services()
+            .ok()
+            .and_then(|s| s.plugins.as_ref().map(|p| p.metrics()));
+        let mut snapshot = MetricsSnapshot {
             state: self.state(),
             runtime_host_inits_total: self.inits_total.load(Ordering::SeqCst),
             player_clients_active: self.clients.active() as u64,
@@ -466,8 +645,16 @@ impl RuntimeHost {
             client_events_queued: self.clients.queued_events() as u64,
             runtime_threads: self.threads.alive() as u64,
             ..MetricsSnapshot::default()
+        };
+        if let Some(plugins) = plugins {
+            snapshot.add_plugin_metrics(plugins);
         }
+        snapshot
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Drop for RuntimeHost {
@@ -515,6 +702,7 @@ fn supervise(
                 tracing::info!(host = %name, "no clients left: stopping playback and clearing the route");
                 let _ = services.engine.stop();
                 let _ = services.engine.clear_route();
+                *lock(&services.route) = None;
             }
         }
     }

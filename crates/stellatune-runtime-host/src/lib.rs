@@ -23,8 +23,9 @@ pub use events::{Closed, EventQueue, HostEvent, HostNotice, Polled};
 pub use host::{InitOutcome, LifecycleState, RuntimeHost};
 pub use logging::init_logging;
 pub use metrics::MetricsSnapshot;
-pub use route::OutputRoute;
+pub use route::{OutputRoute, PluginRoute};
 pub use stellatune_audio::{
     AudioError, BuiltinRoute, EngineEvent, EngineStatus, PlaybackState, TrackId, TrackInfo,
     TrackSource,
 };
+pub use stellatune_plugins::{PluginError, PluginInfo, ReloadReport};

@@ -1,4 +1,7 @@
+use std::collections::BTreeMap;
+
 use serde::Serialize;
+use stellatune_plugins::PluginMetricsSnapshot;
 
 use crate::host::LifecycleState;
 
@@ -21,6 +24,10 @@ pub struct MetricsSnapshot {
     pub asio_sidecar_spawns_total: u64,
     pub asio_sidecar_running: u64,
     pub ring_files: u64,
+    pub plugin_shadow_copies: u64,
+    /// Every other metric plugins reported through the generic channel, by name.
+    #[serde(flatten)]
+    pub plugin_reported: BTreeMap<String, i64>,
 }
 
 impl Default for MetricsSnapshot {
@@ -38,11 +45,28 @@ impl Default for MetricsSnapshot {
             asio_sidecar_spawns_total: 0,
             asio_sidecar_running: 0,
             ring_files: 0,
+            plugin_shadow_copies: 0,
+            plugin_reported: BTreeMap::new(),
         }
     }
 }
 
 impl MetricsSnapshot {
+    /// Merges the plugin runtime's counters. Plugin-reported values whose names are fields
+    /// here fill those fields (plugins own them: the host only sums what they report); the
+    /// rest are passed through by name.
+    pub(crate) fn add_plugin_metrics(&mut self, plugins: PluginMetricsSnapshot) {
+        self.plugin_generations_active = plugins.plugin_generations_active;
+        self.plugin_generations_draining = plugins.plugin_generations_draining;
+        self.plugin_shadow_copies = plugins.shadow_copies;
+        let mut reported = plugins.reported;
+        let mut take = |name: &str| reported.remove(name).map_or(0, |v| v.max(0) as u64);
+        self.asio_sidecar_spawns_total = take("asio_sidecar_spawns_total");
+        self.asio_sidecar_running = take("asio_sidecar_running");
+        self.ring_files = take("ring_files");
+        self.plugin_reported = reported;
+    }
+
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("metrics are plain numbers and strings")
     }

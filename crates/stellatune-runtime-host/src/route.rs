@@ -10,6 +10,40 @@ use crate::error::HostError;
 #[derive(Debug, Clone, PartialEq)]
 pub enum OutputRoute {
     Builtin(BuiltinRoute),
+    /// `{"kind":"plugin","plugin_id":"...","sink":"...","target":"...","config":{...}}`;
+    /// `sink` may be left out when the plugin has one output sink type.
+    Plugin(PluginRoute),
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginRoute {
+    #[serde(rename = "kind", default)]
+    _kind: Option<String>,
+    pub plugin_id: String,
+    #[serde(default)]
+    pub sink: Option<String>,
+    #[serde(default)]
+    pub target: String,
+    #[serde(default)]
+    pub config: Option<serde_json::Value>,
+}
+
+impl PluginRoute {
+    pub fn new(plugin_id: &str, sink: Option<&str>, target: &str) -> Self {
+        Self {
+            _kind: None,
+            plugin_id: plugin_id.to_owned(),
+            sink: sink.map(str::to_owned),
+            target: target.to_owned(),
+            config: None,
+        }
+    }
+
+    pub fn with_config(mut self, config: serde_json::Value) -> Self {
+        self.config = Some(config);
+        self
+    }
 }
 
 impl OutputRoute {
@@ -39,18 +73,44 @@ impl OutputRoute {
                     paced: wav.paced,
                 }
             }
+            "plugin" => {
+                return Ok(OutputRoute::Plugin(crate::json::parse(json, "route")?));
+            }
             other => {
                 return Err(HostError::InvalidArgument(format!(
-                    "route: unknown kind `{other}` (expected device, null or wav)"
+                    "route: unknown kind `{other}` (expected device, null, wav or plugin)"
                 )));
             }
         };
         Ok(OutputRoute::Builtin(route))
     }
 
-    pub(crate) fn into_factory(self) -> Box<dyn SinkFactory> {
+    pub fn plugin_id(&self) -> Option<&str> {
         match self {
-            OutputRoute::Builtin(route) => Box::new(route),
+            OutputRoute::Plugin(p) => Some(&p.plugin_id),
+            OutputRoute::Builtin(_) => None,
+        }
+    }
+
+    /// The engine-side recipe. A plugin sink instance is created here, on the caller's
+    /// thread, so that no plugin code runs on the engine's control thread to set it up.
+    pub(crate) fn factory(
+        &self,
+        plugins: Option<&stellatune_plugins::PluginRuntime>,
+    ) -> Result<Box<dyn SinkFactory>, HostError> {
+        match self {
+            OutputRoute::Builtin(route) => Ok(Box::new(route.clone())),
+            OutputRoute::Plugin(p) => {
+                let plugins = plugins.ok_or(HostError::PluginsUnavailable)?;
+                let config = p.config.as_ref().map(|c| c.to_string());
+                let factory = plugins.create_sink(
+                    &p.plugin_id,
+                    p.sink.as_deref(),
+                    &p.target,
+                    config.as_deref(),
+                )?;
+                Ok(Box::new(factory))
+            }
         }
     }
 }

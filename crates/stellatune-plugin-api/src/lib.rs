@@ -1,0 +1,233 @@
+//! The plugin ABI, as plain `#[repr(C)]` types and `extern "C"` function pointers.
+//!
+//! A plugin is a shared library exporting one symbol, [`ENTRY_SYMBOL`], of type
+//! [`PluginEntryFn`]. The host calls it once per load with its [`HostVTable`]; the plugin
+//! returns a [`ModuleTable`] that stays valid until the library is unloaded.
+//!
+//! Versioning: [`ABI_MAJOR`] must match exactly; a plugin built against an older
+//! [`ABI_MINOR`] is accepted (new fields only ever go at the end of tables whose size is
+//! stated), a newer minor is refused.
+//!
+//! Memory: strings passed *into* a call are borrowed for the duration of the call
+//! ([`StStr`]). Strings a plugin hands *out* ([`StStatus::message`], JSON out-parameters)
+//! are owned by the plugin and go back through [`ModuleTable::free_string`].
+//!
+//! Output sink lifecycle: `create` -> (`negotiate` -> `open` -> `write`* -> `flush`/`reset`)*
+//! -> `close` -> `destroy`. `reset` drops queued audio and keeps the instance usable;
+//! `close` releases every external resource (processes, mappings, files, sockets) and
+//! allows `open` again; `destroy` is final. The host always calls `close` before
+//! `destroy`; the SDK closes first if a host did not.
+
+#![no_std]
+
+use core::ffi::{c_char, c_void};
+
+pub const ABI_MAJOR: u32 = 1;
+pub const ABI_MINOR: u32 = 0;
+
+/// The one symbol a plugin library exports (NUL-terminated for `dlsym`).
+pub const ENTRY_SYMBOL: &[u8] = b"stellatune_plugin_entry\0";
+
+/// Status codes. Zero is success; everything else carries an optional message.
+pub mod status {
+    pub const OK: i32 = 0;
+    pub const ERROR: i32 = -1;
+    pub const INVALID_ARGUMENT: i32 = -2;
+    pub const UNSUPPORTED: i32 = -3;
+    /// The plugin panicked inside the call; the SDK caught it.
+    pub const PANICKED: i32 = -4;
+    /// The call came in the wrong lifecycle state (e.g. write before open).
+    pub const BAD_STATE: i32 = -5;
+    pub const IO: i32 = -6;
+    /// An external resource the instance depends on went away (e.g. a sidecar died).
+    pub const DISCONNECTED: i32 = -7;
+}
+
+/// A borrowed UTF-8 string: valid for the duration of the call it is passed to.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct StStr {
+    pub ptr: *const u8,
+    pub len: usize,
+}
+
+impl StStr {
+    pub const EMPTY: StStr = StStr {
+        ptr: core::ptr::null(),
+        len: 0,
+    };
+
+    pub const fn from_static(s: &'static str) -> StStr {
+        StStr {
+            ptr: s.as_ptr(),
+            len: s.len(),
+        }
+    }
+
+    pub fn borrowed(s: &str) -> StStr {
+        StStr {
+            ptr: s.as_ptr(),
+            len: s.len(),
+        }
+    }
+
+    /// # Safety
+    /// `ptr` must point at `len` bytes that stay valid for `'a`.
+    pub unsafe fn as_bytes<'a>(&self) -> &'a [u8] {
+        if self.ptr.is_null() || self.len == 0 {
+            &[]
+        } else {
+            // SAFETY: the caller guarantees ptr/len describe a live allocation for 'a.
+            unsafe { core::slice::from_raw_parts(self.ptr, self.len) }
+        }
+    }
+
+    /// # Safety
+    /// As [`StStr::as_bytes`].
+    pub unsafe fn to_str<'a>(&self) -> Option<&'a str> {
+        // SAFETY: forwarded to the caller's guarantee.
+        core::str::from_utf8(unsafe { self.as_bytes() }).ok()
+    }
+}
+
+/// A call's outcome. `message` is NULL or a NUL-terminated string owned by the plugin,
+/// released with [`ModuleTable::free_string`].
+#[repr(C)]
+#[derive(Debug)]
+pub struct StStatus {
+    pub code: i32,
+    pub message: *mut c_char,
+}
+
+impl StStatus {
+    pub const OK: StStatus = StStatus {
+        code: status::OK,
+        message: core::ptr::null_mut(),
+    };
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StSpec {
+    pub sample_rate: u32,
+    pub channels: u16,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StSinkStatus {
+    pub queued_frames: u64,
+    pub underruns: u64,
+}
+
+pub mod log_level {
+    pub const ERROR: u32 = 1;
+    pub const WARN: u32 = 2;
+    pub const INFO: u32 = 3;
+    pub const DEBUG: u32 = 4;
+    pub const TRACE: u32 = 5;
+}
+
+/// What the host offers a plugin. Valid from the entry call until the module is unloaded.
+#[repr(C)]
+pub struct HostVTable {
+    pub abi_major: u32,
+    pub abi_minor: u32,
+    /// Opaque to the plugin; passed back on every callback.
+    pub ctx: *mut c_void,
+    pub log: extern "C" fn(ctx: *mut c_void, level: u32, message: StStr),
+    /// A plugin event (`kind`, JSON payload) for every client of the host.
+    pub emit_event: extern "C" fn(ctx: *mut c_void, kind: StStr, json: StStr),
+    /// Adds `delta` to a named runtime metric (e.g. `asio_sidecar_running`). The host keeps
+    /// the sums across plugin generations, so counters survive a reload; a gauge is kept by
+    /// adding +1 and -1.
+    pub metric_add: extern "C" fn(ctx: *mut c_void, name: StStr, delta: i64),
+}
+
+pub mod capability_kind {
+    pub const OUTPUT_SINK: u32 = 1;
+    pub const DSP: u32 = 2;
+}
+
+/// One thing a module can make instances of.
+#[repr(C)]
+pub struct Capability {
+    /// [`capability_kind`].
+    pub kind: u32,
+    /// Unique within the module, e.g. `asio` or `gain`.
+    pub type_id: StStr,
+    pub display_name: StStr,
+    /// JSON schema of the instance config, or empty.
+    pub config_schema_json: StStr,
+    /// The config used when a route gives none.
+    pub default_config_json: StStr,
+    /// [`OutputSinkVTable`] or [`DspVTable`], after `kind`.
+    pub vtable: *const c_void,
+}
+
+/// An output sink type. `instance` is the pointer `create` returned.
+#[repr(C)]
+pub struct OutputSinkVTable {
+    /// Writes a JSON array of `{"id": ..., "name": ...}` targets into `*out_json`.
+    pub list_targets_json:
+        extern "C" fn(config_json: StStr, out_json: *mut *mut c_char) -> StStatus,
+    pub create: extern "C" fn(
+        config_json: StStr,
+        target: StStr,
+        out_instance: *mut *mut c_void,
+    ) -> StStatus,
+    pub negotiate:
+        extern "C" fn(instance: *mut c_void, preferred: StSpec, out_spec: *mut StSpec) -> StStatus,
+    pub open: extern "C" fn(instance: *mut c_void, spec: StSpec) -> StStatus,
+    /// Interleaved f32; never blocks; `*out_frames` is how many frames were taken.
+    pub write: extern "C" fn(
+        instance: *mut c_void,
+        samples: *const f32,
+        frames: usize,
+        out_frames: *mut usize,
+    ) -> StStatus,
+    pub query_status: extern "C" fn(instance: *mut c_void, out: *mut StSinkStatus) -> StStatus,
+    pub flush: extern "C" fn(instance: *mut c_void) -> StStatus,
+    pub reset: extern "C" fn(instance: *mut c_void) -> StStatus,
+    pub close: extern "C" fn(instance: *mut c_void) -> StStatus,
+    pub destroy: extern "C" fn(instance: *mut c_void),
+}
+
+/// A DSP transform working in place on interleaved f32.
+#[repr(C)]
+pub struct DspVTable {
+    pub create:
+        extern "C" fn(config_json: StStr, spec: StSpec, out_instance: *mut *mut c_void) -> StStatus,
+    pub process: extern "C" fn(instance: *mut c_void, samples: *mut f32, frames: usize) -> StStatus,
+    pub reset: extern "C" fn(instance: *mut c_void) -> StStatus,
+    pub destroy: extern "C" fn(instance: *mut c_void),
+}
+
+/// What the entry symbol returns. Lives as long as the library is loaded.
+#[repr(C)]
+pub struct ModuleTable {
+    /// `size_of::<ModuleTable>()` as the plugin was built: fields past it do not exist.
+    pub size: usize,
+    pub abi_major: u32,
+    pub abi_minor: u32,
+    pub plugin_id: StStr,
+    pub plugin_version: StStr,
+    pub capabilities: *const Capability,
+    pub capability_count: usize,
+    pub free_string: extern "C" fn(s: *mut c_char),
+    /// Called once before the library is unloaded, after every instance is destroyed:
+    /// the plugin stops whatever module-level resources it owns (threads, processes).
+    pub shutdown: extern "C" fn() -> StStatus,
+}
+
+/// The type of [`ENTRY_SYMBOL`]. Returns NULL if the plugin refuses the host.
+pub type PluginEntryFn = unsafe extern "C" fn(host: *const HostVTable) -> *const ModuleTable;
+
+// SAFETY (for the impls below): the tables hold only immutable data and function pointers;
+// the raw pointers point at 'static data in the plugin library, read-only.
+unsafe impl Sync for ModuleTable {}
+unsafe impl Send for ModuleTable {}
+unsafe impl Sync for Capability {}
+unsafe impl Send for Capability {}
+unsafe impl Sync for StStr {}
+unsafe impl Send for StStr {}

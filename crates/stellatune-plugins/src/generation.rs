@@ -1,0 +1,394 @@
+//! One load of one plugin library: a generation. It stays loaded while anything holds it
+//! (the runtime's active slot, a live instance, a call in flight) and unloads, deleting its
+//! shadow copy, when the last holder lets go.
+
+use std::collections::BTreeMap;
+use std::ffi::{CStr, c_char, c_void};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use stellatune_plugin_api::{
+    ABI_MAJOR, ABI_MINOR, Capability, ENTRY_SYMBOL, HostVTable, ModuleTable, PluginEntryFn,
+    StStatus, StStr, log_level, status,
+};
+
+use crate::error::{PluginError, Result};
+use crate::manifest::PluginManifest;
+
+/// An event a plugin emitted, for the host to pass on to its clients.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginNotice {
+    pub plugin_id: String,
+    pub kind: String,
+    pub json: String,
+}
+
+pub type NoticeSink = Arc<dyn Fn(PluginNotice) + Send + Sync>;
+
+/// Counters shared by every generation of every plugin.
+#[derive(Default)]
+pub struct PluginMetrics {
+    pub(crate) active: AtomicI64,
+    pub(crate) draining: AtomicI64,
+    /// Sums of what plugins reported through `metric_add`, by name. Kept here, not in the
+    /// plugin, so counters survive reloads.
+    pub(crate) custom: Mutex<BTreeMap<String, i64>>,
+}
+
+impl PluginMetrics {
+    pub fn active(&self) -> i64 {
+        self.active.load(Ordering::SeqCst)
+    }
+
+    pub fn draining(&self) -> i64 {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    pub fn custom(&self) -> BTreeMap<String, i64> {
+        self.custom
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// What the host's callbacks need; the vtable's `ctx` points here.
+struct HostContext {
+    plugin_id: String,
+    metrics: Arc<PluginMetrics>,
+    notices: NoticeSink,
+}
+
+pub struct Generation {
+    plugin_id: String,
+    number: u64,
+    manifest: PluginManifest,
+    module: *const ModuleTable,
+    library: Option<libloading::Library>,
+    shadow: PathBuf,
+    /// Kept alive for the module, which may call back at any time until unloaded.
+    _vtable: Box<HostVTable>,
+    context: *mut HostContext,
+    draining: AtomicBool,
+    metrics: Arc<PluginMetrics>,
+}
+
+// SAFETY: the module table is immutable data and thread-safe function pointers (the ABI
+// requires module-level functions to be callable from any thread); `context` is only read by
+// the callbacks and freed in Drop after the library is gone.
+unsafe impl Send for Generation {}
+// SAFETY: as above; no interior mutation through the raw pointers.
+unsafe impl Sync for Generation {}
+
+impl std::fmt::Debug for Generation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Generation")
+            .field("plugin_id", &self.plugin_id)
+            .field("number", &self.number)
+            .finish()
+    }
+}
+
+impl Generation {
+    /// Copies the installed library to a shadow path, loads it and checks its ABI.
+    pub(crate) fn load(
+        manifest: &PluginManifest,
+        install_dir: &Path,
+        shadow_dir: &Path,
+        number: u64,
+        metrics: Arc<PluginMetrics>,
+        notices: NoticeSink,
+    ) -> Result<Arc<Generation>> {
+        let load_error = |library: &Path, message: String| PluginError::Load {
+            plugin: manifest.id.clone(),
+            library: library.to_path_buf(),
+            message,
+        };
+        let (major, minor) = manifest.api().map_err(|message| PluginError::Manifest {
+            dir: install_dir.to_path_buf(),
+            message,
+        })?;
+        check_abi(&manifest.id, major, minor)?;
+        let installed = manifest.library_path(install_dir);
+        std::fs::create_dir_all(shadow_dir).map_err(|e| load_error(shadow_dir, e.to_string()))?;
+        let shadow = shadow_dir.join(format!(
+            "{}-g{number}-p{}-{}",
+            manifest.id,
+            std::process::id(),
+            manifest.library
+        ));
+        std::fs::copy(&installed, &shadow).map_err(|e| load_error(&installed, e.to_string()))?;
+        // From here on the shadow copy must go again if anything fails.
+        let cleanup = |e: PluginError| {
+            let _ = std::fs::remove_file(&shadow);
+            e
+        };
+        // SAFETY: loading runs the library's initialisers. Plugins are code the user chose
+        // to install; the ABI check below happens before any other call into it.
+        let library = unsafe { libloading::Library::new(&shadow) }
+            .map_err(|e| cleanup(load_error(&installed, e.to_string())))?;
+        // SAFETY: the symbol's type is fixed by the ABI; a library exporting the name with
+        // another type is in breach of it, which the ABI version check narrows down.
+        let entry: PluginEntryFn = match unsafe { library.get::<PluginEntryFn>(ENTRY_SYMBOL) } {
+            Ok(symbol) => *symbol,
+            Err(e) => {
+                drop(library);
+                return Err(cleanup(load_error(
+                    &installed,
+                    format!("no entry symbol `stellatune_plugin_entry`: {e}"),
+                )));
+            }
+        };
+        let context = Box::into_raw(Box::new(HostContext {
+            plugin_id: manifest.id.clone(),
+            metrics: metrics.clone(),
+            notices,
+        }));
+        let vtable = Box::new(HostVTable {
+            abi_major: ABI_MAJOR,
+            abi_minor: ABI_MINOR,
+            ctx: context.cast(),
+            log: host_log,
+            emit_event: host_emit_event,
+            metric_add: host_metric_add,
+        });
+        // SAFETY: `entry` has the ABI's signature; the vtable outlives the module (both live
+        // in the Generation, and the vtable is dropped only after the library is closed).
+        let module = unsafe { entry(&*vtable) };
+        let fail = |library: libloading::Library, e: PluginError| {
+            drop(library);
+            // SAFETY: `context` came from Box::into_raw above and nothing else owns it now.
+            drop(unsafe { Box::from_raw(context) });
+            cleanup(e)
+        };
+        if module.is_null() {
+            return Err(fail(
+                library,
+                load_error(
+                    &installed,
+                    "the plugin refused this host (entry returned NULL)".into(),
+                ),
+            ));
+        }
+        // SAFETY: non-NULL, and the ABI says it points at a ModuleTable that lives as long as
+        // the library; its first fields are laid out the same in every minor version.
+        let table = unsafe { &*module };
+        if let Err(e) = check_abi(&manifest.id, table.abi_major, table.abi_minor) {
+            return Err(fail(library, e));
+        }
+        if table.size < std::mem::size_of::<ModuleTable>() {
+            return Err(fail(
+                library,
+                load_error(
+                    &installed,
+                    format!("module table too small ({} bytes)", table.size),
+                ),
+            ));
+        }
+        // SAFETY: the table's strings point at static data in the library.
+        let declared_id = unsafe { table.plugin_id.to_str() }.unwrap_or("");
+        if declared_id != manifest.id {
+            return Err(fail(
+                library,
+                load_error(
+                    &installed,
+                    format!(
+                        "the library says it is `{declared_id}`, plugin.json says `{}`",
+                        manifest.id
+                    ),
+                ),
+            ));
+        }
+        metrics.active.fetch_add(1, Ordering::SeqCst);
+        tracing::info!(plugin = %manifest.id, generation = number, shadow = %shadow.display(), "plugin generation loaded");
+        Ok(Arc::new(Generation {
+            plugin_id: manifest.id.clone(),
+            number,
+            manifest: manifest.clone(),
+            module,
+            library: Some(library),
+            shadow,
+            _vtable: vtable,
+            context,
+            draining: AtomicBool::new(false),
+            metrics,
+        }))
+    }
+
+    pub fn plugin_id(&self) -> &str {
+        &self.plugin_id
+    }
+
+    pub fn number(&self) -> u64 {
+        self.number
+    }
+
+    pub fn manifest(&self) -> &PluginManifest {
+        &self.manifest
+    }
+
+    pub fn shadow_path(&self) -> &Path {
+        &self.shadow
+    }
+
+    pub(crate) fn table(&self) -> &ModuleTable {
+        // SAFETY: checked non-NULL at load; valid while the library is loaded, which is as
+        // long as `self` lives.
+        unsafe { &*self.module }
+    }
+
+    pub(crate) fn capabilities(&self) -> &[Capability] {
+        let table = self.table();
+        if table.capabilities.is_null() || table.capability_count == 0 {
+            return &[];
+        }
+        // SAFETY: the ABI says `capabilities` points at `capability_count` entries of static
+        // data in the library.
+        unsafe { std::slice::from_raw_parts(table.capabilities, table.capability_count) }
+    }
+
+    /// Turns a status into a result, taking ownership of (and freeing) its message.
+    pub(crate) fn check(&self, call: &'static str, st: StStatus) -> Result<()> {
+        let message = self.take_message(st.message);
+        if st.code == status::OK {
+            return Ok(());
+        }
+        Err(PluginError::Call {
+            plugin: self.plugin_id.clone(),
+            call,
+            code: st.code,
+            message: message.unwrap_or_else(|| format!("status {}", st.code)),
+        })
+    }
+
+    pub(crate) fn take_message(&self, message: *mut c_char) -> Option<String> {
+        if message.is_null() {
+            return None;
+        }
+        // SAFETY: a non-NULL message is a NUL-terminated string owned by the plugin, which
+        // we hand back through its own `free_string` right after copying.
+        let text = unsafe { CStr::from_ptr(message) }
+            .to_string_lossy()
+            .into_owned();
+        (self.table().free_string)(message);
+        Some(text)
+    }
+
+    /// Moves this generation from active to draining; it unloads when its last holder goes.
+    pub(crate) fn mark_draining(&self, reason: &str) {
+        if !self.draining.swap(true, Ordering::SeqCst) {
+            self.metrics.active.fetch_sub(1, Ordering::SeqCst);
+            self.metrics.draining.fetch_add(1, Ordering::SeqCst);
+            tracing::info!(plugin = %self.plugin_id, generation = self.number, reason, "plugin generation draining");
+        }
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Generation {
+    fn drop(&mut self) {
+        let st = (self.table().shutdown)();
+        if let Err(e) = self.check("shutdown", st) {
+            tracing::warn!(plugin = %self.plugin_id, generation = self.number, error = %e, "plugin shutdown reported an error");
+        }
+        if let Some(library) = self.library.take() {
+            if let Err(e) = library.close() {
+                tracing::warn!(plugin = %self.plugin_id, error = %e, "dlclose failed");
+            }
+        }
+        // SAFETY: `context` came from Box::into_raw in `load`; the library that could call
+        // back with it is closed.
+        drop(unsafe { Box::from_raw(self.context) });
+        let still_mapped = is_mapped(&self.shadow);
+        let _ = std::fs::remove_file(&self.shadow);
+        if self.draining.load(Ordering::SeqCst) {
+            self.metrics.draining.fetch_sub(1, Ordering::SeqCst);
+        } else {
+            self.metrics.active.fetch_sub(1, Ordering::SeqCst);
+        }
+        tracing::info!(
+            plugin = %self.plugin_id,
+            generation = self.number,
+            really_unmapped = !still_mapped,
+            "plugin generation unloaded"
+        );
+    }
+}
+
+fn check_abi(plugin: &str, major: u32, minor: u32) -> Result<()> {
+    if major != ABI_MAJOR || minor > ABI_MINOR {
+        return Err(PluginError::AbiMismatch {
+            plugin: plugin.to_owned(),
+            plugin_major: major,
+            plugin_minor: minor,
+            host_major: ABI_MAJOR,
+            host_minor: ABI_MINOR,
+        });
+    }
+    Ok(())
+}
+
+/// Whether `path` is still mapped into this process: a library whose code registered
+/// thread-local destructors may stay mapped after dlclose, and we report that truthfully.
+pub fn is_mapped(path: &Path) -> bool {
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return false;
+    };
+    let needle = path.to_string_lossy();
+    maps.lines().any(|line| line.ends_with(needle.as_ref()))
+}
+
+/// # Safety (for the three callbacks)
+/// `ctx` is the pointer this host put in the vtable: a live `HostContext` until the library
+/// is closed, and plugins only call back while loaded.
+fn context<'a>(ctx: *mut c_void) -> Option<&'a HostContext> {
+    // SAFETY: see above; NULL is refused.
+    unsafe { ctx.cast::<HostContext>().as_ref() }
+}
+
+fn text(s: &StStr) -> String {
+    // SAFETY: the ABI says a StStr passed to a callback is valid for the call.
+    String::from_utf8_lossy(unsafe { s.as_bytes() }).into_owned()
+}
+
+extern "C" fn host_log(ctx: *mut c_void, level: u32, message: StStr) {
+    let _ = std::panic::catch_unwind(|| {
+        let Some(ctx) = context(ctx) else { return };
+        let message = text(&message);
+        let plugin = ctx.plugin_id.as_str();
+        match level {
+            log_level::ERROR => tracing::error!(plugin, "{message}"),
+            log_level::WARN => tracing::warn!(plugin, "{message}"),
+            log_level::INFO => tracing::info!(plugin, "{message}"),
+            log_level::DEBUG => tracing::debug!(plugin, "{message}"),
+            _ => tracing::trace!(plugin, "{message}"),
+        }
+    });
+}
+
+extern "C" fn host_emit_event(ctx: *mut c_void, kind: StStr, json: StStr) {
+    let _ = std::panic::catch_unwind(|| {
+        let Some(ctx) = context(ctx) else { return };
+        (ctx.notices)(PluginNotice {
+            plugin_id: ctx.plugin_id.clone(),
+            kind: text(&kind),
+            json: text(&json),
+        });
+    });
+}
+
+extern "C" fn host_metric_add(ctx: *mut c_void, name: StStr, delta: i64) {
+    let _ = std::panic::catch_unwind(|| {
+        let Some(ctx) = context(ctx) else { return };
+        let mut custom = ctx
+            .metrics
+            .custom
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *custom.entry(text(&name)).or_insert(0) += delta;
+    });
+}

@@ -1,0 +1,480 @@
+//! The plugin runtime: what is installed, which generation of each plugin is active, and
+//! the operations that change that while music plays.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use serde::Serialize;
+use stellatune_plugin_api::{OutputSinkVTable, capability_kind};
+
+use crate::error::{PluginError, Result};
+use crate::generation::{Generation, NoticeSink, PluginMetrics};
+use crate::install;
+use crate::manifest::PluginManifest;
+use crate::sink::{PluginSink, PluginSinkFactory};
+
+struct Installed {
+    manifest: PluginManifest,
+    content_hash: u64,
+    active: Option<Arc<Generation>>,
+    load_error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CapabilityInfo {
+    pub kind: &'static str,
+    pub type_id: String,
+    pub display_name: String,
+    pub default_config: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PluginInfo {
+    pub id: String,
+    pub name: String,
+    pub version: String,
+    pub api_version: String,
+    pub generation: Option<u64>,
+    pub capabilities: Vec<CapabilityInfo>,
+    pub load_error: Option<String>,
+}
+
+/// What a reload did, plugin by plugin.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ReloadReport {
+    pub loaded: Vec<String>,
+    pub reloaded: Vec<String>,
+    pub unchanged: Vec<String>,
+    pub removed: Vec<String>,
+    pub failed: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PluginMetricsSnapshot {
+    pub plugin_generations_active: u64,
+    pub plugin_generations_draining: u64,
+    pub shadow_copies: u64,
+    /// What plugins reported through the generic metrics channel.
+    pub reported: BTreeMap<String, i64>,
+}
+
+pub struct PluginRuntime {
+    plugin_dir: PathBuf,
+    shadow_dir: PathBuf,
+    plugins: Mutex<BTreeMap<String, Installed>>,
+    metrics: Arc<PluginMetrics>,
+    notices: NoticeSink,
+    next_generation: AtomicU64,
+}
+
+impl PluginRuntime {
+    /// Prepares the directories, finishes queued uninstalls, removes shadow copies left by
+    /// dead processes and loads every installed plugin (a plugin that fails to load is
+    /// reported in the list, and the others still load).
+    pub fn start(plugin_dir: &Path, notices: NoticeSink) -> Result<PluginRuntime> {
+        std::fs::create_dir_all(plugin_dir)
+            .map_err(|e| PluginError::Io(format!("{}: {e}", plugin_dir.display())))?;
+        let shadow_dir = plugin_dir.join(".shadow");
+        install::finish_pending(plugin_dir);
+        reap_stale_shadow_copies(&shadow_dir);
+        let runtime = PluginRuntime {
+            plugin_dir: plugin_dir.to_path_buf(),
+            shadow_dir,
+            plugins: Mutex::new(BTreeMap::new()),
+            metrics: Arc::new(PluginMetrics::default()),
+            notices,
+            next_generation: AtomicU64::new(1),
+        };
+        let report = runtime.reload();
+        tracing::info!(plugin_dir = %plugin_dir.display(), loaded = report.loaded.len(), failed = report.failed.len(), "plugin runtime started");
+        Ok(runtime)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Installed>> {
+        self.plugins.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn plugin_dir(&self) -> &Path {
+        &self.plugin_dir
+    }
+
+    pub fn shadow_dir(&self) -> &Path {
+        &self.shadow_dir
+    }
+
+    fn load(&self, manifest: &PluginManifest) -> Result<Arc<Generation>> {
+        let number = self.next_generation.fetch_add(1, Ordering::SeqCst);
+        Generation::load(
+            manifest,
+            &self.plugin_dir.join(&manifest.id),
+            &self.shadow_dir,
+            number,
+            self.metrics.clone(),
+            self.notices.clone(),
+        )
+    }
+
+    /// Installs an artifact and activates it; an older generation of the same plugin drains.
+    pub fn install(&self, artifact: &Path) -> Result<String> {
+        // Copying and loading happen with no lock held.
+        let manifest = install::install(artifact, &self.plugin_dir)?;
+        let hash = content_hash(&self.plugin_dir.join(&manifest.id), &manifest);
+        let loaded = self.load(&manifest);
+        let id = manifest.id.clone();
+        let (error, result) = match loaded {
+            Ok(generation) => (None, Ok(Some(generation))),
+            Err(e) => (Some(e.to_string()), Err(e)),
+        };
+        let new_generation = result.as_ref().ok().cloned().flatten();
+        let previous = {
+            let mut plugins = self.lock();
+            let previous = plugins.remove(&id).and_then(|p| p.active);
+            plugins.insert(
+                id.clone(),
+                Installed {
+                    manifest,
+                    content_hash: hash,
+                    active: new_generation,
+                    load_error: error,
+                },
+            );
+            previous
+        };
+        if let Some(old) = previous {
+            old.mark_draining("replaced by install");
+        }
+        result.map(|_| id)
+    }
+
+    /// Removes a plugin's files and deactivates it. Instances still running keep their
+    /// generation (from its shadow copy) until they are closed.
+    pub fn uninstall(&self, id: &str) -> Result<()> {
+        let removed = self.lock().remove(id);
+        let Some(removed) = removed else {
+            return Err(PluginError::UnknownPlugin(id.to_owned()));
+        };
+        if let Some(generation) = removed.active {
+            generation.mark_draining("uninstalled");
+        }
+        install::remove_install_dir(&self.plugin_dir, id)?;
+        tracing::info!(plugin = id, "plugin uninstalled");
+        Ok(())
+    }
+
+    /// Re-reads the plugin directory: new plugins load, changed ones (by content hash) get
+    /// a new generation, unchanged ones are skipped, vanished ones drain.
+    pub fn reload(&self) -> ReloadReport {
+        let mut report = ReloadReport::default();
+        let found = discover(&self.plugin_dir);
+        let known: BTreeMap<String, u64> = self
+            .lock()
+            .iter()
+            .map(|(id, p)| (id.clone(), p.content_hash))
+            .collect();
+        for (id, manifest) in &found {
+            let manifest = match manifest {
+                Ok(m) => m,
+                Err(e) => {
+                    report.failed.push((id.clone(), e.to_string()));
+                    continue;
+                }
+            };
+            let hash = content_hash(&self.plugin_dir.join(id), manifest);
+            let was = known.get(id);
+            if was == Some(&hash) && self.lock().get(id).is_some_and(|p| p.active.is_some()) {
+                report.unchanged.push(id.clone());
+                continue;
+            }
+            let loaded = self.load(manifest);
+            let (active, load_error) = match loaded {
+                Ok(g) => (Some(g), None),
+                Err(e) => {
+                    report.failed.push((id.clone(), e.to_string()));
+                    (None, Some(e.to_string()))
+                }
+            };
+            let ok = active.is_some();
+            let previous = self
+                .lock()
+                .insert(
+                    id.clone(),
+                    Installed {
+                        manifest: manifest.clone(),
+                        content_hash: hash,
+                        active,
+                        load_error,
+                    },
+                )
+                .and_then(|p| p.active);
+            if let Some(old) = previous {
+                old.mark_draining("reloaded");
+            }
+            if ok {
+                if was.is_some() {
+                    report.reloaded.push(id.clone());
+                } else {
+                    report.loaded.push(id.clone());
+                }
+            }
+        }
+        let vanished: Vec<String> = known
+            .keys()
+            .filter(|id| !found.contains_key(*id))
+            .cloned()
+            .collect();
+        for id in vanished {
+            if let Some(gone) = self.lock().remove(&id).and_then(|p| p.active) {
+                gone.mark_draining("removed from the plugin directory");
+            }
+            report.removed.push(id);
+        }
+        report
+    }
+
+    /// Forces a fresh generation of `id` even if its files did not change.
+    pub fn force_reload(&self, id: &str) -> Result<u64> {
+        let manifest = self
+            .lock()
+            .get(id)
+            .map(|p| p.manifest.clone())
+            .ok_or_else(|| PluginError::UnknownPlugin(id.to_owned()))?;
+        let generation = self.load(&manifest)?;
+        let number = generation.number();
+        let previous = self
+            .lock()
+            .get_mut(id)
+            .and_then(|p| p.active.replace(generation));
+        if let Some(old) = previous {
+            old.mark_draining("reloaded");
+        }
+        Ok(number)
+    }
+
+    pub fn list(&self) -> Vec<PluginInfo> {
+        self.lock()
+            .values()
+            .map(|p| PluginInfo {
+                id: p.manifest.id.clone(),
+                name: p.manifest.name.clone(),
+                version: p.manifest.version.clone(),
+                api_version: p.manifest.api_version.clone(),
+                generation: p.active.as_ref().map(|g| g.number()),
+                capabilities: p
+                    .active
+                    .as_ref()
+                    .map(|g| capability_infos(g))
+                    .unwrap_or_default(),
+                load_error: p.load_error.clone(),
+            })
+            .collect()
+    }
+
+    fn active(&self, id: &str) -> Result<Arc<Generation>> {
+        let plugins = self.lock();
+        let installed = plugins
+            .get(id)
+            .ok_or_else(|| PluginError::UnknownPlugin(id.to_owned()))?;
+        installed.active.clone().ok_or_else(|| PluginError::Load {
+            plugin: id.to_owned(),
+            library: self.plugin_dir.join(id).join(&installed.manifest.library),
+            message: installed
+                .load_error
+                .clone()
+                .unwrap_or_else(|| "not loaded".into()),
+        })
+    }
+
+    /// Creates an output-sink instance of the active generation of `plugin_id`, on the
+    /// caller's thread, ready to hand to the engine. `sink_type` may be omitted when the
+    /// plugin has exactly one output sink type.
+    pub fn create_sink(
+        &self,
+        plugin_id: &str,
+        sink_type: Option<&str>,
+        target: &str,
+        config_json: Option<&str>,
+    ) -> Result<PluginSinkFactory> {
+        let generation = self.active(plugin_id)?;
+        let (type_id, vtable, default_config) = find_sink(&generation, sink_type)?;
+        let config = config_json.unwrap_or(&default_config);
+        let sink = PluginSink::create(generation.clone(), vtable, &type_id, target, config)?;
+        Ok(PluginSinkFactory::new(sink))
+    }
+
+    /// The output targets a sink type offers, as the plugin's JSON.
+    pub fn list_targets(
+        &self,
+        plugin_id: &str,
+        sink_type: Option<&str>,
+        config_json: Option<&str>,
+    ) -> Result<String> {
+        let generation = self.active(plugin_id)?;
+        let (_, vtable, default_config) = find_sink(&generation, sink_type)?;
+        let mut out = std::ptr::null_mut();
+        let st = (vtable.list_targets_json)(
+            stellatune_plugin_api::StStr::borrowed(config_json.unwrap_or(&default_config)),
+            &mut out,
+        );
+        generation.check("list_targets_json", st)?;
+        Ok(generation.take_message(out).unwrap_or_else(|| "[]".into()))
+    }
+
+    pub fn metrics(&self) -> PluginMetricsSnapshot {
+        let shadow_copies = std::fs::read_dir(&self.shadow_dir)
+            .map(|d| d.flatten().count() as u64)
+            .unwrap_or(0);
+        PluginMetricsSnapshot {
+            plugin_generations_active: self.metrics.active().max(0) as u64,
+            plugin_generations_draining: self.metrics.draining().max(0) as u64,
+            shadow_copies,
+            reported: self.metrics.custom(),
+        }
+    }
+
+    /// Deactivates every plugin. Generations unload as soon as their instances are gone.
+    pub fn shutdown(&self) {
+        let all: Vec<Arc<Generation>> = std::mem::take(&mut *self.lock())
+            .into_values()
+            .filter_map(|p| p.active)
+            .collect();
+        for generation in all {
+            generation.mark_draining("runtime shutdown");
+        }
+        tracing::info!(
+            draining = self.metrics.draining(),
+            "plugin runtime shut down"
+        );
+    }
+}
+
+impl Drop for PluginRuntime {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn capability_infos(generation: &Generation) -> Vec<CapabilityInfo> {
+    generation
+        .capabilities()
+        .iter()
+        .map(|c| {
+            // SAFETY: capability strings are static data in the loaded library.
+            let s =
+                |st: &stellatune_plugin_api::StStr| unsafe { st.to_str() }.unwrap_or("").to_owned();
+            CapabilityInfo {
+                kind: match c.kind {
+                    capability_kind::OUTPUT_SINK => "output_sink",
+                    capability_kind::DSP => "dsp",
+                    _ => "unknown",
+                },
+                type_id: s(&c.type_id),
+                display_name: s(&c.display_name),
+                default_config: s(&c.default_config_json),
+            }
+        })
+        .collect()
+}
+
+fn find_sink(
+    generation: &Generation,
+    sink_type: Option<&str>,
+) -> Result<(String, &'static OutputSinkVTable, String)> {
+    let sinks: Vec<_> = generation
+        .capabilities()
+        .iter()
+        .filter(|c| c.kind == capability_kind::OUTPUT_SINK && !c.vtable.is_null())
+        .collect();
+    let ids: Vec<String> = sinks
+        .iter()
+        // SAFETY: capability strings are static data in the loaded library.
+        .map(|c| unsafe { c.type_id.to_str() }.unwrap_or("").to_owned())
+        .collect();
+    let index = match sink_type {
+        Some(wanted) => ids.iter().position(|id| id == wanted),
+        None if sinks.len() == 1 => Some(0),
+        None => None,
+    };
+    let Some(index) = index else {
+        return Err(PluginError::UnknownCapability {
+            plugin: generation.plugin_id().to_owned(),
+            kind: "output sink",
+            type_id: sink_type.unwrap_or("").to_owned(),
+            hint: format!(" (it has: {})", ids.join(", ")),
+        });
+    };
+    let capability = sinks[index];
+    // SAFETY: an OUTPUT_SINK capability's vtable points at a static OutputSinkVTable in the
+    // library. The 'static lifetime is sound for the holders of the generation: every user
+    // of the vtable also holds an Arc of the generation, which keeps the library loaded.
+    let vtable: &'static OutputSinkVTable =
+        unsafe { &*capability.vtable.cast::<OutputSinkVTable>() };
+    // SAFETY: static data in the library, as above.
+    let default_config = unsafe { capability.default_config_json.to_str() }
+        .filter(|s| !s.is_empty())
+        .unwrap_or("{}")
+        .to_owned();
+    Ok((ids[index].clone(), vtable, default_config))
+}
+
+type Discovered = BTreeMap<String, std::result::Result<PluginManifest, PluginError>>;
+
+fn discover(plugin_dir: &Path) -> Discovered {
+    let mut found = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir(plugin_dir) else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || !entry.path().is_dir() {
+            continue;
+        }
+        let manifest = PluginManifest::read(&entry.path()).and_then(|m| {
+            if m.id == name {
+                Ok(m)
+            } else {
+                Err(PluginError::Manifest {
+                    dir: entry.path(),
+                    message: format!("id `{}` does not match its folder `{name}`", m.id),
+                })
+            }
+        });
+        found.insert(name, manifest);
+    }
+    found
+}
+
+/// A hash of the manifest and the library bytes, to skip reloading unchanged plugins.
+fn content_hash(dir: &Path, manifest: &PluginManifest) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    serde_json::to_string(manifest)
+        .unwrap_or_default()
+        .hash(&mut hasher);
+    std::fs::read(manifest.library_path(dir))
+        .unwrap_or_default()
+        .hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Shadow copies are named `<id>-g<generation>-p<pid>-<library>`; one whose process is gone
+/// was left by a crash and is removed.
+fn reap_stale_shadow_copies(shadow_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(shadow_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = name
+            .split('-')
+            .find_map(|part| part.strip_prefix('p').and_then(|p| p.parse::<u32>().ok()));
+        let owner_alive = pid.is_some_and(|pid| {
+            pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists()
+        });
+        if !owner_alive {
+            tracing::info!(file = %name, "removing a stale plugin shadow copy");
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}

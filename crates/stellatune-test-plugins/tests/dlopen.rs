@@ -1,0 +1,469 @@
+//! Loads the built cdylib with `libloading` and drives it through the raw ABI, as a host
+//! would.
+
+use std::ffi::{CStr, c_void};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::ptr;
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use libloading::Library;
+use stellatune_plugin_api::{
+    ABI_MAJOR, ABI_MINOR, Capability, DspVTable, ENTRY_SYMBOL, HostVTable, ModuleTable,
+    OutputSinkVTable, PluginEntryFn, StSpec, StStatus, StStr, capability_kind, status,
+};
+
+/// Every test holds this: they share one loaded library (and its host pointer) and one
+/// process environment.
+static SERIAL: Mutex<()> = Mutex::new(());
+static METRICS: Mutex<Vec<(String, i64)>> = Mutex::new(Vec::new());
+static EVENTS: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+static LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn st_string(s: StStr) -> String {
+    // SAFETY: the plugin lends `s` for the duration of the callback, or it points into the
+    // loaded library's static data.
+    unsafe { s.to_str() }.unwrap_or("<bad utf8>").to_owned()
+}
+
+extern "C" fn host_log(_ctx: *mut c_void, level: u32, message: StStr) {
+    lock(&LOG).push(format!("{level}:{}", st_string(message)));
+}
+
+extern "C" fn host_emit_event(_ctx: *mut c_void, kind: StStr, json: StStr) {
+    lock(&EVENTS).push((st_string(kind), st_string(json)));
+}
+
+extern "C" fn host_metric_add(_ctx: *mut c_void, name: StStr, delta: i64) {
+    lock(&METRICS).push((st_string(name), delta));
+}
+
+/// Valid for the rest of the process, so for as long as any library copy is loaded.
+fn host() -> &'static HostVTable {
+    Box::leak(Box::new(HostVTable {
+        abi_major: ABI_MAJOR,
+        abi_minor: ABI_MINOR,
+        ctx: ptr::null_mut(),
+        log: host_log,
+        emit_event: host_emit_event,
+        metric_add: host_metric_add,
+    }))
+}
+
+/// The cdylib, built (or found fresh) for this test run's profile.
+///
+/// `cargo test` does not build a `cdylib`-only library, so the first call runs
+/// `cargo build -p stellatune-test-plugins --lib` with this run's profile (a no-op when it is
+/// fresh): a stale library would test old code. The result is looked up beside this test's
+/// own `deps/` directory, then under the workspace's `target/debug` and `target/release`.
+fn library_path() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let name = libloading::library_filename("stellatune_test_plugins");
+        let profile_dir = std::env::current_exe()
+            .ok()
+            .and_then(|exe| Some(exe.parent()?.parent()?.to_path_buf()));
+        let mut candidates = Vec::new();
+        if let Some(dir) = &profile_dir {
+            build_cdylib(dir);
+            candidates.push(dir.join(&name));
+        }
+        let workspace_target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target");
+        for profile in ["debug", "release"] {
+            candidates.push(workspace_target.join(profile).join(&name));
+        }
+        candidates
+            .into_iter()
+            .find(|p| p.is_file())
+            .unwrap_or_else(|| {
+                panic!(
+                    "{} not found: run `cargo build -p stellatune-test-plugins` first",
+                    name.to_string_lossy()
+                )
+            })
+    })
+}
+
+/// Builds the cdylib into `profile_dir` (`target/<profile>`), as cargo names profiles.
+fn build_cdylib(profile_dir: &Path) {
+    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => "dev",
+        Some(other) => other,
+    };
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "-p",
+            "stellatune-test-plugins",
+            "--lib",
+            "--profile",
+            profile,
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status();
+    match status {
+        Ok(s) if s.success() => {}
+        other => panic!(
+            "building the test plugins failed ({other:?}): run `cargo build -p \
+             stellatune-test-plugins` first"
+        ),
+    }
+}
+
+struct Plugin {
+    table: &'static ModuleTable,
+    // Declared last: the table points into the library.
+    _lib: Library,
+}
+
+fn load() -> Plugin {
+    let lib = load_library();
+    let table = call_entry(&lib).expect("the plugin refused a matching host");
+    Plugin { table, _lib: lib }
+}
+
+fn load_library() -> Library {
+    let path = library_path();
+    // SAFETY: the test plugin's initialisers only set up Rust statics.
+    unsafe { Library::new(path) }.unwrap_or_else(|e| panic!("dlopen {}: {e}", path.display()))
+}
+
+fn call_entry(lib: &Library) -> Option<&'static ModuleTable> {
+    // SAFETY: the symbol has the ABI's entry type.
+    let entry = unsafe { lib.get::<PluginEntryFn>(ENTRY_SYMBOL) }.expect("entry symbol");
+    // SAFETY: the host vtable is leaked, valid for the rest of the process. The returned
+    // table lives as long as the library, which every caller keeps loaded while using it.
+    unsafe { entry(host()).as_ref() }
+}
+
+impl Plugin {
+    fn capabilities(&self) -> &'static [Capability] {
+        // SAFETY: the module's capability array has `capability_count` entries.
+        unsafe { std::slice::from_raw_parts(self.table.capabilities, self.table.capability_count) }
+    }
+
+    fn capability(&self, type_id: &str) -> &'static Capability {
+        self.capabilities()
+            .iter()
+            .find(|c| st_string(c.type_id) == type_id)
+            .unwrap_or_else(|| panic!("no capability {type_id}"))
+    }
+
+    fn sink(&self, type_id: &str) -> &'static OutputSinkVTable {
+        let cap = self.capability(type_id);
+        assert_eq!(cap.kind, capability_kind::OUTPUT_SINK);
+        // SAFETY: an OUTPUT_SINK capability points at an OutputSinkVTable.
+        unsafe { &*cap.vtable.cast::<OutputSinkVTable>() }
+    }
+
+    fn dsp(&self, type_id: &str) -> &'static DspVTable {
+        let cap = self.capability(type_id);
+        assert_eq!(cap.kind, capability_kind::DSP);
+        // SAFETY: a DSP capability points at a DspVTable.
+        unsafe { &*cap.vtable.cast::<DspVTable>() }
+    }
+
+    /// Code and message; the message goes back through the module's `free_string`.
+    fn take(&self, st: StStatus) -> (i32, String) {
+        let message = if st.message.is_null() {
+            String::new()
+        } else {
+            // SAFETY: a non-NULL message is a NUL-terminated string the module owns.
+            let s = unsafe { CStr::from_ptr(st.message) }
+                .to_string_lossy()
+                .into_owned();
+            (self.table.free_string)(st.message);
+            s
+        };
+        (st.code, message)
+    }
+
+    fn ok(&self, st: StStatus) {
+        let (code, message) = self.take(st);
+        assert_eq!(code, status::OK, "{message}");
+    }
+
+    fn create_sink(&self, type_id: &str, config: &str, target: &str) -> *mut c_void {
+        let mut instance = ptr::null_mut();
+        self.ok((self.sink(type_id).create)(
+            StStr::borrowed(config),
+            StStr::borrowed(target),
+            &mut instance,
+        ));
+        assert!(!instance.is_null());
+        instance
+    }
+}
+
+const STEREO: StSpec = StSpec {
+    sample_rate: 48_000,
+    channels: 2,
+};
+
+#[test]
+fn module_table_lists_the_test_plugins() {
+    let _g = lock(&SERIAL);
+    let p = load();
+    let t = p.table;
+    assert_eq!(t.size, size_of::<ModuleTable>());
+    assert_eq!((t.abi_major, t.abi_minor), (ABI_MAJOR, ABI_MINOR));
+    assert_eq!(st_string(t.plugin_id), "test-plugins");
+    assert_eq!(st_string(t.plugin_version), "0.1.0");
+    let caps: Vec<_> = p
+        .capabilities()
+        .iter()
+        .map(|c| (c.kind, st_string(c.type_id)))
+        .collect();
+    assert_eq!(
+        caps,
+        [
+            (capability_kind::OUTPUT_SINK, "capture".to_owned()),
+            (capability_kind::OUTPUT_SINK, "misbehave".to_owned()),
+            (capability_kind::DSP, "gain".to_owned()),
+        ]
+    );
+    assert_eq!(
+        st_string(p.capability("gain").default_config_json),
+        r#"{"gain":1.0}"#
+    );
+
+    let mut json = ptr::null_mut();
+    p.ok((p.sink("capture").list_targets_json)(
+        StStr::EMPTY,
+        &mut json,
+    ));
+    // SAFETY: a NUL-terminated string the module owns.
+    let targets = unsafe { CStr::from_ptr(json) }.to_str().unwrap().to_owned();
+    (t.free_string)(json);
+    assert_eq!(targets, r#"[{"id":"capture.raw","name":"capture.raw"}]"#);
+
+    p.ok((t.shutdown)());
+}
+
+#[test]
+fn capture_writes_raw_f32_and_records_calls() {
+    let _g = lock(&SERIAL);
+    let p = load();
+    let vt = p.sink("capture");
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("out.raw");
+    let target_str = target.to_str().unwrap();
+
+    let sink = p.create_sink("capture", "", target_str);
+    let mut spec = StSpec {
+        sample_rate: 0,
+        channels: 0,
+    };
+    p.ok((vt.negotiate)(sink, STEREO, &mut spec));
+    assert_eq!(spec, STEREO);
+    p.ok((vt.open)(sink, spec));
+    assert_eq!(open_gauge(), 1);
+
+    let samples: Vec<f32> = (0..20).map(|i| i as f32 / 10.0 - 1.0).collect();
+    let mut taken = 0;
+    p.ok((vt.write)(sink, samples.as_ptr(), 10, &mut taken));
+    assert_eq!(taken, 10);
+    p.ok((vt.flush)(sink));
+    p.ok((vt.write)(sink, samples.as_ptr(), 4, &mut taken));
+    assert_eq!(taken, 4);
+    p.ok((vt.reset)(sink));
+    p.ok((vt.close)(sink));
+    assert_eq!(open_gauge(), 0);
+    (vt.destroy)(sink);
+
+    let bytes = std::fs::read(&target).unwrap();
+    let written: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    let expected: Vec<f32> = samples.iter().chain(&samples[..8]).copied().collect();
+    assert_eq!(written, expected);
+
+    let calls = std::fs::read_to_string(format!("{target_str}.calls")).unwrap();
+    assert_eq!(calls, "open\nflush\nreset\nclose\ndestroy\n");
+    assert!(
+        lock(&EVENTS)
+            .iter()
+            .any(|(k, j)| k == "capture_open" && j.contains("\"channels\":2"))
+    );
+}
+
+#[test]
+fn capture_destroy_without_close_closes_first() {
+    let _g = lock(&SERIAL);
+    let p = load();
+    let vt = p.sink("capture");
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("skipped-close.raw");
+    let target_str = target.to_str().unwrap();
+    let sink = p.create_sink("capture", "{}", target_str);
+    let mut taken = 0;
+    let (code, _) = p.take((vt.write)(sink, [0.0f32; 2].as_ptr(), 1, &mut taken));
+    assert_eq!(code, status::BAD_STATE, "write before open");
+    p.ok((vt.open)(sink, STEREO));
+    p.ok((vt.write)(sink, [0.5f32, -0.5].as_ptr(), 1, &mut taken));
+    (vt.destroy)(sink);
+    assert_eq!(open_gauge(), 0);
+    let calls = std::fs::read_to_string(format!("{target_str}.calls")).unwrap();
+    assert_eq!(calls, "open\nclose\ndestroy\n");
+    assert_eq!(std::fs::read(&target).unwrap().len(), 8, "flushed on close");
+}
+
+#[test]
+fn gain_multiplies_samples() {
+    let _g = lock(&SERIAL);
+    let p = load();
+    let vt = p.dsp("gain");
+    let mut dsp = ptr::null_mut();
+    p.ok((vt.create)(
+        StStr::borrowed(r#"{"gain":0.5}"#),
+        STEREO,
+        &mut dsp,
+    ));
+    let mut samples = [1.0f32, -1.0, 0.5, 0.25];
+    p.ok((vt.process)(dsp, samples.as_mut_ptr(), 2));
+    assert_eq!(samples, [0.5, -0.5, 0.25, 0.125]);
+    (vt.destroy)(dsp);
+
+    // Default: unity.
+    let mut dsp = ptr::null_mut();
+    p.ok((vt.create)(StStr::EMPTY, STEREO, &mut dsp));
+    p.ok((vt.process)(dsp, samples.as_mut_ptr(), 2));
+    assert_eq!(samples, [0.5, -0.5, 0.25, 0.125]);
+    (vt.destroy)(dsp);
+
+    let mut dsp = ptr::null_mut();
+    let (code, message) = p.take((vt.create)(
+        StStr::borrowed(r#"{"gian":2}"#),
+        STEREO,
+        &mut dsp,
+    ));
+    assert_eq!(code, status::INVALID_ARGUMENT, "{message}");
+    assert!(dsp.is_null());
+}
+
+#[test]
+fn misbehave_panics_are_statuses_across_the_boundary() {
+    let _g = lock(&SERIAL);
+    let p = load();
+    let vt = p.sink("misbehave");
+
+    let sink = p.create_sink(
+        "misbehave",
+        r#"{"panic_in":["write","destroy"]}"#,
+        "default",
+    );
+    p.ok((vt.open)(sink, STEREO));
+    let mut taken = 7;
+    let (code, message) = p.take((vt.write)(sink, [0.0f32; 4].as_ptr(), 2, &mut taken));
+    assert_eq!((code, taken), (status::PANICKED, 0));
+    assert!(message.contains("misbehave: panic in Write"), "{message}");
+    p.ok((vt.close)(sink));
+    (vt.destroy)(sink);
+    assert!(
+        lock(&LOG)
+            .iter()
+            .any(|l| l.contains("misbehave: panic in Destroy")),
+        "destroy's panic is logged"
+    );
+
+    let mut instance = ptr::null_mut();
+    let (code, _) = p.take((vt.create)(
+        StStr::borrowed(r#"{"panic_in":["create"]}"#),
+        StStr::EMPTY,
+        &mut instance,
+    ));
+    assert_eq!(code, status::PANICKED);
+    assert!(instance.is_null());
+
+    let (code, message) = p.take((vt.create)(
+        StStr::borrowed(r#"{"panic_in":["nonsense"]}"#),
+        StStr::EMPTY,
+        &mut instance,
+    ));
+    assert_eq!(code, status::INVALID_ARGUMENT, "{message}");
+
+    let sink = p.create_sink(
+        "misbehave",
+        r#"{"hang_in_close_ms":150,"error_in":["flush"]}"#,
+        "",
+    );
+    p.ok((vt.open)(sink, STEREO));
+    p.ok((vt.write)(sink, [0.0f32; 4].as_ptr(), 2, &mut taken));
+    assert_eq!(taken, 2);
+    assert_eq!(p.take((vt.flush)(sink)).0, status::ERROR);
+    let started = Instant::now();
+    p.ok((vt.close)(sink));
+    assert!(started.elapsed() >= Duration::from_millis(150));
+    (vt.destroy)(sink);
+}
+
+#[test]
+fn abi_major_env_hook_reports_another_major() {
+    let _g = lock(&SERIAL);
+    let lib = load_library();
+    // SAFETY: every test in this binary holds SERIAL, so no other thread of ours reads the
+    // environment meanwhile.
+    unsafe { std::env::set_var("STELLATUNE_TEST_PLUGIN_ABI_MAJOR", "99") };
+    let table = call_entry(&lib);
+    // SAFETY: as above.
+    unsafe { std::env::remove_var("STELLATUNE_TEST_PLUGIN_ABI_MAJOR") };
+    let table = table.expect("a table reporting the other major");
+    assert_eq!(table.abi_major, 99);
+    assert_eq!(st_string(table.plugin_id), "test-plugins");
+    assert_eq!(call_entry(&lib).unwrap().abi_major, ABI_MAJOR);
+}
+
+/// The sum of `test_capture_open` deltas so far.
+fn open_gauge() -> i64 {
+    lock(&METRICS)
+        .iter()
+        .filter(|(n, _)| n == "test_capture_open")
+        .map(|(_, d)| d)
+        .sum()
+}
+
+/// The SDK keeps no TLS with destructors, so `dlclose` really unloads the module, even after
+/// a plugin panicked (a Rust cdylib that registered TLS destructors would stay loaded).
+#[cfg(target_os = "linux")]
+#[test]
+fn library_unloads_after_use_and_a_panic() {
+    let _g = lock(&SERIAL);
+    // Executable mappings only: a panic backtrace's symbolizer keeps its own read-only
+    // mapping of the file for debug info, which is not the loaded library.
+    let mapped = || {
+        std::fs::read_to_string("/proc/self/maps")
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("libstellatune_test_plugins"))
+            .any(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .is_some_and(|perms| perms.contains('x'))
+            })
+    };
+    assert!(!mapped(), "another test left the library loaded");
+    {
+        let p = load();
+        let vt = p.sink("misbehave");
+        let sink = p.create_sink("misbehave", r#"{"panic_in":["write"]}"#, "");
+        p.ok((vt.open)(sink, STEREO));
+        let mut taken = 0;
+        assert_eq!(
+            p.take((vt.write)(sink, [0.0f32; 4].as_ptr(), 2, &mut taken))
+                .0,
+            status::PANICKED
+        );
+        p.ok((vt.close)(sink));
+        (vt.destroy)(sink);
+        p.ok((p.table.shutdown)());
+        assert!(mapped());
+    }
+    assert!(!mapped(), "dlclose left the library mapped");
+}
