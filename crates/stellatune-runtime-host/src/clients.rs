@@ -204,14 +204,14 @@ impl ClientRegistry {
     }
 
     /// Starts a new generation and evicts every client of the older ones.
-    pub fn roll_generation(&self) -> (u64, Vec<Evicted>, usize) {
+    pub fn roll_generation(&self, evict: bool) -> (u64, Vec<Evicted>, usize) {
         let generation = {
             let mut state = self.lock();
             state.generation += 1;
             state.generation
         };
         let (evicted, left) = self.evict_where("hot restart: generation rolled over", |c| {
-            c.generation < generation
+            evict && c.generation < generation
         });
         (generation, evicted, left)
     }

@@ -35,6 +35,20 @@ pub struct HostConfig {
     pub event_queue_capacity: Option<usize>,
     /// How long shutdown waits for the runtime's threads. Default 5000.
     pub shutdown_timeout_ms: Option<u64>,
+    /// Deliberate defects, for proving that leak gates fail when they should. Never set in
+    /// production.
+    pub fault_injection: Option<FaultInjection>,
+}
+
+/// Defects the runtime can be told to have, so that the hot-restart stress gate can show it
+/// catches them.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FaultInjection {
+    /// Every attach starts a thread that never ends.
+    pub leak_thread_per_attach: bool,
+    /// `prepare_hot_restart` and lease expiry evict nobody.
+    pub skip_eviction: bool,
 }
 
 impl HostConfig {

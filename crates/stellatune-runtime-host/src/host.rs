@@ -57,6 +57,12 @@ enum Lifecycle {
     Stopped,
 }
 
+impl Services {
+    fn faults(&self) -> crate::config::FaultInjection {
+        self.config.fault_injection.clone().unwrap_or_default()
+    }
+}
+
 impl Lifecycle {
     fn state(&self) -> LifecycleState {
         match self {
@@ -336,7 +342,9 @@ impl RuntimeHost {
     pub fn prepare_hot_restart(&self) -> Result<u64> {
         let services = self.services()?;
         let _gate = self.gate_exclusive();
-        let (generation, evicted, left) = self.clients.roll_generation();
+        let (generation, evicted, left) = self
+            .clients
+            .roll_generation(!services.faults().skip_eviction);
         self.count_evictions(&evicted);
         for e in &evicted {
             tracing::warn!(host = %self.name, client_id = e.id, generation = e.generation, reason = %e.reason, clients_active = left, "client evicted");
@@ -353,7 +361,13 @@ impl RuntimeHost {
     }
 
     pub fn attach_client(&self) -> Result<ClientSession> {
-        let _services = self.services()?;
+        let services = self.services()?;
+        if services.faults().leak_thread_per_attach {
+            tracing::error!("fault injection: leaking a thread for this attach");
+            let _ = std::thread::Builder::new()
+                .name("stellatune-leaked".into())
+                .spawn(|| std::thread::park());
+        }
         let (session, active) = self.clients.attach();
         tracing::info!(host = %self.name, client_id = session.id, generation = session.generation, clients_active = active, "client attached");
         Ok(session)
@@ -450,16 +464,22 @@ impl RuntimeHost {
         let services = self.services()?;
         self.check_client(id)?;
         let factory = route.factory(services.plugins.as_deref())?;
-        self.client_command(id, |e| e.apply_route(factory))?;
-        *lock(&services.route) = Some(route);
-        Ok(())
+        // The route is recorded under the same gate as the engine call, so a rollover never
+        // sees an engine route the host does not know about.
+        self.client_command(id, |e| {
+            e.apply_route(factory)?;
+            *lock(&services.route) = Some(route);
+            Ok(())
+        })
     }
 
     pub fn clear_route(&self, id: u64) -> Result<()> {
         let services = self.services()?;
-        self.client_command(id, Engine::clear_route)?;
-        *lock(&services.route) = None;
-        Ok(())
+        self.client_command(id, |e| {
+            e.clear_route()?;
+            *lock(&services.route) = None;
+            Ok(())
+        })
     }
 
     fn plugins(&self) -> Result<(Arc<Services>, Arc<PluginRuntime>)> {
@@ -577,6 +597,11 @@ impl RuntimeHost {
 
     /// Stops playback and clears the route; the caller holds the gate exclusively.
     fn stop_and_clear(&self, services: &Services) -> Result<()> {
+        // Nothing can play without a route, and every route goes through this host: without
+        // one there is nothing to stop, and the engine round trips are saved.
+        if lock(&services.route).is_none() {
+            return Ok(());
+        }
         if let Err(e) = services.engine.stop() {
             tracing::warn!(error = %e, "stopping playback failed");
         }
@@ -686,7 +711,12 @@ fn supervise(
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
             _ => return,
         }
-        let (evicted, left) = clients.evict_expired();
+        let skip = services.upgrade().is_some_and(|s| s.faults().skip_eviction);
+        let (evicted, left) = if skip {
+            (Vec::new(), clients.active())
+        } else {
+            clients.evict_expired()
+        };
         if !evicted.is_empty() {
             evictions.fetch_add(evicted.len() as u64, Ordering::SeqCst);
             for e in &evicted {

@@ -17,7 +17,7 @@ mod metrics;
 mod route;
 
 pub use clients::ClientSession;
-pub use config::{HostConfig, LogFormat, default_data_dir};
+pub use config::{FaultInjection, HostConfig, LogFormat, default_data_dir};
 pub use error::{HostError, Result};
 pub use events::{Closed, EventQueue, HostEvent, HostNotice, Polled};
 pub use host::{InitOutcome, LifecycleState, RuntimeHost};
