@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, bounded, select, unbounded};
 use serde::Serialize;
 
+use crate::dsp::DspStage;
 use crate::error::{AudioError, Result};
 use crate::event::{EngineEvent, EventHandler, PlaybackState, TrackId};
 use crate::sink::{Sink, SinkFactory};
@@ -71,6 +72,7 @@ enum Command {
     SetVolume(f32, Reply<()>),
     ApplyRoute(Box<dyn SinkFactory>, Reply<()>),
     ClearRoute(Reply<()>),
+    SetDspChain(Vec<Box<dyn DspStage>>, Reply<()>),
     Status(Reply<EngineStatus>),
     Shutdown,
 }
@@ -181,6 +183,13 @@ impl Engine {
         self.request(Command::ClearRoute)
     }
 
+    /// Replaces the DSP chain; an empty chain removes it. Stages are prepared for the output
+    /// spec before they see audio; a stage that fails is dropped with an `error` event and
+    /// playback goes on without it.
+    pub fn set_dsp_chain(&self, chain: Vec<Box<dyn DspStage>>) -> Result<()> {
+        self.request(|r| Command::SetDspChain(chain, r))
+    }
+
     pub fn status(&self) -> Result<EngineStatus> {
         self.request(Command::Status)
     }
@@ -264,6 +273,9 @@ struct Control {
     scratch: Vec<f32>,
     last_position_event: Option<Instant>,
     total_frames_written: u64,
+    dsp: Vec<Box<dyn DspStage>>,
+    /// The spec the DSP chain was last prepared for.
+    dsp_spec: Option<StreamSpec>,
 }
 
 fn run_control(
@@ -303,6 +315,8 @@ fn run_control(
         scratch: Vec::new(),
         last_position_event: None,
         total_frames_written: 0,
+        dsp: Vec::new(),
+        dsp_spec: None,
     };
     control.run(&commands);
     control.close_sink();
@@ -447,6 +461,9 @@ impl Control {
                 }
                 let _ = reply.send(Ok(()));
             }
+            Command::SetDspChain(chain, reply) => {
+                let _ = reply.send(self.set_dsp_chain(chain));
+            }
             Command::Status(reply) => {
                 let _ = reply.send(Ok(self.status()));
             }
@@ -456,6 +473,66 @@ impl Control {
             }
         }
         true
+    }
+
+    fn set_dsp_chain(&mut self, mut chain: Vec<Box<dyn DspStage>>) -> Result<()> {
+        if let Some(spec) = self.sink.as_ref().and_then(|s| s.spec) {
+            for stage in &mut chain {
+                stage.prepare(spec).map_err(|e| {
+                    AudioError::InvalidArgument(format!("dsp {}: {e}", stage.describe()))
+                })?;
+            }
+            self.dsp_spec = Some(spec);
+        } else {
+            self.dsp_spec = None;
+        }
+        let names: Vec<String> = chain.iter().map(|s| s.describe()).collect();
+        tracing::info!(chain = ?names, "dsp chain set");
+        // The old stages drop here, on the control thread that ran them.
+        self.dsp = chain;
+        Ok(())
+    }
+
+    fn run_dsp(&mut self, samples: &mut [f32]) {
+        if self.dsp.is_empty() {
+            return;
+        }
+        let Some(spec) = self.sink.as_ref().and_then(|s| s.spec) else {
+            return;
+        };
+        let mut failed = Vec::new();
+        if self.dsp_spec != Some(spec) {
+            for (i, stage) in self.dsp.iter_mut().enumerate() {
+                if let Err(e) = stage.prepare(spec) {
+                    failed.push((i, e));
+                }
+            }
+            self.dsp_spec = Some(spec);
+        }
+        for (i, stage) in self.dsp.iter_mut().enumerate() {
+            if failed.iter().any(|(f, _)| *f == i) {
+                continue;
+            }
+            if let Err(e) = stage.process(samples) {
+                failed.push((i, e));
+            }
+        }
+        // A failing stage is bypassed from now on rather than stopping the music.
+        for (i, e) in failed.into_iter().rev() {
+            let stage = self.dsp.remove(i);
+            let message = format!("dsp {} failed and was removed: {e}", stage.describe());
+            tracing::warn!(message);
+            self.emit(EngineEvent::Error {
+                message,
+                track_id: self.current.as_ref().map(|c| c.id),
+            });
+        }
+    }
+
+    fn reset_dsp(&mut self) {
+        for stage in &mut self.dsp {
+            stage.reset();
+        }
     }
 
     fn allocate_track_id(&mut self) -> TrackId {
@@ -568,6 +645,9 @@ impl Control {
         if let Some(sink) = self.sink.as_mut() {
             let _ = sink.sink.reset();
         }
+        for stage in &mut self.dsp {
+            stage.reset();
+        }
         let _ = self.worker_tx.send(WorkerCmd::Seek {
             epoch: self.epoch,
             track_id: current.id,
@@ -593,6 +673,7 @@ impl Control {
             if let Some(sink) = self.sink.as_mut() {
                 let _ = sink.sink.reset();
             }
+            self.reset_dsp();
         }
         self.set_state(PlaybackState::Stopped);
     }
@@ -680,6 +761,8 @@ impl Control {
                 if self.current.as_ref().map(|c| c.id) != Some(track_id) {
                     return;
                 }
+                let mut samples = samples;
+                self.run_dsp(&mut samples);
                 self.pending = Some(Pending {
                     track_id,
                     samples,

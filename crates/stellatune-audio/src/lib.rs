@@ -3,6 +3,7 @@
 //! decode worker per engine.
 
 mod convert;
+mod dsp;
 mod engine;
 mod error;
 mod event;
@@ -13,6 +14,7 @@ mod threads;
 mod worker;
 
 pub use convert::{Converter, map_channels};
+pub use dsp::DspStage;
 pub use engine::{Engine, EngineConfig, EngineStatus};
 pub use error::{AudioError, Result};
 pub use event::{EngineEvent, EventHandler, PlaybackState, TrackId};

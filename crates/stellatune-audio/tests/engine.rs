@@ -1438,3 +1438,101 @@ fn ogg_vorbis_decodes_when_oggenc_is_installed() {
         ]
     });
 }
+
+/// A test stage: multiplies by a gain, or fails on its n-th block.
+struct Gain {
+    gain: f32,
+    fail_on_block: Option<usize>,
+    blocks: usize,
+    prepared: std::sync::Arc<std::sync::Mutex<Vec<stellatune_audio::StreamSpec>>>,
+}
+
+impl stellatune_audio::DspStage for Gain {
+    fn describe(&self) -> String {
+        format!("gain {}", self.gain)
+    }
+    fn prepare(&mut self, spec: stellatune_audio::StreamSpec) -> Result<(), String> {
+        self.prepared.lock().unwrap().push(spec);
+        Ok(())
+    }
+    fn process(&mut self, interleaved: &mut [f32]) -> Result<(), String> {
+        self.blocks += 1;
+        if self.fail_on_block == Some(self.blocks) {
+            return Err("deliberate failure".into());
+        }
+        interleaved.iter_mut().for_each(|s| *s *= self.gain);
+        Ok(())
+    }
+    fn reset(&mut self) {}
+}
+
+#[test]
+fn dsp_chain_processes_every_frame_in_the_output_spec() {
+    let dir = tempfile::tempdir().unwrap();
+    let frames = RATE as usize * 2;
+    let input = music_i16(RATE, frames);
+    let src = dir.path().join("music.wav");
+    write_wav_i16(&src, RATE, 2, &input);
+    let out = dir.path().join("out.wav");
+    let (engine, events) = start_engine("dsp");
+    engine.apply_route(wav_route(&out)).unwrap();
+    let prepared = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let stage = |gain| -> Box<dyn stellatune_audio::DspStage> {
+        Box::new(Gain {
+            gain,
+            fail_on_block: None,
+            blocks: 0,
+            prepared: prepared.clone(),
+        })
+    };
+    engine.set_dsp_chain(vec![stage(0.5), stage(0.5)]).unwrap();
+    let id = engine.play(&src).unwrap();
+    events.wait_finished(id);
+    engine.clear_route().unwrap();
+    engine.shutdown(SHUTDOWN).unwrap();
+    let (_, written) = read_wav_f32(&out);
+    let expected: Vec<f32> = to_f32(&input).iter().map(|s| s * 0.25).collect();
+    assert_eq!(written.len(), expected.len());
+    assert_samples_close(&written, &expected, 1e-6, "two gain stages");
+    let prepared = prepared.lock().unwrap();
+    assert_eq!(prepared.len(), 2, "each stage prepared once: {prepared:?}");
+    assert!(
+        prepared
+            .iter()
+            .all(|s| *s == stellatune_audio::StreamSpec::new(RATE, 2))
+    );
+}
+
+#[test]
+fn a_failing_dsp_stage_is_removed_and_playback_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let frames = RATE as usize * 2;
+    let input = music_i16(RATE, frames);
+    let src = dir.path().join("music.wav");
+    write_wav_i16(&src, RATE, 2, &input);
+    let out = dir.path().join("out.wav");
+    let (engine, events) = start_engine("dsp-fail");
+    engine.apply_route(wav_route(&out)).unwrap();
+    engine
+        .set_dsp_chain(vec![Box::new(Gain {
+            gain: 0.0,
+            fail_on_block: Some(3),
+            blocks: 0,
+            prepared: Default::default(),
+        })])
+        .unwrap();
+    let id = engine.play(&src).unwrap();
+    events.wait_finished(id);
+    engine.clear_route().unwrap();
+    engine.shutdown(SHUTDOWN).unwrap();
+    let (_, written) = read_wav_f32(&out);
+    assert_eq!(written.len() / 2, frames, "no frame lost");
+    let errs = errors(&events.all());
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].contains("deliberate failure"), "{errs:?}");
+    // Silenced while the stage ran, the input again once it was removed.
+    let tail = &written[written.len() - 2000..];
+    let expected_tail = &to_f32(&input)[input.len() - 2000..];
+    assert_samples_close(tail, expected_tail, 1e-4, "after removal");
+    assert!(written[..100].iter().all(|s| *s == 0.0));
+}

@@ -315,6 +315,21 @@ int32_t stellatune_output_route_apply(uint64_t client, const char *route_json);
 int32_t stellatune_output_route_clear(uint64_t client);
 
 /**
+ * Sets the DSP chain: a JSON array of plugin transforms applied in order between the
+ * decoder and the output, e.g. `[{"plugin_id":"eq","type_id":"gain","config":{"gain":0.5}}]`
+ * (`type_id` may be left out when the plugin has one DSP type); `[]` removes the chain. A
+ * stage that fails while playing is removed with an `error` event; the music goes on.
+ *
+ * Blocks for the engine's answer (milliseconds, at most 5 s). Errors: `INVALID_ARGUMENT`
+ * (NULL, non-UTF-8, malformed JSON; the message names the field), `NOT_INITIALIZED`, client
+ * errors, `UNKNOWN_PLUGIN`, `PLUGIN`, `TIMEOUT`.
+ *
+ * # Safety
+ * `chain_json` must be NULL or a NUL-terminated string.
+ */
+int32_t stellatune_player_set_dsp_chain(uint64_t client, const char *chain_json);
+
+/**
  * Waits up to `timeout_ms` for the client's next event and writes it to `buf` as one JSON
  * object with a `"type"` field (see docs/ffi.md for every type). Renews the client's lease,
  * also while it waits, so a client that keeps polling is never evicted for silence.

@@ -340,6 +340,30 @@ pub extern "C" fn stellatune_output_route_clear(client: u64) -> i32 {
     })
 }
 
+/// Sets the DSP chain: a JSON array of plugin transforms applied in order between the
+/// decoder and the output, e.g. `[{"plugin_id":"eq","type_id":"gain","config":{"gain":0.5}}]`
+/// (`type_id` may be left out when the plugin has one DSP type); `[]` removes the chain. A
+/// stage that fails while playing is removed with an `error` event; the music goes on.
+///
+/// Blocks for the engine's answer (milliseconds, at most 5 s). Errors: `INVALID_ARGUMENT`
+/// (NULL, non-UTF-8, malformed JSON; the message names the field), `NOT_INITIALIZED`, client
+/// errors, `UNKNOWN_PLUGIN`, `PLUGIN`, `TIMEOUT`.
+///
+/// # Safety
+/// `chain_json` must be NULL or a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn stellatune_player_set_dsp_chain(
+    client: u64,
+    chain_json: *const c_char,
+) -> i32 {
+    ffi_call("stellatune_player_set_dsp_chain", || {
+        // SAFETY: the caller guarantees `chain_json` is NULL or NUL-terminated.
+        let json = unsafe { str_arg(chain_json, "chain_json") }?;
+        let chain = stellatune_runtime_host::DspSpec::chain_from_json(json)?;
+        Ok(host().set_dsp_chain(client, chain)?)
+    })
+}
+
 /// Waits up to `timeout_ms` for the client's next event and writes it to `buf` as one JSON
 /// object with a `"type"` field (see docs/ffi.md for every type). Renews the client's lease,
 /// also while it waits, so a client that keeps polling is never evicted for silence.

@@ -2,6 +2,7 @@
 //! from a shadow copy, drain and unload old generations when their last instance goes, and
 //! adapt plugin output sinks to the engine's `Sink` trait.
 
+mod dsp;
 mod error;
 mod generation;
 mod install;
@@ -9,6 +10,7 @@ mod manifest;
 mod runtime;
 mod sink;
 
+pub use dsp::PluginDsp;
 pub use error::{PluginError, Result};
 pub use generation::{Generation, NoticeSink, PluginNotice, is_mapped};
 pub use install::remove_install_dir;

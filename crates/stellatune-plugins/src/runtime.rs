@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use serde::Serialize;
-use stellatune_plugin_api::{OutputSinkVTable, capability_kind};
+use stellatune_plugin_api::{Capability, DspVTable, OutputSinkVTable, capability_kind};
 
+use crate::dsp::PluginDsp;
 use crate::error::{PluginError, Result};
 use crate::generation::{Generation, NoticeSink, PluginMetrics};
 use crate::install;
@@ -301,6 +302,54 @@ impl PluginRuntime {
         let config = config_json.unwrap_or(&default_config);
         let sink = PluginSink::create(generation.clone(), vtable, &type_id, target, config)?;
         Ok(PluginSinkFactory::new(sink))
+    }
+
+    /// A DSP stage of the active generation of `plugin_id`. `type_id` may be omitted when the
+    /// plugin has exactly one DSP type. The instance itself is made when the engine prepares
+    /// the stage for its output spec.
+    pub fn create_dsp(
+        &self,
+        plugin_id: &str,
+        type_id: Option<&str>,
+        config_json: Option<&str>,
+    ) -> Result<PluginDsp> {
+        let generation = self.active(plugin_id)?;
+        let dsps: Vec<&Capability> = generation
+            .capabilities()
+            .iter()
+            .filter(|c| c.kind == capability_kind::DSP && !c.vtable.is_null())
+            .collect();
+        // SAFETY: capability strings are static data in the loaded library.
+        let id_of = |c: &Capability| unsafe { c.type_id.to_str() }.unwrap_or("").to_owned();
+        let ids: Vec<String> = dsps.iter().map(|c| id_of(c)).collect();
+        let index = match type_id {
+            Some(wanted) => ids.iter().position(|id| id == wanted),
+            None if dsps.len() == 1 => Some(0),
+            None => None,
+        };
+        let Some(index) = index else {
+            return Err(PluginError::UnknownCapability {
+                plugin: plugin_id.to_owned(),
+                kind: "dsp",
+                type_id: type_id.unwrap_or("").to_owned(),
+                hint: format!(" (it has: {})", ids.join(", ")),
+            });
+        };
+        let capability = dsps[index];
+        // SAFETY: a DSP capability's vtable points at a static DspVTable in the library;
+        // every user also holds the generation, which keeps the library loaded.
+        let vtable: &'static DspVTable = unsafe { &*capability.vtable.cast::<DspVTable>() };
+        // SAFETY: static data in the library.
+        let default_config = unsafe { capability.default_config_json.to_str() }
+            .filter(|s| !s.is_empty())
+            .unwrap_or("{}");
+        let config = config_json.unwrap_or(default_config).to_owned();
+        Ok(PluginDsp::new(
+            generation.clone(),
+            vtable,
+            ids[index].clone(),
+            config,
+        ))
     }
 
     /// The output targets a sink type offers, as the plugin's JSON.

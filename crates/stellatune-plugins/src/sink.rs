@@ -29,6 +29,8 @@ pub struct PluginSink {
     instance: Option<Instance>,
     closed: bool,
     describe: String,
+    /// Channels of the opened spec: the ABI counts frames, the engine hands samples.
+    channels: usize,
 }
 
 impl std::fmt::Debug for PluginSink {
@@ -73,6 +75,7 @@ impl PluginSink {
             // Even a never-opened instance is closed before it is destroyed.
             closed: false,
             describe,
+            channels: 0,
         })
     }
 
@@ -174,14 +177,22 @@ impl Sink for PluginSink {
         let st = (self.vtable.open)(self.ptr()?, to_st(spec));
         self.check("open", st)?;
         self.closed = false;
+        self.channels = usize::from(spec.channels);
         Ok(())
     }
 
     fn write(&mut self, interleaved: &[f32]) -> std::result::Result<usize, SinkError> {
         let ptr = self.ptr()?;
+        if self.channels == 0 {
+            return Err(SinkError::new(format!(
+                "{}: written before open",
+                self.describe
+            )));
+        }
         let mut taken = 0usize;
-        // The engine only writes after open, with whole frames of the opened spec.
-        let st = (self.vtable.write)(ptr, interleaved.as_ptr(), interleaved.len(), &mut taken);
+        // The engine only writes whole frames of the opened spec.
+        let frames = interleaved.len() / self.channels;
+        let st = (self.vtable.write)(ptr, interleaved.as_ptr(), frames, &mut taken);
         self.check("write", st)?;
         Ok(taken)
     }

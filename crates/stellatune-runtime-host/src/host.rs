@@ -17,7 +17,7 @@ use crate::config::HostConfig;
 use crate::error::{HostError, Result};
 use crate::events::{HostEvent, HostNotice, Polled};
 use crate::metrics::MetricsSnapshot;
-use crate::route::OutputRoute;
+use crate::route::{DspSpec, OutputRoute};
 use stellatune_plugins::PluginRuntime;
 
 static GLOBAL: LazyLock<RuntimeHost> = LazyLock::new(|| RuntimeHost::new("stellatune"));
@@ -45,6 +45,8 @@ struct Services {
     plugins: Option<Arc<PluginRuntime>>,
     /// The route as last applied, kept to re-create plugin sinks after a reload.
     route: Mutex<Option<OutputRoute>>,
+    /// The DSP chain as last set, for the same reason.
+    dsp_chain: Mutex<Vec<DspSpec>>,
     config: HostConfig,
     supervisor_stop: Sender<()>,
     supervisor: Mutex<Option<JoinHandle<()>>>,
@@ -164,6 +166,7 @@ impl RuntimeHost {
             engine,
             plugins,
             route: Mutex::new(None),
+            dsp_chain: Mutex::new(Vec::new()),
             config: config.clone(),
             supervisor_stop: stop_tx,
             supervisor: Mutex::new(None),
@@ -482,6 +485,22 @@ impl RuntimeHost {
         })
     }
 
+    /// Sets the DSP chain (plugin transforms, in order) between the decoder and the output;
+    /// an empty chain removes it. Stages are created here, on the caller's thread.
+    pub fn set_dsp_chain(&self, id: u64, chain: Vec<DspSpec>) -> Result<()> {
+        let services = self.services()?;
+        self.check_client(id)?;
+        let stages = chain
+            .iter()
+            .map(|spec| spec.stage(services.plugins.as_deref()))
+            .collect::<Result<Vec<_>>>()?;
+        self.client_command(id, |e| {
+            e.set_dsp_chain(stages)?;
+            *lock(&services.dsp_chain) = chain;
+            Ok(())
+        })
+    }
+
     fn plugins(&self) -> Result<(Arc<Services>, Arc<PluginRuntime>)> {
         let services = self.services()?;
         let plugins = services
@@ -568,6 +587,7 @@ impl RuntimeHost {
         plugins: &PluginRuntime,
         changed: &[&str],
     ) {
+        self.move_dsp_to_new_generation(services, plugins, changed);
         let route = lock(&services.route).clone();
         let Some(route) = route.filter(|r| r.plugin_id().is_some_and(|id| changed.contains(&id)))
         else {
@@ -595,8 +615,38 @@ impl RuntimeHost {
         }
     }
 
+    fn move_dsp_to_new_generation(
+        &self,
+        services: &Services,
+        plugins: &PluginRuntime,
+        changed: &[&str],
+    ) {
+        let chain = lock(&services.dsp_chain).clone();
+        if !chain
+            .iter()
+            .any(|s| changed.contains(&s.plugin_id.as_str()))
+        {
+            return;
+        }
+        let stages = chain
+            .iter()
+            .map(|spec| spec.stage(Some(plugins)))
+            .collect::<Result<Vec<_>>>();
+        let _gate = self.gate_shared();
+        match stages.and_then(|s| Ok(services.engine.set_dsp_chain(s)?)) {
+            Ok(()) => tracing::info!("dsp chain moved to the new plugin generation"),
+            Err(e) => {
+                tracing::warn!(error = %e, "the dsp chain could not move to the new plugin generation")
+            }
+        }
+    }
+
     /// Stops playback and clears the route; the caller holds the gate exclusively.
     fn stop_and_clear(&self, services: &Services) -> Result<()> {
+        // The DSP chain belongs to the session that set it.
+        if !std::mem::take(&mut *lock(&services.dsp_chain)).is_empty() {
+            let _ = services.engine.set_dsp_chain(Vec::new());
+        }
         // Nothing can play without a route, and every route goes through this host: without
         // one there is nothing to stop, and the engine round trips are saved.
         if lock(&services.route).is_none() {

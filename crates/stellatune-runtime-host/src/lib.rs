@@ -23,7 +23,7 @@ pub use events::{Closed, EventQueue, HostEvent, HostNotice, Polled};
 pub use host::{InitOutcome, LifecycleState, RuntimeHost};
 pub use logging::init_logging;
 pub use metrics::MetricsSnapshot;
-pub use route::{OutputRoute, PluginRoute};
+pub use route::{DspSpec, OutputRoute, PluginRoute};
 pub use stellatune_audio::{
     AudioError, BuiltinRoute, EngineEvent, EngineStatus, PlaybackState, TrackId, TrackInfo,
     TrackSource,

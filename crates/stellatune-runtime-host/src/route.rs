@@ -121,6 +121,38 @@ impl From<BuiltinRoute> for OutputRoute {
     }
 }
 
+/// One stage of a DSP chain: `{"plugin_id":"...","type_id":"...","config":{...}}`;
+/// `type_id` may be left out when the plugin has one DSP type.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DspSpec {
+    pub plugin_id: String,
+    #[serde(default)]
+    pub type_id: Option<String>,
+    #[serde(default)]
+    pub config: Option<serde_json::Value>,
+}
+
+impl DspSpec {
+    /// Parses a JSON array of stages.
+    pub fn chain_from_json(json: &str) -> Result<Vec<DspSpec>, HostError> {
+        crate::json::parse(json, "dsp chain")
+    }
+
+    pub(crate) fn stage(
+        &self,
+        plugins: Option<&stellatune_plugins::PluginRuntime>,
+    ) -> Result<Box<dyn stellatune_audio::DspStage>, HostError> {
+        let plugins = plugins.ok_or(HostError::PluginsUnavailable)?;
+        let config = self.config.as_ref().map(|c| c.to_string());
+        Ok(Box::new(plugins.create_dsp(
+            &self.plugin_id,
+            self.type_id.as_deref(),
+            config.as_deref(),
+        )?))
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct KindOnly {
