@@ -142,6 +142,13 @@ pub struct HostVTable {
     /// the sums across plugin generations, so counters survive a reload; a gauge is kept by
     /// adding +1 and -1.
     pub metric_add: extern "C" fn(ctx: *mut c_void, name: StStr, delta: i64),
+    /// The runtime's data directory: where a plugin keeps files it creates at run time
+    /// (e.g. shared-memory ring files). Valid as long as the vtable.
+    pub data_dir: StStr,
+    /// This plugin's installed directory (plugin.json and anything shipped beside the
+    /// library, such as a helper executable). The library itself runs from a shadow copy
+    /// elsewhere, so this is the way to find shipped files. Valid as long as the vtable.
+    pub plugin_dir: StStr,
 }
 
 pub mod capability_kind {

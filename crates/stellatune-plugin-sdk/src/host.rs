@@ -38,3 +38,26 @@ pub fn emit_event(kind: &str, json: &str) {
 pub fn metric_add(name: &str, delta: i64) {
     with_host(|h| (h.metric_add)(h.ctx, StStr::borrowed(name), delta));
 }
+
+fn host_path(pick: impl FnOnce(&HostVTable) -> StStr) -> Option<std::path::PathBuf> {
+    let mut out = None;
+    with_host(|h| {
+        // SAFETY: the host keeps the vtable's strings valid as long as the vtable.
+        out = unsafe { pick(h).to_str() }
+            .filter(|s| !s.is_empty())
+            .map(std::path::PathBuf::from);
+    });
+    out
+}
+
+/// The runtime's data directory, where run-time files belong. `None` before the entry or if
+/// the host gave none.
+pub fn data_dir() -> Option<std::path::PathBuf> {
+    host_path(|h| h.data_dir)
+}
+
+/// This plugin's installed directory (beside plugin.json), where shipped files are found:
+/// the library itself runs from a shadow copy elsewhere. `None` before the entry.
+pub fn plugin_dir() -> Option<std::path::PathBuf> {
+    host_path(|h| h.plugin_dir)
+}

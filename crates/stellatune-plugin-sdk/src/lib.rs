@@ -43,7 +43,7 @@ mod tests;
 
 use std::fmt;
 
-pub use host::{emit_event, log, metric_add};
+pub use host::{data_dir, emit_event, log, metric_add, plugin_dir};
 /// The raw ABI this SDK targets.
 pub use stellatune_plugin_api as api;
 pub use stellatune_plugin_api::{log_level, status};

@@ -235,6 +235,8 @@ fn host_with_major(abi_major: u32) -> &'static HostVTable {
         log: host_log,
         emit_event: host_emit_event,
         metric_add: host_metric_add,
+        data_dir: StStr::EMPTY,
+        plugin_dir: StStr::EMPTY,
     }))
 }
 

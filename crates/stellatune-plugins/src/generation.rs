@@ -58,6 +58,9 @@ struct HostContext {
     plugin_id: String,
     metrics: Arc<PluginMetrics>,
     notices: NoticeSink,
+    /// Backing storage of the vtable's `data_dir` and `plugin_dir` strings.
+    data_dir: String,
+    plugin_dir: String,
 }
 
 pub struct Generation {
@@ -95,6 +98,7 @@ impl Generation {
     pub(crate) fn load(
         manifest: &PluginManifest,
         install_dir: &Path,
+        data_dir: &Path,
         shadow_dir: &Path,
         number: u64,
         metrics: Arc<PluginMetrics>,
@@ -144,7 +148,17 @@ impl Generation {
             plugin_id: manifest.id.clone(),
             metrics: metrics.clone(),
             notices,
+            data_dir: data_dir.to_string_lossy().into_owned(),
+            plugin_dir: install_dir.to_string_lossy().into_owned(),
         }));
+        // SAFETY: `context` was just made from a Box and is freed only in Drop (or on the
+        // failure paths below), after the library that could read these strings is closed.
+        let (data_dir_str, plugin_dir_str) = unsafe {
+            (
+                StStr::borrowed(&(*context).data_dir),
+                StStr::borrowed(&(*context).plugin_dir),
+            )
+        };
         let vtable = Box::new(HostVTable {
             abi_major: ABI_MAJOR,
             abi_minor: ABI_MINOR,
@@ -152,6 +166,8 @@ impl Generation {
             log: host_log,
             emit_event: host_emit_event,
             metric_add: host_metric_add,
+            data_dir: data_dir_str,
+            plugin_dir: plugin_dir_str,
         });
         // SAFETY: `entry` has the ABI's signature; the vtable outlives the module (both live
         // in the Generation, and the vtable is dropped only after the library is closed).

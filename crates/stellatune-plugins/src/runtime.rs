@@ -63,6 +63,7 @@ pub struct PluginMetricsSnapshot {
 
 pub struct PluginRuntime {
     plugin_dir: PathBuf,
+    data_dir: PathBuf,
     shadow_dir: PathBuf,
     plugins: Mutex<BTreeMap<String, Installed>>,
     metrics: Arc<PluginMetrics>,
@@ -74,7 +75,7 @@ impl PluginRuntime {
     /// Prepares the directories, finishes queued uninstalls, removes shadow copies left by
     /// dead processes and loads every installed plugin (a plugin that fails to load is
     /// reported in the list, and the others still load).
-    pub fn start(plugin_dir: &Path, notices: NoticeSink) -> Result<PluginRuntime> {
+    pub fn start(plugin_dir: &Path, data_dir: &Path, notices: NoticeSink) -> Result<PluginRuntime> {
         std::fs::create_dir_all(plugin_dir)
             .map_err(|e| PluginError::Io(format!("{}: {e}", plugin_dir.display())))?;
         let shadow_dir = plugin_dir.join(".shadow");
@@ -82,6 +83,7 @@ impl PluginRuntime {
         reap_stale_shadow_copies(&shadow_dir);
         let runtime = PluginRuntime {
             plugin_dir: plugin_dir.to_path_buf(),
+            data_dir: data_dir.to_path_buf(),
             shadow_dir,
             plugins: Mutex::new(BTreeMap::new()),
             metrics: Arc::new(PluginMetrics::default()),
@@ -110,6 +112,7 @@ impl PluginRuntime {
         Generation::load(
             manifest,
             &self.plugin_dir.join(&manifest.id),
+            &self.data_dir,
             &self.shadow_dir,
             number,
             self.metrics.clone(),

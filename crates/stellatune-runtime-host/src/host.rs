@@ -235,7 +235,7 @@ impl RuntimeHost {
                 payload,
             }));
         });
-        match PluginRuntime::start(&plugin_dir, notices) {
+        match PluginRuntime::start(&plugin_dir, &config.resolved_data_dir(), notices) {
             Ok(runtime) => Some(Arc::new(runtime)),
             Err(e) => {
                 tracing::warn!(plugin_dir = %plugin_dir.display(), error = %e, "plugin runtime unavailable; playing without plugins");

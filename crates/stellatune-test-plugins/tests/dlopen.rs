@@ -52,6 +52,8 @@ fn host() -> &'static HostVTable {
         log: host_log,
         emit_event: host_emit_event,
         metric_add: host_metric_add,
+        data_dir: StStr::EMPTY,
+        plugin_dir: StStr::EMPTY,
     }))
 }
 
