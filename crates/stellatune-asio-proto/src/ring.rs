@@ -1,0 +1,1073 @@
+//! Single-producer single-consumer ring of interleaved `f32` in a memory-mapped file, shared by
+//! the player (writer, owner of the file) and the sidecar (reader).
+//!
+//! # Layout (native endianness, layout version 1)
+//!
+//! | offset | field |
+//! | --- | --- |
+//! | 0 | magic `b"STLTRING"` |
+//! | 8 | layout version `u32` |
+//! | 12 | header size `u32` (192) |
+//! | 16 | owner pid `u32` |
+//! | 20 | channels `u32` |
+//! | 24 | owner process start time `u64` (Linux: field 22 of `/proc/<pid>/stat`; 0 = unknown) |
+//! | 32 | sample rate `u32` |
+//! | 36 | reserved `u32` |
+//! | 40 | capacity in frames `u64` |
+//! | 64 | writer cache line: write position `AtomicU64`, epoch `AtomicU64` |
+//! | 128 | reader cache line: read position `AtomicU64`, acknowledged epoch `AtomicU64`, heartbeat `AtomicU64`, reader pid `AtomicU32` |
+//! | 192 | `capacity * channels` samples of `f32` |
+//!
+//! Positions count frames since creation and never wrap in practice (`u64`); a frame's slot is
+//! `position % capacity`. Only the writer stores the write position and the epoch; only the reader
+//! stores the read position, the acknowledged epoch, the heartbeat and the reader pid. There are no
+//! locks in shared memory, so either side survives the other dying at any point.
+//!
+//! # Reset
+//!
+//! [`RingWriter::reset`] discards everything queued without touching the reader's index: the
+//! writer bumps the epoch and stops writing; the reader, on its next [`RingReader::read`], moves its
+//! read position to the writer's position and stores the epoch as acknowledged; the writer then
+//! resumes. While a reset is pending, `write` returns 0.
+//!
+//! # Truncation (SIGBUS)
+//!
+//! Touching a mapped page past the end of its file raises SIGBUS. That cannot happen here because
+//! only the owner ever sizes the file, and only before its magic is written:
+//! [`RingWriter::create`] unlinks any previous file at the path and sizes a brand-new inode
+//! (so a stale reader's mapping of an older ring keeps its own, unchanged file), the owner never
+//! truncates afterwards and holds the file open for the writer's life, and [`RingReader::open`]
+//! refuses any file whose length is not exactly header plus data before mapping it. Removal
+//! (unlink) does not shrink a mapped file.
+//!
+//! # Trust
+//!
+//! Neither side trusts the other's positions for memory safety: every slot index is taken modulo
+//! the capacity fixed at open time, so a buggy or hostile peer can garble audio or stall the ring,
+//! never make this process touch memory outside the mapping.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read};
+use std::mem::offset_of;
+use std::path::{Path, PathBuf};
+use std::ptr;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
+
+use memmap2::{MmapOptions, MmapRaw};
+
+use crate::process::{process_is_owner, process_start_time};
+
+pub const RING_MAGIC: [u8; 8] = *b"STLTRING";
+pub const RING_LAYOUT_VERSION: u32 = 1;
+pub const RING_HEADER_SIZE: usize = 192;
+/// Most interleaved channels a ring may carry.
+pub const MAX_CHANNELS: u16 = 64;
+/// Largest data area (`capacity * channels * 4`) a ring may have.
+pub const MAX_RING_BYTES: u64 = 1 << 30;
+
+#[repr(C, align(64))]
+struct WriterLine {
+    write_pos: AtomicU64,
+    epoch: AtomicU64,
+}
+
+#[repr(C, align(64))]
+struct ReaderLine {
+    read_pos: AtomicU64,
+    ack_epoch: AtomicU64,
+    heartbeat: AtomicU64,
+    reader_pid: AtomicU32,
+}
+
+/// The header's layout. Never referenced as a whole: the immutable fields are written once by the
+/// owner and copied out by readers, the atomics are reached through `atomic_u64`/`atomic_u32`.
+#[repr(C)]
+#[allow(dead_code)]
+struct RingHeader {
+    magic: [u8; 8],
+    layout_version: u32,
+    header_size: u32,
+    owner_pid: u32,
+    channels: u32,
+    owner_start_time: u64,
+    sample_rate: u32,
+    _reserved: u32,
+    capacity_frames: u64,
+    writer: WriterLine,
+    reader: ReaderLine,
+}
+
+const _: () = assert!(size_of::<RingHeader>() == RING_HEADER_SIZE);
+const _: () = assert!(offset_of!(RingHeader, writer) == 64);
+const _: () = assert!(offset_of!(RingHeader, reader) == 128);
+
+const OFF_WRITE_POS: usize = offset_of!(RingHeader, writer) + offset_of!(WriterLine, write_pos);
+const OFF_EPOCH: usize = offset_of!(RingHeader, writer) + offset_of!(WriterLine, epoch);
+const OFF_READ_POS: usize = offset_of!(RingHeader, reader) + offset_of!(ReaderLine, read_pos);
+const OFF_ACK_EPOCH: usize = offset_of!(RingHeader, reader) + offset_of!(ReaderLine, ack_epoch);
+const OFF_HEARTBEAT: usize = offset_of!(RingHeader, reader) + offset_of!(ReaderLine, heartbeat);
+const OFF_READER_PID: usize = offset_of!(RingHeader, reader) + offset_of!(ReaderLine, reader_pid);
+
+/// Format of a ring, fixed at creation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RingSpec {
+    pub sample_rate: u32,
+    pub channels: u16,
+    pub capacity_frames: u32,
+}
+
+impl RingSpec {
+    fn validate(&self) -> Result<(), RingError> {
+        if self.sample_rate == 0 {
+            return Err(RingError::InvalidSpec(
+                "sample rate must be positive".into(),
+            ));
+        }
+        if self.channels == 0 || self.channels > MAX_CHANNELS {
+            return Err(RingError::InvalidSpec(format!(
+                "channels must be in 1..={MAX_CHANNELS}, got {}",
+                self.channels
+            )));
+        }
+        if self.capacity_frames == 0 {
+            return Err(RingError::InvalidSpec(
+                "capacity must be at least one frame".into(),
+            ));
+        }
+        if self.data_bytes() > MAX_RING_BYTES {
+            return Err(RingError::InvalidSpec(format!(
+                "data area of {} bytes exceeds {MAX_RING_BYTES}",
+                self.data_bytes()
+            )));
+        }
+        Ok(())
+    }
+
+    fn data_bytes(&self) -> u64 {
+        u64::from(self.capacity_frames) * u64::from(self.channels) * 4
+    }
+
+    /// Header plus data: the exact length of the ring file.
+    pub fn file_len(&self) -> u64 {
+        RING_HEADER_SIZE as u64 + self.data_bytes()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RingError {
+    #[error("ring i/o error: {0}")]
+    Io(#[from] io::Error),
+    #[error("invalid ring spec: {0}")]
+    InvalidSpec(String),
+    #[error("not a usable ring file: {0}")]
+    BadHeader(String),
+    #[error("ring file is {actual} bytes, its header needs exactly {expected}")]
+    BadLength { expected: u64, actual: u64 },
+}
+
+/// The immutable part of a header, copied out of the file.
+#[derive(Debug, Clone, Copy)]
+struct HeaderFields {
+    spec: RingSpec,
+    owner_pid: u32,
+    owner_start_time: u64,
+}
+
+impl HeaderFields {
+    fn parse(h: &[u8; RING_HEADER_SIZE]) -> Result<Self, RingError> {
+        let u32_at = |off: usize| u32::from_ne_bytes(h[off..off + 4].try_into().expect("4 bytes"));
+        let u64_at = |off: usize| u64::from_ne_bytes(h[off..off + 8].try_into().expect("8 bytes"));
+        if h[..8] != RING_MAGIC {
+            return Err(RingError::BadHeader("bad magic".into()));
+        }
+        let version = u32_at(offset_of!(RingHeader, layout_version));
+        if version != RING_LAYOUT_VERSION {
+            return Err(RingError::BadHeader(format!(
+                "layout version {version}, expected {RING_LAYOUT_VERSION}"
+            )));
+        }
+        let header_size = u32_at(offset_of!(RingHeader, header_size));
+        if header_size as usize != RING_HEADER_SIZE {
+            return Err(RingError::BadHeader(format!(
+                "header size {header_size}, expected {RING_HEADER_SIZE}"
+            )));
+        }
+        let channels = u32_at(offset_of!(RingHeader, channels));
+        let capacity = u64_at(offset_of!(RingHeader, capacity_frames));
+        let spec = RingSpec {
+            sample_rate: u32_at(offset_of!(RingHeader, sample_rate)),
+            channels: u16::try_from(channels)
+                .map_err(|_| RingError::BadHeader(format!("{channels} channels")))?,
+            capacity_frames: u32::try_from(capacity)
+                .map_err(|_| RingError::BadHeader(format!("capacity of {capacity} frames")))?,
+        };
+        spec.validate()
+            .map_err(|e| RingError::BadHeader(e.to_string()))?;
+        Ok(Self {
+            spec,
+            owner_pid: u32_at(offset_of!(RingHeader, owner_pid)),
+            owner_start_time: u64_at(offset_of!(RingHeader, owner_start_time)),
+        })
+    }
+
+    fn read_from(file: &mut File) -> Result<Self, RingError> {
+        let mut h = [0u8; RING_HEADER_SIZE];
+        file.read_exact(&mut h).map_err(|e| match e.kind() {
+            io::ErrorKind::UnexpectedEof => {
+                RingError::BadHeader("file shorter than the header".into())
+            }
+            _ => RingError::Io(e),
+        })?;
+        Self::parse(&h)
+    }
+}
+
+/// A mapping of a whole, validated ring file.
+struct Shared {
+    map: MmapRaw,
+    spec: RingSpec,
+}
+
+impl Shared {
+    /// Maps `file`, whose length the caller has checked to be exactly `spec.file_len()`.
+    fn map(file: &File, spec: RingSpec) -> Result<Self, RingError> {
+        let len = usize::try_from(spec.file_len())
+            .map_err(|_| RingError::InvalidSpec("ring too large for this platform".into()))?;
+        let map = MmapOptions::new().len(len).map_raw(file)?;
+        if map.len() != len {
+            return Err(RingError::BadLength {
+                expected: len as u64,
+                actual: map.len() as u64,
+            });
+        }
+        Ok(Self { map, spec })
+    }
+
+    fn atomic_u64(&self, off: usize) -> &AtomicU64 {
+        debug_assert!(off % 8 == 0 && off + 8 <= RING_HEADER_SIZE);
+        // SAFETY: `off` is one of the OFF_* constants: inside the header, which lies inside the
+        // mapping (its length was validated), and 8-aligned from the page-aligned base. The memory
+        // lives as long as `self.map`, which outlives the returned borrow. Cross-process access to
+        // it only ever goes through atomics (lock-free AtomicU64 on every supported target), and
+        // every bit pattern is a valid u64.
+        unsafe { &*self.map.as_ptr().add(off).cast::<AtomicU64>() }
+    }
+
+    fn atomic_u32(&self, off: usize) -> &AtomicU32 {
+        debug_assert!(off % 4 == 0 && off + 4 <= RING_HEADER_SIZE);
+        // SAFETY: as in `atomic_u64`, for a 4-aligned u32 inside the header.
+        unsafe { &*self.map.as_ptr().add(off).cast::<AtomicU32>() }
+    }
+
+    fn data(&self) -> *mut f32 {
+        // SAFETY: the data area starts right after the header, inside the mapping; 192 is a
+        // multiple of 4, so the pointer is aligned for f32.
+        unsafe { self.map.as_mut_ptr().add(RING_HEADER_SIZE).cast::<f32>() }
+    }
+
+    /// Splits `frames` frames starting at position `pos` into the (start slot, count) of the part
+    /// before the wrap and the count after it.
+    fn split(&self, pos: u64, frames: usize) -> (usize, usize, usize) {
+        let cap = self.spec.capacity_frames as usize;
+        debug_assert!(frames <= cap);
+        let start = (pos % cap as u64) as usize;
+        let first = frames.min(cap - start);
+        (start, first, frames - first)
+    }
+
+    /// Copies whole frames from `src` into the slots from `pos` on. `src.len()` must be a multiple
+    /// of the channel count and at most the capacity.
+    fn copy_in(&self, pos: u64, src: &[f32]) {
+        let ch = usize::from(self.spec.channels);
+        let (start, first, second) = self.split(pos, src.len() / ch);
+        let data = self.data();
+        // SAFETY: `start + first <= capacity` and `second <= start`, so both destination ranges
+        // lie inside the data area of `capacity * ch` samples, which is inside the mapping. `src`
+        // is a distinct Rust slice, so the ranges do not overlap it. The writer only fills slots
+        // the reader has released (read position loaded with Acquire), so a well-behaved reader
+        // never reads them concurrently; a misbehaving one can at worst see garbled f32 values.
+        unsafe {
+            ptr::copy_nonoverlapping(src.as_ptr(), data.add(start * ch), first * ch);
+            ptr::copy_nonoverlapping(src.as_ptr().add(first * ch), data, second * ch);
+        }
+    }
+
+    /// Copies whole frames from the slots from `pos` on into `dst` (`dst.len()` as in `copy_in`).
+    fn copy_out(&self, pos: u64, dst: &mut [f32]) {
+        let ch = usize::from(self.spec.channels);
+        let (start, first, second) = self.split(pos, dst.len() / ch);
+        let data = self.data();
+        // SAFETY: bounds as in `copy_in`. The reader only reads slots the writer has published
+        // (write position loaded with Acquire); any f32 bit pattern is valid, so even a
+        // misbehaving writer cannot make this read produce an invalid value.
+        unsafe {
+            ptr::copy_nonoverlapping(data.add(start * ch), dst.as_mut_ptr(), first * ch);
+            ptr::copy_nonoverlapping(data, dst.as_mut_ptr().add(first * ch), second * ch);
+        }
+    }
+
+    fn queued(&self, write_pos: u64, read_pos: u64) -> Option<u64> {
+        let q = write_pos.wrapping_sub(read_pos);
+        (q <= u64::from(self.spec.capacity_frames)).then_some(q)
+    }
+}
+
+/// The owner's side of a ring: creates the file, writes audio, removes the file on drop.
+pub struct RingWriter {
+    shared: Shared,
+    // Held open for the writer's life; the owner never truncates it (see the module docs).
+    _file: File,
+    path: PathBuf,
+    write_pos: u64,
+    epoch: u64,
+    reset_pending: bool,
+    #[cfg(unix)]
+    identity: (u64, u64),
+}
+
+impl RingWriter {
+    /// Creates the ring file at `path` (replacing any file there by a new one), sizes it for
+    /// `capacity_frames` frames of `channels` interleaved `f32`, and writes the header with this
+    /// process as owner.
+    pub fn create(
+        path: impl AsRef<Path>,
+        sample_rate: u32,
+        channels: u16,
+        capacity_frames: u32,
+    ) -> Result<RingWriter, RingError> {
+        let path = path.as_ref();
+        let spec = RingSpec {
+            sample_rate,
+            channels,
+            capacity_frames,
+        };
+        spec.validate()?;
+        // A new inode rather than truncating the old one: a reader still mapping a previous ring
+        // at this path keeps a file of unchanged length (no SIGBUS).
+        match fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+        let mut opts = OpenOptions::new();
+        opts.read(true).write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let file = opts.open(path)?;
+        let result = Self::init(file, path, spec);
+        if result.is_err() {
+            let _ = fs::remove_file(path);
+        }
+        result
+    }
+
+    fn init(file: File, path: &Path, spec: RingSpec) -> Result<RingWriter, RingError> {
+        file.set_len(spec.file_len())?;
+        let shared = Shared::map(&file, spec)?;
+        let pid = std::process::id();
+        let base = shared.map.as_mut_ptr();
+        // SAFETY: every offset is inside the 192-byte header, which is inside the fresh mapping,
+        // and aligned for its type (page-aligned base, `repr(C)` offsets). No reader can use the
+        // file yet: the magic, written last, is still zero, so `RingReader::open` refuses it. The
+        // atomics are zero from `set_len`, which is their initial value.
+        unsafe {
+            let put_u32 = |off: usize, v: u32| ptr::write(base.add(off).cast::<u32>(), v);
+            let put_u64 = |off: usize, v: u64| ptr::write(base.add(off).cast::<u64>(), v);
+            put_u32(offset_of!(RingHeader, layout_version), RING_LAYOUT_VERSION);
+            put_u32(offset_of!(RingHeader, header_size), RING_HEADER_SIZE as u32);
+            put_u32(offset_of!(RingHeader, owner_pid), pid);
+            put_u32(offset_of!(RingHeader, channels), u32::from(spec.channels));
+            put_u64(
+                offset_of!(RingHeader, owner_start_time),
+                process_start_time(pid).unwrap_or(0),
+            );
+            put_u32(offset_of!(RingHeader, sample_rate), spec.sample_rate);
+            put_u64(
+                offset_of!(RingHeader, capacity_frames),
+                u64::from(spec.capacity_frames),
+            );
+            fence(Ordering::Release);
+            ptr::copy_nonoverlapping(RING_MAGIC.as_ptr(), base, RING_MAGIC.len());
+        }
+        #[cfg(unix)]
+        let identity = {
+            use std::os::unix::fs::MetadataExt;
+            let m = file.metadata()?;
+            (m.dev(), m.ino())
+        };
+        Ok(RingWriter {
+            shared,
+            _file: file,
+            path: path.to_path_buf(),
+            write_pos: 0,
+            epoch: 0,
+            reset_pending: false,
+            #[cfg(unix)]
+            identity,
+        })
+    }
+
+    /// Writes as many whole frames of `samples` (interleaved) as fit; never blocks. Returns the
+    /// number of frames written: 0 when the ring is full or a reset is pending. A trailing partial
+    /// frame is ignored.
+    pub fn write(&mut self, samples: &[f32]) -> usize {
+        if !self.reset_acknowledged() {
+            return 0;
+        }
+        let read_pos = self.shared.atomic_u64(OFF_READ_POS).load(Ordering::Acquire);
+        // A read position ahead of us or further behind than the capacity is a broken reader:
+        // write nothing rather than overwrite what it may still be reading.
+        let Some(queued) = self.shared.queued(self.write_pos, read_pos) else {
+            return 0;
+        };
+        let free = (u64::from(self.shared.spec.capacity_frames) - queued) as usize;
+        let ch = usize::from(self.shared.spec.channels);
+        let frames = (samples.len() / ch).min(free);
+        if frames == 0 {
+            return 0;
+        }
+        self.shared.copy_in(self.write_pos, &samples[..frames * ch]);
+        self.write_pos = self.write_pos.wrapping_add(frames as u64);
+        self.shared
+            .atomic_u64(OFF_WRITE_POS)
+            .store(self.write_pos, Ordering::Release);
+        frames
+    }
+
+    /// Frames written and not yet read; 0 while a reset is pending (they will be discarded).
+    pub fn queued_frames(&self) -> usize {
+        if self.reset_pending
+            && self
+                .shared
+                .atomic_u64(OFF_ACK_EPOCH)
+                .load(Ordering::Acquire)
+                != self.epoch
+        {
+            return 0;
+        }
+        let read_pos = self.shared.atomic_u64(OFF_READ_POS).load(Ordering::Acquire);
+        let q = self.shared.queued(self.write_pos, read_pos);
+        q.unwrap_or(u64::from(self.shared.spec.capacity_frames)) as usize
+    }
+
+    /// Frames `write` would accept now.
+    pub fn free_frames(&mut self) -> usize {
+        if !self.reset_acknowledged() {
+            return 0;
+        }
+        self.shared.spec.capacity_frames as usize - self.queued_frames()
+    }
+
+    /// Discards everything queued: bumps the epoch and stops writing until the reader has moved
+    /// its read position to the current write position and acknowledged the epoch (on its next
+    /// `read`). Never stores the reader's index.
+    pub fn reset(&mut self) {
+        self.epoch = self.epoch.wrapping_add(1);
+        self.shared
+            .atomic_u64(OFF_EPOCH)
+            .store(self.epoch, Ordering::Release);
+        self.reset_pending = true;
+    }
+
+    /// Whether a reset is still waiting for the reader's acknowledgement.
+    pub fn reset_pending(&mut self) -> bool {
+        !self.reset_acknowledged()
+    }
+
+    fn reset_acknowledged(&mut self) -> bool {
+        if self.reset_pending
+            && self
+                .shared
+                .atomic_u64(OFF_ACK_EPOCH)
+                .load(Ordering::Acquire)
+                == self.epoch
+        {
+            self.reset_pending = false;
+        }
+        !self.reset_pending
+    }
+
+    /// A counter the reader bumps on every `read`; unchanged over time means no reader is polling.
+    pub fn reader_heartbeat(&self) -> u64 {
+        self.shared
+            .atomic_u64(OFF_HEARTBEAT)
+            .load(Ordering::Relaxed)
+    }
+
+    /// The pid of the last reader that opened the ring (0 = none yet).
+    pub fn reader_pid(&self) -> u32 {
+        self.shared
+            .atomic_u32(OFF_READER_PID)
+            .load(Ordering::Relaxed)
+    }
+
+    pub fn spec(&self) -> RingSpec {
+        self.shared.spec
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for RingWriter {
+    /// Removes the file (unless another ring has since replaced it at the same path); the mapping
+    /// is unmapped when the fields drop. Readers keep their own mapping of the unlinked file.
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            match fs::symlink_metadata(&self.path) {
+                Ok(m) if (m.dev(), m.ino()) == self.identity => {}
+                _ => return,
+            }
+        }
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// The sidecar's side of a ring.
+pub struct RingReader {
+    shared: Shared,
+    path: PathBuf,
+    read_pos: u64,
+    acked_epoch: u64,
+    heartbeat: u64,
+    owner_pid: u32,
+    owner_start_time: u64,
+}
+
+impl RingReader {
+    /// Opens and maps an existing ring after validating its header (magic, layout version,
+    /// header size, format limits) and that the file is exactly header plus data long. A
+    /// truncated or oversized file is refused before it is mapped.
+    pub fn open(path: impl AsRef<Path>) -> Result<RingReader, RingError> {
+        let path = path.as_ref();
+        let mut file = OpenOptions::new().read(true).write(true).open(path)?;
+        let fields = HeaderFields::read_from(&mut file)?;
+        let expected = fields.spec.file_len();
+        let actual = file.metadata()?.len();
+        if actual != expected {
+            return Err(RingError::BadLength { expected, actual });
+        }
+        let shared = Shared::map(&file, fields.spec)?;
+        shared
+            .atomic_u32(OFF_READER_PID)
+            .store(std::process::id(), Ordering::Relaxed);
+        let read_pos = shared.atomic_u64(OFF_READ_POS).load(Ordering::Acquire);
+        let acked_epoch = shared.atomic_u64(OFF_ACK_EPOCH).load(Ordering::Acquire);
+        let heartbeat = shared.atomic_u64(OFF_HEARTBEAT).load(Ordering::Relaxed);
+        Ok(RingReader {
+            shared,
+            path: path.to_path_buf(),
+            read_pos,
+            acked_epoch,
+            heartbeat,
+            owner_pid: fields.owner_pid,
+            owner_start_time: fields.owner_start_time,
+        })
+    }
+
+    /// Reads up to `out.len() / channels` whole frames; never blocks. Returns the number of
+    /// frames read (0 when empty). A pending reset is handled first: everything queued is
+    /// discarded, the epoch acknowledged, and 0 returned.
+    pub fn read(&mut self, out: &mut [f32]) -> usize {
+        self.heartbeat = self.heartbeat.wrapping_add(1);
+        self.shared
+            .atomic_u64(OFF_HEARTBEAT)
+            .store(self.heartbeat, Ordering::Relaxed);
+        let epoch = self.shared.atomic_u64(OFF_EPOCH).load(Ordering::Acquire);
+        if epoch != self.acked_epoch {
+            // The writer stopped writing before publishing the epoch, so this is its final
+            // position until we acknowledge.
+            let write_pos = self
+                .shared
+                .atomic_u64(OFF_WRITE_POS)
+                .load(Ordering::Acquire);
+            self.publish_read_pos(write_pos);
+            self.shared
+                .atomic_u64(OFF_ACK_EPOCH)
+                .store(epoch, Ordering::Release);
+            self.acked_epoch = epoch;
+            return 0;
+        }
+        let ch = usize::from(self.shared.spec.channels);
+        let want = out.len() / ch;
+        if want == 0 {
+            return 0;
+        }
+        let write_pos = self
+            .shared
+            .atomic_u64(OFF_WRITE_POS)
+            .load(Ordering::Acquire);
+        let Some(avail) = self.shared.queued(write_pos, self.read_pos) else {
+            // Impossible for a well-behaved writer; skip to its position.
+            self.publish_read_pos(write_pos);
+            return 0;
+        };
+        let frames = want.min(avail as usize);
+        if frames == 0 {
+            return 0;
+        }
+        self.shared.copy_out(self.read_pos, &mut out[..frames * ch]);
+        self.publish_read_pos(self.read_pos.wrapping_add(frames as u64));
+        frames
+    }
+
+    fn publish_read_pos(&mut self, pos: u64) {
+        self.read_pos = pos;
+        self.shared
+            .atomic_u64(OFF_READ_POS)
+            .store(pos, Ordering::Release);
+    }
+
+    /// Frames available to `read` now (0 while a reset is pending).
+    pub fn queued_frames(&self) -> usize {
+        if self.shared.atomic_u64(OFF_EPOCH).load(Ordering::Acquire) != self.acked_epoch {
+            return 0;
+        }
+        let write_pos = self
+            .shared
+            .atomic_u64(OFF_WRITE_POS)
+            .load(Ordering::Acquire);
+        self.shared.queued(write_pos, self.read_pos).unwrap_or(0) as usize
+    }
+
+    pub fn spec(&self) -> RingSpec {
+        self.shared.spec
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn owner_pid(&self) -> u32 {
+        self.owner_pid
+    }
+
+    /// Whether the process that created the ring is still running (pid alive, same start time).
+    pub fn owner_alive(&self) -> bool {
+        process_is_owner(self.owner_pid, self.owner_start_time)
+    }
+}
+
+/// `ring-<owner pid>-<stream id>.shm`
+pub fn ring_file_name(owner_pid: u32, stream_id: u64) -> String {
+    format!("ring-{owner_pid}-{stream_id}.shm")
+}
+
+fn parse_ring_file_name(name: &str) -> Option<(u32, u64)> {
+    let (pid, id) = name
+        .strip_prefix("ring-")?
+        .strip_suffix(".shm")?
+        .split_once('-')?;
+    Some((pid.parse().ok()?, id.parse().ok()?))
+}
+
+/// Where rings go by default: `/dev/shm` on Linux (RAM-backed), else the temporary directory.
+pub fn default_ring_dir() -> PathBuf {
+    #[cfg(target_os = "linux")]
+    {
+        let shm = Path::new("/dev/shm");
+        if shm.is_dir() {
+            return shm.to_path_buf();
+        }
+    }
+    std::env::temp_dir()
+}
+
+/// Removes the ring files (`ring-<pid>-<id>.shm`) in `dir` whose owner is gone: its pid is dead,
+/// or alive with a different start time (the pid was reused). The owner is read from the header;
+/// a file whose header is not (yet) valid is judged by the pid in its name. A ring whose owner is
+/// alive is never removed. Returns how many files were removed.
+pub fn reap_stale_rings(dir: impl AsRef<Path>) -> usize {
+    let Ok(entries) = fs::read_dir(dir.as_ref()) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some((name_pid, _)) = name.to_str().and_then(parse_ring_file_name) else {
+            continue;
+        };
+        if !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let path = entry.path();
+        let (pid, start_time) = match File::open(&path)
+            .map_err(RingError::from)
+            .and_then(|mut f| HeaderFields::read_from(&mut f))
+        {
+            Ok(h) => (h.owner_pid, h.owner_start_time),
+            Err(_) => (name_pid, 0),
+        };
+        if !process_is_owner(pid, start_time) && fs::remove_file(&path).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Seek, SeekFrom, Write};
+    use std::time::{Duration, Instant};
+
+    fn tmp() -> tempfile::TempDir {
+        tempfile::tempdir().unwrap()
+    }
+
+    /// A sample value that is exact in f32 and unique over the test's length.
+    fn sample(i: u64) -> f32 {
+        (i % (1 << 24)) as f32
+    }
+
+    #[test]
+    fn round_trip_across_threads_ten_seconds_stereo() {
+        let dir = tmp();
+        let path = dir.path().join(ring_file_name(std::process::id(), 1));
+        let mut writer = RingWriter::create(&path, 48_000, 2, 4096).unwrap();
+        let mut reader = RingReader::open(&path).unwrap();
+        assert_eq!(
+            reader.spec(),
+            RingSpec {
+                sample_rate: 48_000,
+                channels: 2,
+                capacity_frames: 4096
+            }
+        );
+        const TOTAL: u64 = 48_000 * 10 * 2;
+        let deadline = Instant::now() + Duration::from_secs(60);
+
+        let w = std::thread::spawn(move || {
+            let mut next = 0u64;
+            let mut block = Vec::new();
+            let mut size = 1usize;
+            while next < TOTAL {
+                assert!(Instant::now() < deadline, "writer timed out");
+                // Block sizes vary from 1 to ~1000 frames to hit every wrap offset.
+                size = size * 7 % 1009 + 1;
+                let n = ((size * 2) as u64).min(TOTAL - next) as usize;
+                block.clear();
+                block.extend((next..next + n as u64).map(sample));
+                let mut done = 0;
+                while done < n {
+                    let frames = writer.write(&block[done..n]);
+                    done += frames * 2;
+                    if frames == 0 {
+                        std::thread::yield_now();
+                    }
+                }
+                next += n as u64;
+            }
+            writer
+        });
+        let r = std::thread::spawn(move || {
+            let mut next = 0u64;
+            let mut buf = vec![0f32; 2 * 777];
+            while next < TOTAL {
+                assert!(Instant::now() < deadline, "reader timed out");
+                let frames = reader.read(&mut buf);
+                for &s in &buf[..frames * 2] {
+                    assert_eq!(s, sample(next), "sample {next}");
+                    next += 1;
+                }
+                if frames == 0 {
+                    std::thread::yield_now();
+                }
+            }
+            next
+        });
+        let writer = w.join().unwrap();
+        assert_eq!(r.join().unwrap(), TOTAL);
+        assert_eq!(writer.queued_frames(), 0);
+        drop(writer);
+        assert!(!path.exists(), "writer removes its file on drop");
+    }
+
+    #[test]
+    fn wrap_around_keeps_order_and_respects_capacity() {
+        let dir = tmp();
+        let path = dir.path().join("ring-1-2.shm");
+        let mut w = RingWriter::create(&path, 44_100, 3, 5).unwrap();
+        let mut r = RingReader::open(&path).unwrap();
+        let frames = |from: u64, n: u64| (from * 3..(from + n) * 3).map(sample).collect::<Vec<_>>();
+        let mut out = vec![0f32; 3 * 8];
+
+        assert_eq!(w.write(&frames(0, 3)), 3);
+        assert_eq!(r.read(&mut out[..6]), 2);
+        assert_eq!(out[..6], frames(0, 2)[..]);
+        // 1 queued, 4 free: the write wraps past the end of the data area.
+        assert_eq!(w.queued_frames(), 1);
+        assert_eq!(w.free_frames(), 4);
+        assert_eq!(w.write(&frames(3, 6)), 4, "only what fits");
+        assert_eq!(w.write(&frames(7, 1)), 0, "full");
+        assert_eq!(r.queued_frames(), 5);
+        assert_eq!(r.read(&mut out), 5);
+        assert_eq!(out[..15], frames(2, 5)[..]);
+        assert_eq!(r.read(&mut out), 0, "empty");
+        // Partial frames are ignored on both sides.
+        assert_eq!(w.write(&frames(7, 2)[..5]), 1);
+        assert_eq!(r.read(&mut out[..4]), 1);
+        assert_eq!(out[..3], frames(7, 1)[..]);
+        // Many laps.
+        for lap in 0..100u64 {
+            let base = 8 + lap * 4;
+            assert_eq!(w.write(&frames(base, 4)), 4);
+            assert_eq!(r.read(&mut out), 4);
+            assert_eq!(out[..12], frames(base, 4)[..]);
+        }
+    }
+
+    #[test]
+    fn reset_handshake_discards_queued_audio() {
+        let dir = tmp();
+        let path = dir.path().join("ring-1-3.shm");
+        let mut w = RingWriter::create(&path, 48_000, 1, 16).unwrap();
+        let mut r = RingReader::open(&path).unwrap();
+        let mut out = [0f32; 16];
+
+        assert_eq!(w.write(&[1.0, 2.0, 3.0, 4.0]), 4);
+        assert_eq!(r.read(&mut out[..1]), 1);
+        w.reset();
+        assert!(w.reset_pending());
+        assert_eq!(w.write(&[9.0]), 0, "writer pauses until acknowledged");
+        assert_eq!(w.queued_frames(), 0);
+        assert_eq!(r.queued_frames(), 0);
+        // Two resets before the reader looks: one acknowledgement of the latest covers both.
+        w.reset();
+        assert_eq!(r.read(&mut out), 0, "reader acknowledges and discards");
+        assert!(!w.reset_pending());
+        assert_eq!(w.write(&[5.0, 6.0]), 2);
+        assert_eq!(r.read(&mut out), 2);
+        assert_eq!(out[..2], [5.0, 6.0]);
+        assert!(r.shared.atomic_u64(OFF_ACK_EPOCH).load(Ordering::Relaxed) == 2);
+
+        // A reader that opens while a reset is pending handles it too.
+        assert_eq!(w.write(&[7.0; 10]), 10);
+        w.reset();
+        drop(r);
+        let mut r2 = RingReader::open(&path).unwrap();
+        assert_eq!(r2.read(&mut out), 0);
+        assert_eq!(w.write(&[8.0]), 1);
+        assert_eq!(r2.read(&mut out), 1);
+        assert_eq!(out[0], 8.0);
+        assert!(w.reader_heartbeat() >= 2);
+        assert_eq!(w.reader_pid(), std::process::id());
+    }
+
+    #[test]
+    fn reset_races_with_a_reading_thread() {
+        let dir = tmp();
+        let path = dir.path().join("ring-1-4.shm");
+        let mut w = RingWriter::create(&path, 48_000, 1, 64).unwrap();
+        let mut r = RingReader::open(&path).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop2 = stop.clone();
+        // Each "generation" writes values g*1000+i; after a reset, the reader must never see an
+        // older generation again, and values within a generation stay in order.
+        let reader = std::thread::spawn(move || {
+            let mut out = [0f32; 7];
+            let mut last = -1.0f32;
+            while !stop2.load(Ordering::Relaxed) {
+                let n = r.read(&mut out);
+                for &v in &out[..n] {
+                    assert!(v > last, "{v} after {last}");
+                    last = v;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for g in 0..200u32 {
+            let mut i = 0u32;
+            while i < 50 {
+                assert!(Instant::now() < deadline);
+                i += w.write(&[(g * 1000 + i) as f32]) as u32;
+            }
+            w.reset();
+        }
+        stop.store(true, Ordering::Relaxed);
+        reader.join().unwrap();
+    }
+
+    #[test]
+    fn truncated_or_garbage_files_are_refused() {
+        let dir = tmp();
+        let path = dir.path().join("ring-1-5.shm");
+        let w = RingWriter::create(&path, 48_000, 2, 100).unwrap();
+        let good = fs::read(&path).unwrap();
+        assert_eq!(good.len() as u64, w.spec().file_len());
+        let check = |bytes: &[u8]| {
+            let p = dir.path().join("probe.shm");
+            fs::write(&p, bytes).unwrap();
+            RingReader::open(&p).err().expect("must be refused")
+        };
+        // Truncated data area, truncated header, empty file, extra bytes.
+        assert!(matches!(
+            check(&good[..good.len() - 4]),
+            RingError::BadLength { .. }
+        ));
+        assert!(matches!(check(&good[..100]), RingError::BadHeader(_)));
+        assert!(matches!(check(&[]), RingError::BadHeader(_)));
+        let mut longer = good.clone();
+        longer.extend_from_slice(&[0; 8]);
+        assert!(matches!(check(&longer), RingError::BadLength { .. }));
+        // Garbage, wrong magic, wrong version, wrong header size, absurd format.
+        assert!(matches!(
+            check(&vec![0xA5; good.len()]),
+            RingError::BadHeader(_)
+        ));
+        let patched = |off: usize, bytes: &[u8]| {
+            let mut b = good.clone();
+            b[off..off + bytes.len()].copy_from_slice(bytes);
+            b
+        };
+        assert!(matches!(
+            check(&patched(0, b"STLTRINX")),
+            RingError::BadHeader(_)
+        ));
+        assert!(matches!(
+            check(&patched(8, &2u32.to_ne_bytes())),
+            RingError::BadHeader(_)
+        ));
+        assert!(matches!(
+            check(&patched(12, &64u32.to_ne_bytes())),
+            RingError::BadHeader(_)
+        ));
+        assert!(matches!(
+            check(&patched(20, &0u32.to_ne_bytes())),
+            RingError::BadHeader(_)
+        ));
+        assert!(matches!(
+            check(&patched(20, &1000u32.to_ne_bytes())),
+            RingError::BadHeader(_)
+        ));
+        assert!(matches!(
+            check(&patched(32, &0u32.to_ne_bytes())),
+            RingError::BadHeader(_)
+        ));
+        assert!(matches!(
+            check(&patched(40, &u64::MAX.to_ne_bytes())),
+            RingError::BadHeader(_)
+        ));
+        // Capacity doubled: the header now claims more data than the file holds.
+        assert!(matches!(
+            check(&patched(40, &200u64.to_ne_bytes())),
+            RingError::BadLength { .. }
+        ));
+        assert!(RingReader::open(dir.path().join("missing.shm")).is_err());
+        // The untouched copy opens.
+        let p = dir.path().join("copy.shm");
+        fs::write(&p, &good).unwrap();
+        assert_eq!(RingReader::open(&p).unwrap().spec(), w.spec());
+    }
+
+    #[test]
+    fn invalid_specs_are_refused_and_leave_no_file() {
+        let dir = tmp();
+        let path = dir.path().join("ring-1-6.shm");
+        assert!(RingWriter::create(&path, 0, 2, 10).is_err());
+        assert!(RingWriter::create(&path, 48_000, 0, 10).is_err());
+        assert!(RingWriter::create(&path, 48_000, MAX_CHANNELS + 1, 10).is_err());
+        assert!(RingWriter::create(&path, 48_000, 2, 0).is_err());
+        assert!(RingWriter::create(&path, 48_000, 64, u32::MAX).is_err());
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn create_replaces_the_file_instead_of_truncating_a_mapped_one() {
+        let dir = tmp();
+        let path = dir.path().join("ring-1-7.shm");
+        let mut first = RingWriter::create(&path, 48_000, 2, 1000).unwrap();
+        let mut old_reader = RingReader::open(&path).unwrap();
+        assert_eq!(first.write(&[0.5; 2000]), 1000);
+        // A second, much smaller ring at the same path: the old reader still reads its own data.
+        let second = RingWriter::create(&path, 48_000, 2, 10).unwrap();
+        let mut out = vec![0f32; 2000];
+        assert_eq!(old_reader.read(&mut out), 1000);
+        assert!(out.iter().all(|&s| s == 0.5));
+        // Dropping the first writer does not remove the second one's file.
+        drop(first);
+        assert!(path.exists());
+        assert_eq!(RingReader::open(&path).unwrap().spec().capacity_frames, 10);
+        drop(second);
+        assert!(!path.exists());
+    }
+
+    #[cfg(unix)]
+    fn dead_pid() -> u32 {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        assert!(!crate::pid_alive(pid), "pid {pid} was reused already");
+        pid
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn reap_removes_dead_owners_and_keeps_live_ones() {
+        let dir = tmp();
+        let me = std::process::id();
+        let live_path = dir.path().join(ring_file_name(me, 1));
+        let dead_path = dir.path().join(ring_file_name(me, 2));
+        let reused_path = dir.path().join(ring_file_name(me, 3));
+        let _live = RingWriter::create(&live_path, 48_000, 2, 64).unwrap();
+        let dead = RingWriter::create(&dead_path, 48_000, 2, 64).unwrap();
+        let reused = RingWriter::create(&reused_path, 48_000, 2, 64).unwrap();
+        let patch = |path: &Path, off: usize, bytes: &[u8]| {
+            let mut f = OpenOptions::new().write(true).open(path).unwrap();
+            f.seek(SeekFrom::Start(off as u64)).unwrap();
+            f.write_all(bytes).unwrap();
+        };
+        patch(
+            &dead_path,
+            offset_of!(RingHeader, owner_pid),
+            &dead_pid().to_ne_bytes(),
+        );
+        // Our pid with a start time that is not ours: a reused pid. Only checkable where start
+        // times are known.
+        let start_known = process_start_time(me).is_some();
+        if start_known {
+            let t = process_start_time(me).unwrap();
+            patch(
+                &reused_path,
+                offset_of!(RingHeader, owner_start_time),
+                &(t + 12345).to_ne_bytes(),
+            );
+        }
+        // A half-created file (no valid header) named after a dead pid, one named after us, and
+        // files that are not rings at all.
+        let half_dead = dir.path().join(ring_file_name(dead_pid(), 4));
+        let half_live = dir.path().join(ring_file_name(me, 5));
+        fs::write(&half_dead, b"").unwrap();
+        fs::write(&half_live, b"").unwrap();
+        fs::write(dir.path().join("ring-x-1.shm"), b"").unwrap();
+        fs::write(dir.path().join("other.txt"), b"").unwrap();
+
+        let removed = reap_stale_rings(dir.path());
+        assert_eq!(removed, if start_known { 3 } else { 2 });
+        assert!(live_path.exists());
+        assert!(!dead_path.exists());
+        assert_eq!(reused_path.exists(), !start_known);
+        assert!(!half_dead.exists());
+        assert!(half_live.exists());
+        assert!(dir.path().join("ring-x-1.shm").exists());
+        assert!(dir.path().join("other.txt").exists());
+        // The reaped writers' drops find their files gone and do nothing.
+        drop(dead);
+        drop(reused);
+        assert!(live_path.exists());
+        assert_eq!(reap_stale_rings(dir.path().join("missing")), 0);
+    }
+
+    #[test]
+    fn file_names_parse() {
+        assert_eq!(
+            parse_ring_file_name(&ring_file_name(12, 34)),
+            Some((12, 34))
+        );
+        assert_eq!(parse_ring_file_name("ring-12-34.tmp"), None);
+        assert_eq!(parse_ring_file_name("ring--34.shm"), None);
+    }
+}

@@ -1,0 +1,125 @@
+//! The plugin-local sidecar manager: one sidecar per signature, shared through leases,
+//! spawned on the first lease and stopped when the last lease goes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use stellatune_plugin_sdk::Result;
+
+use crate::sidecar::{Sidecar, Signature};
+
+#[derive(Default)]
+struct Slot {
+    sidecar: Option<Arc<Sidecar>>,
+    leases: usize,
+}
+
+/// Module-level state. A plain static (no thread-locals) so the library can really unload.
+static SLOTS: Mutex<Option<HashMap<Signature, Slot>>> = Mutex::new(None);
+
+fn slots() -> MutexGuard<'static, Option<HashMap<Signature, Slot>>> {
+    SLOTS.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A share of a running sidecar. Dropping the last lease of a signature stops its sidecar.
+pub struct Lease {
+    signature: Signature,
+    sidecar: Arc<Sidecar>,
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "lease on {:?}", self.sidecar)
+    }
+}
+
+impl Lease {
+    pub fn sidecar(&self) -> &Arc<Sidecar> {
+        &self.sidecar
+    }
+}
+
+/// Leases the sidecar for `signature`, spawning it if none runs (or the one that ran died).
+/// The spawn and handshake happen with no lock held.
+pub fn acquire(signature: &Signature) -> Result<Lease> {
+    loop {
+        let dead = {
+            let mut guard = slots();
+            let slot = guard
+                .get_or_insert_with(HashMap::new)
+                .entry(signature.clone())
+                .or_default();
+            match &slot.sidecar {
+                Some(sidecar) if sidecar.is_alive() => {
+                    slot.leases += 1;
+                    return Ok(Lease {
+                        signature: signature.clone(),
+                        sidecar: sidecar.clone(),
+                    });
+                }
+                // A crashed or hung sidecar: take it out and reap it outside the lock.
+                Some(_) => slot.sidecar.take(),
+                None => None,
+            }
+        };
+        if let Some(dead) = dead {
+            dead.stop();
+        }
+        let fresh = Sidecar::spawn(signature)?;
+        let loser = {
+            let mut guard = slots();
+            let slot = guard
+                .get_or_insert_with(HashMap::new)
+                .entry(signature.clone())
+                .or_default();
+            match &slot.sidecar {
+                // Another thread spawned one meanwhile: use theirs, retire ours.
+                Some(theirs) if theirs.is_alive() => Some(fresh),
+                _ => {
+                    slot.sidecar = Some(fresh.clone());
+                    slot.leases += 1;
+                    return Ok(Lease {
+                        signature: signature.clone(),
+                        sidecar: fresh,
+                    });
+                }
+            }
+        };
+        if let Some(ours) = loser {
+            ours.stop();
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let retired = {
+            let mut guard = slots();
+            let Some(slot) = guard.as_mut().and_then(|m| m.get_mut(&self.signature)) else {
+                return;
+            };
+            slot.leases = slot.leases.saturating_sub(1);
+            if slot.leases == 0 {
+                slot.sidecar.take()
+            } else {
+                None
+            }
+        };
+        // The graceful stop (close stdin, grace period, kill) runs with no lock held.
+        if let Some(sidecar) = retired {
+            sidecar.stop();
+        }
+    }
+}
+
+/// Stops every sidecar. Called by the module's shutdown, after the host destroyed every
+/// instance, so normally there is nothing left; a leak would otherwise outlive the library.
+pub fn shutdown_all() {
+    let all: Vec<Arc<Sidecar>> = slots()
+        .take()
+        .map(|m| m.into_values().filter_map(|s| s.sidecar).collect())
+        .unwrap_or_default();
+    for sidecar in all {
+        sidecar.stop();
+    }
+}

@@ -1,0 +1,393 @@
+//! The ASIO sidecar plugin through the real host, headless (the sidecar's null and wav
+//! devices). Needs the packaged plugin: `scripts/test.sh` builds the workspace and runs
+//! `scripts/package-plugins.sh debug` first.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use stellatune_runtime_host::{
+    BuiltinRoute, EngineEvent, HostConfig, HostEvent, HostNotice, OutputRoute, PlaybackState,
+    PluginRoute, RuntimeHost,
+};
+
+const RATE: u32 = 44_100;
+
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().to_path_buf()
+}
+
+/// The packaged plugin directory, made fresh if the build is newer than the package.
+fn packaged_plugin() -> PathBuf {
+    let profile = profile_dir();
+    let dir = profile.join("plugins").join("asio");
+    let lib = profile.join("libstellatune_plugin_asio.so");
+    let host = profile.join("stellatune-asio-host");
+    assert!(
+        lib.is_file() && host.is_file(),
+        "build the plugin and sidecar first: cargo build -p stellatune-plugin-asio -p stellatune-asio-host (scripts/test.sh does)"
+    );
+    std::fs::create_dir_all(&dir).unwrap();
+    let manifest =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/plugin.json")).unwrap();
+    std::fs::write(dir.join("plugin.json"), manifest).unwrap();
+    std::fs::copy(&lib, dir.join("libstellatune_plugin_asio.so")).unwrap();
+    std::fs::copy(&host, dir.join("stellatune-asio-host")).unwrap();
+    dir
+}
+
+fn write_tone(path: &Path, seconds: f32) -> Vec<f32> {
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: RATE,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    let mut expected = Vec::new();
+    for i in 0..(seconds * RATE as f32) as u32 {
+        let l = ((i as f32 * 440.0 * std::f32::consts::TAU / RATE as f32).sin() * 9000.0) as i16;
+        let r = ((i as f32 * 660.0 * std::f32::consts::TAU / RATE as f32).sin() * 7000.0) as i16;
+        w.write_sample(l).unwrap();
+        w.write_sample(r).unwrap();
+        expected.push(f32::from(l) / 32768.0);
+        expected.push(f32::from(r) / 32768.0);
+    }
+    w.finalize().unwrap();
+    expected
+}
+
+struct Rig {
+    dir: tempfile::TempDir,
+    host: RuntimeHost,
+    client: u64,
+}
+
+fn rig(name: &str) -> Rig {
+    let dir = tempfile::tempdir().unwrap();
+    let host = RuntimeHost::new(name);
+    host.init(HostConfig {
+        data_dir: Some(dir.path().join("data")),
+        log_filter: Some("warn".into()),
+        ..HostConfig::default()
+    })
+    .unwrap();
+    host.plugins_install(&packaged_plugin()).unwrap();
+    let client = host.attach_client().unwrap().id;
+    Rig { dir, host, client }
+}
+
+fn asio(target: &str) -> OutputRoute {
+    OutputRoute::Plugin(PluginRoute::new("asio", None, target))
+}
+
+/// Live children of this process that are sidecars, and zombies among all children.
+fn sidecars_of(parent: u32) -> (Vec<u32>, usize) {
+    let mut live = Vec::new();
+    let mut zombies = 0;
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some((comm, rest)) = stat.split_once(") ") else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.get(1).and_then(|p| p.parse::<u32>().ok()) != Some(parent) {
+            continue;
+        }
+        if fields[0] == "Z" {
+            zombies += 1;
+        } else if comm.contains("stellatune-asio") {
+            live.push(pid);
+        }
+    }
+    (live, zombies)
+}
+
+fn ring_files(data: &Path) -> usize {
+    std::fs::read_dir(data.join(".asio"))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("ring-"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+fn wait_for(what: &str, timeout: Duration, mut pred: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !pred() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn wait_event(rig: &Rig, timeout: Duration, mut want: impl FnMut(&HostEvent) -> bool) -> HostEvent {
+    let deadline = Instant::now() + timeout;
+    loop {
+        assert!(Instant::now() < deadline, "timed out waiting for an event");
+        if let Some(e) = rig
+            .host
+            .poll_event(rig.client, Duration::from_millis(50))
+            .unwrap()
+        {
+            if want(&e) {
+                return e;
+            }
+        }
+    }
+}
+
+fn me() -> u32 {
+    std::process::id()
+}
+
+#[test]
+fn a_track_played_through_the_sidecar_reaches_its_wav_device_intact() {
+    let rig = rig("asio-wav");
+    let input = rig.dir.path().join("tone.wav");
+    let expected = write_tone(&input, 1.0);
+    let out = rig.dir.path().join("heard.wav");
+    rig.host
+        .apply_route(rig.client, asio(&format!("wav:{}", out.display())))
+        .unwrap();
+    rig.host.play(rig.client, &input).unwrap();
+    wait_event(&rig, Duration::from_secs(20), |e| {
+        matches!(
+            e,
+            HostEvent::Engine(EngineEvent::StateChanged {
+                state: PlaybackState::Stopped
+            })
+        )
+    });
+    // The sink keeps running until the ring drains into the device; clearing the route
+    // closes the stream, which finalises the sidecar's file.
+    wait_for("ring drained", Duration::from_secs(5), || {
+        rig.host.status(rig.client).unwrap().state == PlaybackState::Stopped
+    });
+    std::thread::sleep(Duration::from_millis(400));
+    rig.host.clear_route(rig.client).unwrap();
+    let metrics = rig.host.metrics();
+    assert_eq!(metrics.asio_sidecar_spawns_total, 1, "{metrics:?}");
+    wait_for("sidecar gone", Duration::from_secs(3), || {
+        sidecars_of(me()).0.is_empty()
+    });
+    let mut reader = hound::WavReader::open(&out).unwrap();
+    let heard: Vec<f32> = reader.samples::<f32>().map(Result::unwrap).collect();
+    assert_eq!(heard.len(), expected.len(), "every frame arrived once");
+    let worst = heard
+        .iter()
+        .zip(&expected)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst < 1e-6, "output differs from input by up to {worst}");
+    assert_eq!(ring_files(&rig.dir.path().join("data")), 0);
+    rig.host.shutdown().unwrap();
+}
+
+#[test]
+fn sinks_with_one_signature_share_one_sidecar_that_stops_after_the_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let runtime = stellatune_plugins::PluginRuntime::start(
+        &data.join("plugins"),
+        &data,
+        std::sync::Arc::new(|_| {}),
+    )
+    .unwrap();
+    runtime.install(&packaged_plugin()).unwrap();
+    use stellatune_audio::{SinkFactory, StreamSpec};
+    let spec = StreamSpec::new(RATE, 2);
+    let mut a = Box::new(runtime.create_sink("asio", None, "null", None).unwrap())
+        .create()
+        .unwrap();
+    let mut b = Box::new(runtime.create_sink("asio", None, "null", None).unwrap())
+        .create()
+        .unwrap();
+    a.open(spec).unwrap();
+    assert_eq!(sidecars_of(me()).0.len(), 1);
+    b.open(spec).unwrap();
+    assert_eq!(
+        sidecars_of(me()).0.len(),
+        1,
+        "the second sink reuses the sidecar"
+    );
+    assert_eq!(ring_files(&data), 2, "one ring per open stream");
+    let block = vec![0.1f32; 2048];
+    assert!(a.write(&block).unwrap() > 0);
+    assert!(b.write(&block).unwrap() > 0);
+    a.close().unwrap();
+    drop(a);
+    assert_eq!(sidecars_of(me()).0.len(), 1, "b still holds a lease");
+    b.close().unwrap();
+    drop(b);
+    wait_for("sidecar stopped", Duration::from_secs(2), || {
+        sidecars_of(me()).0.is_empty()
+    });
+    assert_eq!(ring_files(&data), 0);
+    assert_eq!(sidecars_of(me()).1, 0, "no zombie");
+    let m = runtime.metrics();
+    assert_eq!(m.reported.get("asio_sidecar_spawns_total"), Some(&1));
+    assert_eq!(m.reported.get("asio_sidecar_running"), Some(&0));
+}
+
+#[test]
+fn route_cycles_and_reloads_while_playing_keep_one_sidecar_and_no_zombies() {
+    let rig = rig("asio-churn");
+    let data = rig.dir.path().join("data");
+    let input = rig.dir.path().join("tone.wav");
+    write_tone(&input, 30.0);
+    rig.host.apply_route(rig.client, asio("null")).unwrap();
+    rig.host.play(rig.client, &input).unwrap();
+    for i in 0..20 {
+        rig.host.clear_route(rig.client).unwrap();
+        rig.host.apply_route(rig.client, asio("null")).unwrap();
+        rig.host.play(rig.client, &input).unwrap();
+        let (live, zombies) = sidecars_of(me());
+        assert!(live.len() <= 1, "cycle {i}: {} sidecars", live.len());
+        assert_eq!(zombies, 0, "cycle {i}");
+        assert!(
+            ring_files(&data) <= 1,
+            "cycle {i}: {} rings",
+            ring_files(&data)
+        );
+    }
+    for i in 0..20 {
+        rig.host.plugins_force_reload("asio").unwrap();
+        let (live, zombies) = sidecars_of(me());
+        assert!(live.len() <= 1, "reload {i}: {} sidecars", live.len());
+        assert_eq!(zombies, 0, "reload {i}");
+        assert!(ring_files(&data) <= 1, "reload {i}");
+        assert_eq!(
+            rig.host.status(rig.client).unwrap().state,
+            PlaybackState::Playing
+        );
+    }
+    wait_for("old generations drained", Duration::from_secs(5), || {
+        rig.host.metrics().plugin_generations_draining == 0
+    });
+    rig.host.shutdown().unwrap();
+    wait_for(
+        "sidecar gone after shutdown",
+        Duration::from_secs(3),
+        || sidecars_of(me()).0.is_empty(),
+    );
+    assert_eq!(ring_files(&data), 0);
+    assert_eq!(sidecars_of(me()).1, 0);
+}
+
+#[test]
+fn a_killed_sidecar_is_reported_and_replaced_while_playback_goes_on() {
+    let rig = rig("asio-kill");
+    let input = rig.dir.path().join("tone.wav");
+    write_tone(&input, 30.0);
+    rig.host.apply_route(rig.client, asio("null")).unwrap();
+    rig.host.play(rig.client, &input).unwrap();
+    wait_for("sidecar up", Duration::from_secs(5), || {
+        sidecars_of(me()).0.len() == 1
+    });
+    let victim = sidecars_of(me()).0[0];
+    let spawns_before = rig.host.metrics().asio_sidecar_spawns_total;
+    let killed_at = Instant::now();
+    // SAFETY: sending a signal to a child process this test owns.
+    assert_eq!(unsafe { libc::kill(victim as i32, libc::SIGKILL) }, 0);
+    let exited = wait_event(
+        &rig,
+        Duration::from_secs(5),
+        |e| matches!(e, HostEvent::Host(HostNotice::PluginEvent { kind, .. }) if kind == "sidecar_exited"),
+    );
+    assert!(
+        killed_at.elapsed() < Duration::from_millis(500),
+        "detected in {:?}: {exited:?}",
+        killed_at.elapsed()
+    );
+    wait_event(
+        &rig,
+        Duration::from_secs(5),
+        |e| matches!(e, HostEvent::Host(HostNotice::PluginEvent { kind, .. }) if kind == "sidecar_recovered"),
+    );
+    wait_for("a new sidecar", Duration::from_secs(5), || {
+        let live = sidecars_of(me()).0;
+        live.len() == 1 && live[0] != victim
+    });
+    assert_eq!(
+        rig.host.metrics().asio_sidecar_spawns_total,
+        spawns_before + 1
+    );
+    let before = rig.host.status(rig.client).unwrap().frames_written;
+    wait_for("audio flows again", Duration::from_secs(5), || {
+        rig.host.status(rig.client).unwrap().frames_written > before + RATE as u64 / 4
+    });
+    assert_eq!(
+        rig.host.status(rig.client).unwrap().state,
+        PlaybackState::Playing
+    );
+    assert_eq!(sidecars_of(me()).1, 0, "the killed sidecar was reaped");
+    rig.host.shutdown().unwrap();
+}
+
+#[test]
+fn the_sidecar_exits_when_its_host_is_killed_and_the_next_start_reaps_the_ring() {
+    let cli = profile_dir().join("stellatune");
+    assert!(cli.is_file(), "build the CLI first (scripts/test.sh does)");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let input = dir.path().join("tone.wav");
+    write_tone(&input, 30.0);
+    let install = Command::new(&cli)
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["plugins", "install"])
+        .arg(packaged_plugin())
+        .output()
+        .unwrap();
+    assert!(install.status.success(), "{install:?}");
+    let mut host = Command::new(&cli)
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("play")
+        .arg(&input)
+        .args(["--output", "plugin:asio@null"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let host_pid = host.id();
+    wait_for("sidecar of the host", Duration::from_secs(10), || {
+        sidecars_of(host_pid).0.len() == 1 && ring_files(&data) == 1
+    });
+    let sidecar = sidecars_of(host_pid).0[0];
+    host.kill().unwrap();
+    host.wait().unwrap();
+    let killed = Instant::now();
+    wait_for("orphaned sidecar exits", Duration::from_secs(2), || {
+        !Path::new(&format!("/proc/{sidecar}")).exists()
+            || std::fs::read_to_string(format!("/proc/{sidecar}/stat"))
+                .map(|s| s.contains(") Z "))
+                .unwrap_or(true)
+    });
+    assert!(
+        killed.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        killed.elapsed()
+    );
+    assert_eq!(ring_files(&data), 1, "the dead host left its ring behind");
+    // The next run of the plugin reaps it.
+    let host = RuntimeHost::new("asio-reap");
+    host.init(HostConfig {
+        data_dir: Some(data.clone()),
+        log_filter: Some("warn".into()),
+        ..HostConfig::default()
+    })
+    .unwrap();
+    let client = host.attach_client().unwrap().id;
+    host.apply_route(client, asio("null")).unwrap();
+    assert_eq!(ring_files(&data), 0, "stale ring reaped");
+    host.apply_route(client, BuiltinRoute::Null.into()).unwrap();
+    host.shutdown().unwrap();
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Lays out installable plugin directories at target/<profile>/plugins/<id>/ (plugin.json,
+# the library, and any sidecar executable the plugin spawns), from an existing build.
+# Usage: scripts/package-plugins.sh [debug|release]   (default: release)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+profile="${1:-release}"
+out="target/$profile"
+case "$(uname -s)" in
+  Darwin) prefix=lib; ext=dylib; exe="" ;;
+  MINGW*|MSYS*|CYGWIN*) prefix=""; ext=dll; exe=".exe" ;;
+  *) prefix=lib; ext=so; exe="" ;;
+esac
+
+package() { # id crate-dir library-stem [extra files...]
+  local id="$1" dir="$2" stem="$3"; shift 3
+  local dest="$out/plugins/$id"
+  rm -rf "$dest"
+  mkdir -p "$dest"
+  sed "s/lib[a-z_]*\.so/${prefix}${stem}.${ext}/" "$dir/plugin.json" > "$dest/plugin.json"
+  cp "$out/${prefix}${stem}.${ext}" "$dest/"
+  for extra in "$@"; do cp "$out/$extra" "$dest/"; done
+  echo "packaged $dest"
+}
+
+package asio crates/stellatune-plugin-asio stellatune_plugin_asio "stellatune-asio-host$exe"
+package test-plugins crates/stellatune-test-plugins stellatune_test_plugins
