@@ -226,6 +226,15 @@ impl Sidecar {
         }
     }
 
+    /// Kills a sidecar that stopped consuming (e.g. stopped by a signal). Its reader thread
+    /// then sees the pipe close and reaps it; the next use leases a fresh one.
+    pub fn kill_hung(&self) {
+        self.alive.store(false, Ordering::SeqCst);
+        if let Some(child) = lock(&self.child).as_mut() {
+            let _ = child.kill();
+        }
+    }
+
     /// Closes the sidecar's stdin, waits a grace period for it to exit, kills it if it did
     /// not, reaps it and joins the threads that served it. Idempotent.
     pub fn stop(&self) {

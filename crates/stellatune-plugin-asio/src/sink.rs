@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use stellatune_asio_proto::{Request, Response, RingWriter, reap_stale_rings};
@@ -168,9 +168,15 @@ impl OutputSinkType for AsioSinkType {
     }
 }
 
+/// A ring that stays full while the sidecar's heartbeat stands still this long means the
+/// sidecar hangs.
+const HANG_TIMEOUT: Duration = Duration::from_millis(500);
+
 struct Stream {
     id: u64,
     ring: RingWriter,
+    heartbeat: u64,
+    heartbeat_seen: Instant,
     /// Dropped after the ring, so the sidecar unmaps before its lease can stop it.
     lease: Lease,
 }
@@ -193,7 +199,13 @@ impl AsioSink {
         let ring = RingWriter::create(&path, spec.sample_rate, spec.channels, capacity)
             .map_err(|e| PluginError::io(format!("ring {}: {e}", path.display())))?;
         metric_add(RING_FILES_METRIC, 1);
-        let stream = Stream { id, ring, lease };
+        let stream = Stream {
+            id,
+            heartbeat: ring.reader_heartbeat(),
+            heartbeat_seen: Instant::now(),
+            ring,
+            lease,
+        };
         let opened = stream
             .lease
             .sidecar()
@@ -204,7 +216,8 @@ impl AsioSink {
                     ring_path: path,
                     sample_rate: spec.sample_rate,
                     channels: spec.channels,
-                    buffer_frames: capacity,
+                    // The sidecar reads a quarter of the ring per period.
+                    buffer_frames: (capacity / 4).max(64),
                 },
                 REQUEST_TIMEOUT,
             )
@@ -280,7 +293,24 @@ impl OutputSink for AsioSink {
             );
         }
         let stream = self.stream.as_mut().expect("stream started above");
-        Ok(stream.ring.write(interleaved))
+        let taken = stream.ring.write(interleaved);
+        let heartbeat = stream.ring.reader_heartbeat();
+        if heartbeat != stream.heartbeat {
+            stream.heartbeat = heartbeat;
+            stream.heartbeat_seen = Instant::now();
+        } else if taken == 0 && stream.heartbeat_seen.elapsed() > HANG_TIMEOUT {
+            let sidecar = stream.lease.sidecar().clone();
+            log(
+                log_level::WARN,
+                &format!("asio sidecar {} stopped reading; killing it", sidecar.pid()),
+            );
+            emit_event(
+                "sidecar_hung",
+                &serde_json::json!({ "pid": sidecar.pid() }).to_string(),
+            );
+            sidecar.kill_hung();
+        }
+        Ok(taken)
     }
 
     fn status(&self) -> SinkStatus {

@@ -18,16 +18,17 @@ fn profile_dir() -> PathBuf {
     exe.parent().unwrap().parent().unwrap().to_path_buf()
 }
 
-/// The packaged plugin directory, made fresh if the build is newer than the package.
-fn packaged_plugin() -> PathBuf {
+/// A plugin directory made from this build's library and sidecar, inside `scratch`: tests
+/// run in parallel processes, so none of them rewrites a shared directory.
+fn packaged_plugin_in(scratch: &Path) -> PathBuf {
     let profile = profile_dir();
-    let dir = profile.join("plugins").join("asio");
     let lib = profile.join("libstellatune_plugin_asio.so");
     let host = profile.join("stellatune-asio-host");
     assert!(
         lib.is_file() && host.is_file(),
         "build the plugin and sidecar first: cargo build -p stellatune-plugin-asio -p stellatune-asio-host (scripts/test.sh does)"
     );
+    let dir = scratch.join("asio-plugin");
     std::fs::create_dir_all(&dir).unwrap();
     let manifest =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/plugin.json")).unwrap();
@@ -73,7 +74,8 @@ fn rig(name: &str) -> Rig {
         ..HostConfig::default()
     })
     .unwrap();
-    host.plugins_install(&packaged_plugin()).unwrap();
+    host.plugins_install(&packaged_plugin_in(dir.path()))
+        .unwrap();
     let client = host.attach_client().unwrap().id;
     Rig { dir, host, client }
 }
@@ -200,7 +202,7 @@ fn sinks_with_one_signature_share_one_sidecar_that_stops_after_the_last() {
         std::sync::Arc::new(|_| {}),
     )
     .unwrap();
-    runtime.install(&packaged_plugin()).unwrap();
+    runtime.install(&packaged_plugin_in(dir.path())).unwrap();
     use stellatune_audio::{SinkFactory, StreamSpec};
     let spec = StreamSpec::new(RATE, 2);
     let mut a = Box::new(runtime.create_sink("asio", None, "null", None).unwrap())
@@ -343,7 +345,7 @@ fn the_sidecar_exits_when_its_host_is_killed_and_the_next_start_reaps_the_ring()
         .arg("--data-dir")
         .arg(&data)
         .args(["plugins", "install"])
-        .arg(packaged_plugin())
+        .arg(packaged_plugin_in(dir.path()))
         .output()
         .unwrap();
     assert!(install.status.success(), "{install:?}");
@@ -390,4 +392,44 @@ fn the_sidecar_exits_when_its_host_is_killed_and_the_next_start_reaps_the_ring()
     assert_eq!(ring_files(&data), 0, "stale ring reaped");
     host.apply_route(client, BuiltinRoute::Null.into()).unwrap();
     host.shutdown().unwrap();
+}
+
+#[test]
+fn a_hung_sidecar_is_detected_killed_and_replaced() {
+    let rig = rig("asio-hang");
+    let input = rig.dir.path().join("tone.wav");
+    write_tone(&input, 30.0);
+    rig.host.apply_route(rig.client, asio("null")).unwrap();
+    rig.host.play(rig.client, &input).unwrap();
+    wait_for("sidecar up", Duration::from_secs(5), || {
+        sidecars_of(me()).0.len() == 1
+    });
+    let victim = sidecars_of(me()).0[0];
+    // SAFETY: stopping a child process this test owns; it is killed by the plugin later.
+    assert_eq!(unsafe { libc::kill(victim as i32, libc::SIGSTOP) }, 0);
+    let stopped_at = Instant::now();
+    wait_event(
+        &rig,
+        Duration::from_secs(5),
+        |e| matches!(e, HostEvent::Host(HostNotice::PluginEvent { kind, .. }) if kind == "sidecar_hung"),
+    );
+    let detected = stopped_at.elapsed();
+    wait_event(
+        &rig,
+        Duration::from_secs(5),
+        |e| matches!(e, HostEvent::Host(HostNotice::PluginEvent { kind, .. }) if kind == "sidecar_recovered"),
+    );
+    wait_for("the hung sidecar is gone", Duration::from_secs(3), || {
+        !sidecars_of(me()).0.contains(&victim)
+    });
+    let before = rig.host.status(rig.client).unwrap().frames_written;
+    wait_for("audio flows again", Duration::from_secs(5), || {
+        rig.host.status(rig.client).unwrap().frames_written > before + RATE as u64 / 4
+    });
+    assert!(
+        detected < Duration::from_secs(2),
+        "hang detected after {detected:?}"
+    );
+    assert_eq!(sidecars_of(me()).1, 0, "no zombie");
+    rig.host.shutdown().unwrap();
 }
