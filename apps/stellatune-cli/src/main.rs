@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use stellatune_backend_api::{
     BuiltinRoute, EngineEvent, HostConfig, HostEvent, LogFormat, OutputRoute, PlaybackState,
-    Player, TrackSource, runtime_init, runtime_metrics, runtime_shutdown,
+    Player, RuntimeHost, TrackSource, runtime_init, runtime_metrics, runtime_shutdown,
 };
 
 #[derive(Parser)]
@@ -46,9 +46,14 @@ enum Command {
     Play {
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        /// `device`, `null` or `wav:PATH`.
+        /// `device`, `null`, `wav:PATH` or `plugin:ID[/SINK][@TARGET]` (e.g.
+        /// `plugin:test-plugins/capture@/tmp/out.raw`; SINK may be left out when the plugin
+        /// has one output sink type).
         #[arg(long, short, default_value = "device")]
         output: String,
+        /// The config of a plugin output, as JSON (default: the sink's own default).
+        #[arg(long, value_name = "JSON")]
+        plugin_config: Option<String>,
         /// Render a wav output as fast as possible instead of in real time.
         #[arg(long)]
         unpaced: bool,
@@ -63,6 +68,11 @@ enum Command {
     Info { file: PathBuf },
     /// Start the runtime and print its metrics as JSON.
     Metrics,
+    /// Manage the plugins in the data directory's plugin folder.
+    Plugins {
+        #[command(subcommand)]
+        action: PluginsCommand,
+    },
     /// Write a test tone (sine sweep) as a 16-bit WAV file.
     Tone {
         out: PathBuf,
@@ -76,6 +86,18 @@ enum Command {
         #[arg(long, default_value_t = 3.0)]
         seconds: f32,
     },
+}
+
+#[derive(Subcommand)]
+enum PluginsCommand {
+    /// Print the installed plugins, their generations and capabilities as JSON.
+    List,
+    /// Install (or replace) a plugin from a directory holding plugin.json, or a .zip of one.
+    Install { path: PathBuf },
+    /// Remove an installed plugin.
+    Uninstall { id: String },
+    /// Re-read the plugin folder: load new plugins, reload changed ones, drop removed ones.
+    Reload,
 }
 
 fn main() -> ExitCode {
@@ -93,13 +115,15 @@ fn main() -> ExitCode {
         Command::Play {
             files,
             output,
+            plugin_config,
             unpaced,
             volume,
             start_ms,
-        } => parse_output(&output, unpaced).and_then(|route| {
+        } => parse_output(&output, unpaced, plugin_config.as_deref()).and_then(|route| {
             run_with_runtime(config, |stop| play(&files, route, volume, start_ms, stop))
         }),
         Command::Info { file } => info(&file),
+        Command::Plugins { action } => run_with_runtime(config, |_| plugins(action)),
         Command::Metrics => run_with_runtime(config, |_| {
             println!("{}", runtime_metrics().to_json());
             Ok(())
@@ -117,7 +141,22 @@ fn main() -> ExitCode {
     }
 }
 
-fn parse_output(output: &str, unpaced: bool) -> Result<OutputRoute, String> {
+const OUTPUT_FORMS: &str = "use device, null, wav:PATH or plugin:ID[/SINK][@TARGET]";
+
+fn parse_output(
+    output: &str,
+    unpaced: bool,
+    plugin_config: Option<&str>,
+) -> Result<OutputRoute, String> {
+    if let Some(spec) = output.strip_prefix("plugin:") {
+        return plugin_output(spec, plugin_config)
+            .map_err(|e| format!("bad output {output:?}: {e} ({OUTPUT_FORMS})"));
+    }
+    if plugin_config.is_some() {
+        return Err(format!(
+            "--plugin-config only applies to a plugin output, not {output:?}"
+        ));
+    }
     let route = match output {
         "device" => BuiltinRoute::Device,
         "null" => BuiltinRoute::Null,
@@ -127,13 +166,76 @@ fn parse_output(output: &str, unpaced: bool) -> Result<OutputRoute, String> {
                 paced: !unpaced,
             },
             _ => {
-                return Err(format!(
-                    "unknown output {other:?}: use device, null or wav:PATH"
-                ));
+                return Err(format!("unknown output {other:?}: {OUTPUT_FORMS}"));
             }
         },
     };
     Ok(route.into())
+}
+
+/// `ID[/SINK][@TARGET]`: the target is everything after the first `@` (it may be a path).
+fn plugin_output(spec: &str, config: Option<&str>) -> Result<OutputRoute, String> {
+    let (head, target) = match spec.split_once('@') {
+        Some((head, target)) => (head, target),
+        None => (spec, ""),
+    };
+    let (id, sink) = match head.split_once('/') {
+        Some((id, sink)) => (id, Some(sink)),
+        None => (head, None),
+    };
+    if id.is_empty() {
+        return Err("the plugin id is missing".into());
+    }
+    if sink == Some("") {
+        return Err("the sink type after '/' is empty".into());
+    }
+    let mut route = serde_json::json!({
+        "kind": "plugin",
+        "plugin_id": id,
+        "target": target,
+    });
+    if let Some(sink) = sink {
+        route["sink"] = sink.into();
+    }
+    if let Some(config) = config {
+        let config: serde_json::Value = serde_json::from_str(config)
+            .map_err(|e| format!("--plugin-config is not valid JSON: {e}"))?;
+        route["config"] = config;
+    }
+    OutputRoute::from_json(&route.to_string()).map_err(|e| e.to_string())
+}
+
+fn plugins(action: PluginsCommand) -> Result<(), String> {
+    let host = RuntimeHost::global();
+    let json = match action {
+        PluginsCommand::List => {
+            serde_json::to_value(host.plugins_list().map_err(|e| e.to_string())?)
+        }
+        PluginsCommand::Install { path } => {
+            let id = host
+                .plugins_install(&path)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            let installed = host
+                .plugins_list()
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .find(|p| p.id == id);
+            serde_json::to_value(installed)
+        }
+        PluginsCommand::Uninstall { id } => {
+            host.plugins_uninstall(&id).map_err(|e| e.to_string())?;
+            Ok(serde_json::json!({ "uninstalled": id }))
+        }
+        PluginsCommand::Reload => {
+            serde_json::to_value(host.plugins_reload().map_err(|e| e.to_string())?)
+        }
+    }
+    .map_err(|e| e.to_string())?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?
+    );
+    Ok(())
 }
 
 /// Runs `body` between runtime init and a deterministic shutdown, with Ctrl-C wired to a

@@ -31,8 +31,10 @@ fn staging_dir(plugin_dir: &Path, what: &str) -> PathBuf {
 
 /// Copies `artifact` into `<plugin_dir>/<id>/`, replacing an older install of the same id.
 /// The new files are staged first and swapped in with a rename, so a failed install leaves
-/// the old one untouched.
-pub fn install(artifact: &Path, plugin_dir: &Path) -> Result<PluginManifest> {
+/// the old one untouched. The old install is only moved aside: the caller keeps the swap
+/// with [`Swapped::commit`] once the new library loaded, or undoes it with
+/// [`Swapped::roll_back`].
+pub fn install(artifact: &Path, plugin_dir: &Path) -> Result<Swapped> {
     fs::create_dir_all(plugin_dir).map_err(|e| install_error(plugin_dir, e.to_string()))?;
     let staging = staging_dir(plugin_dir, "staging");
     let result = stage(artifact, &staging).and_then(|root| {
@@ -48,15 +50,61 @@ pub fn install(artifact: &Path, plugin_dir: &Path) -> Result<PluginManifest> {
             ));
         }
         let target = plugin_dir.join(&manifest.id);
-        if target.exists() {
-            remove_install_dir(plugin_dir, &manifest.id)?;
+        let previous = if target.exists() {
+            let aside = staging_dir(plugin_dir, "trash");
+            fs::rename(&target, &aside).map_err(|e| install_error(&target, e.to_string()))?;
+            Some(aside)
+        } else {
+            None
+        };
+        if let Err(e) = fs::rename(&root, &target) {
+            if let Some(aside) = &previous {
+                let _ = fs::rename(aside, &target);
+            }
+            return Err(install_error(&target, e.to_string()));
         }
-        fs::rename(&root, &target).map_err(|e| install_error(&target, e.to_string()))?;
         clear_pending_uninstall(plugin_dir, &manifest.id);
-        Ok(manifest)
+        Ok(Swapped {
+            manifest,
+            plugin_dir: plugin_dir.to_path_buf(),
+            previous,
+        })
     });
     let _ = fs::remove_dir_all(&staging);
     result
+}
+
+/// A new install swapped into place, with the install it replaced (if any) set aside.
+/// Dropped undecided, the set-aside files are left for [`finish_pending`] to remove.
+#[must_use]
+pub struct Swapped {
+    pub manifest: PluginManifest,
+    plugin_dir: PathBuf,
+    previous: Option<PathBuf>,
+}
+
+impl Swapped {
+    /// Keeps the new install; the replaced one's files go.
+    pub fn commit(self) {
+        if let Some(previous) = &self.previous {
+            if let Err(e) = fs::remove_dir_all(previous) {
+                tracing::warn!(plugin = %self.manifest.id, error = %e, "replaced plugin files not removed yet; removed at the next start");
+            }
+        }
+    }
+
+    /// Removes the new install and puts the replaced one (if any) back.
+    pub fn roll_back(self) {
+        let id = &self.manifest.id;
+        if let Err(e) = remove_install_dir(&self.plugin_dir, id) {
+            tracing::warn!(plugin = %id, error = %e, "cannot remove a refused install");
+        }
+        if let Some(previous) = &self.previous {
+            if let Err(e) = fs::rename(previous, self.plugin_dir.join(id)) {
+                tracing::warn!(plugin = %id, error = %e, "cannot restore the previous install");
+            }
+        }
+    }
 }
 
 /// Stages the artifact's files under `staging`; returns the folder holding plugin.json.

@@ -121,17 +121,22 @@ impl PluginRuntime {
     }
 
     /// Installs an artifact and activates it; an older generation of the same plugin drains.
+    /// An artifact whose library does not load is refused as a whole: its files go, the
+    /// install it would have replaced (if any) stays installed and active.
     pub fn install(&self, artifact: &Path) -> Result<String> {
         // Copying and loading happen with no lock held.
-        let manifest = install::install(artifact, &self.plugin_dir)?;
-        let hash = content_hash(&self.plugin_dir.join(&manifest.id), &manifest);
-        let loaded = self.load(&manifest);
-        let id = manifest.id.clone();
-        let (error, result) = match loaded {
-            Ok(generation) => (None, Ok(Some(generation))),
-            Err(e) => (Some(e.to_string()), Err(e)),
+        let swapped = install::install(artifact, &self.plugin_dir)?;
+        let manifest = swapped.manifest.clone();
+        let generation = match self.load(&manifest) {
+            Ok(generation) => generation,
+            Err(e) => {
+                swapped.roll_back();
+                return Err(e);
+            }
         };
-        let new_generation = result.as_ref().ok().cloned().flatten();
+        swapped.commit();
+        let hash = content_hash(&self.plugin_dir.join(&manifest.id), &manifest);
+        let id = manifest.id.clone();
         let previous = {
             let mut plugins = self.lock();
             let previous = plugins.remove(&id).and_then(|p| p.active);
@@ -140,8 +145,8 @@ impl PluginRuntime {
                 Installed {
                     manifest,
                     content_hash: hash,
-                    active: new_generation,
-                    load_error: error,
+                    active: Some(generation),
+                    load_error: None,
                 },
             );
             previous
@@ -149,7 +154,7 @@ impl PluginRuntime {
         if let Some(old) = previous {
             old.mark_draining("replaced by install");
         }
-        result.map(|_| id)
+        Ok(id)
     }
 
     /// Removes a plugin's files and deactivates it. Instances still running keep their

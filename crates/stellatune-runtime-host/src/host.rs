@@ -369,7 +369,7 @@ impl RuntimeHost {
             tracing::error!("fault injection: leaking a thread for this attach");
             let _ = std::thread::Builder::new()
                 .name("stellatune-leaked".into())
-                .spawn(|| std::thread::park());
+                .spawn(std::thread::park);
         }
         let (session, active) = self.clients.attach();
         tracing::info!(host = %self.name, client_id = session.id, generation = session.generation, clients_active = active, "client attached");

@@ -1,0 +1,244 @@
+//! The `stellatune` binary end to end: tone, play to a wav file, plugin management and a
+//! plugin output, and clear failures for bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const LIBRARY_NAME: &str = "libstellatune_test_plugins.so";
+
+fn stellatune(data_dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stellatune"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .output()
+        .expect("run stellatune")
+}
+
+fn ok(data_dir: &Path, args: &[&str]) -> String {
+    let out = stellatune(data_dir, args);
+    assert!(
+        out.status.success(),
+        "stellatune {args:?} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs a command that must fail; returns its stderr.
+fn fails(data_dir: &Path, args: &[&str]) -> String {
+    let out = stellatune(data_dir, args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success(),
+        "stellatune {args:?} should fail; stdout {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(!stderr.trim().is_empty(), "stellatune {args:?}: no message");
+    stderr
+}
+
+/// The test plugins' cdylib of this test run's profile; built if missing.
+fn plugin_library() -> PathBuf {
+    let profile_dir = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.to_path_buf()))
+        .expect("test binary in target/<profile>/deps");
+    let library = profile_dir.join(LIBRARY_NAME);
+    if !library.is_file() {
+        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") | None => "dev".to_owned(),
+            Some(other) => other.to_owned(),
+        };
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = Command::new(cargo)
+            .args([
+                "build",
+                "-p",
+                "stellatune-test-plugins",
+                "--lib",
+                "--profile",
+            ])
+            .arg(profile)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo");
+        assert!(
+            status.success(),
+            "run `cargo build -p stellatune-test-plugins` first"
+        );
+    }
+    library
+}
+
+fn plugin_artifact(parent: &Path) -> PathBuf {
+    let dir = parent.join("test-plugins-artifact");
+    std::fs::create_dir_all(&dir).unwrap();
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../crates/stellatune-test-plugins/plugin.json");
+    std::fs::copy(manifest, dir.join("plugin.json")).unwrap();
+    std::fs::copy(plugin_library(), dir.join(LIBRARY_NAME)).unwrap();
+    dir
+}
+
+#[test]
+fn tone_play_and_plugins_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let tone = tmp.path().join("tone.wav");
+    let tone_s = tone.to_str().unwrap();
+    ok(&data, &["tone", tone_s, "--seconds", "1"]);
+    let frames = hound::WavReader::open(&tone).unwrap().duration();
+    assert_eq!(frames, 44_100);
+
+    // Builtin wav output, rendered as fast as possible.
+    let heard = tmp.path().join("heard.wav");
+    ok(
+        &data,
+        &[
+            "play",
+            tone_s,
+            "--output",
+            &format!("wav:{}", heard.display()),
+            "--unpaced",
+        ],
+    );
+    let reader = hound::WavReader::open(&heard).unwrap();
+    assert_eq!(reader.spec().channels, 2);
+    assert_eq!(reader.duration(), frames);
+
+    // Plugins: install, list, play through the capture sink, reload, uninstall.
+    let artifact = plugin_artifact(tmp.path());
+    let installed: serde_json::Value = serde_json::from_str(&ok(
+        &data,
+        &["plugins", "install", artifact.to_str().unwrap()],
+    ))
+    .unwrap();
+    assert_eq!(installed["id"], "test-plugins", "{installed}");
+    let list: serde_json::Value = serde_json::from_str(&ok(&data, &["plugins", "list"])).unwrap();
+    let list = list.as_array().expect("a JSON array");
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["id"], "test-plugins");
+    assert!(list[0]["generation"].is_u64(), "{list:?}");
+    assert!(list[0]["load_error"].is_null(), "{list:?}");
+    let sinks: Vec<&str> = list[0]["capabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["kind"] == "output_sink")
+        .filter_map(|c| c["type_id"].as_str())
+        .collect();
+    assert_eq!(sinks, ["capture", "misbehave"]);
+
+    let capture = tmp.path().join("capture.raw");
+    ok(
+        &data,
+        &[
+            "play",
+            tone_s,
+            "--output",
+            &format!("plugin:test-plugins/capture@{}", capture.display()),
+        ],
+    );
+    let bytes = std::fs::metadata(&capture).unwrap().len();
+    assert_eq!(
+        bytes,
+        u64::from(frames) * 2 * 4,
+        "every frame as two f32 samples"
+    );
+    let calls = std::fs::read_to_string(format!("{}.calls", capture.display())).unwrap();
+    assert!(calls.ends_with("close\ndestroy\n"), "{calls}");
+
+    // A plugin config reaches the sink: a misbehaving one fails the run, with its message.
+    let stderr = fails(
+        &data,
+        &[
+            "play",
+            tone_s,
+            "--output",
+            "plugin:test-plugins/misbehave@default",
+            "--plugin-config",
+            r#"{"error_in":["open"]}"#,
+        ],
+    );
+    assert!(stderr.contains("misbehave: error in Open"), "{stderr}");
+
+    let report: serde_json::Value =
+        serde_json::from_str(&ok(&data, &["plugins", "reload"])).unwrap();
+    assert_eq!(
+        report["unchanged"],
+        serde_json::json!(["test-plugins"]),
+        "{report}"
+    );
+
+    ok(&data, &["plugins", "uninstall", "test-plugins"]);
+    let list: serde_json::Value = serde_json::from_str(&ok(&data, &["plugins", "list"])).unwrap();
+    assert_eq!(list, serde_json::json!([]));
+    let stderr = fails(
+        &data,
+        &[
+            "play",
+            tone_s,
+            "--output",
+            &format!("plugin:test-plugins/capture@{}", capture.display()),
+        ],
+    );
+    assert!(stderr.contains("test-plugins"), "{stderr}");
+}
+
+#[test]
+fn bad_input_fails_with_a_clear_message() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let tone = tmp.path().join("tone.wav");
+    let tone_s = tone.to_str().unwrap();
+    ok(&data, &["tone", tone_s, "--seconds", "0.2"]);
+
+    let missing = tmp.path().join("missing.wav");
+    let stderr = fails(
+        &data,
+        &["play", missing.to_str().unwrap(), "--output", "null"],
+    );
+    assert!(stderr.contains("missing.wav"), "{stderr}");
+
+    for output in [
+        "speaker",
+        "wav:",
+        "plugin:",
+        "plugin:/capture",
+        "plugin:x/@t",
+    ] {
+        let stderr = fails(&data, &["play", tone_s, "--output", output]);
+        assert!(stderr.contains("output"), "{output}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{output:?}")),
+            "{output}: {stderr}"
+        );
+    }
+    let stderr = fails(
+        &data,
+        &[
+            "play",
+            tone_s,
+            "--output",
+            "plugin:x@t",
+            "--plugin-config",
+            "{oops",
+        ],
+    );
+    assert!(stderr.contains("--plugin-config"), "{stderr}");
+    let stderr = fails(
+        &data,
+        &["play", tone_s, "--output", "null", "--plugin-config", "{}"],
+    );
+    assert!(stderr.contains("--plugin-config"), "{stderr}");
+
+    let stderr = fails(&data, &["play", tone_s, "--output", "plugin:nope@t"]);
+    assert!(stderr.contains("nope"), "{stderr}");
+    let nowhere = tmp.path().join("nowhere");
+    let stderr = fails(&data, &["plugins", "install", nowhere.to_str().unwrap()]);
+    assert!(stderr.contains("nowhere"), "{stderr}");
+    let stderr = fails(&data, &["plugins", "uninstall", "nope"]);
+    assert!(stderr.contains("nope"), "{stderr}");
+}

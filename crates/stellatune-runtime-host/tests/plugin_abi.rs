@@ -1,0 +1,61 @@
+//! A plugin library reporting another ABI major is refused. A test binary of its own with a
+//! single test: it sets `STELLATUNE_TEST_PLUGIN_ABI_MAJOR`, which the test plugins read when
+//! their entry is called, so no other test may share its process (under `cargo test` all
+//! tests of a binary do).
+
+mod support;
+
+use std::time::Duration;
+
+use stellatune_runtime_host::{BuiltinRoute, HostError, PluginError, RuntimeHost};
+use support::*;
+
+#[test]
+fn a_library_of_another_abi_major_is_refused_and_nothing_breaks() {
+    // SAFETY: set before the host (or any thread of this test) starts; this binary runs no
+    // other test that could read the environment concurrently.
+    unsafe { std::env::set_var("STELLATUNE_TEST_PLUGIN_ABI_MAJOR", "2") };
+    let f = Fixture::new();
+    let host = RuntimeHost::new("abi-major");
+    host.init(f.config()).unwrap();
+    let c = host.attach_client().unwrap();
+
+    let err = host.plugins_install(&artifact(f.path())).unwrap_err();
+    match &err {
+        HostError::Plugin(PluginError::AbiMismatch {
+            plugin,
+            plugin_major: 2,
+            host_major: 1,
+            ..
+        }) => assert_eq!(plugin, PLUGIN_ID),
+        other => panic!("expected an ABI mismatch, got {other:?}"),
+    }
+    let message = err.to_string();
+    assert!(
+        message.contains("2.0") && message.contains("1.0"),
+        "the message names both versions: {message}"
+    );
+
+    // Nothing broken is listed or left loaded, installed or mapped.
+    let list = host.plugins_list().unwrap();
+    assert!(list.iter().all(|p| p.load_error.is_none()), "{list:?}");
+    assert!(list.is_empty(), "{list:?}");
+    let m = host.metrics();
+    assert_eq!(
+        (m.plugin_generations_active, m.plugin_generations_draining),
+        (0, 0)
+    );
+    assert_eq!(f.shadow_files(), 0);
+    assert_eq!(f.mapped_shadow_copies().0, 0);
+    assert!(!f.installed_dir().exists());
+    assert!(matches!(
+        host.apply_route(c.id, capture_route(&f.path().join("never.raw"))),
+        Err(HostError::Plugin(PluginError::UnknownPlugin(_)))
+    ));
+
+    // A builtin route still plays.
+    host.apply_route(c.id, BuiltinRoute::Null.into()).unwrap();
+    host.play(c.id, &f.tone).unwrap();
+    assert!(wait_event(&host, c.id, Duration::from_secs(10), is_track_started).is_some());
+    host.shutdown().unwrap();
+}
