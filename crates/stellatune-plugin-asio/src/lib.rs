@@ -5,6 +5,7 @@
 //! `asio_sidecar_running`, `ring_files`) reach the runtime through the metrics callback.
 
 mod manager;
+mod oneshot;
 mod sidecar;
 mod sink;
 mod spawner;

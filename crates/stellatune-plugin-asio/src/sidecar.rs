@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Sender, bounded, unbounded};
+use crate::oneshot::{OneShot, Queue, WaitError};
 use stellatune_asio_proto::{PROTOCOL_VERSION, Request, Response, encode_frame, read_frame};
 use stellatune_plugin_sdk::{PluginError, Result, emit_event, log, log_level, metric_add};
 
@@ -31,7 +31,7 @@ pub struct Signature {
     pub backend: String,
 }
 
-type Waiters = Arc<Mutex<HashMap<u64, Sender<Response>>>>;
+type Waiters = Arc<Mutex<HashMap<u64, Arc<OneShot<Response>>>>>;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -40,8 +40,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct Sidecar {
     pid: u32,
     child: Arc<Mutex<Option<Child>>>,
-    /// Frames to the writer thread; dropping it closes the sidecar's stdin.
-    outgoing: Mutex<Option<Sender<Vec<u8>>>>,
+    /// Frames to the writer thread; closing it closes the sidecar's stdin.
+    outgoing: Arc<Queue<Vec<u8>>>,
     waiters: Waiters,
     alive: Arc<AtomicBool>,
     /// Set once the running gauge was decremented for this process.
@@ -68,7 +68,7 @@ impl Sidecar {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        let mut child = crate::spawner::spawn(command).map_err(|e| {
+        let mut child = crate::spawner::spawn_process(command).map_err(|e| {
             PluginError::io(format!(
                 "cannot start sidecar {}: {e}",
                 signature.executable.display()
@@ -83,23 +83,22 @@ impl Sidecar {
         let waiters: Waiters = Arc::new(Mutex::new(HashMap::new()));
         let alive = Arc::new(AtomicBool::new(true));
         let uncounted = Arc::new(AtomicBool::new(false));
-        let (tx, rx) = unbounded::<Vec<u8>>();
-        let writer = std::thread::Builder::new()
-            .name("asio-sidecar-writer".into())
-            .spawn(move || {
-                let mut stdin = stdin;
-                for frame in rx {
-                    if stdin
-                        .write_all(&frame)
-                        .and_then(|()| stdin.flush())
-                        .is_err()
-                    {
-                        break;
-                    }
+        let outgoing: Arc<Queue<Vec<u8>>> = Arc::new(Queue::new());
+        let frames = outgoing.clone();
+        let writer = crate::spawner::spawn_thread("asio-sidecar-writer", move || {
+            let mut stdin = stdin;
+            while let Some(frame) = frames.pop() {
+                if stdin
+                    .write_all(&frame)
+                    .and_then(|()| stdin.flush())
+                    .is_err()
+                {
+                    break;
                 }
-                // Dropping stdin here is the sidecar's signal to exit.
-            })
-            .map_err(|e| PluginError::error(format!("cannot start writer thread: {e}")))?;
+            }
+            // Dropping stdin here is the sidecar's signal to exit.
+        })
+        .map_err(|e| PluginError::error(format!("cannot start writer thread: {e}")))?;
         let reader = {
             let (waiters, alive, uncounted, child) = (
                 waiters.clone(),
@@ -107,39 +106,39 @@ impl Sidecar {
                 uncounted.clone(),
                 child.clone(),
             );
-            std::thread::Builder::new()
-                .name("asio-sidecar-reader".into())
-                .spawn(move || {
-                    let mut stdout = BufReader::new(stdout);
-                    let why = loop {
-                        match read_frame::<_, Response>(&mut stdout) {
-                            Ok(frame) => {
-                                if let Some(waiter) = lock(&waiters).remove(&frame.id) {
-                                    let _ = waiter.send(frame.body);
-                                }
+            crate::spawner::spawn_thread("asio-sidecar-reader", move || {
+                let mut stdout = BufReader::new(stdout);
+                let why = loop {
+                    match read_frame::<_, Response>(&mut stdout) {
+                        Ok(frame) => {
+                            if let Some(waiter) = lock(&waiters).remove(&frame.id) {
+                                waiter.put(frame.body);
                             }
-                            Err(e) => break e.to_string(),
                         }
-                    };
-                    // The pipe closed or carried garbage: either way this sidecar is done.
-                    alive.store(false, Ordering::SeqCst);
-                    lock(&waiters).clear();
-                    reap(&child, &uncounted, Duration::from_millis(500));
-                    log(
-                        log_level::WARN,
-                        &format!("asio sidecar {pid} stopped talking: {why}"),
-                    );
-                    emit_event(
-                        "sidecar_exited",
-                        &serde_json::json!({ "pid": pid, "reason": why }).to_string(),
-                    );
-                })
-                .map_err(|e| PluginError::error(format!("cannot start reader thread: {e}")))?
+                        Err(e) => break e.to_string(),
+                    }
+                };
+                // The pipe closed or carried garbage: either way this sidecar is done.
+                alive.store(false, Ordering::SeqCst);
+                for (_, waiter) in lock(&waiters).drain() {
+                    waiter.close();
+                }
+                reap(&child, &uncounted, Duration::from_millis(500));
+                log(
+                    log_level::WARN,
+                    &format!("asio sidecar {pid} stopped talking: {why}"),
+                );
+                emit_event(
+                    "sidecar_exited",
+                    &serde_json::json!({ "pid": pid, "reason": why }).to_string(),
+                );
+            })
+            .map_err(|e| PluginError::error(format!("cannot start reader thread: {e}")))?
         };
         let sidecar = Arc::new(Sidecar {
             pid,
             child,
-            outgoing: Mutex::new(Some(tx)),
+            outgoing,
             waiters,
             alive,
             uncounted,
@@ -194,23 +193,22 @@ impl Sidecar {
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
         let frame = encode_frame(id, request)
             .map_err(|e| PluginError::invalid_argument(format!("request not encodable: {e}")))?;
-        let (tx, rx) = bounded(1);
-        lock(&self.waiters).insert(id, tx);
-        let sent = lock(&self.outgoing)
-            .as_ref()
-            .map(|out| out.send(frame).is_ok())
-            .unwrap_or(false);
-        if !sent {
+        let waiter = Arc::new(OneShot::new());
+        lock(&self.waiters).insert(id, waiter.clone());
+        // No channel here: see `oneshot` for why plugin code on host threads avoids them.
+        if !self.outgoing.push(frame) {
             lock(&self.waiters).remove(&id);
             return Err(PluginError::disconnected("sidecar is stopping"));
         }
-        match rx.recv_timeout(timeout) {
+        // A request is answered on whatever thread calls it, often the host's: wait without
+        // a thread-local (see `oneshot`).
+        match waiter.wait(timeout) {
             Ok(Response::Error { message }) => Err(PluginError::error(format!(
                 "sidecar refused {}: {message}",
                 request_name(request)
             ))),
             Ok(response) => Ok(response),
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+            Err(WaitError::Timeout) => {
                 lock(&self.waiters).remove(&id);
                 self.alive.store(false, Ordering::SeqCst);
                 Err(PluginError::disconnected(format!(
@@ -220,9 +218,10 @@ impl Sidecar {
                     timeout.as_millis()
                 )))
             }
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => Err(
-                PluginError::disconnected(format!("sidecar {} exited", self.pid)),
-            ),
+            Err(WaitError::Closed) => Err(PluginError::disconnected(format!(
+                "sidecar {} exited",
+                self.pid
+            ))),
         }
     }
 
@@ -238,7 +237,7 @@ impl Sidecar {
     /// Closes the sidecar's stdin, waits a grace period for it to exit, kills it if it did
     /// not, reaps it and joins the threads that served it. Idempotent.
     pub fn stop(&self) {
-        lock(&self.outgoing).take();
+        self.outgoing.close();
         reap(&self.child, &self.uncounted, STOP_GRACE);
         self.alive.store(false, Ordering::SeqCst);
         let threads: Vec<JoinHandle<()>> = std::mem::take(&mut *lock(&self.threads));

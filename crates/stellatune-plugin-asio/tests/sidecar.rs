@@ -433,3 +433,50 @@ fn a_hung_sidecar_is_detected_killed_and_replaced() {
     assert_eq!(sidecars_of(me()).1, 0, "no zombie");
     rig.host.shutdown().unwrap();
 }
+
+/// Distinct shadow copies of the asio plugin still mapped into this process.
+fn mapped_asio_generations() -> usize {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let mut files: Vec<&str> = maps
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .filter(|p| p.contains("/.shadow/asio-"))
+        .collect();
+    files.sort_unstable();
+    files.dedup();
+    files.len()
+}
+
+#[test]
+fn replaced_generations_really_leave_the_address_space() {
+    let rig = rig("asio-unmap");
+    let input = rig.dir.path().join("tone.wav");
+    write_tone(&input, 30.0);
+    rig.host.apply_route(rig.client, asio("null")).unwrap();
+    rig.host.play(rig.client, &input).unwrap();
+    for _ in 0..8 {
+        // Every reload moves the route: the old instance closes its stream on this
+        // process's threads, the sidecar is leased anew, and the old generation unloads.
+        rig.host.plugins_force_reload("asio").unwrap();
+        assert_eq!(
+            rig.host.status(rig.client).unwrap().state,
+            PlaybackState::Playing
+        );
+    }
+    wait_for("old generations drained", Duration::from_secs(5), || {
+        rig.host.metrics().plugin_generations_draining == 0
+    });
+    // Thread-locals with destructors registered on host threads would pin every old
+    // generation's library in memory (dlclose would not unmap it).
+    assert_eq!(
+        mapped_asio_generations(),
+        1,
+        "only the active generation stays mapped"
+    );
+    rig.host.shutdown().unwrap();
+    assert_eq!(
+        mapped_asio_generations(),
+        0,
+        "shutdown unloads the last one too"
+    );
+}

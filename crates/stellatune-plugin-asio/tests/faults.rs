@@ -1,0 +1,335 @@
+//! Fault matrix rows for the ASIO sidecar plugin (docs/reliability.md): sidecars that die
+//! or talk garbage during the handshake, and a ring file deleted or truncated under a
+//! playing stream. Needs the packaged plugin: `scripts/test.sh` builds the workspace and
+//! runs `scripts/package-plugins.sh debug` first.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use stellatune_runtime_host::{
+    BuiltinRoute, EngineEvent, HostConfig, HostEvent, HostNotice, OutputRoute, PlaybackState,
+    PluginRoute, RuntimeHost,
+};
+
+const RATE: u32 = 44_100;
+
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().to_path_buf()
+}
+
+/// A plugin directory made from this build's library and sidecar, inside `scratch`.
+fn packaged_plugin_in(scratch: &Path) -> PathBuf {
+    let profile = profile_dir();
+    let lib = profile.join("libstellatune_plugin_asio.so");
+    let host = profile.join("stellatune-asio-host");
+    assert!(
+        lib.is_file() && host.is_file(),
+        "build the plugin and sidecar first: cargo build -p stellatune-plugin-asio -p stellatune-asio-host (scripts/test.sh does)"
+    );
+    let dir = scratch.join("asio-plugin");
+    std::fs::create_dir_all(&dir).unwrap();
+    let manifest =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/plugin.json")).unwrap();
+    std::fs::write(dir.join("plugin.json"), manifest).unwrap();
+    std::fs::copy(&lib, dir.join("libstellatune_plugin_asio.so")).unwrap();
+    std::fs::copy(&host, dir.join("stellatune-asio-host")).unwrap();
+    dir
+}
+
+fn write_tone(path: &Path, seconds: f32) {
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: RATE,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for i in 0..(seconds * RATE as f32) as u32 {
+        let s = ((i as f32 * 440.0 * std::f32::consts::TAU / RATE as f32).sin() * 9000.0) as i16;
+        w.write_sample(s).unwrap();
+        w.write_sample(s).unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+struct Rig {
+    dir: tempfile::TempDir,
+    host: RuntimeHost,
+    client: u64,
+    tone: PathBuf,
+}
+
+impl Rig {
+    fn new(name: &str) -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let host = RuntimeHost::new(name);
+        host.init(HostConfig {
+            data_dir: Some(dir.path().join("data")),
+            log_filter: Some("warn".into()),
+            ..HostConfig::default()
+        })
+        .unwrap();
+        host.plugins_install(&packaged_plugin_in(dir.path()))
+            .unwrap();
+        let client = host.attach_client().unwrap().id;
+        let tone = dir.path().join("tone.wav");
+        write_tone(&tone, 30.0);
+        Rig {
+            dir,
+            host,
+            client,
+            tone,
+        }
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// An executable shell script in the rig's directory.
+    fn script(&self, name: &str, body: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    fn frames(&self) -> u64 {
+        self.host.status(self.client).unwrap().frames_written
+    }
+
+    /// Playback of the tone makes progress through `route` (at least a quarter second).
+    fn assert_plays(&self, route: OutputRoute, what: &str) {
+        self.host.apply_route(self.client, route).unwrap();
+        self.host.play(self.client, &self.tone).unwrap();
+        let before = self.frames();
+        wait_for(what, Duration::from_secs(5), || {
+            self.frames() > before + u64::from(RATE) / 4
+        });
+        assert_eq!(
+            self.host.status(self.client).unwrap().state,
+            PlaybackState::Playing,
+            "{what}"
+        );
+    }
+}
+
+fn asio(target: &str) -> OutputRoute {
+    OutputRoute::Plugin(PluginRoute::new("asio", None, target))
+}
+
+fn asio_with_sidecar(path: &Path) -> OutputRoute {
+    OutputRoute::Plugin(
+        PluginRoute::new("asio", None, "null")
+            .with_config(serde_json::json!({ "sidecar_path": path })),
+    )
+}
+
+/// Live children of `parent` whose command name contains `name`, and zombies among all of
+/// its children.
+fn children_of(parent: u32, name: &str) -> (Vec<u32>, usize) {
+    let mut live = Vec::new();
+    let mut zombies = 0;
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some((comm, rest)) = stat.split_once(") ") else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.get(1).and_then(|p| p.parse::<u32>().ok()) != Some(parent) {
+            continue;
+        }
+        if fields[0] == "Z" {
+            zombies += 1;
+        } else if comm.contains(name) {
+            live.push(pid);
+        }
+    }
+    (live, zombies)
+}
+
+fn me() -> u32 {
+    std::process::id()
+}
+
+fn ring_files(data: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(data.join(".asio"))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("ring-"))
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn wait_for(what: &str, timeout: Duration, mut pred: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !pred() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Plays through a sidecar that fails during the handshake: the failure is a clear error
+/// (from `play`, or as an `error` event right after it) within `bound`, the process leaves
+/// no zombie and no ring, and the builtin null route plays afterwards.
+fn broken_handshake_is_an_error_in_time(rig: &Rig, sidecar: &Path, bound: Duration) {
+    rig.host
+        .apply_route(rig.client, asio_with_sidecar(sidecar))
+        .expect("creating the sink spawns nothing yet");
+    let started = Instant::now();
+    let message = match rig.host.play(rig.client, &rig.tone) {
+        Err(e) => e.to_string(),
+        Ok(_) => {
+            let mut found = None;
+            while started.elapsed() < bound && found.is_none() {
+                if let Some(HostEvent::Engine(EngineEvent::Error { message, .. })) = rig
+                    .host
+                    .poll_event(rig.client, Duration::from_millis(50))
+                    .unwrap()
+                {
+                    found = Some(message);
+                }
+            }
+            found.expect("play through a broken sidecar neither failed nor reported an error")
+        }
+    };
+    let took = started.elapsed();
+    assert!(took < bound, "the failure took {took:?} (bound {bound:?})");
+    // Known gap (docs/reliability.md): a sidecar that stalls the handshake holds the
+    // engine's control thread for the whole 5 s handshake timeout, which equals the 5 s the
+    // caller waits for the engine, so `play` may report the engine's timeout instead.
+    assert!(
+        message.contains("sidecar") || message.contains("did not answer"),
+        "the error names the sidecar (or the engine timeout): {message}"
+    );
+    assert_ne!(
+        rig.host.status(rig.client).unwrap().state,
+        PlaybackState::Playing
+    );
+    // The script's process is reaped: no zombie, nothing left running.
+    let script_name: String = sidecar
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .chars()
+        .take(15)
+        .collect();
+    wait_for("the broken sidecar reaped", Duration::from_secs(3), || {
+        let (live, zombies) = children_of(me(), &script_name);
+        live.is_empty() && zombies == 0
+    });
+    assert!(ring_files(&rig.data()).is_empty(), "no ring left behind");
+    let m = rig.host.metrics();
+    assert_eq!(m.asio_sidecar_running, 0, "{m:?}");
+    rig.assert_plays(BuiltinRoute::Null.into(), "builtin null plays afterwards");
+    rig.host.stop(rig.client).unwrap();
+}
+
+#[test]
+fn a_sidecar_that_exits_during_the_handshake_is_a_clear_error_without_a_hang() {
+    let rig = Rig::new("asio-exit-handshake");
+    let sidecar = rig.script("exit3-sidecar", "exit 3");
+    // The pipe closes at once: far below the 5 s handshake timeout.
+    broken_handshake_is_an_error_in_time(&rig, &sidecar, Duration::from_secs(3));
+    // A second attempt fails the same way: nothing was left half set up.
+    broken_handshake_is_an_error_in_time(&rig, &sidecar, Duration::from_secs(3));
+    rig.host.shutdown().unwrap();
+    assert_eq!(children_of(me(), "").1, 0, "no zombie after shutdown");
+}
+
+#[test]
+fn a_sidecar_that_writes_garbage_is_a_clear_error_without_a_hang() {
+    let rig = Rig::new("asio-garbage");
+    let sidecar = rig.script("garbage-sidecar", "head -c 64 /dev/urandom; exec sleep 5");
+    // Garbage either breaks the frame decoder at once or looks like the prefix of a long
+    // frame; then the 5 s handshake timeout ends it. Either way within 8 s.
+    broken_handshake_is_an_error_in_time(&rig, &sidecar, Duration::from_secs(8));
+    rig.host.shutdown().unwrap();
+    wait_for("no sleeping sidecar left", Duration::from_secs(3), || {
+        children_of(me(), "sleep").0.is_empty() && children_of(me(), "garbage").0.is_empty()
+    });
+    assert_eq!(children_of(me(), "").1, 0, "no zombie after shutdown");
+}
+
+#[test]
+fn a_ring_file_deleted_under_a_playing_stream_does_not_stop_playback() {
+    let rig = Rig::new("asio-ring-deleted");
+    rig.assert_plays(asio("null"), "playing through the sidecar");
+    let rings = ring_files(&rig.data());
+    assert_eq!(rings.len(), 1, "{rings:?}");
+    std::fs::remove_file(&rings[0]).unwrap();
+    // Unlinking does not shrink the mapped inode: both sides play on.
+    let before = rig.frames();
+    wait_for("playback goes on", Duration::from_secs(5), || {
+        rig.frames() > before + u64::from(RATE) / 2
+    });
+    assert_eq!(
+        rig.host.status(rig.client).unwrap().state,
+        PlaybackState::Playing
+    );
+    rig.host.clear_route(rig.client).unwrap();
+    wait_for("sidecar stopped", Duration::from_secs(3), || {
+        children_of(me(), "stellatune-asio").0.is_empty()
+    });
+    assert_eq!(children_of(me(), "").1, 0, "no zombie");
+    rig.assert_plays(asio("null"), "a fresh stream plays");
+    rig.host.shutdown().unwrap();
+    assert!(ring_files(&rig.data()).is_empty());
+}
+
+#[test]
+#[ignore = "known failure: truncating the mapped ring raises SIGBUS in the host (docs/reliability.md)"]
+fn a_ring_file_truncated_under_a_playing_stream_does_not_kill_the_host() {
+    let rig = Rig::new("asio-ring-truncated");
+    rig.assert_plays(asio("null"), "playing through the sidecar");
+    let rings = ring_files(&rig.data());
+    assert_eq!(rings.len(), 1, "{rings:?}");
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&rings[0])
+        .unwrap();
+    file.set_len(0).unwrap();
+    drop(file);
+    // This process must survive touching the ring (no SIGBUS): playback either goes on or
+    // the loss is reported (`sidecar_exited`/`error`) and a later play recovers.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let before = rig.frames();
+    let mut reported = Vec::new();
+    while Instant::now() < deadline {
+        if let Some(e) = rig
+            .host
+            .poll_event(rig.client, Duration::from_millis(50))
+            .unwrap()
+        {
+            if matches!(
+                e,
+                HostEvent::Engine(EngineEvent::Error { .. })
+                    | HostEvent::Host(HostNotice::PluginEvent { .. })
+            ) {
+                reported.push(e);
+            }
+        }
+    }
+    let progressed = rig.frames() > before;
+    assert!(
+        progressed || !reported.is_empty(),
+        "neither progress nor a report after truncating the ring"
+    );
+    rig.host.clear_route(rig.client).unwrap();
+    rig.assert_plays(asio("null"), "a fresh stream plays after the truncation");
+    rig.assert_plays(BuiltinRoute::Null.into(), "builtin null plays");
+    rig.host.shutdown().unwrap();
+    wait_for("sidecars gone", Duration::from_secs(3), || {
+        children_of(me(), "stellatune-asio").0.is_empty()
+    });
+    assert_eq!(children_of(me(), "").1, 0, "no zombie");
+}
