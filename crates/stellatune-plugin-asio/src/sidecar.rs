@@ -17,8 +17,9 @@ use stellatune_plugin_sdk::{PluginError, Result, emit_event, log, log_level, met
 pub const SPAWNS_METRIC: &str = "asio_sidecar_spawns_total";
 pub const RUNNING_METRIC: &str = "asio_sidecar_running";
 
-/// How long a sidecar may take to answer the handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a sidecar may take to answer the handshake. Well below the engine's 5 s command
+/// timeout, so a stalled sidecar is reported as itself, not as a silent engine.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a stopped sidecar may take to exit after its stdin closed before it is killed.
 const STOP_GRACE: Duration = Duration::from_millis(1000);
 
