@@ -1,6 +1,17 @@
-//! Lifecycle costs of the host: warm init, attach + dispose, hot-restart rollover.
+//! Lifecycle costs of the host: warm init, attach + dispose, hot-restart rollover, init +
+//! shutdown; with the packaged ASIO plugin also shutdown with a sidecar playing, and play
+//! latency through the sidecar.
+//!
+//! `cargo bench -p stellatune-runtime-host --bench lifecycle`
 
-use stellatune_runtime_host::{HostConfig, RuntimeHost};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use divan::Bencher;
+use stellatune_runtime_host::{
+    BuiltinRoute, EngineEvent, HostConfig, HostEvent, OutputRoute, PluginRoute, RuntimeHost,
+};
 
 fn main() {
     divan::main();
@@ -63,4 +74,186 @@ fn init_then_shutdown(bencher: divan::Bencher) {
         host.init(config.clone()).expect("init");
         host.shutdown().expect("shutdown");
     });
+}
+
+// --- Through the ASIO plugin and its sidecar -------------------------------------------------
+//
+// These need the packaged plugin (`cargo build --release --workspace && bash
+// scripts/package-plugins.sh release`, which `scripts/bench.sh` runs); without it they print a
+// note and measure nothing.
+
+/// The packaged ASIO plugin: `$STELLATUNE_BENCH_ASIO_PLUGIN`, else `plugins/asio` next to the
+/// bench binary's profile directory (`target/release/plugins/asio`).
+fn asio_plugin() -> Option<PathBuf> {
+    static FOUND: OnceLock<Option<PathBuf>> = OnceLock::new();
+    FOUND
+        .get_or_init(|| {
+            let mut candidates = Vec::new();
+            if let Some(dir) = std::env::var_os("STELLATUNE_BENCH_ASIO_PLUGIN") {
+                candidates.push(PathBuf::from(dir));
+            }
+            if let Some(profile) = std::env::current_exe()
+                .ok()
+                .and_then(|exe| Some(exe.parent()?.parent()?.to_path_buf()))
+            {
+                candidates.push(profile.join("plugins/asio"));
+            }
+            candidates.push(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release/plugins/asio"),
+            );
+            let found = candidates
+                .iter()
+                .find(|d| d.join("plugin.json").is_file())
+                .cloned();
+            if found.is_none() {
+                eprintln!(
+                    "note: no packaged ASIO plugin in {candidates:?}: the sidecar benches are \
+                     skipped (run `cargo build --release --workspace && bash \
+                     scripts/package-plugins.sh release`)"
+                );
+            }
+            found
+        })
+        .clone()
+}
+
+fn asio_null() -> OutputRoute {
+    OutputRoute::Plugin(PluginRoute::new("asio", None, "null"))
+}
+
+fn write_tone(path: &Path, seconds: f32) {
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: 44_100,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).expect("create wav");
+    for i in 0..(seconds * 44_100.0) as u32 {
+        let s = ((i as f32 * 440.0 * std::f32::consts::TAU / 44_100.0).sin() * 8000.0) as i16;
+        w.write_sample(s).expect("write wav");
+        w.write_sample(s).expect("write wav");
+    }
+    w.finalize().expect("finalize wav");
+}
+
+/// An isolated host with the ASIO plugin installed in its own data directory, stopped, and a
+/// 5-second 44.1 kHz stereo tone.
+struct SidecarRig {
+    _dir: tempfile::TempDir,
+    host: RuntimeHost,
+    config: HostConfig,
+    tone: PathBuf,
+}
+
+impl SidecarRig {
+    fn new(name: &str) -> Option<SidecarRig> {
+        let plugin = asio_plugin()?;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = HostConfig {
+            data_dir: Some(dir.path().join("data")),
+            log_filter: Some("error".into()),
+            ..HostConfig::default()
+        };
+        let host = RuntimeHost::new(name);
+        host.init(config.clone()).expect("init");
+        host.plugins_install(&plugin)
+            .expect("install the asio plugin");
+        host.shutdown().expect("shutdown");
+        let tone = dir.path().join("tone.wav");
+        write_tone(&tone, 5.0);
+        Some(SidecarRig {
+            _dir: dir,
+            host,
+            config,
+            tone,
+        })
+    }
+
+    /// Init, one client, and `route` applied; returns the client.
+    fn start(&self, route: OutputRoute) -> u64 {
+        self.host.init(self.config.clone()).expect("init");
+        let client = self.host.attach_client().expect("attach").id;
+        self.host.apply_route(client, route).expect("route");
+        client
+    }
+
+    fn drain(&self, client: u64) {
+        while self
+            .host
+            .poll_event(client, Duration::ZERO)
+            .expect("poll")
+            .is_some()
+        {}
+    }
+
+    /// Waits for the first `position` event: the engine sends it right after its first
+    /// write into the sink (for the asio route: into the shared-memory ring).
+    fn wait_position(&self, client: u64) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            assert!(Instant::now() < deadline, "no position event within 10 s");
+            if let Some(HostEvent::Engine(EngineEvent::Position { .. })) = self
+                .host
+                .poll_event(client, Duration::from_millis(100))
+                .expect("poll")
+            {
+                return;
+            }
+        }
+    }
+}
+
+/// Init, attach, the asio route (`plugin:asio@null`), a tone playing through the sidecar;
+/// then the timed part: `shutdown`, which evicts the client, closes the stream, stops and
+/// reaps the sidecar, unloads the plugin and joins every runtime thread.
+#[divan::bench(sample_count = 15, sample_size = 1)]
+fn shutdown_with_engine_and_sidecar(bencher: Bencher) {
+    let Some(rig) = SidecarRig::new("bench-sidecar-shutdown") else {
+        return;
+    };
+    bencher
+        .with_inputs(|| {
+            let client = rig.start(asio_null());
+            rig.host.play(client, &rig.tone).expect("play");
+            rig.wait_position(client);
+            assert_eq!(rig.host.metrics().asio_sidecar_running, 1);
+        })
+        .bench_local_values(|()| rig.host.shutdown().expect("shutdown"));
+}
+
+/// `play` -> the first `position` event a client polls (= the engine's first write into the
+/// sink, plus the event's trip through the client queue), through the host:
+/// - `null`: the built-in paced null sink (no plugin), for comparison;
+/// - `asio-warm`: the asio route with its stream already open (the sidecar runs; each sample
+///   stops the previous play first, untimed);
+/// - `asio-cold`: the asio route re-applied before each sample (untimed), so `play` opens the
+///   stream: it spawns the sidecar, handshakes, creates the ring, opens and starts the stream.
+#[divan::bench(args = ["null", "asio-warm", "asio-cold"], sample_count = 30, sample_size = 1)]
+fn play_to_first_position(bencher: Bencher, route: &str) {
+    let Some(rig) = SidecarRig::new("bench-sidecar-latency") else {
+        return;
+    };
+    let make_route = || match route {
+        "null" => OutputRoute::Builtin(BuiltinRoute::Null),
+        _ => asio_null(),
+    };
+    let client = rig.start(make_route());
+    // Open the stream once (spawns the sidecar for the asio routes).
+    rig.host.play(client, &rig.tone).expect("play");
+    rig.wait_position(client);
+    bencher
+        .with_inputs(|| {
+            rig.host.stop(client).expect("stop");
+            if route == "asio-cold" {
+                rig.host.clear_route(client).expect("clear route");
+                rig.host.apply_route(client, make_route()).expect("route");
+            }
+            rig.drain(client);
+        })
+        .bench_local_values(|()| {
+            rig.host.play(client, &rig.tone).expect("play");
+            rig.wait_position(client);
+        });
+    rig.host.shutdown().expect("shutdown");
 }

@@ -1,0 +1,205 @@
+#!/usr/bin/env bash
+# The benchmark suite: builds release, packages the plugins, runs every bench, and prints ONE
+# table (markdown) of figure | ours | peer/limit | ratio / goal to stdout. Progress goes to
+# stderr; raw outputs land in target/bench/<timestamp>/ (with the table as table.md).
+#
+#   bash scripts/bench.sh
+#   STELLATUNE_BENCH_STEADY_SECONDS=10 bash scripts/bench.sh    # shorter steady-state window
+#   bash scripts/bench.sh --table target/bench/<timestamp>       # reprint an earlier run's table
+#
+# Benches (see docs/performance.md): crates/stellatune-audio/benches/render.rs,
+# crates/stellatune-runtime-host/benches/lifecycle.rs, crates/stellatune-asio-proto/benches/ring.rs,
+# crates/stellatune-ffi/benches/hot_restart_cycle.rs, and the example
+# crates/stellatune-plugin-asio/examples/steady_cpu.rs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+steady_seconds="${STELLATUNE_BENCH_STEADY_SECONDS:-30}"
+cycles="${STELLATUNE_BENCH_CYCLES:-200}"
+say() { echo "bench.sh: $*" >&2; }
+
+if [ "${1-}" = "--table" ]; then
+  out="${2:?--table needs the directory of an earlier run}"
+  # shellcheck disable=SC1091
+  . "$out/settings.sh"
+else
+  out="target/bench/$(date +%Y%m%d-%H%M%S)"
+  mkdir -p "$out"
+
+  say "building release and packaging plugins"
+  cargo build --release --workspace >&2
+  bash scripts/package-plugins.sh release >&2
+  cargo build --release -p stellatune-plugin-asio --example steady_cpu >&2
+  load_start=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo "?")
+
+  run() { # name command...: stdout to $out/name.txt, stderr to $out/name.err
+    local name="$1"; shift
+    say "running $name"
+    if ! "$@" >"$out/$name.txt" 2>"$out/$name.err"; then
+      say "$name failed; see $out/$name.err"
+      tail -20 "$out/$name.err" >&2
+      exit 1
+    fi
+  }
+  run render cargo bench -p stellatune-audio --bench render
+  run lifecycle cargo bench -p stellatune-runtime-host --bench lifecycle
+  run ring cargo bench -p stellatune-asio-proto --bench ring
+  run hot_restart cargo bench -p stellatune-ffi --bench hot_restart_cycle -- --cycles "$cycles"
+  run steady_asio target/release/examples/steady_cpu --seconds "$steady_seconds" --route asio
+  run steady_null target/release/examples/steady_cpu --seconds "$steady_seconds" --route null
+  load_end=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo "?")
+  cores=$(nproc)
+  printf 'steady_seconds=%q\ncycles=%q\nload_start=%q\nload_end=%q\ncores=%q\n' \
+    "$steady_seconds" "$cycles" "$load_start" "$load_end" "$cores" >"$out/settings.sh"
+fi
+
+# --- parsing ------------------------------------------------------------------------------
+
+# median FILE NAME [ARG]: the median of a divan row, in ns (empty if absent). Divan prints a
+# tree; rows with arguments sit under their bench's row.
+median() {
+  awk -v name="$2" -v arg="${3-}" '
+    function ns(v, u) {
+      if (u == "ps") return v / 1000
+      if (u == "ns") return v
+      if (u == "µs" || u == "us") return v * 1e3
+      if (u == "ms") return v * 1e6
+      if (u == "s") return v * 1e9
+      return ""
+    }
+    {
+      line = $0
+      sub(/^(│|├|╰|─| )+/, "", line)
+      n = split(line, col, "│")
+      if (n < 4) next
+      split(col[1], head, " ")
+      if (arg == "" || found) {
+        if (head[1] == (arg == "" ? name : arg)) {
+          split(col[3], m, " ")
+          print ns(m[1], m[2]); exit
+        }
+      } else if (head[1] == name) {
+        found = 1
+      }
+    }' "$1"
+}
+
+# result FILE KEY: a value from a `bench-result ... KEY=VALUE` line.
+result() {
+  sed -n 's/^bench-result .*[[:space:]]'"$2"'=\([^[:space:]]*\).*/\1/p' "$1" | head -1
+}
+
+# human NS: a duration for people.
+human() {
+  awk -v t="$1" 'BEGIN {
+    if (t == "") { printf "n/a"; exit }
+    if (t < 1e3) printf "%.0f ns", t
+    else if (t < 1e6) printf "%.3g µs", t / 1e3
+    else if (t < 1e9) printf "%.4g ms", t / 1e6
+    else printf "%.4g s", t / 1e9 }'
+}
+
+# xrt NS: x-realtime of a 3-minute track rendered in NS.
+xrt() { awk -v t="$1" 'BEGIN { printf "%.0fx realtime", 180e9 / t }'; }
+
+# calc EXPR with variables a, b: e.g. calc "a / b" 1 2
+calc() { awk -v a="$2" -v b="${3-}" "BEGIN { printf \"%.3g\", $1 }"; }
+
+# verdict OK: "met" or "**missed**"
+verdict() { if [ "$1" = 1 ]; then echo "met"; else echo "**missed**"; fi; }
+ge() { awk -v a="$1" -v b="$2" 'BEGIN { print (a >= b) ? 1 : 0 }'; }
+lt() { awk -v a="$1" -v b="$2" 'BEGIN { print (a < b) ? 1 : 0 }'; }
+
+rows=()
+row() { rows+=("| $1 | $2 | $3 | $4 |"); }
+
+# --- render ---------------------------------------------------------------------------------
+for f in flac-16-44k flac-24-96k mp3-320k vorbis-q6; do
+  engine=$(median "$out/render.txt" engine_render "$f")
+  if [ -z "$engine" ]; then
+    row "render $f (3 min, unpaced sink)" "skipped: encoder not on PATH" "" ""
+    continue
+  fi
+  raw=$(median "$out/render.txt" symphonia_raw_decode "$f")
+  rodio=$(median "$out/render.txt" rodio_decode "$f")
+  speed=$(calc "a / b" "$raw" "$engine")
+  row "render $f vs raw decode" "$(human "$engine") ($(xrt "$engine"))" \
+    "symphonia loop $(human "$raw") ($(xrt "$raw"))" \
+    "${speed}x raw speed; goal ≥ 0.9x: $(verdict "$(ge "$speed" 0.9)")"
+  row "render $f vs rodio" "$(human "$engine")" "rodio Decoder $(human "$rodio")" \
+    "$(calc "a / b" "$rodio" "$engine")x rodio's speed (no goal)"
+done
+
+# --- latency --------------------------------------------------------------------------------
+lat=$(median "$out/render.txt" play_latency flac-16-44k)
+row "play latency, FLAC 16/44.1, in-process (play → first sink write)" "$(human "$lat")" "limit 30 ms" \
+  "$(calc "a / 30e6 * 100" "$lat")% of limit: $(verdict "$(lt "$lat" 30e6)")"
+null_pos=$(median "$out/lifecycle.txt" play_to_first_position null)
+for r in asio-warm asio-cold; do
+  t=$(median "$out/lifecycle.txt" play_to_first_position "$r")
+  [ -z "$t" ] && { row "play → first position event, $r" "skipped: no packaged plugin" "" ""; continue; }
+  row "play → first position event, $r (WAV, host)" "$(human "$t")" "built-in null route $(human "$null_pos")" \
+    "$(calc "a / b" "$t" "$null_pos")x (no goal)"
+done
+
+# --- lifecycle ------------------------------------------------------------------------------
+t=$(median "$out/lifecycle.txt" init_when_running)
+row "runtime_init when running (warm)" "$(human "$t")" "limit 1 µs" "$(verdict "$(lt "$t" 1000)")"
+t=$(median "$out/lifecycle.txt" attach_then_dispose)
+row "attach + dispose a client (median)" "$(human "$t")" "limit 5 µs" "$(verdict "$(lt "$t" 5000)")"
+t=$(median "$out/lifecycle.txt" prepare_hot_restart_with_clients 100)
+row "attach 100 clients + prepare_hot_restart" "$(human "$t")" "—" "no goal"
+t=$(median "$out/lifecycle.txt" init_then_shutdown)
+row "init + shutdown (no route)" "$(human "$t")" "—" "no goal"
+t=$(median "$out/lifecycle.txt" shutdown_with_engine_and_sidecar)
+if [ -n "$t" ]; then
+  row "shutdown with engine + sidecar playing" "$(human "$t")" "limit 100 ms" "$(verdict "$(lt "$t" 100e6)")"
+else
+  row "shutdown with engine + sidecar playing" "skipped: no packaged plugin" "limit 100 ms" ""
+fi
+
+# --- ring -----------------------------------------------------------------------------------
+ring=$(median "$out/ring.txt" ring_write_read 16384)
+memcpy=$(median "$out/ring.txt" memcpy)
+share=$(calc "a / b" "$memcpy" "$ring")
+row "ring write+read of a 32 KiB block (same thread)" "$(human "$ring") ($(calc "32768 / a" "$ring") GB/s)" \
+  "memcpy $(human "$memcpy") ($(calc "32768 / a" "$memcpy") GB/s)" \
+  "$(calc "a * 100" "$share")% of memcpy; goal ≥ 50%: $(verdict "$(ge "$share" 0.5)")"
+ringx=$(median "$out/ring.txt" ring_cross_thread)
+for peer in unix_stream pipe; do
+  p=$(median "$out/ring.txt" "${peer}_cross_thread")
+  row "ring vs $peer, 32 KiB block across threads" "$(human "$ringx")" "$peer $(human "$p")" \
+    "ring $(calc "a / b" "$p" "$ringx")x faster (no goal)"
+done
+
+# --- hot restart ----------------------------------------------------------------------------
+p50=$(result "$out/hot_restart.txt" p50_ms)
+p99=$(result "$out/hot_restart.txt" p99_ms)
+if [ -n "$p99" ]; then
+  spawns=$(result "$out/hot_restart.txt" spawns)
+  row "hot-restart cycle via C ABI, asio route, $cycles cycles" "p99 $p99 ms (p50 $p50 ms)" "limit p99 20 ms" \
+    "$(verdict "$(lt "$p99" 20)"); $spawns sidecar spawns"
+else
+  row "hot-restart cycle via C ABI" "skipped: no packaged plugin" "limit p99 20 ms" ""
+fi
+
+# --- steady state ---------------------------------------------------------------------------
+total=$(result "$out/steady_asio.txt" total_pct)
+if [ -n "$total" ]; then
+  row "steady CPU, 44.1 kHz stereo via sidecar, ${steady_seconds} s (host + sidecar)" \
+    "$total% (host $(result "$out/steady_asio.txt" host_pct)%, sidecar $(result "$out/steady_asio.txt" sidecar_pct)%)" \
+    "limit 2% of one core" "$(verdict "$(lt "$total" 2)")"
+else
+  row "steady CPU via sidecar" "skipped: no packaged plugin" "limit 2% of one core" ""
+fi
+row "steady CPU, built-in null route (no sidecar)" "$(result "$out/steady_null.txt" total_pct)%" "—" "no goal"
+
+row "machine load (1-min load average, start / end)" "$load_start / $load_end" "$cores cores" \
+  "figures are noisy when the load nears the core count"
+
+{
+  echo "| figure | ours | peer/limit | ratio / goal |"
+  echo "| --- | --- | --- | --- |"
+  printf '%s\n' "${rows[@]}"
+} | tee "$out/table.md"
+say "raw outputs in $out"
