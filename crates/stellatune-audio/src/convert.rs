@@ -68,6 +68,16 @@ impl Converter {
         }
     }
 
+    /// Converts one block, appending the result to `out`: with nothing to convert it is a
+    /// single copy.
+    pub fn process_into(&mut self, interleaved: &[f32], out: &mut Vec<f32>) {
+        if self.resampler.is_none() && self.from.channels == self.to.channels {
+            out.extend_from_slice(interleaved);
+        } else {
+            out.extend(self.process(interleaved));
+        }
+    }
+
     /// Drains what the resampler still holds at the end of a track.
     pub fn finish(&mut self) -> Vec<f32> {
         match &mut self.resampler {

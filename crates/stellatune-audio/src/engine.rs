@@ -20,8 +20,9 @@ use crate::worker::{self, WorkerCmd, WorkerMsg};
 /// How long a caller waits for the control thread to answer a command. The control thread
 /// never blocks on I/O, so only opening an output device comes anywhere near this.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
-/// Blocks the decode worker may run ahead of the sink (a block is one codec packet).
-const WORKER_QUEUE_BLOCKS: usize = 32;
+/// Blocks the decode worker may run ahead of the sink (a block is up to 8192 frames, about
+/// 3 s in all at 44.1 kHz).
+const WORKER_QUEUE_BLOCKS: usize = 16;
 /// The most frames offered to a sink in one write, so volume changes apply promptly.
 const WRITE_FRAMES: usize = 2048;
 /// How long the control thread sleeps when a paced sink is full.

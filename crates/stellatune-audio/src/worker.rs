@@ -87,16 +87,28 @@ struct Decoding {
     track_id: TrackId,
     source: TrackSource,
     converter: Converter,
+    /// Converted audio not sent yet: packets are batched so the control thread is woken
+    /// once per batch, not once per codec packet.
+    batch: Vec<f32>,
+    /// The first block of a track (or after a seek) goes out at once, for a fast start.
+    sent_first: bool,
 }
+
+/// Finished tracks kept for seeks: the one being heard and the queued one after it.
+const FINISHED_KEPT: usize = 2;
+
+/// Frames per message to the control thread once a track is under way.
+const BATCH_FRAMES: usize = 8192;
 
 struct Worker {
     epoch: u64,
     spec: StreamSpec,
     current: Option<Decoding>,
     next: Option<(TrackId, TrackSource)>,
-    /// The track decoded last, kept so that a seek on the track still being heard works
-    /// after the worker has already moved on to the next one.
-    finished: Option<(TrackId, TrackSource)>,
+    /// The tracks decoded last (oldest first), kept so that a seek on the track still being
+    /// heard works after the worker has already moved on: it runs seconds ahead, which can
+    /// be past the end of a short queued track too.
+    finished: VecDeque<(TrackId, TrackSource)>,
     outbox: VecDeque<WorkerMsg>,
 }
 
@@ -106,7 +118,7 @@ pub(crate) fn run(commands: Receiver<WorkerCmd>, output: Sender<WorkerMsg>) {
         spec: StreamSpec::default(),
         current: None,
         next: None,
-        finished: None,
+        finished: VecDeque::new(),
         outbox: VecDeque::new(),
     };
     loop {
@@ -170,7 +182,7 @@ impl Worker {
             } => {
                 self.restart(epoch, spec);
                 self.next = None;
-                self.finished = None;
+                self.finished.clear();
                 if start_ms > 0 {
                     if let Err(error) = source.seek(start_ms) {
                         self.outbox.push_back(WorkerMsg::Error {
@@ -212,16 +224,22 @@ impl Worker {
                 let current_id = self.current.as_ref().map(|d| d.track_id);
                 let source = if current_id == Some(track_id) {
                     self.current.take().map(|d| d.source)
-                } else if self.finished.as_ref().map(|f| f.0) == Some(track_id) {
-                    // The worker had moved past the track being heard: put the one it moved
-                    // to back in the queue, from its start.
+                } else if let Some(pos) = self.finished.iter().position(|f| f.0 == track_id) {
+                    // The worker had moved past the track being heard: the track that
+                    // followed it goes back in the queue, from its start (the engine queues
+                    // one track, so only one can follow).
+                    let mut later: Vec<(TrackId, TrackSource)> =
+                        self.finished.drain(pos + 1..).collect();
                     if let Some(moved_on) = self.current.take() {
-                        let mut source = moved_on.source;
+                        later.push((moved_on.track_id, moved_on.source));
+                    }
+                    later.extend(self.next.take());
+                    if let Some((id, mut source)) = later.into_iter().next() {
                         if source.seek(0).is_ok() {
-                            self.next = Some((moved_on.track_id, source));
+                            self.next = Some((id, source));
                         }
                     }
-                    self.finished.take().map(|f| f.1)
+                    self.finished.pop_back().map(|f| f.1)
                 } else {
                     None
                 };
@@ -254,7 +272,7 @@ impl Worker {
                 self.restart(epoch, self.spec);
                 self.current = None;
                 self.next = None;
-                self.finished = None;
+                self.finished.clear();
             }
             WorkerCmd::Shutdown => return false,
         }
@@ -286,6 +304,8 @@ impl Worker {
                     track_id,
                     source,
                     converter,
+                    batch: Vec::new(),
+                    sent_first: false,
                 });
                 true
             }
@@ -308,34 +328,46 @@ impl Worker {
     }
 
     fn produce(&mut self) {
+        let channels = usize::from(self.spec.channels.max(1));
         let Some(decoding) = self.current.as_mut() else {
             return;
         };
         let epoch = self.epoch;
         let track_id = decoding.track_id;
+        let block = |samples| WorkerMsg::Block {
+            epoch,
+            track_id,
+            samples,
+        };
         match decoding.source.next_block() {
-            Ok(Some(block)) => {
-                let samples = decoding.converter.process(&block);
-                if !samples.is_empty() {
-                    self.outbox.push_back(WorkerMsg::Block {
-                        epoch,
-                        track_id,
-                        samples,
-                    });
+            Ok(Some(decoded)) => {
+                decoding
+                    .converter
+                    .process_into(&decoded, &mut decoding.batch);
+                let ready = if decoding.sent_first {
+                    decoding.batch.len() >= BATCH_FRAMES * channels
+                } else {
+                    !decoding.batch.is_empty()
+                };
+                if ready {
+                    decoding.sent_first = true;
+                    self.outbox
+                        .push_back(block(std::mem::take(&mut decoding.batch)));
                 }
             }
             Ok(None) => {
-                let tail = decoding.converter.finish();
-                if !tail.is_empty() {
-                    self.outbox.push_back(WorkerMsg::Block {
-                        epoch,
-                        track_id,
-                        samples: tail,
-                    });
+                let mut rest = std::mem::take(&mut decoding.batch);
+                rest.extend(decoding.converter.finish());
+                if !rest.is_empty() {
+                    self.outbox.push_back(block(rest));
                 }
                 self.end_current();
             }
             Err(error) => {
+                let rest = std::mem::take(&mut decoding.batch);
+                if !rest.is_empty() {
+                    self.outbox.push_back(block(rest));
+                }
                 self.outbox.push_back(WorkerMsg::Error {
                     epoch,
                     track_id,
@@ -354,7 +386,10 @@ impl Worker {
             epoch: self.epoch,
             track_id: done.track_id,
         });
-        self.finished = Some((done.track_id, done.source));
+        self.finished.push_back((done.track_id, done.source));
+        while self.finished.len() > FINISHED_KEPT {
+            self.finished.pop_front();
+        }
         if let Some((next_id, next_source)) = self.next.take() {
             self.begin(next_id, next_source, 0);
         }

@@ -261,10 +261,16 @@ fn reap(child: &Mutex<Option<Child>>, uncounted: &AtomicBool, grace: Duration) {
         return;
     };
     let deadline = Instant::now() + grace;
+    // A sidecar whose stdin closed exits within a fraction of a millisecond: poll fast at
+    // first, then back off.
+    let mut nap = Duration::from_micros(50);
     loop {
         match child.try_wait() {
             Ok(Some(_)) => break,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            Ok(None) if Instant::now() < deadline => {
+                std::thread::sleep(nap);
+                nap = (nap * 2).min(Duration::from_millis(5));
+            }
             _ => {
                 let _ = child.kill();
                 let _ = child.wait();
