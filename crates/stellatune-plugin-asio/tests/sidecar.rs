@@ -2,61 +2,19 @@
 //! devices). Needs the packaged plugin: `scripts/test.sh` builds the workspace and runs
 //! `scripts/package-plugins.sh debug` first.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::*;
 use stellatune_runtime_host::{
-    BuiltinRoute, EngineEvent, HostConfig, HostEvent, HostNotice, OutputRoute, PlaybackState,
-    PluginRoute, RuntimeHost,
+    BuiltinRoute, EngineEvent, HostConfig, HostEvent, HostNotice, PlaybackState, RuntimeHost,
 };
 
-const RATE: u32 = 44_100;
-
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().to_path_buf()
-}
-
-/// A plugin directory made from this build's library and sidecar, inside `scratch`: tests
-/// run in parallel processes, so none of them rewrites a shared directory.
-fn packaged_plugin_in(scratch: &Path) -> PathBuf {
-    let profile = profile_dir();
-    let lib = profile.join("libstellatune_plugin_asio.so");
-    let host = profile.join("stellatune-asio-host");
-    assert!(
-        lib.is_file() && host.is_file(),
-        "build the plugin and sidecar first: cargo build -p stellatune-plugin-asio -p stellatune-asio-host (scripts/test.sh does)"
-    );
-    let dir = scratch.join("asio-plugin");
-    std::fs::create_dir_all(&dir).unwrap();
-    let manifest =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/plugin.json")).unwrap();
-    std::fs::write(dir.join("plugin.json"), manifest).unwrap();
-    std::fs::copy(&lib, dir.join("libstellatune_plugin_asio.so")).unwrap();
-    std::fs::copy(&host, dir.join("stellatune-asio-host")).unwrap();
-    dir
-}
-
-fn write_tone(path: &Path, seconds: f32) -> Vec<f32> {
-    let spec = hound::WavSpec {
-        channels: 2,
-        sample_rate: RATE,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    let mut expected = Vec::new();
-    for i in 0..(seconds * RATE as f32) as u32 {
-        let l = ((i as f32 * 440.0 * std::f32::consts::TAU / RATE as f32).sin() * 9000.0) as i16;
-        let r = ((i as f32 * 660.0 * std::f32::consts::TAU / RATE as f32).sin() * 7000.0) as i16;
-        w.write_sample(l).unwrap();
-        w.write_sample(r).unwrap();
-        expected.push(f32::from(l) / 32768.0);
-        expected.push(f32::from(r) / 32768.0);
-    }
-    w.finalize().unwrap();
-    expected
+fn ring_count(data: &Path) -> usize {
+    ring_files(data).len()
 }
 
 struct Rig {
@@ -78,55 +36,6 @@ fn rig(name: &str) -> Rig {
         .unwrap();
     let client = host.attach_client().unwrap().id;
     Rig { dir, host, client }
-}
-
-fn asio(target: &str) -> OutputRoute {
-    OutputRoute::Plugin(PluginRoute::new("asio", None, target))
-}
-
-/// Live children of this process that are sidecars, and zombies among all children.
-fn sidecars_of(parent: u32) -> (Vec<u32>, usize) {
-    let mut live = Vec::new();
-    let mut zombies = 0;
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let Some((comm, rest)) = stat.split_once(") ") else {
-            continue;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        if fields.get(1).and_then(|p| p.parse::<u32>().ok()) != Some(parent) {
-            continue;
-        }
-        if fields[0] == "Z" {
-            zombies += 1;
-        } else if comm.contains("stellatune-asio") {
-            live.push(pid);
-        }
-    }
-    (live, zombies)
-}
-
-fn ring_files(data: &Path) -> usize {
-    std::fs::read_dir(data.join(".asio"))
-        .map(|d| {
-            d.flatten()
-                .filter(|e| e.file_name().to_string_lossy().starts_with("ring-"))
-                .count()
-        })
-        .unwrap_or(0)
-}
-
-fn wait_for(what: &str, timeout: Duration, mut pred: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !pred() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 fn wait_event(rig: &Rig, timeout: Duration, mut want: impl FnMut(&HostEvent) -> bool) -> HostEvent {
@@ -188,7 +97,7 @@ fn a_track_played_through_the_sidecar_reaches_its_wav_device_intact() {
         .map(|(a, b)| (a - b).abs())
         .fold(0.0f32, f32::max);
     assert!(worst < 1e-6, "output differs from input by up to {worst}");
-    assert_eq!(ring_files(&rig.dir.path().join("data")), 0);
+    assert_eq!(ring_count(&rig.dir.path().join("data")), 0);
     rig.host.shutdown().unwrap();
 }
 
@@ -219,7 +128,7 @@ fn sinks_with_one_signature_share_one_sidecar_that_stops_after_the_last() {
         1,
         "the second sink reuses the sidecar"
     );
-    assert_eq!(ring_files(&data), 2, "one ring per open stream");
+    assert_eq!(ring_count(&data), 2, "one ring per open stream");
     let block = vec![0.1f32; 2048];
     assert!(a.write(&block).unwrap() > 0);
     assert!(b.write(&block).unwrap() > 0);
@@ -231,7 +140,7 @@ fn sinks_with_one_signature_share_one_sidecar_that_stops_after_the_last() {
     wait_for("sidecar stopped", Duration::from_secs(2), || {
         sidecars_of(me()).0.is_empty()
     });
-    assert_eq!(ring_files(&data), 0);
+    assert_eq!(ring_count(&data), 0);
     assert_eq!(sidecars_of(me()).1, 0, "no zombie");
     let m = runtime.metrics();
     assert_eq!(m.reported.get("asio_sidecar_spawns_total"), Some(&1));
@@ -254,9 +163,9 @@ fn route_cycles_and_reloads_while_playing_keep_one_sidecar_and_no_zombies() {
         assert!(live.len() <= 1, "cycle {i}: {} sidecars", live.len());
         assert_eq!(zombies, 0, "cycle {i}");
         assert!(
-            ring_files(&data) <= 1,
+            ring_count(&data) <= 1,
             "cycle {i}: {} rings",
-            ring_files(&data)
+            ring_count(&data)
         );
     }
     for i in 0..20 {
@@ -264,7 +173,7 @@ fn route_cycles_and_reloads_while_playing_keep_one_sidecar_and_no_zombies() {
         let (live, zombies) = sidecars_of(me());
         assert!(live.len() <= 1, "reload {i}: {} sidecars", live.len());
         assert_eq!(zombies, 0, "reload {i}");
-        assert!(ring_files(&data) <= 1, "reload {i}");
+        assert!(ring_count(&data) <= 1, "reload {i}");
         assert_eq!(
             rig.host.status(rig.client).unwrap().state,
             PlaybackState::Playing
@@ -279,7 +188,7 @@ fn route_cycles_and_reloads_while_playing_keep_one_sidecar_and_no_zombies() {
         Duration::from_secs(3),
         || sidecars_of(me()).0.is_empty(),
     );
-    assert_eq!(ring_files(&data), 0);
+    assert_eq!(ring_count(&data), 0);
     assert_eq!(sidecars_of(me()).1, 0);
 }
 
@@ -361,7 +270,7 @@ fn the_sidecar_exits_when_its_host_is_killed_and_the_next_start_reaps_the_ring()
         .unwrap();
     let host_pid = host.id();
     wait_for("sidecar of the host", Duration::from_secs(10), || {
-        sidecars_of(host_pid).0.len() == 1 && ring_files(&data) == 1
+        sidecars_of(host_pid).0.len() == 1 && ring_count(&data) == 1
     });
     let sidecar = sidecars_of(host_pid).0[0];
     host.kill().unwrap();
@@ -378,7 +287,7 @@ fn the_sidecar_exits_when_its_host_is_killed_and_the_next_start_reaps_the_ring()
         "took {:?}",
         killed.elapsed()
     );
-    assert_eq!(ring_files(&data), 1, "the dead host left its ring behind");
+    assert_eq!(ring_count(&data), 1, "the dead host left its ring behind");
     // The next run of the plugin reaps it.
     let host = RuntimeHost::new("asio-reap");
     host.init(HostConfig {
@@ -389,7 +298,7 @@ fn the_sidecar_exits_when_its_host_is_killed_and_the_next_start_reaps_the_ring()
     .unwrap();
     let client = host.attach_client().unwrap().id;
     host.apply_route(client, asio("null")).unwrap();
-    assert_eq!(ring_files(&data), 0, "stale ring reaped");
+    assert_eq!(ring_count(&data), 0, "stale ring reaped");
     host.apply_route(client, BuiltinRoute::Null.into()).unwrap();
     host.shutdown().unwrap();
 }
