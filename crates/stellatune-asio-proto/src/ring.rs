@@ -321,7 +321,7 @@ pub struct RingWriter {
     write_pos: u64,
     epoch: u64,
     reset_pending: bool,
-    #[cfg(unix)]
+    #[cfg(all(unix, not(target_os = "linux")))]
     identity: (u64, u64),
 }
 
@@ -349,11 +349,52 @@ impl RingWriter {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e.into()),
         }
-        let mut opts = OpenOptions::new();
-        opts.read(true).write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        let file = opts.open(path)?;
+        #[cfg(target_os = "linux")]
+        {
+            Self::create_sealed(path, spec)
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let mut opts = OpenOptions::new();
+            opts.read(true).write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+            let file = opts.open(path)?;
+            let result = Self::init(file, path, spec);
+            if result.is_err() {
+                let _ = fs::remove_file(path);
+            }
+            result
+        }
+    }
+
+    /// Linux: the ring's memory is a sealed `memfd` whose size can never change, and `path` is
+    /// a symbolic link to it (`/proc/<pid>/fd/<n>`) through which the sidecar opens it. Anyone
+    /// truncating "the ring file" then gets `EPERM` instead of leaving a mapping past the end of
+    /// its file, which would kill the writer (this process) with SIGBUS on its next store.
+    #[cfg(target_os = "linux")]
+    fn create_sealed(path: &Path, spec: RingSpec) -> Result<RingWriter, RingError> {
+        use std::os::fd::{AsRawFd, FromRawFd};
+        // SAFETY: a NUL-terminated name and valid flags; the result is checked below.
+        let fd = unsafe {
+            libc::memfd_create(
+                c"stellatune-ring".as_ptr(),
+                libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error().into());
+        }
+        // SAFETY: `fd` is a fresh descriptor that nothing else owns.
+        let file = unsafe { File::from_raw_fd(fd) };
+        file.set_len(spec.file_len())?;
+        let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
+        // SAFETY: `fcntl` on a descriptor we own, with an integer argument.
+        if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
+            return Err(io::Error::last_os_error().into());
+        }
+        let target = format!("/proc/{}/fd/{}", std::process::id(), file.as_raw_fd());
+        std::os::unix::fs::symlink(&target, path)?;
         let result = Self::init(file, path, spec);
         if result.is_err() {
             let _ = fs::remove_file(path);
@@ -362,7 +403,9 @@ impl RingWriter {
     }
 
     fn init(file: File, path: &Path, spec: RingSpec) -> Result<RingWriter, RingError> {
-        file.set_len(spec.file_len())?;
+        if file.metadata()?.len() != spec.file_len() {
+            file.set_len(spec.file_len())?;
+        }
         let shared = Shared::map(&file, spec)?;
         let pid = std::process::id();
         let base = shared.map.as_mut_ptr();
@@ -389,10 +432,11 @@ impl RingWriter {
             fence(Ordering::Release);
             ptr::copy_nonoverlapping(RING_MAGIC.as_ptr(), base, RING_MAGIC.len());
         }
-        #[cfg(unix)]
+        // What sits at `path`, so that Drop only removes its own file.
+        #[cfg(all(unix, not(target_os = "linux")))]
         let identity = {
             use std::os::unix::fs::MetadataExt;
-            let m = file.metadata()?;
+            let m = fs::symlink_metadata(path)?;
             (m.dev(), m.ino())
         };
         Ok(RingWriter {
@@ -402,7 +446,7 @@ impl RingWriter {
             write_pos: 0,
             epoch: 0,
             reset_pending: false,
-            #[cfg(unix)]
+            #[cfg(all(unix, not(target_os = "linux")))]
             identity,
         })
     }
@@ -514,7 +558,17 @@ impl Drop for RingWriter {
     /// Removes the file (unless another ring has since replaced it at the same path); the mapping
     /// is unmapped when the fields drop. Readers keep their own mapping of the unlinked file.
     fn drop(&mut self) {
-        #[cfg(unix)]
+        // Linux: the path is a link to this writer's own descriptor, which is still open, so
+        // no other live ring can have the same target.
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            let own = format!("/proc/{}/fd/{}", std::process::id(), self._file.as_raw_fd());
+            if fs::read_link(&self.path).ok().as_deref() != Some(Path::new(&own)) {
+                return;
+            }
+        }
+        #[cfg(all(unix, not(target_os = "linux")))]
         {
             use std::os::unix::fs::MetadataExt;
             match fs::symlink_metadata(&self.path) {
@@ -690,7 +744,11 @@ pub fn reap_stale_rings(dir: impl AsRef<Path>) -> usize {
         let Some((name_pid, _)) = name.to_str().and_then(parse_ring_file_name) else {
             continue;
         };
-        if !entry.file_type().is_ok_and(|t| t.is_file()) {
+        // On Linux a ring is a link to its owner's memfd; a dead owner leaves it dangling.
+        if !entry
+            .file_type()
+            .is_ok_and(|t| t.is_file() || t.is_symlink())
+        {
             continue;
         }
         let path = entry.path();
