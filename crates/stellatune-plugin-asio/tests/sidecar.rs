@@ -296,6 +296,16 @@ fn the_sidecar_exits_when_its_host_is_killed_and_the_next_start_reaps_the_ring()
         ..HostConfig::default()
     })
     .unwrap();
+    // The dead host's shadow copy went at start: only this process's copies remain.
+    let shadows: Vec<String> = std::fs::read_dir(data.join("plugins").join(".shadow"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        shadows.iter().all(|n| n.contains(&format!("-p{}-", me()))),
+        "shadow copies of the dead host were left: {shadows:?}"
+    );
     let client = host.attach_client().unwrap().id;
     host.apply_route(client, asio("null")).unwrap();
     assert_eq!(ring_count(&data), 0, "stale ring reaped");

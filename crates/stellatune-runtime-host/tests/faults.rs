@@ -464,3 +464,39 @@ fn a_wav_sink_whose_writes_fail_reports_an_error_stops_and_the_next_route_plays(
     host.shutdown().unwrap();
     assert_eq!(host.metrics().runtime_threads, 0);
 }
+
+/// Headers that claim absurd sizes: a RIFF/WAVE whose `fmt ` chunk says it is nearly 4 GiB,
+/// a FLAC whose metadata block says 16 MiB, an MP3 whose ID3v2 tag says 256 MiB, each in a
+/// file of a few dozen bytes. Each is refused (or read as empty) quickly, without
+/// allocating what it claims, and the engine plays on.
+#[test]
+fn media_with_huge_headers_are_refused_quickly() {
+    let f = Fixture::new();
+    let host = RuntimeHost::new("huge-headers");
+    host.init(f.config()).unwrap();
+    let c = host.attach_client().unwrap();
+    host.apply_route(c.id, BuiltinRoute::Null.into()).unwrap();
+    let mut wav = b"RIFF\xff\xff\xff\x7fWAVEfmt \xf0\xff\xff\xff".to_vec();
+    wav.extend_from_slice(&[1, 0, 2, 0, 0x44, 0xac, 0, 0, 0x10, 0xb1, 2, 0, 4, 0, 16, 0]);
+    let mut flac = b"fLaC\x00\xff\xff\xff".to_vec();
+    flac.extend_from_slice(&[0u8; 34]);
+    let mut mp3 = b"ID3\x04\x00\x00\x7f\x7f\x7f\x7f".to_vec();
+    mp3.extend_from_slice(&[0xff, 0xfb, 0x90, 0x64, 0, 0, 0, 0]);
+    for (name, bytes) in [("huge.wav", wav), ("huge.flac", flac), ("huge.mp3", mp3)] {
+        let path = f.path().join(name);
+        std::fs::write(&path, &bytes).unwrap();
+        let started = Instant::now();
+        let result = host.play(c.id, &path);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{name}: took {:?}",
+            started.elapsed()
+        );
+        assert!(
+            result.is_err(),
+            "{name}: a header-only file cannot play: {result:?}"
+        );
+        assert_engine_plays(&host, c.id, &f.tone);
+    }
+    host.shutdown().unwrap();
+}
