@@ -39,16 +39,23 @@ impl Lease {
     }
 }
 
+fn slot_of<'a>(
+    guard: &'a mut MutexGuard<'static, Option<HashMap<Signature, Slot>>>,
+    signature: &Signature,
+) -> &'a mut Slot {
+    guard
+        .get_or_insert_with(HashMap::new)
+        .entry(signature.clone())
+        .or_default()
+}
+
 /// Leases the sidecar for `signature`, spawning it if none runs (or the one that ran died).
 /// The spawn and handshake happen with no lock held.
 pub fn acquire(signature: &Signature) -> Result<Lease> {
     loop {
         let dead = {
             let mut guard = slots();
-            let slot = guard
-                .get_or_insert_with(HashMap::new)
-                .entry(signature.clone())
-                .or_default();
+            let slot = slot_of(&mut guard, signature);
             match &slot.sidecar {
                 Some(sidecar) if sidecar.is_alive() => {
                     slot.leases += 1;
@@ -68,10 +75,7 @@ pub fn acquire(signature: &Signature) -> Result<Lease> {
         let fresh = Sidecar::spawn(signature)?;
         let loser = {
             let mut guard = slots();
-            let slot = guard
-                .get_or_insert_with(HashMap::new)
-                .entry(signature.clone())
-                .or_default();
+            let slot = slot_of(&mut guard, signature);
             match &slot.sidecar {
                 // Another thread spawned one meanwhile: use theirs, retire ours.
                 Some(theirs) if theirs.is_alive() => Some(fresh),

@@ -322,42 +322,14 @@ impl PluginRuntime {
         config_json: Option<&str>,
     ) -> Result<PluginDsp> {
         let generation = self.active(plugin_id)?;
-        let dsps: Vec<&Capability> = generation
-            .capabilities()
-            .iter()
-            .filter(|c| c.kind == capability_kind::DSP && !c.vtable.is_null())
-            .collect();
-        // SAFETY: capability strings are static data in the loaded library.
-        let id_of = |c: &Capability| unsafe { c.type_id.to_str() }.unwrap_or("").to_owned();
-        let ids: Vec<String> = dsps.iter().map(|c| id_of(c)).collect();
-        let index = match type_id {
-            Some(wanted) => ids.iter().position(|id| id == wanted),
-            None if dsps.len() == 1 => Some(0),
-            None => None,
-        };
-        let Some(index) = index else {
-            return Err(PluginError::UnknownCapability {
-                plugin: plugin_id.to_owned(),
-                kind: "dsp",
-                type_id: type_id.unwrap_or("").to_owned(),
-                hint: format!(" (it has: {})", ids.join(", ")),
-            });
-        };
-        let capability = dsps[index];
+        let (type_id, capability) = find_capability(&generation, capability_kind::DSP, type_id)?;
         // SAFETY: a DSP capability's vtable points at a static DspVTable in the library;
         // every user also holds the generation, which keeps the library loaded.
         let vtable: &'static DspVTable = unsafe { &*capability.vtable.cast::<DspVTable>() };
-        // SAFETY: static data in the library.
-        let default_config = unsafe { capability.default_config_json.to_str() }
-            .filter(|s| !s.is_empty())
-            .unwrap_or("{}");
-        let config = config_json.unwrap_or(default_config).to_owned();
-        Ok(PluginDsp::new(
-            generation.clone(),
-            vtable,
-            ids[index].clone(),
-            config,
-        ))
+        let config = config_json
+            .map(str::to_owned)
+            .unwrap_or_else(|| default_config(capability));
+        Ok(PluginDsp::new(generation.clone(), vtable, type_id, config))
     }
 
     /// The output targets a sink type offers, as the plugin's JSON.
@@ -434,45 +406,63 @@ fn capability_infos(generation: &Generation) -> Vec<CapabilityInfo> {
         .collect()
 }
 
-fn find_sink(
-    generation: &Generation,
-    sink_type: Option<&str>,
-) -> Result<(String, &'static OutputSinkVTable, String)> {
-    let sinks: Vec<_> = generation
+/// The capability of `kind` named `wanted`, or the only one of that kind when `wanted` is
+/// `None`; the error lists what the plugin has.
+fn find_capability<'g>(
+    generation: &'g Generation,
+    kind: u32,
+    wanted: Option<&str>,
+) -> Result<(String, &'g Capability)> {
+    let candidates: Vec<&Capability> = generation
         .capabilities()
         .iter()
-        .filter(|c| c.kind == capability_kind::OUTPUT_SINK && !c.vtable.is_null())
+        .filter(|c| c.kind == kind && !c.vtable.is_null())
         .collect();
-    let ids: Vec<String> = sinks
+    let ids: Vec<String> = candidates
         .iter()
         // SAFETY: capability strings are static data in the loaded library.
         .map(|c| unsafe { c.type_id.to_str() }.unwrap_or("").to_owned())
         .collect();
-    let index = match sink_type {
+    let index = match wanted {
         Some(wanted) => ids.iter().position(|id| id == wanted),
-        None if sinks.len() == 1 => Some(0),
+        None if candidates.len() == 1 => Some(0),
         None => None,
     };
-    let Some(index) = index else {
-        return Err(PluginError::UnknownCapability {
+    match index {
+        Some(i) => Ok((ids[i].clone(), candidates[i])),
+        None => Err(PluginError::UnknownCapability {
             plugin: generation.plugin_id().to_owned(),
-            kind: "output sink",
-            type_id: sink_type.unwrap_or("").to_owned(),
+            kind: if kind == capability_kind::DSP {
+                "dsp"
+            } else {
+                "output sink"
+            },
+            type_id: wanted.unwrap_or("").to_owned(),
             hint: format!(" (it has: {})", ids.join(", ")),
-        });
-    };
-    let capability = sinks[index];
+        }),
+    }
+}
+
+fn default_config(capability: &Capability) -> String {
+    // SAFETY: static data in the loaded library.
+    unsafe { capability.default_config_json.to_str() }
+        .filter(|s| !s.is_empty())
+        .unwrap_or("{}")
+        .to_owned()
+}
+
+fn find_sink(
+    generation: &Generation,
+    sink_type: Option<&str>,
+) -> Result<(String, &'static OutputSinkVTable, String)> {
+    let (type_id, capability) =
+        find_capability(generation, capability_kind::OUTPUT_SINK, sink_type)?;
     // SAFETY: an OUTPUT_SINK capability's vtable points at a static OutputSinkVTable in the
     // library. The 'static lifetime is sound for the holders of the generation: every user
     // of the vtable also holds an Arc of the generation, which keeps the library loaded.
     let vtable: &'static OutputSinkVTable =
         unsafe { &*capability.vtable.cast::<OutputSinkVTable>() };
-    // SAFETY: static data in the library, as above.
-    let default_config = unsafe { capability.default_config_json.to_str() }
-        .filter(|s| !s.is_empty())
-        .unwrap_or("{}")
-        .to_owned();
-    Ok((ids[index].clone(), vtable, default_config))
+    Ok((type_id, vtable, default_config(capability)))
 }
 
 type Discovered = BTreeMap<String, std::result::Result<PluginManifest, PluginError>>;
