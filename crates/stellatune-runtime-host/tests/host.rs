@@ -183,7 +183,12 @@ fn attach_dispose_and_hot_restart_cycles_keep_threads_flat() {
     assert_eq!(m.runtime_threads, 3);
     assert!(m.player_clients_active <= 1, "{m:?}");
     assert_eq!(m.clients_evicted_total, 199);
-    assert_eq!(os_threads(), threads_before);
+    // A thread that is just exiting may still be listed for a moment; a leak stays.
+    assert!(
+        wait_for(Duration::from_secs(2), || os_threads() <= threads_before),
+        "threads grew: {} > {threads_before}",
+        os_threads()
+    );
     host.shutdown().unwrap();
 }
 
