@@ -75,6 +75,8 @@ enum Command {
     ClearRoute(Reply<()>),
     SetDspChain(Vec<Box<dyn DspStage>>, Reply<()>),
     Status(Reply<EngineStatus>),
+    #[cfg(feature = "fault-injection")]
+    Panic,
     Shutdown,
 }
 
@@ -96,7 +98,21 @@ impl Engine {
         let control = config
             .threads
             .spawn(&format!("{name}-control"), move || {
-                run_control(name, threads, cmd_rx, events);
+                // A panic here must not take the process down, and must not leave a handle
+                // that looks alive: the thread ends, every later command answers
+                // `EngineStopped`, and the owner (the runtime host) restarts the engine.
+                let engine_name = name.clone();
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+                    run_control(name, threads, cmd_rx, events)
+                }));
+                if let Err(panic) = ran {
+                    let message = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "unknown panic".into());
+                    tracing::error!(engine = %engine_name, panic = %message, "engine control thread panicked; the engine is gone");
+                }
                 let _ = exit_tx.send(());
             })
             .map_err(|e| AudioError::Sink(format!("cannot start control thread: {e}")))?;
@@ -193,6 +209,22 @@ impl Engine {
 
     pub fn status(&self) -> Result<EngineStatus> {
         self.request(Command::Status)
+    }
+
+    /// False once the control thread has ended (shut down, or panicked): every command then
+    /// answers [`AudioError::EngineStopped`].
+    pub fn is_running(&self) -> bool {
+        self.control
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|handle| !handle.is_finished())
+    }
+
+    /// Makes the control thread panic, to test what its owner does about a crashed engine.
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_panic(&self) {
+        let _ = self.commands.send(Command::Panic);
     }
 
     /// Stops playback, closes the sink and joins both threads, waiting at most `timeout`.
@@ -468,6 +500,8 @@ impl Control {
             Command::Status(reply) => {
                 let _ = reply.send(Ok(self.status()));
             }
+            #[cfg(feature = "fault-injection")]
+            Command::Panic => panic!("fault injection: engine control thread panics"),
             Command::Shutdown => {
                 self.stop_playback();
                 return false;

@@ -31,7 +31,12 @@ enum Ended {
 
 struct Client {
     generation: u64,
+    /// When the lease runs out; only counts while no call of this client is in flight.
     lease_deadline: Instant,
+    /// Calls of this client that have started and not returned. A client inside a call is
+    /// alive by definition (a poll that waits, a route that takes a while to open), so its
+    /// lease is not enforced until the last call returns, and then counts from that moment.
+    calls_in_flight: u32,
     queue: Arc<EventQueue>,
 }
 
@@ -45,10 +50,18 @@ struct Registry {
     /// Set when the last client went; the host then stops playback, since nobody is left to
     /// hear or control it.
     emptied: bool,
+    /// False while no runtime runs (before init, during and after shutdown): attaching is
+    /// refused, so a client can never outlive the runtime it attached to.
+    accepting: bool,
 }
 
 pub(crate) struct ClientRegistry {
+    /// For log lines: which host this registry belongs to.
+    host: String,
     state: Mutex<Registry>,
+    /// Every eviction, whoever found it (supervisor, rollover, a call that found its own
+    /// lease expired, shutdown), counted exactly once.
+    evictions_total: AtomicU64,
 }
 
 /// A client that left the registry, and why.
@@ -60,8 +73,10 @@ pub(crate) struct Evicted {
 }
 
 impl ClientRegistry {
-    pub fn new() -> Self {
+    pub fn new(host: &str) -> Self {
         Self {
+            host: host.to_owned(),
+            evictions_total: AtomicU64::new(0),
             state: Mutex::new(Registry {
                 clients: HashMap::new(),
                 ended: HashMap::new(),
@@ -70,6 +85,7 @@ impl ClientRegistry {
                 lease: crate::config::DEFAULT_CLIENT_LEASE,
                 queue_capacity: crate::config::DEFAULT_EVENT_QUEUE_CAPACITY,
                 emptied: false,
+                accepting: false,
             }),
         }
     }
@@ -88,23 +104,52 @@ impl ClientRegistry {
         self.lock().lease
     }
 
-    pub fn attach(&self) -> (ClientSession, usize) {
-        let id = NEXT_CLIENT_ID.fetch_add(1, Ordering::SeqCst);
+    /// Lets clients attach again (the runtime is running).
+    pub fn open(&self) {
+        self.lock().accepting = true;
+    }
+
+    /// Refuses new clients and evicts every live one, atomically: no attach can slip in
+    /// between (the runtime is shutting down).
+    pub fn close(&self, reason: &str) -> Vec<Evicted> {
+        let evicted = {
+            let mut state = self.lock();
+            state.accepting = false;
+            let ids: Vec<u64> = state.clients.keys().copied().collect();
+            ids.into_iter()
+                .filter_map(|id| self.evict_locked(&mut state, id, reason))
+                .collect::<Vec<_>>()
+        };
+        self.report(&evicted, 0);
+        evicted
+    }
+
+    pub fn attach(&self) -> Result<(ClientSession, usize), HostError> {
         let mut state = self.lock();
+        if !state.accepting {
+            return Err(HostError::NotInitialized);
+        }
+        let id = NEXT_CLIENT_ID.fetch_add(1, Ordering::SeqCst);
         let generation = state.generation;
         let client = Client {
             generation,
             lease_deadline: Instant::now() + state.lease,
+            calls_in_flight: 0,
             queue: Arc::new(EventQueue::new(state.queue_capacity)),
         };
         state.clients.insert(id, client);
-        (ClientSession { id, generation }, state.clients.len())
+        Ok((ClientSession { id, generation }, state.clients.len()))
     }
 
     /// Ends a client at its own request. Returns how many remain.
     pub fn detach(&self, id: u64) -> Result<usize, HostError> {
         let mut state = self.lock();
-        Self::check_lease(&mut state, id, Instant::now());
+        if let Some(evicted) = self.check_lease(&mut state, id, Instant::now()) {
+            let left = state.clients.len();
+            drop(state);
+            self.report(&[evicted], left);
+            return Err(Self::missing(&self.lock(), id));
+        }
         match state.clients.remove(&id) {
             Some(client) => {
                 client.queue.close(Closed::Disposed);
@@ -116,31 +161,61 @@ impl ClientRegistry {
         }
     }
 
-    /// Checks that `id` is live, renews its lease and returns its queue.
-    pub fn touch(&self, id: u64) -> Result<Arc<EventQueue>, HostError> {
+    /// Checks that `id` is live and marks a call of it in flight until [`Self::end_call`]:
+    /// the client cannot expire meanwhile. Returns its queue.
+    pub fn begin_call(&self, id: u64) -> Result<Arc<EventQueue>, HostError> {
         let now = Instant::now();
         let mut state = self.lock();
-        Self::check_lease(&mut state, id, now);
-        let lease = state.lease;
+        if let Some(evicted) = self.check_lease(&mut state, id, now) {
+            let left = state.clients.len();
+            let error = Self::missing(&state, id);
+            drop(state);
+            self.report(&[evicted], left);
+            return Err(error);
+        }
         match state.clients.get_mut(&id) {
             Some(client) => {
-                client.lease_deadline = now + lease;
+                client.calls_in_flight += 1;
                 Ok(client.queue.clone())
             }
             None => Err(Self::missing(&state, id)),
         }
     }
 
+    /// Whether `id` is live right now (no lease check: the caller is inside a call of it).
+    pub fn is_live(&self, id: u64) -> Result<(), HostError> {
+        let state = self.lock();
+        if state.clients.contains_key(&id) {
+            Ok(())
+        } else {
+            Err(Self::missing(&state, id))
+        }
+    }
+
+    /// A call of `id` returned: its lease counts from now. A client evicted meanwhile (by a
+    /// rollover or shutdown, which do not wait for leases) is simply gone.
+    pub fn end_call(&self, id: u64) {
+        let now = Instant::now();
+        let mut state = self.lock();
+        let lease = state.lease;
+        if let Some(client) = state.clients.get_mut(&id) {
+            client.calls_in_flight = client.calls_in_flight.saturating_sub(1);
+            client.lease_deadline = now + lease;
+        }
+    }
+
     /// A client whose lease ran out is evicted on its next call even if the supervisor has
     /// not come round yet: correctness never waits for a timer.
-    fn check_lease(state: &mut Registry, id: u64, now: Instant) {
+    fn check_lease(&self, state: &mut Registry, id: u64, now: Instant) -> Option<Evicted> {
         let expired = state
             .clients
             .get(&id)
-            .is_some_and(|c| c.lease_deadline <= now);
+            .is_some_and(|c| c.calls_in_flight == 0 && c.lease_deadline <= now);
         if expired {
             let reason = format!("lease expired (no call for {} ms)", state.lease.as_millis());
-            Self::evict_locked(state, id, &reason);
+            self.evict_locked(state, id, &reason)
+        } else {
+            None
         }
     }
 
@@ -172,8 +247,9 @@ impl ClientRegistry {
         }
     }
 
-    fn evict_locked(state: &mut Registry, id: u64, reason: &str) -> Option<Evicted> {
+    fn evict_locked(&self, state: &mut Registry, id: u64, reason: &str) -> Option<Evicted> {
         let client = state.clients.remove(&id)?;
+        self.evictions_total.fetch_add(1, Ordering::SeqCst);
         client.queue.close(Closed::Evicted(reason.to_owned()));
         Self::remember(state, id, Ended::Evicted(reason.to_owned()));
         state.emptied |= state.clients.is_empty();
@@ -196,11 +272,27 @@ impl ClientRegistry {
             .filter(|(_, c)| doomed(c))
             .map(|(id, _)| *id)
             .collect();
-        let evicted = ids
+        let evicted: Vec<Evicted> = ids
             .into_iter()
-            .filter_map(|id| Self::evict_locked(&mut state, id, reason))
+            .filter_map(|id| self.evict_locked(&mut state, id, reason))
             .collect();
-        (evicted, state.clients.len())
+        let left = state.clients.len();
+        drop(state);
+        self.report(&evicted, left);
+        (evicted, left)
+    }
+
+    /// The one place an eviction is logged and announced to the clients that remain, with
+    /// no registry lock held.
+    fn report(&self, evicted: &[Evicted], left: usize) {
+        for e in evicted {
+            tracing::warn!(host = %self.host, client_id = e.id, generation = e.generation, reason = %e.reason, clients_active = left, "client evicted");
+        }
+        self.announce_evictions(evicted);
+    }
+
+    pub fn evictions_total(&self) -> u64 {
+        self.evictions_total.load(Ordering::SeqCst)
     }
 
     /// Starts a new generation and evicts every client of the older ones.
@@ -220,11 +312,9 @@ impl ClientRegistry {
         let now = Instant::now();
         let lease = self.lease();
         let reason = format!("lease expired (no call for {} ms)", lease.as_millis());
-        self.evict_where(&reason, |c| c.lease_deadline <= now)
-    }
-
-    pub fn evict_all(&self, reason: &str) -> Vec<Evicted> {
-        self.evict_where(reason, |_| true).0
+        self.evict_where(&reason, |c| {
+            c.calls_in_flight == 0 && c.lease_deadline <= now
+        })
     }
 
     /// True once after the last client left.
@@ -232,8 +322,16 @@ impl ClientRegistry {
         std::mem::take(&mut self.lock().emptied)
     }
 
+    /// The nearest lease deadline of a client with no call in flight (a client inside a
+    /// call gets a fresh deadline when the call returns, which wakes nobody: the supervisor
+    /// naps at most half a second anyway).
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.lock().clients.values().map(|c| c.lease_deadline).min()
+        self.lock()
+            .clients
+            .values()
+            .filter(|c| c.calls_in_flight == 0)
+            .map(|c| c.lease_deadline)
+            .min()
     }
 
     pub fn active(&self) -> usize {
@@ -257,12 +355,70 @@ impl ClientRegistry {
         }
     }
 
-    pub fn announce_evictions(&self, evicted: &[Evicted]) {
+    fn announce_evictions(&self, evicted: &[Evicted]) {
         for e in evicted {
             self.broadcast(HostEvent::Host(HostNotice::ClientEvicted {
                 client_id: e.id,
                 reason: e.reason.clone(),
             }));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry(lease_ms: u64) -> ClientRegistry {
+        let registry = ClientRegistry::new("test");
+        registry.configure(Duration::from_millis(lease_ms), 8);
+        registry.open();
+        registry
+    }
+
+    /// An eviction found by the client's own next call (before the supervisor came round)
+    /// was once silent and uncounted.
+    #[test]
+    fn an_eviction_found_by_the_next_call_is_counted_once() {
+        let r = registry(10);
+        let (a, _) = r.attach().unwrap();
+        let (b, _) = r.attach().unwrap();
+        let witness = r.begin_call(b.id).unwrap();
+        r.end_call(b.id);
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(matches!(
+            r.begin_call(a.id),
+            Err(HostError::ClientEvicted { .. })
+        ));
+        assert_eq!(r.evictions_total(), 1);
+        // Asking again does not count it again.
+        assert!(r.begin_call(a.id).is_err());
+        assert_eq!(r.evictions_total(), 1);
+        // The other client heard about it.
+        assert!(witness.len() >= 1);
+    }
+
+    #[test]
+    fn a_call_in_flight_holds_the_lease_and_it_counts_from_the_end() {
+        let r = registry(20);
+        let (a, _) = r.attach().unwrap();
+        r.begin_call(a.id).unwrap();
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(r.evict_expired().0.is_empty(), "evicted inside its call");
+        r.end_call(a.id);
+        assert!(r.evict_expired().0.is_empty(), "the lease did not restart");
+        std::thread::sleep(Duration::from_millis(40));
+        assert_eq!(r.evict_expired().0.len(), 1);
+    }
+
+    #[test]
+    fn a_closed_registry_refuses_clients_until_opened() {
+        let r = registry(1000);
+        let (a, _) = r.attach().unwrap();
+        assert_eq!(r.close("shut down").len(), 1);
+        assert!(r.attach().is_err());
+        assert!(r.is_live(a.id).is_err());
+        r.open();
+        assert!(r.attach().is_ok());
     }
 }

@@ -35,8 +35,9 @@ pub struct HostConfig {
     pub event_queue_capacity: Option<usize>,
     /// How long shutdown waits for the runtime's threads. Default 5000.
     pub shutdown_timeout_ms: Option<u64>,
-    /// Deliberate defects, for proving that leak gates fail when they should. Never set in
-    /// production.
+    /// Deliberate defects, for proving that leak gates fail when they should. Accepted only
+    /// by builds with the `fault-injection` cargo feature, which release artifacts leave off;
+    /// elsewhere the key is refused with an error that says so.
     pub fault_injection: Option<FaultInjection>,
 }
 
@@ -72,7 +73,23 @@ impl HostConfig {
         if let Some(filter) = &self.log_filter {
             crate::logging::parse_filter(filter)?;
         }
+        if self.fault_injection.is_some() && !cfg!(feature = "fault-injection") {
+            return Err(HostError::InvalidArgument(
+                "config: fault_injection is only accepted by a build with the `fault-injection` \
+                 cargo feature (a test build); this build refuses deliberate defects"
+                    .into(),
+            ));
+        }
         Ok(())
+    }
+
+    /// The deliberate defects in force: none unless the build allows them.
+    pub(crate) fn faults(&self) -> FaultInjection {
+        if cfg!(feature = "fault-injection") {
+            self.fault_injection.clone().unwrap_or_default()
+        } else {
+            FaultInjection::default()
+        }
     }
 
     pub fn client_lease(&self) -> Duration {
@@ -147,5 +164,16 @@ mod tests {
         assert!(HostConfig::from_json("{not json").is_err());
         let e = HostConfig::from_json(r#"{"log_format":"xml"}"#).unwrap_err();
         assert!(e.to_string().contains("xml"), "{e}");
+    }
+
+    #[test]
+    fn fault_injection_only_in_builds_that_allow_it() {
+        let parsed = HostConfig::from_json(r#"{"fault_injection":{"skip_eviction":true}}"#);
+        if cfg!(feature = "fault-injection") {
+            assert!(parsed.unwrap().faults().skip_eviction);
+        } else {
+            let e = parsed.unwrap_err().to_string();
+            assert!(e.contains("fault-injection"), "{e}");
+        }
     }
 }

@@ -29,6 +29,9 @@ pub enum HostNotice {
         removed: Vec<String>,
         failed: Vec<String>,
     },
+    /// The engine died (its control thread panicked) and a fresh one took its place, with
+    /// the same route and DSP chain; playback stopped and may simply be started again.
+    EngineRestarted { reason: String },
     /// An event a plugin emitted through the host vtable.
     PluginEvent {
         plugin_id: String,

@@ -1,4 +1,18 @@
 //! The RuntimeHost: one per process, owning the one engine and every process-wide service.
+//!
+//! Concurrency model (docs/runtime.md has the long form). Every public method may be called
+//! from any thread at any moment:
+//! - Every call except `init`, `shutdown`, `state` and `metrics` is a *call in flight* from
+//!   the moment it found the runtime running until it returns. `shutdown` first turns the
+//!   state to `ShuttingDown` (new calls get [`HostError::ShuttingDown`]), then evicts every
+//!   client and waits for the calls in flight before it tears anything down.
+//! - `init` during a shutdown waits for it and then starts a fresh runtime; an `init` after a
+//!   shutdown that timed out waits for the old runtime's threads and refuses to start a
+//!   second engine next to one that is still alive.
+//! - Client commands hold the command gate shared; eviction (rollover, lease, last client)
+//!   and shutdown hold it exclusively, so a command of a client evicted a moment ago never
+//!   reaches the engine. No thread holds the gate while it waits for another thread that
+//!   may want it.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,11 +26,12 @@ use stellatune_audio::{
     AudioError, Engine, EngineConfig, EngineStatus, ThreadCounter, TrackId, TrackSource,
 };
 
-use crate::clients::{ClientRegistry, ClientSession, Evicted};
+use crate::clients::{ClientRegistry, ClientSession};
 use crate::config::HostConfig;
 use crate::error::{HostError, Result};
-use crate::events::{HostEvent, HostNotice, Polled};
+use crate::events::{EventQueue, HostEvent, HostNotice, Polled};
 use crate::metrics::MetricsSnapshot;
+use crate::output::Output;
 use crate::route::{DspSpec, OutputRoute};
 use stellatune_plugins::PluginRuntime;
 
@@ -40,38 +55,45 @@ pub enum InitOutcome {
 }
 
 struct Services {
-    engine: Engine,
+    /// Replaced when the engine's control thread died (a panic): see `recover_engine`.
+    engine: Mutex<Arc<Engine>>,
     /// `None` when the plugin directory is unusable: the runtime then plays without plugins.
     plugins: Option<Arc<PluginRuntime>>,
-    /// The route as last applied, kept to re-create plugin sinks after a reload.
-    route: Mutex<Option<OutputRoute>>,
-    /// The DSP chain as last set, for the same reason.
-    dsp_chain: Mutex<Vec<DspSpec>>,
+    output: Output,
     config: HostConfig,
     supervisor_stop: Sender<()>,
     supervisor: Mutex<Option<JoinHandle<()>>>,
 }
 
-enum Lifecycle {
+impl Services {
+    fn engine(&self) -> Arc<Engine> {
+        lock(&self.engine).clone()
+    }
+}
+
+enum Phase {
     Uninit,
     Running(Arc<Services>),
     ShuttingDown,
     Stopped,
 }
 
-impl Services {
-    fn faults(&self) -> crate::config::FaultInjection {
-        self.config.fault_injection.clone().unwrap_or_default()
-    }
+struct Lifecycle {
+    phase: Phase,
+    /// Calls that found the runtime running and have not returned; shutdown waits for them.
+    in_flight: usize,
+    /// A runtime whose shutdown timed out: kept (not dropped, which would block) until its
+    /// threads are gone, so that no second engine starts next to it.
+    lingering: Option<Arc<Services>>,
 }
 
-impl Lifecycle {
+impl Phase {
     fn state(&self) -> LifecycleState {
         match self {
-            Lifecycle::Uninit => LifecycleState::Uninit,
-            Lifecycle::Running(_) => LifecycleState::Running,
-            Lifecycle::ShuttingDown => LifecycleState::ShuttingDown,
-            Lifecycle::Stopped => LifecycleState::Stopped,
+            Phase::Uninit => LifecycleState::Uninit,
+            Phase::Running(_) => LifecycleState::Running,
+            Phase::ShuttingDown => LifecycleState::ShuttingDown,
+            Phase::Stopped => LifecycleState::Stopped,
         }
     }
 }
@@ -85,10 +107,40 @@ pub struct RuntimeHost {
     clients: Arc<ClientRegistry>,
     threads: ThreadCounter,
     inits_total: AtomicU64,
-    evictions_total: Arc<AtomicU64>,
+    engine_restarts_total: Arc<AtomicU64>,
     /// Commands hold it shared; eviction and shutdown hold it exclusively, so a command from
     /// a client evicted a moment ago can never reach the engine after the eviction.
     command_gate: Arc<RwLock<()>>,
+}
+
+/// A call in flight: holds the running services and keeps shutdown waiting until dropped.
+struct Call<'h> {
+    host: &'h RuntimeHost,
+    services: Arc<Services>,
+}
+
+impl Drop for Call<'_> {
+    fn drop(&mut self) {
+        let mut lifecycle = self.host.lock();
+        lifecycle.in_flight -= 1;
+        if lifecycle.in_flight == 0 {
+            self.host.lifecycle_changed.notify_all();
+        }
+    }
+}
+
+/// A call of one client: on top of [`Call`], the client cannot expire while it runs, and
+/// its lease counts from the moment it returns.
+struct ClientCall<'h> {
+    call: Call<'h>,
+    id: u64,
+    queue: Arc<EventQueue>,
+}
+
+impl Drop for ClientCall<'_> {
+    fn drop(&mut self) {
+        self.call.host.clients.end_call(self.id);
+    }
 }
 
 impl RuntimeHost {
@@ -99,12 +151,16 @@ impl RuntimeHost {
     pub fn new(name: &str) -> Self {
         Self {
             name: name.to_owned(),
-            lifecycle: Mutex::new(Lifecycle::Uninit),
+            lifecycle: Mutex::new(Lifecycle {
+                phase: Phase::Uninit,
+                in_flight: 0,
+                lingering: None,
+            }),
             lifecycle_changed: Condvar::new(),
-            clients: Arc::new(ClientRegistry::new()),
+            clients: Arc::new(ClientRegistry::new(name)),
             threads: ThreadCounter::new(),
             inits_total: AtomicU64::new(0),
-            evictions_total: Arc::new(AtomicU64::new(0)),
+            engine_restarts_total: Arc::new(AtomicU64::new(0)),
             command_gate: Arc::new(RwLock::new(())),
         }
     }
@@ -115,8 +171,14 @@ impl RuntimeHost {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn wait<'a>(&self, guard: MutexGuard<'a, Lifecycle>) -> MutexGuard<'a, Lifecycle> {
+        self.lifecycle_changed
+            .wait(guard)
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     pub fn state(&self) -> LifecycleState {
-        self.lock().state()
+        self.lock().phase.state()
     }
 
     /// Starts the engine, or does nothing if it runs already. Safe to call from every
@@ -127,10 +189,10 @@ impl RuntimeHost {
             config.log_filter.as_deref(),
             config.log_format.unwrap_or_default(),
         );
-        let running = matches!(*self.lock(), Lifecycle::Running(_));
-        if running {
+        if matches!(self.lock().phase, Phase::Running(_)) {
             return Ok(self.reused(&config));
         }
+        self.wait_for_lingering(config.shutdown_timeout())?;
         // Directory set-up and plugin loading do file I/O and call into plugins: never under
         // the lifecycle lock.
         let data_dir = config.resolved_data_dir();
@@ -139,34 +201,29 @@ impl RuntimeHost {
         }
         let plugins = self.start_plugins(&config);
         let mut lifecycle = self.lock();
-        while matches!(*lifecycle, Lifecycle::ShuttingDown) {
-            lifecycle = self
-                .lifecycle_changed
-                .wait(lifecycle)
-                .unwrap_or_else(PoisonError::into_inner);
+        while matches!(lifecycle.phase, Phase::ShuttingDown) {
+            lifecycle = self.wait(lifecycle);
         }
-        if let Lifecycle::Running(_) = &*lifecycle {
+        if matches!(lifecycle.phase, Phase::Running(_)) || lifecycle.lingering.is_some() {
+            let running = matches!(lifecycle.phase, Phase::Running(_));
             drop(lifecycle);
-            // Another thread won the race to start; ours goes unused.
+            // Another thread won the race to start (ours goes unused), or a shutdown that
+            // timed out slipped in between: never a second engine next to a live one.
             drop(plugins);
-            return Ok(self.reused(&config));
+            return if running {
+                Ok(self.reused(&config))
+            } else {
+                Err(self.still_stopping(config.shutdown_timeout()))
+            };
         }
         self.clients
             .configure(config.client_lease(), config.event_queue_capacity());
-        let clients = self.clients.clone();
-        let engine = Engine::start(
-            EngineConfig {
-                name: self.name.clone(),
-                threads: self.threads.clone(),
-            },
-            Arc::new(move |event| clients.broadcast(HostEvent::Engine(event))),
-        )?;
+        let engine = self.start_engine()?;
         let (stop_tx, stop_rx) = bounded::<()>(1);
         let services = Arc::new(Services {
-            engine,
+            engine: Mutex::new(Arc::new(engine)),
             plugins,
-            route: Mutex::new(None),
-            dsp_chain: Mutex::new(Vec::new()),
+            output: Output::default(),
             config: config.clone(),
             supervisor_stop: stop_tx,
             supervisor: Mutex::new(None),
@@ -174,29 +231,34 @@ impl RuntimeHost {
         let supervisor = {
             let clients = self.clients.clone();
             let services = Arc::downgrade(&services);
-            let evictions = self.evictions_total.clone();
-            let name = self.name.clone();
             let gate = self.command_gate.clone();
+            let name = self.name.clone();
+            let threads = self.threads.clone();
+            let restarts = self.engine_restarts_total.clone();
             self.threads
                 .spawn(&format!("{}-supervisor", self.name), move || {
-                    supervise(&name, &clients, &services, &gate, &evictions, &stop_rx)
+                    let recovery = Recovery {
+                        name: &name,
+                        clients: &clients,
+                        threads: &threads,
+                        restarts: &restarts,
+                    };
+                    supervise(&recovery, &services, &gate, &stop_rx)
                 })
         };
         let supervisor = match supervisor {
             Ok(handle) => handle,
             Err(e) => {
-                let _ = services.engine.shutdown(config.shutdown_timeout());
+                let _ = services.engine().shutdown(config.shutdown_timeout());
                 return Err(HostError::Internal(format!(
                     "cannot start supervisor thread: {e}"
                 )));
             }
         };
-        *services
-            .supervisor
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(supervisor);
+        *lock(&services.supervisor) = Some(supervisor);
         let inits = self.inits_total.fetch_add(1, Ordering::SeqCst) + 1;
-        *lifecycle = Lifecycle::Running(services);
+        lifecycle.phase = Phase::Running(services);
+        self.clients.open();
         self.lifecycle_changed.notify_all();
         tracing::info!(
             host = %self.name,
@@ -208,8 +270,41 @@ impl RuntimeHost {
         Ok(InitOutcome::Started)
     }
 
+    fn start_engine(&self) -> Result<Engine> {
+        start_engine(&self.name, &self.clients, &self.threads)
+    }
+
+    /// After a shutdown that timed out: waits (at most `timeout`) for the old runtime's
+    /// threads to end, then lets it go. Refuses when they are still alive.
+    fn wait_for_lingering(&self, timeout: Duration) -> Result<()> {
+        if self.lock().lingering.is_none() {
+            return Ok(());
+        }
+        let deadline = Instant::now() + timeout;
+        while self.threads.alive() > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if self.threads.alive() > 0 {
+            return Err(self.still_stopping(timeout));
+        }
+        let old = self.lock().lingering.take();
+        // Its threads are gone: dropping it joins nothing that could block.
+        drop(old);
+        tracing::info!(host = %self.name, "the runtime that timed out at shutdown has stopped");
+        Ok(())
+    }
+
+    fn still_stopping(&self, timeout: Duration) -> HostError {
+        let threads_left = self.threads.alive();
+        tracing::error!(host = %self.name, threads_left, "init refused: the previous runtime is still stopping");
+        HostError::ShutdownTimeout {
+            timeout_ms: timeout.as_millis() as u64,
+            threads_left,
+        }
+    }
+
     fn reused(&self, config: &HostConfig) -> InitOutcome {
-        if let Ok(services) = self.services() {
+        if let Phase::Running(services) = &self.lock().phase {
             if services.config != *config {
                 tracing::warn!(host = %self.name, "runtime already running; the new config is ignored until shutdown");
             }
@@ -244,11 +339,31 @@ impl RuntimeHost {
         }
     }
 
-    fn services(&self) -> Result<Arc<Services>> {
-        match &*self.lock() {
-            Lifecycle::Running(services) => Ok(services.clone()),
-            Lifecycle::ShuttingDown => Err(HostError::ShuttingDown),
-            Lifecycle::Uninit | Lifecycle::Stopped => Err(HostError::NotInitialized),
+    /// Enters a call: the runtime must be running, and shutdown waits until it returns.
+    fn enter(&self) -> Result<Call<'_>> {
+        let mut lifecycle = self.lock();
+        let services = match &lifecycle.phase {
+            Phase::Running(services) => services.clone(),
+            Phase::ShuttingDown => return Err(HostError::ShuttingDown),
+            Phase::Uninit | Phase::Stopped => return Err(HostError::NotInitialized),
+        };
+        lifecycle.in_flight += 1;
+        Ok(Call {
+            host: self,
+            services,
+        })
+    }
+
+    /// Enters a call of client `id`, which must be live.
+    fn enter_client(&self, id: u64) -> Result<ClientCall<'_>> {
+        let call = self.enter()?;
+        match self.clients.begin_call(id) {
+            Ok(queue) => Ok(ClientCall { call, id, queue }),
+            Err(e) => {
+                // The check may have evicted a client whose lease ran out: maybe the last.
+                self.stop_if_no_clients(&call.services);
+                Err(e)
+            }
         }
     }
 
@@ -264,68 +379,88 @@ impl RuntimeHost {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Stops playback, evicts every client, joins every runtime thread and returns when they
-    /// are gone. Without a running host it does nothing (it never starts one to stop it).
+    /// Stops playback, evicts every client, waits for the calls in flight, joins every
+    /// runtime thread and returns when they are gone. Without a running host it does
+    /// nothing (it never starts one to stop it).
     pub fn shutdown(&self) -> Result<()> {
         let services = {
             let mut lifecycle = self.lock();
             loop {
-                match &*lifecycle {
-                    Lifecycle::Running(_) => break,
-                    Lifecycle::ShuttingDown => {
-                        lifecycle = self
-                            .lifecycle_changed
-                            .wait(lifecycle)
-                            .unwrap_or_else(PoisonError::into_inner);
-                    }
-                    Lifecycle::Uninit | Lifecycle::Stopped => {
+                match &lifecycle.phase {
+                    Phase::Running(_) => break,
+                    Phase::ShuttingDown => lifecycle = self.wait(lifecycle),
+                    Phase::Uninit | Phase::Stopped => {
                         tracing::debug!(host = %self.name, "shutdown without a running host: nothing to do");
                         return Ok(());
                     }
                 }
             }
-            match std::mem::replace(&mut *lifecycle, Lifecycle::ShuttingDown) {
-                Lifecycle::Running(services) => services,
+            match std::mem::replace(&mut lifecycle.phase, Phase::ShuttingDown) {
+                Phase::Running(services) => services,
                 _ => unreachable!("checked above"),
             }
         };
         let started = Instant::now();
         let timeout = services.config.shutdown_timeout();
-        tracing::info!(host = %self.name, clients_active = self.clients.active(), "runtime host shutting down");
-        let result = {
-            let _gate = self.gate_exclusive();
-            let evicted = self.clients.evict_all("runtime shut down");
-            self.count_evictions(&evicted);
-            let _ = self.clients.take_emptied();
-            let _ = services.supervisor_stop.send(());
-            let supervisor = services
-                .supervisor
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take();
-            if let Some(handle) = supervisor {
-                let _ = handle.join();
-            }
-            let _ = self.stop_and_clear(&services);
-            let stopped = services.engine.shutdown(timeout);
-            // With the engine gone no instance is left: every generation unloads now.
-            if let Some(plugins) = &services.plugins {
-                plugins.shutdown();
-            }
-            stopped
-        };
-        drop(services);
         let deadline = started + timeout;
+        tracing::info!(host = %self.name, clients_active = self.clients.active(), "runtime host shutting down");
+        // The supervisor may itself be waiting for the gate: stop it before taking the gate.
+        let _ = services.supervisor_stop.send(());
+        if let Some(handle) = lock(&services.supervisor).take() {
+            let _ = handle.join();
+        }
+        {
+            // Exclusive: waits for client commands in flight. Closing the registry evicts
+            // every client, refuses new ones and wakes every waiting poll.
+            let _gate = self.gate_exclusive();
+            self.clients.close("runtime shut down");
+            let _ = self.clients.take_emptied();
+        }
+        // Plugin operations and anything else still inside a call finish first.
+        let drained = {
+            let mut lifecycle = self.lock();
+            while lifecycle.in_flight > 0 && Instant::now() < deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                lifecycle = self
+                    .lifecycle_changed
+                    .wait_timeout(lifecycle, left)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
+            lifecycle.in_flight == 0
+        };
+        if !drained {
+            tracing::error!(host = %self.name, "calls still in flight at the shutdown deadline");
+        }
+        let engine = services.engine();
+        // The engine's own shutdown stops playback and closes the sink, within the deadline
+        // (a separate stop-and-clear would wait on the engine's fixed command timeout).
+        services.output.reset();
+        let stopped = engine.shutdown(deadline.saturating_duration_since(Instant::now()));
+        drop(engine);
+        // With the engine gone no instance is left: every generation unloads as soon as the
+        // last holder of the runtime lets go, which is us, below.
+        if let Some(plugins) = &services.plugins {
+            plugins.shutdown();
+        }
+        let timed_out = stopped.is_err() || !drained;
+        let lingering = if timed_out {
+            Some(services)
+        } else {
+            drop(services);
+            None
+        };
         while self.threads.alive() > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(2));
         }
         let threads_left = self.threads.alive();
         {
             let mut lifecycle = self.lock();
-            *lifecycle = Lifecycle::Stopped;
+            lifecycle.phase = Phase::Stopped;
+            lifecycle.lingering = lingering.filter(|_| threads_left > 0);
             self.lifecycle_changed.notify_all();
         }
-        if result.is_err() || threads_left > 0 {
+        if timed_out || threads_left > 0 {
             tracing::error!(host = %self.name, threads_left, "runtime host shutdown timed out");
             return Err(HostError::ShutdownTimeout {
                 timeout_ms: timeout.as_millis() as u64,
@@ -343,45 +478,41 @@ impl RuntimeHost {
     /// Starts a new client generation: every older client is evicted at once, playback
     /// stops and the output route is cleared. Returns the new generation.
     pub fn prepare_hot_restart(&self) -> Result<u64> {
-        let services = self.services()?;
+        let call = self.enter()?;
+        let services = &call.services;
         let _gate = self.gate_exclusive();
-        let (generation, evicted, left) = self
+        let (generation, evicted, _) = self
             .clients
-            .roll_generation(!services.faults().skip_eviction);
-        self.count_evictions(&evicted);
-        for e in &evicted {
-            tracing::warn!(host = %self.name, client_id = e.id, generation = e.generation, reason = %e.reason, clients_active = left, "client evicted");
-        }
+            .roll_generation(!services.config.faults().skip_eviction);
         let _ = self.clients.take_emptied();
-        self.stop_and_clear(&services)?;
+        services.output.stop_and_clear(&services.engine())?;
         tracing::info!(host = %self.name, generation, evicted = evicted.len(), "prepared for hot restart");
         Ok(generation)
     }
 
-    fn count_evictions(&self, evicted: &[Evicted]) {
-        self.evictions_total
-            .fetch_add(evicted.len() as u64, Ordering::SeqCst);
-    }
-
     pub fn attach_client(&self) -> Result<ClientSession> {
-        let services = self.services()?;
-        if services.faults().leak_thread_per_attach {
+        let call = self.enter()?;
+        if call.services.config.faults().leak_thread_per_attach {
             tracing::error!("fault injection: leaking a thread for this attach");
             let _ = std::thread::Builder::new()
                 .name("stellatune-leaked".into())
                 .spawn(std::thread::park);
         }
-        let (session, active) = self.clients.attach();
+        // Refused if a shutdown closed the registry since `enter`: a client never outlives
+        // the runtime it attached to.
+        let (session, active) = self.clients.attach().map_err(|_| HostError::ShuttingDown)?;
         tracing::info!(host = %self.name, client_id = session.id, generation = session.generation, clients_active = active, "client attached");
         Ok(session)
     }
 
     pub fn detach_client(&self, id: u64) -> Result<()> {
-        let services = self.services()?;
-        let left = self.clients.detach(id)?;
-        tracing::info!(host = %self.name, client_id = id, clients_active = left, "client detached");
-        self.stop_if_no_clients(&services);
-        Ok(())
+        let call = self.enter()?;
+        let left = self.clients.detach(id);
+        if let Ok(left) = left {
+            tracing::info!(host = %self.name, client_id = id, clients_active = left, "client detached");
+        }
+        self.stop_if_no_clients(&call.services);
+        left.map(|_| ())
     }
 
     /// When the last client is gone nobody can hear or steer playback: stop it.
@@ -390,130 +521,119 @@ impl RuntimeHost {
             let _gate = self.gate_exclusive();
             if self.clients.active() == 0 {
                 tracing::info!(host = %self.name, "no clients left: stopping playback and clearing the route");
-                let _ = self.stop_and_clear(services);
+                let _ = services.output.stop_and_clear(&services.engine());
             }
         }
     }
 
-    /// Runs `command` for live client `id`: renews its lease, and keeps evictions out until
-    /// the engine has answered.
+    /// Runs `command` for live client `id` under the shared gate, so evictions wait until the
+    /// engine has answered. A dead engine is restarted.
     fn client_command<T>(
         &self,
         id: u64,
-        command: impl FnOnce(&Engine) -> std::result::Result<T, AudioError>,
+        command: impl FnOnce(&Services, &Engine) -> std::result::Result<T, AudioError>,
     ) -> Result<T> {
-        let services = self.services()?;
+        let call = self.enter_client(id)?;
+        self.command_as(&call, command)
+    }
+
+    fn command_as<T>(
+        &self,
+        call: &ClientCall<'_>,
+        command: impl FnOnce(&Services, &Engine) -> std::result::Result<T, AudioError>,
+    ) -> Result<T> {
+        let services = &call.call.services;
+        let engine = services.engine();
         let outcome = {
             let _gate = self.gate_shared();
-            match self.clients.touch(id) {
-                Ok(_) => Ok(command(&services.engine)?),
-                Err(e) => Err(e),
-            }
+            // Checked again under the gate: an eviction may have come between.
+            self.clients.is_live(call.id)?;
+            command(services, &engine)
         };
-        if outcome.is_err() {
-            self.stop_if_no_clients(&services);
+        if matches!(outcome, Err(AudioError::EngineStopped)) && !engine.is_running() {
+            self.recovery()
+                .recover(services, &engine, &self.command_gate);
         }
-        outcome
+        Ok(outcome?)
     }
 
-    /// Checks the client before any file I/O, so a dead client costs nothing.
-    fn check_client(&self, id: u64) -> Result<()> {
-        self.touch(id).map(|_| ())
-    }
-
-    fn touch(&self, id: u64) -> Result<Arc<crate::events::EventQueue>> {
-        let services = self.services()?;
-        let touched = self.clients.touch(id);
-        if touched.is_err() {
-            // The touch may have evicted a client whose lease ran out: it may have been the last.
-            self.stop_if_no_clients(&services);
+    fn recovery(&self) -> Recovery<'_> {
+        Recovery {
+            name: &self.name,
+            clients: &self.clients,
+            threads: &self.threads,
+            restarts: &self.engine_restarts_total,
         }
-        touched
     }
 
     pub fn play(&self, id: u64, path: &Path) -> Result<TrackId> {
-        self.check_client(id)?;
+        let call = self.enter_client(id)?;
         let source = TrackSource::open(path)?;
-        self.client_command(id, |e| e.play_source(source))
+        self.command_as(&call, |_, e| e.play_source(source))
     }
 
     pub fn queue_next(&self, id: u64, path: &Path) -> Result<TrackId> {
-        self.check_client(id)?;
+        let call = self.enter_client(id)?;
         let source = TrackSource::open(path)?;
-        self.client_command(id, |e| e.queue_next_source(source))
+        self.command_as(&call, |_, e| e.queue_next_source(source))
     }
 
     pub fn pause(&self, id: u64) -> Result<()> {
-        self.client_command(id, Engine::pause)
+        self.client_command(id, |_, e| e.pause())
     }
 
     pub fn resume(&self, id: u64) -> Result<()> {
-        self.client_command(id, Engine::resume)
+        self.client_command(id, |_, e| e.resume())
     }
 
     pub fn stop(&self, id: u64) -> Result<()> {
-        self.client_command(id, Engine::stop)
+        self.client_command(id, |_, e| e.stop())
     }
 
     pub fn seek_ms(&self, id: u64, position_ms: u64) -> Result<()> {
-        self.client_command(id, |e| e.seek_ms(position_ms))
+        self.client_command(id, |_, e| e.seek_ms(position_ms))
     }
 
     pub fn set_volume(&self, id: u64, volume: f32) -> Result<()> {
-        self.client_command(id, |e| e.set_volume(volume))
+        self.client_command(id, |_, e| e.set_volume(volume))
     }
 
     pub fn apply_route(&self, id: u64, route: OutputRoute) -> Result<()> {
-        let services = self.services()?;
-        self.check_client(id)?;
-        let factory = route.factory(services.plugins.as_deref())?;
-        // The route is recorded under the same gate as the engine call, so a rollover never
-        // sees an engine route the host does not know about.
-        self.client_command(id, |e| {
-            e.apply_route(factory)?;
-            *lock(&services.route) = Some(route);
-            Ok(())
-        })
+        let call = self.enter_client(id)?;
+        // A plugin sink instance is created here, on the caller's thread.
+        let factory = route.factory(call.call.services.plugins.as_deref())?;
+        self.command_as(&call, |s, e| s.output.apply_route(e, route, factory))
     }
 
     pub fn clear_route(&self, id: u64) -> Result<()> {
-        let services = self.services()?;
-        self.client_command(id, |e| {
-            e.clear_route()?;
-            *lock(&services.route) = None;
-            Ok(())
-        })
+        self.client_command(id, |s, e| s.output.clear_route(e))
     }
 
     /// Sets the DSP chain (plugin transforms, in order) between the decoder and the output;
     /// an empty chain removes it. Stages are created here, on the caller's thread.
     pub fn set_dsp_chain(&self, id: u64, chain: Vec<DspSpec>) -> Result<()> {
-        let services = self.services()?;
-        self.check_client(id)?;
+        let call = self.enter_client(id)?;
         let stages = chain
             .iter()
-            .map(|spec| spec.stage(services.plugins.as_deref()))
+            .map(|spec| spec.stage(call.call.services.plugins.as_deref()))
             .collect::<Result<Vec<_>>>()?;
-        self.client_command(id, |e| {
-            e.set_dsp_chain(stages)?;
-            *lock(&services.dsp_chain) = chain;
-            Ok(())
-        })
+        self.command_as(&call, |s, e| s.output.set_dsp_chain(e, chain, stages))
     }
 
-    fn plugins(&self) -> Result<(Arc<Services>, Arc<PluginRuntime>)> {
-        let services = self.services()?;
-        let plugins = services
+    fn plugins(&self) -> Result<(Call<'_>, Arc<PluginRuntime>)> {
+        let call = self.enter()?;
+        let plugins = call
+            .services
             .plugins
             .clone()
             .ok_or(HostError::PluginsUnavailable)?;
-        Ok((services, plugins))
+        Ok((call, plugins))
     }
 
     /// Installs a plugin directory or .zip and activates it. If the current route plays
     /// through an older generation of it, the route moves to the new one at once.
     pub fn plugins_install(&self, artifact: &Path) -> Result<String> {
-        let (services, plugins) = self.plugins()?;
+        let (call, plugins) = self.plugins()?;
         let id = plugins.install(artifact)?;
         let generation = plugins
             .list()
@@ -526,14 +646,14 @@ impl RuntimeHost {
                 plugin_id: id.clone(),
                 generation,
             }));
-        self.move_route_to_new_generation(&services, &plugins, &[id.as_str()]);
+        self.move_to_new_generation(&call.services, &plugins, &[id.as_str()]);
         Ok(id)
     }
 
     /// Uninstalls a plugin. A route playing through it keeps playing until it is cleared;
     /// then its generation unloads and its shadow copy goes.
     pub fn plugins_uninstall(&self, id: &str) -> Result<()> {
-        let (_, plugins) = self.plugins()?;
+        let (_call, plugins) = self.plugins()?;
         plugins.uninstall(id)?;
         self.clients
             .broadcast(HostEvent::Host(HostNotice::PluginUninstalled {
@@ -545,7 +665,7 @@ impl RuntimeHost {
     /// Re-reads the plugin directory; changed plugins get a new generation, and a route
     /// playing through one of them moves to it at once (the old generation drains).
     pub fn plugins_reload(&self) -> Result<stellatune_plugins::ReloadReport> {
-        let (services, plugins) = self.plugins()?;
+        let (call, plugins) = self.plugins()?;
         let report = plugins.reload();
         tracing::info!(?report, "plugins reloaded");
         let changed: Vec<&str> = report
@@ -554,7 +674,7 @@ impl RuntimeHost {
             .chain(&report.loaded)
             .map(String::as_str)
             .collect();
-        self.move_route_to_new_generation(&services, &plugins, &changed);
+        self.move_to_new_generation(&call.services, &plugins, &changed);
         self.clients
             .broadcast(HostEvent::Host(HostNotice::PluginsReloaded {
                 loaded: report.loaded.clone(),
@@ -571,9 +691,9 @@ impl RuntimeHost {
 
     /// Loads a fresh generation of one plugin even if its files did not change.
     pub fn plugins_force_reload(&self, id: &str) -> Result<u64> {
-        let (services, plugins) = self.plugins()?;
+        let (call, plugins) = self.plugins()?;
         let generation = plugins.force_reload(id)?;
-        self.move_route_to_new_generation(&services, &plugins, &[id]);
+        self.move_to_new_generation(&call.services, &plugins, &[id]);
         Ok(generation)
     }
 
@@ -581,18 +701,20 @@ impl RuntimeHost {
         Ok(self.plugins()?.1.list())
     }
 
-    fn move_route_to_new_generation(
+    /// Moves the route and the DSP chain to the new generations of `changed` plugins.
+    fn move_to_new_generation(
         &self,
         services: &Services,
         plugins: &PluginRuntime,
         changed: &[&str],
     ) {
         self.move_dsp_to_new_generation(services, plugins, changed);
-        let route = lock(&services.route).clone();
+        let route = services.output.route();
         let Some(route) = route.filter(|r| r.plugin_id().is_some_and(|id| changed.contains(&id)))
         else {
             return;
         };
+        // The new instance is made with no gate held (a plugin call).
         let factory = match route.factory(Some(plugins)) {
             Ok(f) => f,
             Err(e) => {
@@ -601,12 +723,17 @@ impl RuntimeHost {
             }
         };
         let _gate = self.gate_shared();
-        if lock(&services.route).as_ref() != Some(&route) {
+        // A rollover or another route may have come meanwhile: then this one is stale.
+        if !services.output.is_current(&route) {
             return;
         }
-        match services.engine.apply_route(factory) {
+        let plugin = route.plugin_id().map(str::to_owned);
+        match services
+            .output
+            .apply_route(&services.engine(), route, factory)
+        {
             Ok(()) => tracing::info!(
-                plugin = route.plugin_id(),
+                plugin = plugin.as_deref(),
                 "route moved to the new plugin generation"
             ),
             Err(e) => {
@@ -621,7 +748,7 @@ impl RuntimeHost {
         plugins: &PluginRuntime,
         changed: &[&str],
     ) {
-        let chain = lock(&services.dsp_chain).clone();
+        let chain = services.output.dsp_chain();
         if !chain
             .iter()
             .any(|s| changed.contains(&s.plugin_id.as_str()))
@@ -633,7 +760,15 @@ impl RuntimeHost {
             .map(|spec| spec.stage(Some(plugins)))
             .collect::<Result<Vec<_>>>();
         let _gate = self.gate_shared();
-        match stages.and_then(|s| Ok(services.engine.set_dsp_chain(s)?)) {
+        if services.output.dsp_chain() != chain {
+            return;
+        }
+        let moved = stages.and_then(|s| {
+            Ok(services
+                .output
+                .set_dsp_chain(&services.engine(), chain, s)?)
+        });
+        match moved {
             Ok(()) => tracing::info!("dsp chain moved to the new plugin generation"),
             Err(e) => {
                 tracing::warn!(error = %e, "the dsp chain could not move to the new plugin generation")
@@ -641,60 +776,34 @@ impl RuntimeHost {
         }
     }
 
-    /// Stops playback and clears the route; the caller holds the gate exclusively.
-    fn stop_and_clear(&self, services: &Services) -> Result<()> {
-        // The DSP chain belongs to the session that set it.
-        if !std::mem::take(&mut *lock(&services.dsp_chain)).is_empty() {
-            let _ = services.engine.set_dsp_chain(Vec::new());
-        }
-        // Nothing can play without a route, and every route goes through this host: without
-        // one there is nothing to stop, and the engine round trips are saved.
-        if lock(&services.route).is_none() {
-            return Ok(());
-        }
-        if let Err(e) = services.engine.stop() {
-            tracing::warn!(error = %e, "stopping playback failed");
-        }
-        let cleared = services.engine.clear_route();
-        *lock(&services.route) = None;
-        Ok(cleared?)
-    }
-
     pub fn status(&self, id: u64) -> Result<EngineStatus> {
-        self.client_command(id, Engine::status)
+        self.client_command(id, |_, e| e.status())
     }
 
     /// Waits up to `timeout` for the client's next event and offers it to `read`; see
-    /// [`crate::EventQueue::poll_with`]. Renews the lease, so a front end that polls stays alive.
+    /// [`crate::EventQueue::poll_with`]. A poll is a call of the client: it stays alive while
+    /// it waits, and its lease counts from the moment the poll returns.
     pub fn poll_event_with<R>(
         &self,
         id: u64,
         timeout: Duration,
-        mut read: impl FnMut(&HostEvent) -> (R, bool),
+        read: impl FnMut(&HostEvent) -> (R, bool),
     ) -> Result<Polled<R>> {
-        let deadline = Instant::now() + timeout;
-        // A reader blocked in a long poll is alive: it renews its lease every quarter lease.
-        let slice = (self.clients.lease() / 4).max(Duration::from_millis(1));
-        loop {
-            let queue = self.touch(id)?;
-            let wait = deadline
-                .saturating_duration_since(Instant::now())
-                .min(slice);
-            // The queue, not the host, is waited on: no host lock is held while blocked.
-            match queue.poll_with(wait, &mut read) {
-                Polled::TimedOut if Instant::now() < deadline => continue,
-                Polled::Closed(_) => {
-                    return Err(self
-                        .clients
-                        .touch(id)
-                        .err()
-                        .unwrap_or(HostError::ClientEvicted {
-                            id,
-                            reason: "queue closed".into(),
-                        }));
-                }
-                polled => return Ok(polled),
+        let call = self.enter_client(id)?;
+        // The queue, not the host, is waited on: no host lock is held while blocked. An
+        // eviction or shutdown closes the queue, which ends the wait at once.
+        match call.queue.poll_with(timeout, read) {
+            Polled::Closed(_) => {
+                Err(self
+                    .clients
+                    .is_live(id)
+                    .err()
+                    .unwrap_or(HostError::ClientEvicted {
+                        id,
+                        reason: "queue closed".into(),
+                    }))
             }
+            polled => Ok(polled),
         }
     }
 
@@ -706,23 +815,32 @@ impl RuntimeHost {
         }
     }
 
+    /// Makes the engine's control thread panic (tests of crash recovery).
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_engine_panic(&self) -> Result<()> {
+        let call = self.enter()?;
+        call.services.engine().inject_panic();
+        Ok(())
+    }
+
     pub fn metrics(&self) -> MetricsSnapshot {
-        let plugins = self
-            .services()
-            .ok()
-            .and_then(|s| s.plugins.as_ref().map(|p| p.metrics()));
+        let plugins = match &self.lock().phase {
+            Phase::Running(services) => services.plugins.clone(),
+            _ => None,
+        };
         let mut snapshot = MetricsSnapshot {
             state: self.state(),
             runtime_host_inits_total: self.inits_total.load(Ordering::SeqCst),
             player_clients_active: self.clients.active() as u64,
             client_generation: self.clients.generation(),
-            clients_evicted_total: self.evictions_total.load(Ordering::SeqCst),
+            clients_evicted_total: self.clients.evictions_total(),
             client_events_queued: self.clients.queued_events() as u64,
             runtime_threads: self.threads.alive() as u64,
+            engine_restarts_total: self.engine_restarts_total.load(Ordering::SeqCst),
             ..MetricsSnapshot::default()
         };
         if let Some(plugins) = plugins {
-            snapshot.add_plugin_metrics(plugins);
+            snapshot.add_plugin_metrics(plugins.metrics());
         }
         snapshot
     }
@@ -730,6 +848,21 @@ impl RuntimeHost {
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn start_engine(
+    name: &str,
+    clients: &Arc<ClientRegistry>,
+    threads: &ThreadCounter,
+) -> Result<Engine> {
+    let clients = clients.clone();
+    Ok(Engine::start(
+        EngineConfig {
+            name: name.to_owned(),
+            threads: threads.clone(),
+        },
+        Arc::new(move |event| clients.broadcast(HostEvent::Engine(event))),
+    )?)
 }
 
 impl Drop for RuntimeHost {
@@ -740,17 +873,84 @@ impl Drop for RuntimeHost {
     }
 }
 
-/// Evicts clients whose lease ran out, waking at the nearest deadline.
+/// What it takes to replace a dead engine, from a command's thread or the supervisor's.
+struct Recovery<'a> {
+    name: &'a str,
+    clients: &'a Arc<ClientRegistry>,
+    threads: &'a ThreadCounter,
+    restarts: &'a AtomicU64,
+}
+
+impl Recovery<'_> {
+    /// Replaces `dead` (an engine whose control thread ended while the host runs) with a
+    /// fresh one, unless someone already did. Playback stops; the route and the DSP chain
+    /// are re-applied, so the clients can simply play again; they are told with an
+    /// `engine_restarted` notice.
+    fn recover(&self, services: &Services, dead: &Arc<Engine>, gate: &RwLock<()>) {
+        let (route, chain) = {
+            let _gate = gate.write().unwrap_or_else(PoisonError::into_inner);
+            let mut current = lock(&services.engine);
+            if !Arc::ptr_eq(&current, dead) || dead.is_running() {
+                return;
+            }
+            // The control thread is gone: joining it is immediate.
+            let _ = dead.shutdown(Duration::from_millis(100));
+            let fresh = match start_engine(self.name, self.clients, self.threads) {
+                Ok(engine) => engine,
+                Err(e) => {
+                    tracing::error!(host = %self.name, error = %e, "the engine died and could not be restarted");
+                    return;
+                }
+            };
+            *current = Arc::new(fresh);
+            let kept = (services.output.route(), services.output.dsp_chain());
+            services.output.reset();
+            kept
+        };
+        let restarts = self.restarts.fetch_add(1, Ordering::SeqCst) + 1;
+        tracing::error!(host = %self.name, engine_restarts_total = restarts, "the engine's control thread died; a fresh engine was started");
+        // Plugin instances are made with no gate held; the engine calls under the shared gate.
+        let plugins = services.plugins.as_deref();
+        let engine = services.engine();
+        if !chain.is_empty() {
+            let stages = chain
+                .iter()
+                .map(|spec| spec.stage(plugins))
+                .collect::<Result<Vec<_>>>();
+            let _gate = gate.read().unwrap_or_else(PoisonError::into_inner);
+            if let Err(e) =
+                stages.and_then(|s| Ok(services.output.set_dsp_chain(&engine, chain, s)?))
+            {
+                tracing::warn!(error = %e, "the dsp chain could not be re-applied after the engine restart");
+            }
+        }
+        if let Some(route) = route {
+            let factory = route.factory(plugins);
+            let _gate = gate.read().unwrap_or_else(PoisonError::into_inner);
+            if let Err(e) =
+                factory.and_then(|f| Ok(services.output.apply_route(&engine, route, f)?))
+            {
+                tracing::warn!(error = %e, "the route could not be re-applied after the engine restart");
+            }
+        }
+        self.clients
+            .broadcast(HostEvent::Host(HostNotice::EngineRestarted {
+                reason: "the engine's control thread died".into(),
+            }));
+    }
+}
+
+/// Evicts clients whose lease ran out, waking at the nearest deadline, and replaces an
+/// engine that died.
 fn supervise(
-    name: &str,
-    clients: &ClientRegistry,
+    recovery: &Recovery<'_>,
     services: &std::sync::Weak<Services>,
     gate: &RwLock<()>,
-    evictions: &AtomicU64,
     stop: &crossbeam_channel::Receiver<()>,
 ) {
     const MAX_NAP: Duration = Duration::from_millis(500);
     const MIN_NAP: Duration = Duration::from_millis(5);
+    let clients = recovery.clients;
     loop {
         let nap = clients
             .next_deadline()
@@ -761,29 +961,25 @@ fn supervise(
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
             _ => return,
         }
-        let skip = services.upgrade().is_some_and(|s| s.faults().skip_eviction);
-        let (evicted, left) = if skip {
-            (Vec::new(), clients.active())
-        } else {
-            clients.evict_expired()
+        let Some(services) = services.upgrade() else {
+            return;
         };
-        if !evicted.is_empty() {
-            evictions.fetch_add(evicted.len() as u64, Ordering::SeqCst);
-            for e in &evicted {
-                tracing::warn!(host = %name, client_id = e.id, generation = e.generation, reason = %e.reason, clients_active = left, "client evicted");
-            }
-            clients.announce_evictions(&evicted);
+        if !services.config.faults().skip_eviction {
+            // Logged, counted and announced by the registry.
+            clients.evict_expired();
         }
         if clients.take_emptied() {
             // Re-checked under the gate: a new client may have attached (and started
             // playing) since the last one left.
             let _gate = gate.write().unwrap_or_else(PoisonError::into_inner);
-            if let (0, Some(services)) = (clients.active(), services.upgrade()) {
-                tracing::info!(host = %name, "no clients left: stopping playback and clearing the route");
-                let _ = services.engine.stop();
-                let _ = services.engine.clear_route();
-                *lock(&services.route) = None;
+            if clients.active() == 0 {
+                tracing::info!(host = %recovery.name, "no clients left: stopping playback and clearing the route");
+                let _ = services.output.stop_and_clear(&services.engine());
             }
+        }
+        let engine = services.engine();
+        if !engine.is_running() {
+            recovery.recover(&services, &engine, gate);
         }
     }
 }

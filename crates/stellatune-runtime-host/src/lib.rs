@@ -14,6 +14,7 @@ mod host;
 mod json;
 mod logging;
 mod metrics;
+mod output;
 mod route;
 
 pub use clients::ClientSession;

@@ -19,6 +19,8 @@ pub struct MetricsSnapshot {
     pub client_events_queued: u64,
     /// Threads the runtime owns that are alive now.
     pub runtime_threads: u64,
+    /// Engines started to replace one that died (a control-thread panic).
+    pub engine_restarts_total: u64,
     pub plugin_generations_active: u64,
     pub plugin_generations_draining: u64,
     pub asio_sidecar_spawns_total: u64,
@@ -40,6 +42,7 @@ impl Default for MetricsSnapshot {
             clients_evicted_total: 0,
             client_events_queued: 0,
             runtime_threads: 0,
+            engine_restarts_total: 0,
             plugin_generations_active: 0,
             plugin_generations_draining: 0,
             asio_sidecar_spawns_total: 0,
