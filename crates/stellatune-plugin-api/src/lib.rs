@@ -17,13 +17,21 @@
 //! `close` releases every external resource (processes, mappings, files, sockets) and
 //! allows `open` again; `destroy` is final. The host always calls `close` before
 //! `destroy`; the SDK closes first if a host did not.
+//!
+//! Threads (ABI 1.1): a plugin never starts an OS thread with its own copy of the Rust
+//! standard library. Each plugin library links its own std, and the first thread that
+//! copy starts creates a pthread key (for its thread-exit bookkeeping) that nothing deletes
+//! when the library unloads; glibc has 1024 keys, so a process that reloads plugins would
+//! abort after about a thousand generations. Instead the host lends threads through
+//! [`HostVTable::spawn_thread`] and [`HostVTable::join_thread`]: only the host's std ever
+//! starts one, and the host knows which threads run plugin code when it unloads a library.
 
 #![no_std]
 
 use core::ffi::{c_char, c_void};
 
 pub const ABI_MAJOR: u32 = 1;
-pub const ABI_MINOR: u32 = 0;
+pub const ABI_MINOR: u32 = 1;
 
 /// The one symbol a plugin library exports (NUL-terminated for `dlsym`).
 pub const ENTRY_SYMBOL: &[u8] = b"stellatune_plugin_entry\0";
@@ -128,7 +136,14 @@ pub mod log_level {
     pub const TRACE: u32 = 5;
 }
 
+/// The body of a host-lent thread: the host calls it once, with the `arg` given to
+/// [`HostVTable::spawn_thread`], on a thread it owns. It must not unwind.
+pub type ThreadEntryFn = extern "C" fn(arg: *mut c_void);
+
 /// What the host offers a plugin. Valid from the entry call until the module is unloaded.
+///
+/// Fields after `plugin_dir` exist only when `abi_minor` says so (each is marked with the
+/// minor that added it): a plugin reads `abi_minor` before touching them.
 #[repr(C)]
 pub struct HostVTable {
     pub abi_major: u32,
@@ -149,6 +164,28 @@ pub struct HostVTable {
     /// library, such as a helper executable). The library itself runs from a shadow copy
     /// elsewhere, so this is the way to find shipped files. Valid as long as the vtable.
     pub plugin_dir: StStr,
+    /// (ABI 1.1) Starts a host-owned thread named `name` that runs `entry(arg)` once and
+    /// ends when it returns; writes a non-zero handle into `*out_thread`. Returns a
+    /// [`status`] code: on anything but [`status::OK`] no thread started, `entry` is never
+    /// called and `arg` is still the plugin's to free (the host logs why).
+    ///
+    /// Every thread a plugin starts must have ended, and should be joined, before the
+    /// module's `shutdown` returns: the host joins leftovers with a short time bound before
+    /// it unloads the library, and if one is still running it never unloads the library
+    /// (running code of an unloaded library would crash the process), so that generation
+    /// leaks.
+    pub spawn_thread: extern "C" fn(
+        ctx: *mut c_void,
+        name: StStr,
+        entry: ThreadEntryFn,
+        arg: *mut c_void,
+        out_thread: *mut u64,
+    ) -> i32,
+    /// (ABI 1.1) Waits until the thread `thread` (from `spawn_thread`) has ended and
+    /// releases its handle; each handle is joined at most once. Returns a [`status`] code:
+    /// [`status::INVALID_ARGUMENT`] for an unknown (or already joined) handle,
+    /// [`status::BAD_STATE`] when a thread tries to join itself.
+    pub join_thread: extern "C" fn(ctx: *mut c_void, thread: u64) -> i32,
 }
 
 pub mod capability_kind {
@@ -223,7 +260,9 @@ pub struct ModuleTable {
     pub capability_count: usize,
     pub free_string: extern "C" fn(s: *mut c_char),
     /// Called once before the library is unloaded, after every instance is destroyed:
-    /// the plugin stops whatever module-level resources it owns (threads, processes).
+    /// the plugin stops whatever module-level resources it owns (threads, processes) and
+    /// joins every thread the host lent it. The host bounds how long it waits for this call;
+    /// a module whose shutdown does not return in time is never unloaded.
     pub shutdown: extern "C" fn() -> StStatus,
 }
 

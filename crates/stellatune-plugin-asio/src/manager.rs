@@ -4,9 +4,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use stellatune_plugin_sdk::Result;
+use stellatune_plugin_sdk::{Result, log, log_level};
 
-use crate::sidecar::{Sidecar, Signature};
+use crate::sidecar::{Fault, Sidecar, Signature, StopReason};
 
 #[derive(Default)]
 struct Slot {
@@ -59,6 +59,14 @@ pub fn acquire(signature: &Signature) -> Result<Lease> {
             match &slot.sidecar {
                 Some(sidecar) if sidecar.is_alive() => {
                     slot.leases += 1;
+                    log(
+                        log_level::INFO,
+                        &format!(
+                            "asio sidecar reused: pid {}, leases {}",
+                            sidecar.pid(),
+                            slot.leases
+                        ),
+                    );
                     return Ok(Lease {
                         signature: signature.clone(),
                         sidecar: sidecar.clone(),
@@ -70,7 +78,16 @@ pub fn acquire(signature: &Signature) -> Result<Lease> {
             }
         };
         if let Some(dead) = dead {
-            dead.stop();
+            // Marked dead without a recorded fault only if it died before anyone looked.
+            let fault = dead.fault().unwrap_or(Fault::Crashed);
+            log(
+                log_level::WARN,
+                &format!(
+                    "asio sidecar {} {fault}; replacing it with a fresh one",
+                    dead.pid()
+                ),
+            );
+            dead.stop(StopReason::Replaced(fault));
         }
         let fresh = Sidecar::spawn(signature)?;
         let loser = {
@@ -82,6 +99,18 @@ pub fn acquire(signature: &Signature) -> Result<Lease> {
                 _ => {
                     slot.sidecar = Some(fresh.clone());
                     slot.leases += 1;
+                    log(
+                        log_level::INFO,
+                        &format!(
+                            "asio sidecar spawned: pid {}, backend {}, executable {}, args {:?}, {} ms, leases {}",
+                            fresh.pid(),
+                            signature.backend,
+                            signature.executable.display(),
+                            signature.args,
+                            fresh.started_in().as_millis(),
+                            slot.leases
+                        ),
+                    );
                     return Ok(Lease {
                         signature: signature.clone(),
                         sidecar: fresh,
@@ -90,7 +119,7 @@ pub fn acquire(signature: &Signature) -> Result<Lease> {
             }
         };
         if let Some(ours) = loser {
-            ours.stop();
+            ours.stop(StopReason::DuplicateSpawn);
         }
     }
 }
@@ -111,7 +140,7 @@ impl Drop for Lease {
         };
         // The graceful stop (close stdin, grace period, kill) runs with no lock held.
         if let Some(sidecar) = retired {
-            sidecar.stop();
+            sidecar.stop(StopReason::LastLeaseReleased);
         }
     }
 }
@@ -124,6 +153,6 @@ pub fn shutdown_all() {
         .map(|m| m.into_values().filter_map(|s| s.sidecar).collect())
         .unwrap_or_default();
     for sidecar in all {
-        sidecar.stop();
+        sidecar.stop(StopReason::ModuleShutdown);
     }
 }

@@ -241,9 +241,12 @@ impl AsioSink {
     }
 
     fn end_stream(&mut self) {
-        let Some(stream) = self.stream.take() else {
-            return;
-        };
+        if let Some(stream) = self.stream.take() {
+            Self::finish(stream);
+        }
+    }
+
+    fn finish(stream: Stream) {
         let sidecar = stream.lease.sidecar().clone();
         if sidecar.is_alive() {
             let _ = sidecar.request(
@@ -284,9 +287,16 @@ impl OutputSink for AsioSink {
             .is_none_or(|s| !s.lease.sidecar().is_alive());
         if lost {
             // The sidecar died or hung: one glitch, then a fresh sidecar and stream.
-            let pid = self.stream.as_ref().map(|s| s.lease.sidecar().pid());
-            self.end_stream();
-            self.start_stream(spec)?;
+            let previous = self.stream.take();
+            let pid = previous.as_ref().map(|s| s.lease.sidecar().pid());
+            // The new lease is taken while the old one is still held, so the manager finds
+            // the dead sidecar in service and retires it as replaced (with its fault), not as
+            // an ordinary release.
+            let started = self.start_stream(spec);
+            if let Some(previous) = previous {
+                Self::finish(previous);
+            }
+            started?;
             emit_event(
                 "sidecar_recovered",
                 &serde_json::json!({ "previous_pid": pid, "device": self.device }).to_string(),

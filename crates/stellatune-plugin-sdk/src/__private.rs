@@ -36,7 +36,7 @@ impl IntoPluginResult for Result<()> {
 // ---------------------------------------------------------------------------------------
 // Statuses, strings, panics
 
-fn panic_message(payload: &(dyn Any + Send)) -> String {
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&'static str>() {
         (*s).to_owned()
     } else if let Some(s) = payload.downcast_ref::<String>() {
@@ -47,7 +47,7 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
 }
 
 /// Drops a panic payload without letting a panicking `Drop` escape.
-fn drop_payload(payload: Box<dyn Any + Send>) {
+pub(crate) fn drop_payload(payload: Box<dyn Any + Send>) {
     if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
         std::mem::forget(again);
     }
@@ -305,12 +305,24 @@ pub unsafe fn entry(
     }
 }
 
-/// The module's `shutdown`: runs the user's shutdown fn, if any, panic-guarded.
+/// The module's `shutdown`: runs the user's shutdown fn, if any, then [`crate::rt::stop`],
+/// each panic-guarded (the service thread is joined even if the user's fn failed). The
+/// user's failure is the one reported.
 pub fn run_shutdown(user: Option<fn() -> Result<()>>) -> StStatus {
-    guard("shutdown", || match user {
+    let st = guard("shutdown", || match user {
         Some(f) => f(),
         None => Ok(()),
-    })
+    });
+    let stopped = guard("shutdown (rt::stop)", || {
+        crate::rt::stop();
+        Ok(())
+    });
+    if st.code == status::OK {
+        stopped
+    } else {
+        free_string(stopped.message);
+        st
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -12,14 +12,19 @@ pub(crate) fn set_host(host: *const HostVTable) {
     HOST.store(host.cast_mut(), Ordering::Release);
 }
 
-fn with_host(f: impl FnOnce(&HostVTable)) {
+/// The host vtable, once the entry ran. `'static` stands for "until the library unloads",
+/// which outlives every caller inside the library.
+pub(crate) fn raw() -> Option<&'static HostVTable> {
     let host = HOST.load(Ordering::Acquire);
-    if host.is_null() {
-        return;
-    }
     // SAFETY: `host` was handed to the entry, whose contract keeps it valid until the
     // library is unloaded; the SDK only ever reads through it.
-    f(unsafe { &*host })
+    unsafe { host.as_ref() }
+}
+
+fn with_host(f: impl FnOnce(&HostVTable)) {
+    if let Some(host) = raw() {
+        f(host)
+    }
 }
 
 /// Sends a log line to the host at `level` ([`crate::log_level`]). No-op before the entry.

@@ -34,10 +34,36 @@
 //! once the host has called the entry; before that (e.g. in a plugin's own unit tests) they
 //! do nothing. The SDK keeps the host pointer in an `AtomicPtr` and uses no `thread_local!`,
 //! so it registers no TLS destructors that could keep the library from unloading.
+//!
+//! # Rules for plugin code: threads, channels and thread-locals
+//!
+//! A plugin library carries its own copy of the Rust standard library, and the host
+//! loads, unloads and reloads it many times in one process. What that copy's std allocates
+//! per process (a pthread key for its thread bookkeeping, a TLS destructor) is never given
+//! back when the library unloads: a leaked key per generation aborts the process after
+//! about a thousand reloads (`fatal runtime error: out of TLS keys`), and a destructor
+//! either pins the library or runs after it is gone. So, in plugin code:
+//!
+//! * **no `std::thread::spawn` / `std::thread::Builder`**: use [`rt::spawn_thread`], which
+//!   borrows a thread from the host (ABI 1.1), and [`rt::Thread::join`] it before the
+//!   module's shutdown returns;
+//! * **no `std::process::Command::spawn` from arbitrary threads** when the child relies on
+//!   a parent-death signal: use [`rt::spawn_process`];
+//! * **no channels** (`std::sync::mpsc`, crossbeam): they register thread-local
+//!   destructors; use [`rt::OneShot`] and [`rt::Queue`] (a mutex and a condvar);
+//! * **no `thread_local!` whose type has a destructor** (`Drop`, or containing a `Vec`,
+//!   `String`, `Arc`...): keep state in statics behind a `Mutex`;
+//! * **no `std::thread::current()`** (nor `thread::park`, nor anything naming the current
+//!   thread): on a host thread it makes the plugin's std register its thread handle.
+//!
+//! `std::thread::sleep`, `Mutex`, `Condvar`, atomics, `Instant` and catching panics are fine.
+//! The shutdown `export_plugin!` generates runs the plugin's own shutdown fn and then
+//! [`rt::stop`].
 
 #[doc(hidden)]
 pub mod __private;
 mod host;
+pub mod rt;
 #[cfg(test)]
 mod tests;
 
@@ -259,7 +285,8 @@ pub trait DspType: 'static {
 /// ```
 ///
 /// The keys go in this order. `shutdown` runs (panic-guarded) when the host calls the
-/// module's `shutdown`. `abi_major_override` is a test hook: when it returns `Some(m)` on an
+/// module's `shutdown`, followed by [`rt::stop`] (also when there is no `shutdown` key).
+/// `abi_major_override` is a test hook: when it returns `Some(m)` on an
 /// entry call, the returned module table reports ABI major `m`, so a host can exercise its
 /// refusal path.
 #[macro_export]

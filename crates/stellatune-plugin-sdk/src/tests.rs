@@ -2,7 +2,7 @@
 
 use std::ffi::{CStr, c_void};
 use std::ptr;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use stellatune_plugin_api::{
@@ -227,17 +227,77 @@ extern "C" fn host_metric_add(_ctx: *mut c_void, name: StStr, delta: i64) {
     lock(&METRICS).push((st_string(name), delta));
 }
 
-fn host_with_major(abi_major: u32) -> &'static HostVTable {
+/// Threads this host lent, by handle.
+static LENT: Mutex<Vec<(u64, std::thread::JoinHandle<()>)>> = Mutex::new(Vec::new());
+static NEXT_LENT: AtomicU64 = AtomicU64::new(1);
+/// Names the plugin gave its lent threads.
+static LENT_NAMES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+struct SendArg(*mut c_void);
+// SAFETY: the SDK hands the argument to exactly one thread, which takes it over.
+unsafe impl Send for SendArg {}
+impl SendArg {
+    fn get(self) -> *mut c_void {
+        self.0
+    }
+}
+
+extern "C" fn host_spawn_thread(
+    _ctx: *mut c_void,
+    name: StStr,
+    entry: stellatune_plugin_api::ThreadEntryFn,
+    arg: *mut c_void,
+    out_thread: *mut u64,
+) -> i32 {
+    let name = st_string(name);
+    if name == "refused" {
+        return status::IO;
+    }
+    lock(&LENT_NAMES).push(name.clone());
+    let arg = SendArg(arg);
+    let handle = std::thread::Builder::new()
+        .name(format!("host-{name}"))
+        .spawn(move || entry(arg.get()))
+        .unwrap();
+    let id = NEXT_LENT.fetch_add(1, Ordering::SeqCst);
+    lock(&LENT).push((id, handle));
+    // SAFETY: the SDK passes a valid out-parameter.
+    unsafe { out_thread.write(id) };
+    status::OK
+}
+
+extern "C" fn host_join_thread(_ctx: *mut c_void, thread: u64) -> i32 {
+    let found = {
+        let mut lent = lock(&LENT);
+        let at = lent.iter().position(|(id, _)| *id == thread);
+        at.map(|i| lent.remove(i).1)
+    };
+    match found {
+        Some(handle) => {
+            handle.join().unwrap();
+            status::OK
+        }
+        None => status::INVALID_ARGUMENT,
+    }
+}
+
+fn host_with(abi_major: u32, abi_minor: u32) -> &'static HostVTable {
     Box::leak(Box::new(HostVTable {
         abi_major,
-        abi_minor: ABI_MINOR,
+        abi_minor,
         ctx: ptr::null_mut(),
         log: host_log,
         emit_event: host_emit_event,
         metric_add: host_metric_add,
         data_dir: StStr::EMPTY,
         plugin_dir: StStr::EMPTY,
+        spawn_thread: host_spawn_thread,
+        join_thread: host_join_thread,
     }))
+}
+
+fn host_with_major(abi_major: u32) -> &'static HostVTable {
+    host_with(abi_major, ABI_MINOR)
 }
 
 /// Serialises entry calls against the override test.
@@ -749,4 +809,77 @@ fn plugin_error_display_and_conversions() {
     // A code of OK is reported as ERROR, never as success.
     let st = crate::__private::run_shutdown(Some(|| Err(PluginError::new(status::OK, "x"))));
     assert_eq!(take(module(), st).0, status::ERROR);
+}
+
+// ---------------------------------------------------------------------------------------
+// rt: lent threads, the process service thread, handoffs
+
+#[test]
+fn rt_threads_are_lent_by_the_host_and_joined() {
+    module();
+    let slot = std::sync::Arc::new(crate::rt::OneShot::new());
+    let theirs = slot.clone();
+    let t = crate::rt::spawn_thread("worker", move || theirs.put(41 + 1)).unwrap();
+    assert_eq!(t.name(), "worker");
+    assert_eq!(slot.wait(std::time::Duration::from_secs(10)), Ok(42));
+    t.join().unwrap();
+    assert!(lock(&LENT_NAMES).iter().any(|n| n == "worker"));
+    assert!(
+        lock(&LENT)
+            .iter()
+            .all(|(_, h)| h.thread().name() != Some("host-worker")),
+        "joined through the host"
+    );
+}
+
+#[test]
+fn rt_thread_panics_come_back_from_join() {
+    module();
+    let t = crate::rt::spawn_thread("panicky", || panic!("boom in a lent thread")).unwrap();
+    let e = t.join().unwrap_err();
+    assert_eq!(e.code, status::PANICKED);
+    assert!(e.message.contains("boom in a lent thread"), "{e}");
+}
+
+#[test]
+fn rt_spawn_refused_by_the_host_frees_the_body_and_says_so() {
+    module();
+    let dropped = std::sync::Arc::new(());
+    let ours = dropped.clone();
+    let e = crate::rt::spawn_thread("refused", move || drop(ours)).unwrap_err();
+    assert_eq!(e.code, status::IO);
+    assert!(e.message.contains("refused"), "{e}");
+    assert_eq!(
+        std::sync::Arc::strong_count(&dropped),
+        1,
+        "the body was freed"
+    );
+}
+
+#[test]
+fn rt_needs_a_host_of_abi_minor_1() {
+    let old = host_with(ABI_MAJOR, 0);
+    let e = crate::rt::check_lending(old).unwrap_err();
+    assert_eq!(e.code, status::UNSUPPORTED);
+    assert!(
+        e.message.contains(&format!("{ABI_MAJOR}.0")) && e.message.contains("1.1"),
+        "{e}"
+    );
+    crate::rt::check_lending(host_with(ABI_MAJOR, 1)).unwrap();
+}
+
+#[test]
+fn rt_processes_start_from_the_service_thread_which_stop_joins() {
+    module();
+    let exe = std::env::current_exe().unwrap();
+    let mut command = std::process::Command::new(exe);
+    command
+        .arg("--list")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = crate::rt::spawn_process(command).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(lock(&LENT_NAMES).iter().any(|n| n == "rt-service"));
+    crate::rt::stop();
+    crate::rt::stop();
 }

@@ -2,15 +2,16 @@
 //! (the runtime's active slot, a live instance, a call in flight) and unloads, deleting its
 //! shadow copy, when the last holder lets go.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::{CStr, c_char, c_void};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use stellatune_plugin_api::{
     ABI_MAJOR, ABI_MINOR, Capability, ENTRY_SYMBOL, HostVTable, ModuleTable, PluginEntryFn,
-    StStatus, StStr, log_level, status,
+    StStatus, StStr, ThreadEntryFn, log_level, status,
 };
 
 use crate::error::{PluginError, Result};
@@ -53,14 +54,97 @@ impl PluginMetrics {
     }
 }
 
+/// How long the module's `shutdown` may take before the host gives up on it (and keeps the
+/// library loaded rather than unloading it under running code).
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the host waits, after `shutdown` returned, for threads it lent the plugin and
+/// the plugin did not join. A thread still running then keeps the library loaded.
+pub const LENT_THREAD_JOIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Set by a lent thread once the plugin's entry returned, so an unload can wait for it with
+/// a time bound (a `JoinHandle` can only be joined without one).
+#[derive(Default)]
+struct Finished {
+    done: Mutex<bool>,
+    changed: Condvar,
+}
+
+impl Finished {
+    fn set(&self) {
+        *lock(&self.done) = true;
+        self.changed.notify_all();
+    }
+
+    /// Whether the thread finished by `deadline`.
+    fn wait_until(&self, deadline: Instant) -> bool {
+        let mut done = lock(&self.done);
+        while !*done {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            done = self
+                .changed
+                .wait_timeout(done, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        true
+    }
+}
+
+/// A thread the host lent a plugin through `spawn_thread`.
+struct LentThread {
+    name: String,
+    handle: std::thread::JoinHandle<()>,
+    finished: Arc<Finished>,
+}
+
+#[derive(Default)]
+struct LentThreads {
+    next: u64,
+    live: HashMap<u64, LentThread>,
+    /// Set when the generation unloads: no more threads are lent.
+    closed: bool,
+}
+
 /// What the host's callbacks need; the vtable's `ctx` points here.
 struct HostContext {
     plugin_id: String,
+    generation: u64,
     metrics: Arc<PluginMetrics>,
     notices: NoticeSink,
     /// Backing storage of the vtable's `data_dir` and `plugin_dir` strings.
     data_dir: String,
     plugin_dir: String,
+    /// Threads lent to this generation and not yet joined.
+    threads: Mutex<LentThreads>,
+}
+
+impl HostContext {
+    /// Stops lending and waits until `deadline` for every thread still lent. Returns the
+    /// names of those still running (whose code is the library's: it must stay loaded).
+    fn end_lending(&self, deadline: Instant) -> Vec<String> {
+        let lent: Vec<LentThread> = {
+            let mut threads = lock(&self.threads);
+            threads.closed = true;
+            threads.live.drain().map(|(_, t)| t).collect()
+        };
+        let mut running = Vec::new();
+        for thread in lent {
+            if thread.finished.wait_until(deadline) {
+                // The plugin's entry returned; what is left is the host's thread exit.
+                let _ = thread.handle.join();
+            } else {
+                running.push(thread.name);
+            }
+        }
+        running
+    }
 }
 
 pub struct Generation {
@@ -70,8 +154,9 @@ pub struct Generation {
     module: *const ModuleTable,
     library: Option<libloading::Library>,
     shadow: PathBuf,
-    /// Kept alive for the module, which may call back at any time until unloaded.
-    _vtable: Box<HostVTable>,
+    /// Kept alive for the module, which may call back at any time until unloaded (leaked
+    /// with the library when it cannot be unloaded).
+    vtable: Option<Box<HostVTable>>,
     context: *mut HostContext,
     draining: AtomicBool,
     metrics: Arc<PluginMetrics>,
@@ -94,12 +179,13 @@ impl std::fmt::Debug for Generation {
 }
 
 impl Generation {
-    /// Copies the installed library to a shadow path, loads it and checks its ABI.
+    /// Copies the installed library to `shadow` (a path no other load in this process uses),
+    /// loads it and checks its ABI.
     pub(crate) fn load(
         manifest: &PluginManifest,
         install_dir: &Path,
         data_dir: &Path,
-        shadow_dir: &Path,
+        shadow: &Path,
         number: u64,
         metrics: Arc<PluginMetrics>,
         notices: NoticeSink,
@@ -115,14 +201,22 @@ impl Generation {
         })?;
         check_abi(&manifest.id, major, minor)?;
         let installed = manifest.library_path(install_dir);
-        std::fs::create_dir_all(shadow_dir).map_err(|e| load_error(shadow_dir, e.to_string()))?;
-        let shadow = shadow_dir.join(format!(
-            "{}-g{number}-p{}-{}",
-            manifest.id,
-            std::process::id(),
-            manifest.library
-        ));
-        std::fs::copy(&installed, &shadow).map_err(|e| load_error(&installed, e.to_string()))?;
+        if let Some(shadow_dir) = shadow.parent() {
+            std::fs::create_dir_all(shadow_dir)
+                .map_err(|e| load_error(shadow_dir, e.to_string()))?;
+        }
+        // Copied under a temporary name and renamed into place, so the shadow path never
+        // names a partly written library.
+        let mut partial = shadow.as_os_str().to_owned();
+        partial.push(".tmp");
+        let partial = PathBuf::from(partial);
+        let copied =
+            std::fs::copy(&installed, &partial).and_then(|_| std::fs::rename(&partial, shadow));
+        if let Err(e) = copied {
+            let _ = std::fs::remove_file(&partial);
+            return Err(load_error(&installed, e.to_string()));
+        }
+        let shadow = shadow.to_path_buf();
         // From here on the shadow copy must go again if anything fails.
         let cleanup = |e: PluginError| {
             let _ = std::fs::remove_file(&shadow);
@@ -146,10 +240,12 @@ impl Generation {
         };
         let context = Box::into_raw(Box::new(HostContext {
             plugin_id: manifest.id.clone(),
+            generation: number,
             metrics: metrics.clone(),
             notices,
             data_dir: data_dir.to_string_lossy().into_owned(),
             plugin_dir: install_dir.to_string_lossy().into_owned(),
+            threads: Mutex::new(LentThreads::default()),
         }));
         // SAFETY: `context` was just made from a Box and is freed only in Drop (or on the
         // failure paths below), after the library that could read these strings is closed.
@@ -168,14 +264,26 @@ impl Generation {
             metric_add: host_metric_add,
             data_dir: data_dir_str,
             plugin_dir: plugin_dir_str,
+            spawn_thread: host_spawn_thread,
+            join_thread: host_join_thread,
         });
         // SAFETY: `entry` has the ABI's signature; the vtable outlives the module (both live
         // in the Generation, and the vtable is dropped only after the library is closed).
         let module = unsafe { entry(&*vtable) };
         let fail = |library: libloading::Library, e: PluginError| {
-            drop(library);
-            // SAFETY: `context` came from Box::into_raw above and nothing else owns it now.
-            drop(unsafe { Box::from_raw(context) });
+            // SAFETY: `context` came from Box::into_raw above and lives until freed below.
+            let running =
+                unsafe { &*context }.end_lending(Instant::now() + LENT_THREAD_JOIN_TIMEOUT);
+            if running.is_empty() {
+                drop(library);
+                // SAFETY: `context` came from Box::into_raw above and nothing else owns it
+                // now: the library is closed and no thread it was lent runs.
+                drop(unsafe { Box::from_raw(context) });
+            } else {
+                // A thread started by the refused entry still runs the library's code.
+                tracing::error!(plugin = %manifest.id, threads = ?running, "a refused plugin left threads running; its library stays loaded");
+                std::mem::forget(library);
+            }
             cleanup(e)
         };
         if module.is_null() {
@@ -225,7 +333,7 @@ impl Generation {
             module,
             library: Some(library),
             shadow,
-            _vtable: vtable,
+            vtable: Some(vtable),
             context,
             draining: AtomicBool::new(false),
             metrics,
@@ -279,16 +387,7 @@ impl Generation {
     }
 
     pub(crate) fn take_message(&self, message: *mut c_char) -> Option<String> {
-        if message.is_null() {
-            return None;
-        }
-        // SAFETY: a non-NULL message is a NUL-terminated string owned by the plugin, which
-        // we hand back through its own `free_string` right after copying.
-        let text = unsafe { CStr::from_ptr(message) }
-            .to_string_lossy()
-            .into_owned();
-        (self.table().free_string)(message);
-        Some(text)
+        take_message(self.table(), message)
     }
 
     /// Moves this generation from active to draining; it unloads when its last holder goes.
@@ -307,32 +406,135 @@ impl Generation {
 
 impl Drop for Generation {
     fn drop(&mut self) {
-        let st = (self.table().shutdown)();
-        if let Err(e) = self.check("shutdown", st) {
-            tracing::warn!(plugin = %self.plugin_id, generation = self.number, error = %e, "plugin shutdown reported an error");
-        }
-        if let Some(library) = self.library.take() {
+        let unloadable = self.shut_down();
+        let Some(library) = self.library.take() else {
+            return;
+        };
+        if unloadable {
             if let Err(e) = library.close() {
                 tracing::warn!(plugin = %self.plugin_id, error = %e, "dlclose failed");
             }
+            // SAFETY: `context` came from Box::into_raw in `load`; the library that could
+            // call back with it is closed and no thread it was lent still runs.
+            drop(unsafe { Box::from_raw(self.context) });
+        } else {
+            // Code of this library may still run: never unmap it, and keep everything it
+            // can reach (the vtable, the context, the shadow file) alive with it.
+            std::mem::forget(library);
+            std::mem::forget(self.vtable.take());
         }
-        // SAFETY: `context` came from Box::into_raw in `load`; the library that could call
-        // back with it is closed.
-        drop(unsafe { Box::from_raw(self.context) });
         let still_mapped = is_mapped(&self.shadow);
-        let _ = std::fs::remove_file(&self.shadow);
+        if unloadable {
+            let _ = std::fs::remove_file(&self.shadow);
+        }
         if self.draining.load(Ordering::SeqCst) {
             self.metrics.draining.fetch_sub(1, Ordering::SeqCst);
         } else {
             self.metrics.active.fetch_sub(1, Ordering::SeqCst);
         }
-        tracing::info!(
-            plugin = %self.plugin_id,
-            generation = self.number,
-            really_unmapped = !still_mapped,
-            "plugin generation unloaded"
-        );
+        if unloadable {
+            tracing::info!(
+                plugin = %self.plugin_id,
+                generation = self.number,
+                really_unmapped = !still_mapped,
+                "plugin generation unloaded"
+            );
+        } else {
+            tracing::error!(
+                plugin = %self.plugin_id,
+                generation = self.number,
+                shadow = %self.shadow.display(),
+                "plugin generation left loaded: its code may still be running"
+            );
+        }
     }
+}
+
+/// The module table, movable to the thread that runs `shutdown`.
+struct TablePtr(*const ModuleTable);
+
+// SAFETY: the module table is immutable data and thread-safe function pointers; the
+// pointer stays valid as long as the library is loaded, which the waiting side guarantees
+// (it never unloads a library whose shutdown has not returned).
+unsafe impl Send for TablePtr {}
+
+impl TablePtr {
+    fn get(self) -> *const ModuleTable {
+        self.0
+    }
+}
+
+impl Generation {
+    /// Runs the module's `shutdown` (bounded by [`SHUTDOWN_TIMEOUT`]) and ends every thread
+    /// lent to it (bounded by [`LENT_THREAD_JOIN_TIMEOUT`]). Whether the library may be
+    /// unloaded: false when plugin code may still be running.
+    fn shut_down(&self) -> bool {
+        let finished = Arc::new(Finished::default());
+        let outcome: Arc<Mutex<Option<std::result::Result<(), String>>>> = Arc::default();
+        let table = TablePtr(self.module);
+        let (theirs, their_outcome) = (finished.clone(), outcome.clone());
+        // `shutdown` runs on a helper thread so that a hung plugin cannot hang the host.
+        let helper = std::thread::Builder::new()
+            .name(format!("plugin-{}-shutdown", self.plugin_id))
+            .spawn(move || {
+                // SAFETY: see `TablePtr`: the library stays loaded until this returns.
+                let table = unsafe { &*table.get() };
+                let st = (table.shutdown)();
+                let message = take_message(table, st.message);
+                *lock(&their_outcome) = Some(if st.code == status::OK {
+                    Ok(())
+                } else {
+                    Err(message.unwrap_or_else(|| format!("status {}", st.code)))
+                });
+                theirs.set();
+            });
+        let helper = match helper {
+            Ok(helper) => helper,
+            Err(e) => {
+                tracing::error!(plugin = %self.plugin_id, generation = self.number, error = %e, "cannot start a thread for the plugin's shutdown; the library stays loaded");
+                return false;
+            }
+        };
+        if !finished.wait_until(Instant::now() + SHUTDOWN_TIMEOUT) {
+            tracing::error!(
+                plugin = %self.plugin_id,
+                generation = self.number,
+                timeout_ms = SHUTDOWN_TIMEOUT.as_millis() as u64,
+                "plugin shutdown did not return in time; the library stays loaded"
+            );
+            return false;
+        }
+        let _ = helper.join();
+        if let Some(Err(message)) = lock(&outcome).take() {
+            tracing::warn!(plugin = %self.plugin_id, generation = self.number, error = %message, "plugin shutdown reported an error");
+        }
+        // SAFETY: `context` lives until the library is closed, which has not happened yet.
+        let context = unsafe { &*self.context };
+        let running = context.end_lending(Instant::now() + LENT_THREAD_JOIN_TIMEOUT);
+        for name in &running {
+            tracing::error!(
+                plugin = %self.plugin_id,
+                generation = self.number,
+                thread = %name,
+                "a thread lent to the plugin still runs after its shutdown; the library stays loaded"
+            );
+        }
+        running.is_empty()
+    }
+}
+
+/// Copies a plugin-owned message and hands it back through the module's `free_string`.
+fn take_message(table: &ModuleTable, message: *mut c_char) -> Option<String> {
+    if message.is_null() {
+        return None;
+    }
+    // SAFETY: a non-NULL message is a NUL-terminated string owned by the plugin, which we
+    // hand back through its own `free_string` right after copying.
+    let text = unsafe { CStr::from_ptr(message) }
+        .to_string_lossy()
+        .into_owned();
+    (table.free_string)(message);
+    Some(text)
 }
 
 fn check_abi(plugin: &str, major: u32, minor: u32) -> Result<()> {
@@ -358,7 +560,7 @@ pub fn is_mapped(path: &Path) -> bool {
     maps.lines().any(|line| line.ends_with(needle.as_ref()))
 }
 
-/// # Safety (for the three callbacks)
+/// # Safety (for the callbacks)
 /// `ctx` is the pointer this host put in the vtable: a live `HostContext` until the library
 /// is closed, and plugins only call back while loaded.
 fn context<'a>(ctx: *mut c_void) -> Option<&'a HostContext> {
@@ -407,4 +609,94 @@ extern "C" fn host_metric_add(ctx: *mut c_void, name: StStr, delta: i64) {
             .unwrap_or_else(PoisonError::into_inner);
         *custom.entry(text(&name)).or_insert(0) += delta;
     });
+}
+
+/// A lent thread's argument, moved to the thread that passes it to the plugin's entry.
+struct ThreadArg(*mut c_void);
+
+// SAFETY: the ABI hands `arg` to exactly one thread, the one that calls `entry` with it.
+unsafe impl Send for ThreadArg {}
+
+impl ThreadArg {
+    fn get(self) -> *mut c_void {
+        self.0
+    }
+}
+
+extern "C" fn host_spawn_thread(
+    ctx: *mut c_void,
+    name: StStr,
+    entry: ThreadEntryFn,
+    arg: *mut c_void,
+    out_thread: *mut u64,
+) -> i32 {
+    let spawned = std::panic::catch_unwind(|| {
+        let Some(ctx) = context(ctx) else {
+            return status::INVALID_ARGUMENT;
+        };
+        if out_thread.is_null() {
+            return status::INVALID_ARGUMENT;
+        }
+        let name = text(&name);
+        let mut threads = lock(&ctx.threads);
+        if threads.closed {
+            tracing::warn!(plugin = %ctx.plugin_id, thread = %name, "a thread was asked for after the plugin's shutdown; refused");
+            return status::BAD_STATE;
+        }
+        let finished = Arc::new(Finished::default());
+        let theirs = finished.clone();
+        let arg = ThreadArg(arg);
+        let spawned = std::thread::Builder::new()
+            .name(format!("plugin-{}-{name}", ctx.plugin_id))
+            .spawn(move || {
+                entry(arg.get());
+                theirs.set();
+            });
+        match spawned {
+            Ok(handle) => {
+                threads.next += 1;
+                let id = threads.next;
+                threads.live.insert(
+                    id,
+                    LentThread {
+                        name: name.clone(),
+                        handle,
+                        finished,
+                    },
+                );
+                // SAFETY: checked non-NULL; the ABI passes a writable out-parameter.
+                unsafe { out_thread.write(id) };
+                tracing::debug!(plugin = %ctx.plugin_id, generation = ctx.generation, thread = %name, "thread lent to a plugin");
+                status::OK
+            }
+            Err(e) => {
+                tracing::warn!(plugin = %ctx.plugin_id, thread = %name, error = %e, "cannot start a thread for a plugin");
+                status::IO
+            }
+        }
+    });
+    spawned.unwrap_or(status::ERROR)
+}
+
+extern "C" fn host_join_thread(ctx: *mut c_void, thread: u64) -> i32 {
+    let joined = std::panic::catch_unwind(|| {
+        let Some(ctx) = context(ctx) else {
+            return status::INVALID_ARGUMENT;
+        };
+        let mut threads = lock(&ctx.threads);
+        let Some(lent) = threads.live.remove(&thread) else {
+            return status::INVALID_ARGUMENT;
+        };
+        if lent.handle.thread().id() == std::thread::current().id() {
+            threads.live.insert(thread, lent);
+            return status::BAD_STATE;
+        }
+        drop(threads);
+        match lent.handle.join() {
+            Ok(()) => status::OK,
+            // The SDK catches panics in the thread's body; this one came from elsewhere.
+            Err(_) => status::PANICKED,
+        }
+    });
+    joined.unwrap_or(status::ERROR)
 }

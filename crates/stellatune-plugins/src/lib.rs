@@ -12,7 +12,9 @@ mod sink;
 
 pub use dsp::PluginDsp;
 pub use error::{PluginError, Result};
-pub use generation::{Generation, NoticeSink, PluginNotice, is_mapped};
+pub use generation::{
+    Generation, LENT_THREAD_JOIN_TIMEOUT, NoticeSink, PluginNotice, SHUTDOWN_TIMEOUT, is_mapped,
+};
 pub use install::remove_install_dir;
 pub use manifest::{MANIFEST_FILE, PluginManifest};
 pub use runtime::{CapabilityInfo, PluginInfo, PluginMetricsSnapshot, PluginRuntime, ReloadReport};

@@ -68,8 +68,16 @@ pub struct PluginRuntime {
     plugins: Mutex<BTreeMap<String, Installed>>,
     metrics: Arc<PluginMetrics>,
     notices: NoticeSink,
-    next_generation: AtomicU64,
+    /// Unique among the runtimes of this process, for its whole life: part of every shadow
+    /// copy's name, so two runtimes on one plugin directory never share a file.
+    id: u64,
 }
+
+/// Generation numbers, process-wide: two runtimes alive at once (a shutdown racing an init)
+/// never hand out the same number, so no two loads in one process share a shadow name.
+static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
+/// Runtime ids, process-wide.
+static NEXT_RUNTIME: AtomicU64 = AtomicU64::new(1);
 
 impl PluginRuntime {
     /// Prepares the directories, finishes queued uninstalls, removes shadow copies left by
@@ -88,7 +96,7 @@ impl PluginRuntime {
             plugins: Mutex::new(BTreeMap::new()),
             metrics: Arc::new(PluginMetrics::default()),
             notices,
-            next_generation: AtomicU64::new(1),
+            id: NEXT_RUNTIME.fetch_add(1, Ordering::SeqCst),
         };
         let report = runtime.reload();
         tracing::info!(plugin_dir = %plugin_dir.display(), loaded = report.loaded.len(), failed = report.failed.len(), "plugin runtime started");
@@ -108,12 +116,21 @@ impl PluginRuntime {
     }
 
     fn load(&self, manifest: &PluginManifest) -> Result<Arc<Generation>> {
-        let number = self.next_generation.fetch_add(1, Ordering::SeqCst);
+        let number = NEXT_GENERATION.fetch_add(1, Ordering::SeqCst);
+        let shadow = self.shadow_dir.join(
+            ShadowName {
+                pid: std::process::id(),
+                start_time: own_start_time(),
+                runtime: self.id,
+                generation: number,
+            }
+            .file_name(&manifest.id, &manifest.library),
+        );
         Generation::load(
             manifest,
             &self.plugin_dir.join(&manifest.id),
             &self.data_dir,
-            &self.shadow_dir,
+            &shadow,
             number,
             self.metrics.clone(),
             self.notices.clone(),
@@ -505,23 +522,149 @@ fn content_hash(dir: &Path, manifest: &PluginManifest) -> u64 {
     hasher.finish()
 }
 
-/// Shadow copies are named `<id>-g<generation>-p<pid>-<library>`; one whose process is gone
-/// was left by a crash and is removed.
-fn reap_stale_shadow_copies(shadow_dir: &Path) {
+/// The fields of a shadow copy's name, `<id>-p<pid>-t<start>-r<runtime>-g<generation>@<library>`.
+/// A plugin id never holds `@`, so the first `@` ends the numeric fields, which are read
+/// from there backwards: an id such as `p2` (or `x-p1-t2`) is never mistaken for one of
+/// them, whatever the library is called. `start` is the owner process's start time (0 where
+/// unknown), so a recycled pid does not keep a dead process's copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ShadowName {
+    pub pid: u32,
+    pub start_time: u64,
+    pub runtime: u64,
+    pub generation: u64,
+}
+
+impl ShadowName {
+    pub fn file_name(&self, plugin_id: &str, library: &str) -> String {
+        format!(
+            "{plugin_id}-p{}-t{}-r{}-g{}@{library}",
+            self.pid, self.start_time, self.runtime, self.generation
+        )
+    }
+
+    /// The numeric fields of a shadow copy's name (or of its temporary copy); `None` if the
+    /// name is not one.
+    pub fn parse(name: &str) -> Option<ShadowName> {
+        let (head, library) = name.split_once('@')?;
+        if library.is_empty() {
+            return None;
+        }
+        let mut fields = head.rsplitn(5, '-');
+        let mut number = |prefix: char| -> Option<u64> {
+            let field = fields.next()?.strip_prefix(prefix)?;
+            if field.is_empty() || !field.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            field.parse().ok()
+        };
+        let generation = number('g')?;
+        let runtime = number('r')?;
+        let start_time = number('t')?;
+        let pid = u32::try_from(number('p')?).ok()?;
+        fields.next().filter(|id| !id.is_empty())?;
+        Some(ShadowName {
+            pid,
+            start_time,
+            runtime,
+            generation,
+        })
+    }
+}
+
+/// This process's start time as the shadow names record it (0 where unknown).
+fn own_start_time() -> u64 {
+    static START: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *START
+        .get_or_init(|| stellatune_asio_proto::process_start_time(std::process::id()).unwrap_or(0))
+}
+
+/// Removes shadow copies (and temporary copies) whose owner process is gone: left by a
+/// crash. Copies of live processes, this one included, are kept; so are files whose name
+/// is not a shadow copy's (they are not ours to judge), except the older
+/// `<id>-g<n>-p<pid>-<library>` names, which no running version writes any more.
+pub(crate) fn reap_stale_shadow_copies(shadow_dir: &Path) {
     let Ok(entries) = std::fs::read_dir(shadow_dir) else {
         return;
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let pid = name
-            .split('-')
-            .find_map(|part| part.strip_prefix('p').and_then(|p| p.parse::<u32>().ok()));
-        let owner_alive = pid.is_some_and(|pid| {
-            pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists()
-        });
-        if !owner_alive {
+        let stale = match ShadowName::parse(&name) {
+            Some(shadow) if shadow.pid == std::process::id() => {
+                shadow.start_time != own_start_time()
+            }
+            // Where liveness cannot be told cheaply (Windows), try anyway: a library a live
+            // process has loaded cannot be deleted there, so only dead owners' copies go.
+            Some(_) if cfg!(windows) => true,
+            Some(shadow) => !stellatune_asio_proto::process_is_owner(shadow.pid, shadow.start_time),
+            None => is_legacy_shadow_name(&name),
+        };
+        if stale {
             tracing::info!(file = %name, "removing a stale plugin shadow copy");
             let _ = std::fs::remove_file(entry.path());
         }
+    }
+}
+
+/// `<id>-g<n>-p<pid>-<library>`, the format before the fixed-position one: its fields are
+/// ambiguous (an id `p2` reads as a pid), so such a file is never trusted to be alive.
+fn is_legacy_shadow_name(name: &str) -> bool {
+    if name.contains('@') {
+        return false;
+    }
+    let parts: Vec<&str> = name.split('-').collect();
+    parts.windows(2).any(|w| {
+        let numeric = |s: &str, p: char| {
+            s.strip_prefix(p)
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        };
+        numeric(w[0], 'g') && numeric(w[1], 'p')
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shadow_names_round_trip_whatever_the_plugin_id() {
+        let name = ShadowName {
+            pid: 4242,
+            start_time: 99,
+            runtime: 3,
+            generation: 17,
+        };
+        for (id, library) in [
+            ("p2", "libp2.so"),
+            ("g1-p7", "lib-g3-p5.so"),
+            ("x-p1-t2-r3-g4", "lib@odd-p9-t9-r9-g9.so"),
+            ("asio", "stellatune_plugin_asio.dll"),
+        ] {
+            let file = name.file_name(id, library);
+            assert_eq!(ShadowName::parse(&file), Some(name), "{file}");
+            assert_eq!(ShadowName::parse(&format!("{file}.tmp")), Some(name));
+        }
+    }
+
+    #[test]
+    fn other_names_are_not_shadow_names() {
+        for name in [
+            "README",
+            "p2-g1-p123-libx.so",
+            "x-p12-t0-r1-g1",
+            "x-p12-t0-r1-g1@",
+            "p12-t0-r1-g1@x.so",
+            "x-p-t0-r1-g1@y",
+            "x-p+1-t0-r1-g1@y",
+            "x-p1-t0-r1-g1x@y",
+            "x-p99999999999-t0-r1-g1@y",
+        ] {
+            assert_eq!(ShadowName::parse(name), None, "{name}");
+        }
+        assert!(is_legacy_shadow_name("p2-g1-p123-libx.so"));
+        assert!(is_legacy_shadow_name(
+            "asio-g12-p7-libstellatune_plugin_asio.so"
+        ));
+        assert!(!is_legacy_shadow_name("README"));
     }
 }

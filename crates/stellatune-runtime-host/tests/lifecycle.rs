@@ -300,3 +300,32 @@ fn a_command_that_finds_the_engine_dead_restarts_it() {
     assert_eq!(host.metrics().engine_restarts_total, 1);
     host.shutdown().unwrap();
 }
+
+/// A route was once recorded only when the engine answered in time; a sink slow to open made
+/// the call time out, the engine applied the route later anyway, and the next rollover
+/// skipped its stop-and-clear: music (and a sidecar) went on after `prepare_hot_restart`.
+#[test]
+fn a_route_that_timed_out_is_still_cleared_by_a_rollover() {
+    let f = Fixture::new();
+    let host = RuntimeHost::new("late-route");
+    host.init(f.config()).unwrap();
+    host.plugins_install(&artifact(f.path())).unwrap();
+    let c = host.attach_client().unwrap();
+    host.apply_route(c.id, null()).unwrap();
+    host.play(c.id, &f.tone).unwrap();
+    // The engine opens a new route at once while playing. This one takes longer than the
+    // engine's 5 s command timeout: the call gives up, the engine does not.
+    let slow = misbehave_route(serde_json::json!({ "hang_in_open_ms": 5600 }));
+    assert!(matches!(
+        host.apply_route(c.id, slow),
+        Err(HostError::Audio(
+            stellatune_runtime_host::AudioError::Timeout(_)
+        ))
+    ));
+    host.prepare_hot_restart().unwrap();
+    let next = host.attach_client().unwrap();
+    let status = host.status(next.id).unwrap();
+    assert_eq!(status.route, None, "the late route survived the rollover");
+    assert_eq!(status.state, PlaybackState::Stopped);
+    host.shutdown().unwrap();
+}

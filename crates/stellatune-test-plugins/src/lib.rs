@@ -8,10 +8,16 @@
 //!   `<target>.calls`. Adds +1 to the metric `test_capture_open` on open, -1 on close, and
 //!   emits a `capture_open` event.
 //! * Output sink `misbehave`: config
-//!   `{"panic_in": [...], "error_in": [...], "hang_in_close_ms": u64}` (all optional), with
-//!   entry point names `create`, `list_targets`, `negotiate`, `open`, `write`, `status`,
-//!   `flush`, `reset`, `close`, `destroy`: panics (or returns an error) in the named
-//!   entry points and sleeps in `close`. Otherwise it takes every frame at once.
+//!   `{"panic_in": [...], "error_in": [...], "hang_in_open_ms": u64, "hang_in_close_ms": u64,
+//!   "threads": u32, "unjoined_thread_ms": u64, "hang_in_shutdown_ms": u64}` (all
+//!   optional), with entry point names `create`, `list_targets`, `negotiate`, `open`,
+//!   `write`, `status`, `flush`, `reset`, `close`, `destroy`: panics (or returns an error)
+//!   in the named entry points and sleeps in `open` and `close`. Otherwise it takes every
+//!   frame at once. `threads`: `create` starts that many threads through
+//!   `rt::spawn_thread` (lent by the host), joined when the instance is destroyed.
+//!   `unjoined_thread_ms`: `create` starts one more that sleeps that long and is never
+//!   joined, for the host's unload to wait for. `hang_in_shutdown_ms`: the module's
+//!   shutdown sleeps that long (from then on, in this generation).
 //!
 //! Test hooks read from the environment at the time of the call:
 //!
@@ -48,6 +54,7 @@ fn abi_major_override() -> Option<u32> {
 }
 
 fn shutdown() {
+    misbehave::hang_in_shutdown();
     if std::env::var(SHUTDOWN_PANIC_ENV).is_ok_and(|v| v == "1") {
         panic!("test-plugins: panic in shutdown ({SHUTDOWN_PANIC_ENV}=1)");
     }

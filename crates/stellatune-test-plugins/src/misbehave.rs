@@ -1,8 +1,12 @@
-//! The `misbehave` sink: panics, fails or hangs where its config says.
+//! The `misbehave` sink: panics, fails or hangs where its config says, and starts threads
+//! (lent by the host) when asked to.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::Deserialize;
+use stellatune_plugin_sdk::rt::{self, OneShot, Queue};
 use stellatune_plugin_sdk::{
     OutputSink, OutputSinkType, PluginError, Result, SinkStatus, Spec, Target,
 };
@@ -30,6 +34,26 @@ struct Config {
     panic_in: Vec<Call>,
     error_in: Vec<Call>,
     hang_in_close_ms: u64,
+    /// Sleeps this long in `open` (a sink slow to open).
+    hang_in_open_ms: u64,
+    /// Threads `create` starts; they run until the instance is destroyed, which joins them.
+    threads: u32,
+    /// When non-zero, `create` starts one more thread that sleeps this long and is never
+    /// joined: the host has to wait for it before it may unload the library.
+    unjoined_thread_ms: u64,
+    /// When non-zero, the module's shutdown sleeps this long (set by `create`).
+    hang_in_shutdown_ms: u64,
+}
+
+/// How long the module's shutdown sleeps; set by a `misbehave` instance's config.
+static SHUTDOWN_HANG_MS: AtomicU64 = AtomicU64::new(0);
+
+/// What the module's shutdown does for `hang_in_shutdown_ms`.
+pub fn hang_in_shutdown() {
+    let ms = SHUTDOWN_HANG_MS.load(Ordering::SeqCst);
+    if ms > 0 {
+        std::thread::sleep(Duration::from_millis(ms));
+    }
 }
 
 impl Config {
@@ -53,12 +77,41 @@ impl Config {
 pub struct MisbehaveSink {
     config: Config,
     channels: usize,
+    /// Closed on drop: the workers' signal to end.
+    stop: Arc<Queue<()>>,
+    workers: Vec<rt::Thread>,
+}
+
+/// Starts `count` workers that wait for `stop` to close, each confirming it runs.
+fn start_workers(count: u32, stop: &Arc<Queue<()>>) -> Result<Vec<rt::Thread>> {
+    let mut workers = Vec::new();
+    for i in 0..count {
+        let started = Arc::new(OneShot::new());
+        let (theirs, their_stop) = (started.clone(), stop.clone());
+        let worker = rt::spawn_thread(&format!("misbehave-{i}"), move || {
+            theirs.put(());
+            while their_stop.pop().is_some() {}
+        });
+        let worker = match worker {
+            Ok(w) => w,
+            Err(e) => {
+                stop.close();
+                workers.into_iter().for_each(|w: rt::Thread| drop(w.join()));
+                return Err(e);
+            }
+        };
+        workers.push(worker);
+        started
+            .wait(Duration::from_secs(10))
+            .map_err(|e| PluginError::error(format!("worker {i} did not start: {e:?}")))?;
+    }
+    Ok(workers)
 }
 
 impl OutputSinkType for MisbehaveSinkType {
     const TYPE_ID: &'static str = "misbehave";
     const DISPLAY_NAME: &'static str = "Misbehaving sink (test)";
-    const CONFIG_SCHEMA: &'static str = r#"{"type":"object","properties":{"panic_in":{"type":"array","items":{"type":"string"}},"error_in":{"type":"array","items":{"type":"string"}},"hang_in_close_ms":{"type":"integer","minimum":0}},"additionalProperties":false}"#;
+    const CONFIG_SCHEMA: &'static str = r#"{"type":"object","properties":{"panic_in":{"type":"array","items":{"type":"string"}},"error_in":{"type":"array","items":{"type":"string"}},"hang_in_close_ms":{"type":"integer","minimum":0},"hang_in_open_ms":{"type":"integer","minimum":0},"threads":{"type":"integer","minimum":0},"unjoined_thread_ms":{"type":"integer","minimum":0},"hang_in_shutdown_ms":{"type":"integer","minimum":0}},"additionalProperties":false}"#;
     type Instance = MisbehaveSink;
 
     fn list_targets(config_json: &str) -> Result<Vec<Target>> {
@@ -69,9 +122,23 @@ impl OutputSinkType for MisbehaveSinkType {
     fn create(config_json: &str, _target: &str) -> Result<MisbehaveSink> {
         let config = Config::parse(config_json)?;
         config.hit(Call::Create)?;
+        if config.hang_in_shutdown_ms > 0 {
+            SHUTDOWN_HANG_MS.store(config.hang_in_shutdown_ms, Ordering::SeqCst);
+        }
+        let stop = Arc::new(Queue::new());
+        let workers = start_workers(config.threads, &stop)?;
+        if config.unjoined_thread_ms > 0 {
+            let nap = Duration::from_millis(config.unjoined_thread_ms);
+            // Dropped, not joined: left for the host to wait for at unload.
+            drop(rt::spawn_thread("misbehave-unjoined", move || {
+                std::thread::sleep(nap)
+            })?);
+        }
         Ok(MisbehaveSink {
             config,
             channels: 0,
+            stop,
+            workers,
         })
     }
 }
@@ -83,6 +150,9 @@ impl OutputSink for MisbehaveSink {
     }
 
     fn open(&mut self, spec: Spec) -> Result<()> {
+        if self.config.hang_in_open_ms > 0 {
+            std::thread::sleep(Duration::from_millis(self.config.hang_in_open_ms));
+        }
         self.config.hit(Call::Open)?;
         self.channels = usize::from(spec.channels);
         Ok(())
@@ -117,6 +187,10 @@ impl OutputSink for MisbehaveSink {
 
 impl Drop for MisbehaveSink {
     fn drop(&mut self) {
+        self.stop.close();
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
         if self.config.panic_in.contains(&Call::Destroy) {
             panic!("misbehave: panic in Destroy");
         }

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use libloading::Library;
 use stellatune_plugin_api::{
     ABI_MAJOR, ABI_MINOR, Capability, DspVTable, ENTRY_SYMBOL, HostVTable, ModuleTable,
-    OutputSinkVTable, PluginEntryFn, StSpec, StStatus, StStr, capability_kind, status,
+    OutputSinkVTable, PluginEntryFn, StSpec, StStatus, StStr, ThreadEntryFn, capability_kind,
+    status,
 };
 
 /// Every test holds this: they share one loaded library (and its host pointer) and one
@@ -43,6 +44,53 @@ extern "C" fn host_metric_add(_ctx: *mut c_void, name: StStr, delta: i64) {
     lock(&METRICS).push((st_string(name), delta));
 }
 
+/// Threads this host lent the plugin, by handle.
+static LENT: Mutex<Vec<(u64, std::thread::JoinHandle<()>)>> = Mutex::new(Vec::new());
+
+struct SendArg(*mut c_void);
+// SAFETY: the plugin hands the argument to exactly one thread, which takes it over.
+unsafe impl Send for SendArg {}
+impl SendArg {
+    fn get(self) -> *mut c_void {
+        self.0
+    }
+}
+
+extern "C" fn host_spawn_thread(
+    _ctx: *mut c_void,
+    name: StStr,
+    entry: ThreadEntryFn,
+    arg: *mut c_void,
+    out_thread: *mut u64,
+) -> i32 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let arg = SendArg(arg);
+    let Ok(handle) = std::thread::Builder::new()
+        .name(st_string(name))
+        .spawn(move || entry(arg.get()))
+    else {
+        return status::IO;
+    };
+    let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    lock(&LENT).push((id, handle));
+    // SAFETY: the plugin passes a valid out-parameter.
+    unsafe { out_thread.write(id) };
+    status::OK
+}
+
+extern "C" fn host_join_thread(_ctx: *mut c_void, thread: u64) -> i32 {
+    let found = {
+        let mut lent = lock(&LENT);
+        let at = lent.iter().position(|(id, _)| *id == thread);
+        at.map(|i| lent.remove(i).1)
+    };
+    match found.map(|h| h.join()) {
+        Some(Ok(())) => status::OK,
+        Some(Err(_)) => status::PANICKED,
+        None => status::INVALID_ARGUMENT,
+    }
+}
+
 /// Valid for the rest of the process, so for as long as any library copy is loaded.
 fn host() -> &'static HostVTable {
     Box::leak(Box::new(HostVTable {
@@ -54,6 +102,8 @@ fn host() -> &'static HostVTable {
         metric_add: host_metric_add,
         data_dir: StStr::EMPTY,
         plugin_dir: StStr::EMPTY,
+        spawn_thread: host_spawn_thread,
+        join_thread: host_join_thread,
     }))
 }
 
@@ -404,6 +454,25 @@ fn misbehave_panics_are_statuses_across_the_boundary() {
     p.ok((vt.close)(sink));
     assert!(started.elapsed() >= Duration::from_millis(150));
     (vt.destroy)(sink);
+}
+
+#[test]
+fn misbehave_threads_are_lent_by_the_host_and_joined_on_destroy() {
+    let _g = lock(&SERIAL);
+    let p = load();
+    let vt = p.sink("misbehave");
+    let before = lock(&LENT).len();
+    let sink = p.create_sink("misbehave", r#"{"threads":3}"#, "");
+    assert_eq!(lock(&LENT).len(), before + 3, "three threads lent");
+    assert!(
+        lock(&LENT)
+            .iter()
+            .any(|(_, h)| h.thread().name() == Some("misbehave-2"))
+    );
+    p.ok((vt.close)(sink));
+    (vt.destroy)(sink);
+    assert_eq!(lock(&LENT).len(), before, "every lent thread was joined");
+    p.ok((p.table.shutdown)());
 }
 
 #[test]

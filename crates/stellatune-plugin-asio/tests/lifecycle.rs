@@ -1,0 +1,258 @@
+//! Sidecar lifecycle as the host sees it: which stops are reported as faults
+//! (`sidecar_exited`) and what the host log says about spawn, reuse and stop. Needs the
+//! plugin and sidecar built: `cargo build -p stellatune-plugin-asio -p stellatune-asio-host`.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+mod common;
+
+use common::*;
+use stellatune_audio::{Sink, SinkFactory, StreamSpec};
+use stellatune_plugins::{PluginNotice, PluginRuntime};
+
+/// A plugin runtime with the packaged asio plugin installed, and every plugin event it saw.
+struct Rig {
+    _dir: tempfile::TempDir,
+    runtime: PluginRuntime,
+    notices: Arc<Mutex<Vec<PluginNotice>>>,
+}
+
+impl Rig {
+    fn new() -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let notices = Arc::new(Mutex::new(Vec::new()));
+        let seen = notices.clone();
+        let runtime = PluginRuntime::start(
+            &data.join("plugins"),
+            &data,
+            Arc::new(move |n| seen.lock().unwrap_or_else(PoisonError::into_inner).push(n)),
+        )
+        .unwrap();
+        runtime.install(&packaged_plugin_in(dir.path())).unwrap();
+        Rig {
+            _dir: dir,
+            runtime,
+            notices,
+        }
+    }
+
+    fn sink(&self) -> Box<dyn Sink> {
+        Box::new(
+            self.runtime
+                .create_sink("asio", None, "null", None)
+                .unwrap(),
+        )
+        .create()
+        .unwrap()
+    }
+
+    fn events(&self, kind: &str) -> usize {
+        self.notices
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|n| n.kind == kind)
+            .count()
+    }
+
+    fn metric(&self, name: &str) -> i64 {
+        self.runtime
+            .metrics()
+            .reported
+            .get(name)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn wait_sidecar_stopped(&self) {
+        wait_for("sidecar stopped", Duration::from_secs(3), || {
+            self.metric("asio_sidecar_running") == 0
+        });
+    }
+}
+
+/// One lease cycle with two sinks: the first spawns the sidecar, the second reuses it, the
+/// last close stops it.
+fn two_sink_cycle(rig: &Rig) {
+    let spec = StreamSpec::new(RATE, 2);
+    let mut a = rig.sink();
+    let mut b = rig.sink();
+    a.open(spec).unwrap();
+    b.open(spec).unwrap();
+    assert!(a.write(&[0.1f32; 512]).unwrap() > 0);
+    a.close().unwrap();
+    drop(a);
+    assert_eq!(
+        rig.metric("asio_sidecar_running"),
+        1,
+        "b still holds a lease"
+    );
+    b.close().unwrap();
+    drop(b);
+    rig.wait_sidecar_stopped();
+}
+
+#[test]
+fn releasing_the_last_lease_stops_the_sidecar_without_a_fault_event() {
+    let rig = Rig::new();
+    for _ in 0..3 {
+        two_sink_cycle(&rig);
+    }
+    // The reader thread reports an exit as it sees the pipe close; give a late report time
+    // to arrive before asserting there is none.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        rig.events("sidecar_exited"),
+        0,
+        "a deliberate stop is no fault"
+    );
+    assert_eq!(rig.metric("asio_sidecar_spawns_total"), 3);
+    rig.runtime.shutdown();
+}
+
+#[test]
+fn a_deliberate_stop_is_silent_but_a_killed_sidecar_is_still_reported() {
+    let rig = Rig::new();
+    let spec = StreamSpec::new(RATE, 2);
+    let mut sink = rig.sink();
+    sink.open(spec).unwrap();
+    sink.close().unwrap();
+    rig.wait_sidecar_stopped();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        rig.events("sidecar_exited"),
+        0,
+        "a deliberate stop is no fault"
+    );
+    sink.open(spec).unwrap();
+    #[cfg(unix)] // SIGKILL is how a crash is simulated; there is no portable equivalent.
+    {
+        let (live, _) = sidecars_of(me());
+        assert_eq!(live.len(), 1, "{live:?}");
+        // SAFETY: sending a signal to a child process this test owns.
+        assert_eq!(unsafe { libc::kill(live[0] as i32, libc::SIGKILL) }, 0);
+        wait_for(
+            "sidecar_exited after a kill",
+            Duration::from_secs(3),
+            || rig.events("sidecar_exited") == 1,
+        );
+        // The next write recovers onto a fresh sidecar.
+        wait_for("recovery", Duration::from_secs(3), || {
+            sink.write(&[0.0f32; 256]).is_ok() && rig.events("sidecar_recovered") == 1
+        });
+    }
+    sink.close().unwrap();
+    drop(sink);
+    rig.wait_sidecar_stopped();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        rig.events("sidecar_exited"),
+        usize::from(cfg!(unix)),
+        "only the kill was a fault"
+    );
+    rig.runtime.shutdown();
+}
+
+/// The log lines of `body`, run in a child process of this test binary whose stderr carries
+/// the host's log (the subscriber writes straight to stderr, past the test harness).
+fn host_log_of(test_name: &str, body: impl FnOnce(&Path)) -> Option<String> {
+    const CHILD: &str = "STELLATUNE_ASIO_LOG_CHILD";
+    if let Some(dir) = std::env::var_os(CHILD) {
+        stellatune_runtime_host::init_logging(
+            Some("info"),
+            stellatune_runtime_host::LogFormat::Text,
+        );
+        body(Path::new(&dir));
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([test_name, "--exact", "--nocapture", "--test-threads", "1"])
+        .env(CHILD, dir.path())
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "child run failed: {out:?}\n{log}");
+    Some(log)
+}
+
+fn lines_with<'a>(log: &'a str, needle: &str) -> Vec<&'a str> {
+    log.lines().filter(|l| l.contains(needle)).collect()
+}
+
+#[test]
+fn one_lease_cycle_logs_spawn_reuse_and_stop_with_the_reason() {
+    let Some(log) = host_log_of(
+        "one_lease_cycle_logs_spawn_reuse_and_stop_with_the_reason",
+        |_| {
+            let rig = Rig::new();
+            two_sink_cycle(&rig);
+            rig.runtime.shutdown();
+        },
+    ) else {
+        return;
+    };
+    let spawned = lines_with(&log, "sidecar spawned");
+    assert_eq!(spawned.len(), 1, "{log}");
+    assert!(
+        spawned[0].contains("pid ") && spawned[0].contains("builtin") && spawned[0].contains(" ms"),
+        "spawn names pid, backend and time: {}",
+        spawned[0]
+    );
+    assert!(spawned[0].contains("leases 1"), "{}", spawned[0]);
+    let reused = lines_with(&log, "sidecar reused");
+    assert_eq!(reused.len(), 1, "{log}");
+    assert!(reused[0].contains("leases 2"), "{}", reused[0]);
+    let stopped = lines_with(&log, "sidecar stopped");
+    assert_eq!(stopped.len(), 1, "{log}");
+    assert!(
+        stopped[0].contains("reason: last lease released") && stopped[0].contains(" INFO "),
+        "{}",
+        stopped[0]
+    );
+    assert!(
+        lines_with(&log, "stopped talking").is_empty(),
+        "a deliberate stop logs no fault: {log}"
+    );
+    assert!(lines_with(&log, " WARN ").is_empty(), "{log}");
+}
+
+#[cfg(unix)] // SIGKILL is how a crash is simulated; there is no portable equivalent.
+#[test]
+fn a_crashed_sidecar_is_logged_as_replaced_with_its_reason() {
+    let Some(log) = host_log_of(
+        "a_crashed_sidecar_is_logged_as_replaced_with_its_reason",
+        |_| {
+            let rig = Rig::new();
+            let mut sink = rig.sink();
+            sink.open(StreamSpec::new(RATE, 2)).unwrap();
+            let (live, _) = sidecars_of(me());
+            // SAFETY: sending a signal to a child process this test owns.
+            assert_eq!(unsafe { libc::kill(live[0] as i32, libc::SIGKILL) }, 0);
+            wait_for("sidecar_exited", Duration::from_secs(3), || {
+                rig.events("sidecar_exited") == 1
+            });
+            wait_for("recovery", Duration::from_secs(3), || {
+                sink.write(&[0.0f32; 256]).is_ok() && rig.events("sidecar_recovered") == 1
+            });
+            sink.close().unwrap();
+            drop(sink);
+            rig.wait_sidecar_stopped();
+            rig.runtime.shutdown();
+        },
+    ) else {
+        return;
+    };
+    assert_eq!(lines_with(&log, "sidecar spawned").len(), 2, "{log}");
+    let stopped = lines_with(&log, "sidecar stopped");
+    assert_eq!(stopped.len(), 2, "{log}");
+    assert!(stopped[0].contains("reason: replaced: crashed"), "{log}");
+    assert!(stopped[1].contains("reason: last lease released"), "{log}");
+    assert_eq!(lines_with(&log, "stopped talking").len(), 1, "{log}");
+}

@@ -1,0 +1,103 @@
+//! A sidecar whose handshake fails is killed at once and leaves nothing behind: no child
+//! process, no zombie, no thread, and the running gauge back at zero. Alone in its binary so that the process's
+//! thread count is not disturbed by other tests running beside it.
+
+// Shell-script sidecars, and children and threads counted through /proc.
+#![cfg(target_os = "linux")]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+mod common;
+
+use common::*;
+use stellatune_audio::{SinkFactory, StreamSpec};
+use stellatune_plugins::PluginRuntime;
+
+fn threads_of_this_process() -> usize {
+    std::fs::read_dir("/proc/self/task").unwrap().count()
+}
+
+fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+fn fail_once(runtime: &PluginRuntime, sidecar: &Path) -> String {
+    let config = serde_json::json!({ "sidecar_path": sidecar }).to_string();
+    let mut sink = Box::new(
+        runtime
+            .create_sink("asio", None, "null", Some(&config))
+            .unwrap(),
+    )
+    .create()
+    .unwrap();
+    let err = sink
+        .open(StreamSpec::new(RATE, 2))
+        .expect_err("a sidecar without a handshake cannot open a stream");
+    err.to_string()
+}
+
+#[test]
+fn failed_handshakes_leave_no_child_thread_or_gauge_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let runtime = PluginRuntime::start(&data.join("plugins"), &data, Arc::new(|_| {})).unwrap();
+    runtime.install(&packaged_plugin_in(dir.path())).unwrap();
+    let sidecars = [
+        // Exits before answering: the pipe closes at once.
+        script(dir.path(), "exits-sidecar", "exit 3"),
+        // Answers with a frame whose payload is no JSON, then stays alive until killed.
+        script(
+            dir.path(),
+            "garbage-sidecar",
+            r"printf '\010\000\000\000notjson!'; exec sleep 30",
+        ),
+        // Answers the handshake with a well-formed frame that is no handshake answer, then
+        // stays alive until killed.
+        script(
+            dir.path(),
+            "wrong-sidecar",
+            r#"printf '\035\000\000\000{"id":1,"body":{"type":"ok"}}'; exec sleep 30"#,
+        ),
+    ];
+    // The first attempt starts the plugin's long-lived service thread; count after it.
+    fail_once(&runtime, &sidecars[0]);
+    let baseline = threads_of_this_process();
+    let running = || {
+        runtime
+            .metrics()
+            .reported
+            .get("asio_sidecar_running")
+            .copied()
+    };
+    for i in 0..20 {
+        let sidecar = &sidecars[i % sidecars.len()];
+        let began = Instant::now();
+        let message = fail_once(&runtime, sidecar);
+        // A sidecar that failed its handshake is killed at once, not given the grace period
+        // of a healthy one that was asked to stop.
+        let took = began.elapsed();
+        assert!(
+            took < Duration::from_millis(400),
+            "attempt {i}: {} failed in {took:?}",
+            sidecar.display()
+        );
+        assert!(message.contains("sidecar"), "attempt {i}: {message}");
+        // Spawn returned its error: everything it started is already gone.
+        assert_eq!(running(), Some(0), "attempt {i}: the running gauge");
+        let (live, zombies) = children_of(me(), "");
+        assert!(live.is_empty(), "attempt {i}: children left: {live:?}");
+        assert_eq!(zombies, 0, "attempt {i}: zombies");
+        wait_for("threads joined", Duration::from_millis(500), || {
+            threads_of_this_process() <= baseline
+        });
+    }
+    let m = runtime.metrics();
+    assert_eq!(m.reported.get("asio_sidecar_spawns_total"), Some(&21));
+    runtime.shutdown();
+}
