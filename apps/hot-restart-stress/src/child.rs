@@ -22,6 +22,8 @@ const MAX_CONSECUTIVE_FAILED: u64 = 5;
 const POLL_MS: u32 = 100;
 /// Where `--seek` seeks to; the generated track is longer.
 pub const SEEK_TO_MS: u64 = 1000;
+/// How long a cycle keeps polling while its route plays through an uninstalled plugin.
+const UNINSTALLED_PLAY: Duration = Duration::from_millis(300);
 /// How long sidecar processes may take to exit after the final shutdown returned.
 const SIDECAR_EXIT_WAIT: Duration = Duration::from_secs(2);
 /// Bound for the final shutdown call (it joins the runtime's threads).
@@ -53,6 +55,9 @@ struct Cycler {
     seek: bool,
     pause: bool,
     churn: Option<PathBuf>,
+    /// The churned plugin's id (from its plugin.json), for uninstall.
+    churn_id: String,
+    churn_uninstall_every: u64,
     install: Vec<PathBuf>,
     /// `player_clients_active` right after this cycle's client attached.
     peak_clients: Option<u64>,
@@ -131,13 +136,47 @@ impl Cycler {
             self.call("stellatune_player_resume", move |api| api.resume(client))?;
         }
         if let Some(dir) = self.churn.clone() {
+            let again = dir.clone();
             self.call("stellatune_plugins_install", move |api| {
-                api.plugins_install(&dir)
+                api.plugins_install(&again)
             })?;
             self.call("stellatune_plugins_reload", |api| api.plugins_reload())?;
+            let every = self.churn_uninstall_every;
+            if every > 0 && cycle % every == 0 {
+                self.uninstall_and_reinstall(client, dir, (cycle / every) % 2 == 1)?;
+            }
         }
         // The rest of the isolate's life: its event loop keeps polling.
         self.poll_until(client, dies_at, |_| false).map(|_| ())
+    }
+
+    /// Uninstalls the churned plugin and installs it again: `live`, while the route plays
+    /// through it (the route must keep playing: the isolate then polls on, and an `error`
+    /// event fails the cycle); else after the route was cleared, so nothing uses it.
+    fn uninstall_and_reinstall(
+        &mut self,
+        client: u64,
+        dir: PathBuf,
+        live: bool,
+    ) -> Result<(), String> {
+        if !live {
+            self.call("stellatune_output_route_clear", move |api| {
+                api.route_clear(client)
+            })?;
+        }
+        let id = self.churn_id.clone();
+        self.call("stellatune_plugins_uninstall", move |api| {
+            api.plugins_uninstall(&id)
+        })?;
+        if live {
+            // The music goes on from the uninstalled generation for a moment.
+            let deadline = Instant::now() + UNINSTALLED_PLAY;
+            self.poll_until(client, deadline, |_| false)?;
+        }
+        self.call("stellatune_plugins_install", move |api| {
+            api.plugins_install(&dir)
+        })
+        .map(|_| ())
     }
 
     /// Polls `client` until `done` accepts an event (true) or `deadline` passes (false). A
@@ -270,9 +309,12 @@ pub fn run(args: &Args) -> ExitCode {
     let data_dir = run_dir.join("data");
     let mut config = serde_json::json!({
         "data_dir": data_dir,
-        "client_lease_ms": args.lease_ms,
         "log_filter": args.log_filter,
     });
+    // Left out unless asked for, so that the gate runs on the runtime's default lease.
+    if let Some(lease_ms) = args.lease_ms {
+        config["client_lease_ms"] = lease_ms.into();
+    }
     let leak = args.has_fault(Fault::LeakThreadPerAttach);
     let skip = args.has_fault(Fault::SkipEviction);
     if leak || skip {
@@ -293,6 +335,11 @@ pub fn run(args: &Args) -> ExitCode {
         seek: args.seek,
         pause: args.pause,
         churn: args.plugin_churn.clone(),
+        churn_id: args
+            .plugin_churn
+            .as_deref()
+            .map_or_else(String::new, crate::plugin_id_of),
+        churn_uninstall_every: args.churn_uninstall_every,
         install: args.install_plugin.clone(),
         peak_clients: None,
     };

@@ -12,6 +12,9 @@ use crate::verdict::Thresholds;
 #[command(
     name = "hot-restart-stress",
     version,
+    // A later option overrides an earlier one, so scripts can set defaults that the caller's
+    // extra arguments replace.
+    args_override_self = true,
     about = "Hot-restart stress gate for libstellatune_ffi",
     long_about = "Hot-restart stress gate for libstellatune_ffi.\n\n\
         Loads the cdylib once (as a Flutter desktop host does: the library outlives every Dart \
@@ -45,15 +48,17 @@ pub struct Args {
     #[arg(long, default_value = "null", value_parser = parse_route)]
     pub route: RouteSpec,
 
-    /// `client_lease_ms` given to the runtime: how long an abandoned client lives.
-    #[arg(long, value_name = "MS", default_value_t = 300,
+    /// `client_lease_ms` given to the runtime: how long an abandoned client lives [default:
+    /// not passed, so the runtime's own default applies (30000 ms)]. The clients bound of the
+    /// verdict follows from it (see below).
+    #[arg(long, value_name = "MS",
           value_parser = RangedU64ValueParser::<u64>::new().range(1..))]
-    pub lease_ms: u64,
+    pub lease_ms: Option<u64>,
 
     /// How long each isolate lives: after its bootstrap it keeps polling its events (and so
     /// renewing its lease) until this much time has passed since the cycle began, then dies.
-    /// Keep it above --lease-ms so that, without prepare_hot_restart, the previous isolate's
-    /// client has expired by the next sample.
+    /// It sets the cycle time, and with it how many abandoned clients can overlap within one
+    /// lease; it need not outlive the lease (the clients bound accounts for the lease).
     #[arg(long, value_name = "MS", default_value_t = 500)]
     pub isolate_ms: u64,
 
@@ -79,9 +84,15 @@ pub struct Args {
     pub pause: bool,
 
     /// Plugin churn: install this plugin directory before the first route, then install it
-    /// again and reload the plugins at the end of every cycle (a new generation each time).
+    /// again and reload the plugins at the end of every cycle (a new generation each time),
+    /// and every --churn-uninstall-every cycles also uninstall it and install it again
+    /// (alternately while the route plays through it and after the route was cleared).
     #[arg(long, value_name = "DIR")]
     pub plugin_churn: Option<PathBuf>,
+
+    /// With --plugin-churn: uninstall and re-install the plugin every N cycles (0 = never).
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub churn_uninstall_every: u64,
 
     /// Install this plugin directory (or .zip) once, in the first cycle before its route.
     /// Repeatable; needed for plugin routes without --plugin-churn.
@@ -115,12 +126,18 @@ pub struct Args {
 }
 
 pub const DEFAULT_CYCLES: u64 = 50;
+/// The runtime's `client_lease_ms` when the config leaves it out (docs/ffi.md).
+pub const RUNTIME_DEFAULT_LEASE_MS: u64 = 30_000;
 
 /// Parses the command line, with the thresholds in `--help`.
 pub fn parse() -> Args {
     use clap::{CommandFactory, FromArgMatches};
     let matches = Args::command()
-        .after_help(Thresholds::default().describe())
+        .after_help(format!(
+            "{}\n\nSubcommand: `hot-restart-stress hammer --duration 20s --threads 8 --install-plugin DIR` \
+             calls every C ABI function at random from many threads (see `hammer --help`).",
+            Thresholds::default().describe()
+        ))
         .get_matches();
     Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
@@ -133,6 +150,11 @@ impl Args {
             (None, None) => Some(DEFAULT_CYCLES),
             (None, Some(_)) => None,
         }
+    }
+
+    /// The lease the runtime applies: --lease-ms, or the runtime's default.
+    pub fn effective_lease_ms(&self) -> u64 {
+        self.lease_ms.unwrap_or(RUNTIME_DEFAULT_LEASE_MS)
     }
 
     pub fn has_fault(&self, fault: Fault) -> bool {

@@ -9,8 +9,60 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 pub const ABI_VERSION: u32 = 1;
+
+// The status codes of `stellatune.h`, in the header's order.
 pub const OK: i32 = 0;
+pub const ERR_INVALID_ARGUMENT: i32 = -1;
+pub const ERR_NOT_INITIALIZED: i32 = -2;
+pub const ERR_SHUTTING_DOWN: i32 = -3;
+pub const ERR_UNKNOWN_CLIENT: i32 = -4;
+pub const ERR_CLIENT_DISPOSED: i32 = -5;
+pub const ERR_CLIENT_EVICTED: i32 = -6;
 pub const ERR_BUFFER_TOO_SMALL: i32 = -7;
+pub const ERR_TIMEOUT: i32 = -8;
+pub const ERR_NOT_FOUND: i32 = -9;
+pub const ERR_UNSUPPORTED: i32 = -10;
+pub const ERR_DECODE: i32 = -11;
+pub const ERR_NO_ROUTE: i32 = -12;
+pub const ERR_NOTHING_PLAYING: i32 = -13;
+pub const ERR_IO: i32 = -14;
+pub const ERR_SINK: i32 = -15;
+pub const ERR_INTERNAL: i32 = -16;
+pub const ERR_UNKNOWN_PLUGIN: i32 = -17;
+pub const ERR_PLUGIN_ABI: i32 = -18;
+pub const ERR_PLUGIN: i32 = -19;
+
+/// Every code the header defines, with the name `stellatune_error_name` must return for it.
+pub const DOCUMENTED_CODES: [(i32, &str); 20] = [
+    (OK, "STELLATUNE_OK"),
+    (ERR_INVALID_ARGUMENT, "STELLATUNE_ERR_INVALID_ARGUMENT"),
+    (ERR_NOT_INITIALIZED, "STELLATUNE_ERR_NOT_INITIALIZED"),
+    (ERR_SHUTTING_DOWN, "STELLATUNE_ERR_SHUTTING_DOWN"),
+    (ERR_UNKNOWN_CLIENT, "STELLATUNE_ERR_UNKNOWN_CLIENT"),
+    (ERR_CLIENT_DISPOSED, "STELLATUNE_ERR_CLIENT_DISPOSED"),
+    (ERR_CLIENT_EVICTED, "STELLATUNE_ERR_CLIENT_EVICTED"),
+    (ERR_BUFFER_TOO_SMALL, "STELLATUNE_ERR_BUFFER_TOO_SMALL"),
+    (ERR_TIMEOUT, "STELLATUNE_ERR_TIMEOUT"),
+    (ERR_NOT_FOUND, "STELLATUNE_ERR_NOT_FOUND"),
+    (ERR_UNSUPPORTED, "STELLATUNE_ERR_UNSUPPORTED"),
+    (ERR_DECODE, "STELLATUNE_ERR_DECODE"),
+    (ERR_NO_ROUTE, "STELLATUNE_ERR_NO_ROUTE"),
+    (ERR_NOTHING_PLAYING, "STELLATUNE_ERR_NOTHING_PLAYING"),
+    (ERR_IO, "STELLATUNE_ERR_IO"),
+    (ERR_SINK, "STELLATUNE_ERR_SINK"),
+    (ERR_INTERNAL, "STELLATUNE_ERR_INTERNAL"),
+    (ERR_UNKNOWN_PLUGIN, "STELLATUNE_ERR_UNKNOWN_PLUGIN"),
+    (ERR_PLUGIN_ABI, "STELLATUNE_ERR_PLUGIN_ABI"),
+    (ERR_PLUGIN, "STELLATUNE_ERR_PLUGIN"),
+];
+
+/// The header's name of `code`, or `None` for a code the header does not define.
+pub fn documented_name(code: i32) -> Option<&'static str> {
+    DOCUMENTED_CODES
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map(|(_, name)| *name)
+}
 
 type Status = i32;
 
@@ -35,6 +87,7 @@ pub struct Api {
     pub player_set_volume: unsafe extern "C" fn(u64, f32) -> Status,
     pub output_route_apply: unsafe extern "C" fn(u64, *const c_char) -> Status,
     pub output_route_clear: unsafe extern "C" fn(u64) -> Status,
+    pub player_set_dsp_chain: unsafe extern "C" fn(u64, *const c_char) -> Status,
     pub player_poll_event: unsafe extern "C" fn(u64, u32, *mut c_char, usize, *mut usize) -> Status,
     pub player_status_json: unsafe extern "C" fn(u64, *mut c_char, usize, *mut usize) -> Status,
     pub plugins_install: unsafe extern "C" fn(*const c_char, *mut c_char, usize) -> Status,
@@ -102,6 +155,7 @@ impl Api {
             player_set_volume: sym!("stellatune_player_set_volume"),
             output_route_apply: sym!("stellatune_output_route_apply"),
             output_route_clear: sym!("stellatune_output_route_clear"),
+            player_set_dsp_chain: sym!("stellatune_player_set_dsp_chain"),
             player_poll_event: sym!("stellatune_player_poll_event"),
             player_status_json: sym!("stellatune_player_status_json"),
             plugins_install: sym!("stellatune_plugins_install"),
@@ -130,18 +184,23 @@ impl Api {
             .into_owned()
     }
 
+    /// The last error stored on the calling thread.
+    pub fn last_error_message(&self) -> String {
+        let mut buf = vec![0 as c_char; 2048];
+        // SAFETY: `buf` is valid for its length.
+        unsafe { (self.last_error)(buf.as_mut_ptr(), buf.len()) };
+        // SAFETY: last_error NUL-terminates whatever it writes; the buffer starts zeroed.
+        unsafe { CStr::from_ptr(buf.as_ptr()) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
     /// Turns a status into a result, reading the last error on this (the calling) thread.
     fn check(&self, call: &'static str, code: i32) -> FfiResult<()> {
         if code == OK {
             return Ok(());
         }
-        let mut buf = vec![0 as c_char; 2048];
-        // SAFETY: `buf` is valid for its length.
-        unsafe { (self.last_error)(buf.as_mut_ptr(), buf.len()) };
-        // SAFETY: last_error NUL-terminates whatever it writes; the buffer starts zeroed.
-        let message = unsafe { CStr::from_ptr(buf.as_ptr()) }
-            .to_string_lossy()
-            .into_owned();
+        let message = self.last_error_message();
         Err(FfiError {
             call,
             code,
@@ -261,6 +320,28 @@ impl Api {
         Ok(unsafe { CStr::from_ptr(id.as_ptr()) }
             .to_string_lossy()
             .into_owned())
+    }
+
+    pub fn plugins_uninstall(&self, plugin_id: &str) -> FfiResult<()> {
+        let id = cstring(plugin_id);
+        // SAFETY: a NUL-terminated string.
+        self.check("stellatune_plugins_uninstall", unsafe {
+            (self.plugins_uninstall)(id.as_ptr())
+        })
+    }
+
+    pub fn stop(&self, client: u64) -> FfiResult<()> {
+        // SAFETY: plain values.
+        self.check("stellatune_player_stop", unsafe {
+            (self.player_stop)(client)
+        })
+    }
+
+    pub fn route_clear(&self, client: u64) -> FfiResult<()> {
+        // SAFETY: plain values.
+        self.check("stellatune_output_route_clear", unsafe {
+            (self.output_route_clear)(client)
+        })
     }
 
     pub fn plugins_reload(&self) -> FfiResult<()> {

@@ -7,6 +7,7 @@
 pub mod child;
 pub mod cli;
 pub mod ffi;
+pub mod hammer;
 pub mod parent;
 pub mod report;
 pub mod sample;
@@ -21,8 +22,13 @@ pub const TRACK_SECONDS: u32 = 5;
 /// `--lib`, or `libstellatune_ffi.so` next to this executable; absolute, so that loading it
 /// never searches `LD_LIBRARY_PATH`.
 pub fn resolve_lib(args: &cli::Args) -> Result<PathBuf, String> {
-    let path = match &args.lib {
-        Some(path) => path.clone(),
+    resolve_lib_path(args.lib.as_deref())
+}
+
+/// As [`resolve_lib`], for an explicit `--lib` or none.
+pub fn resolve_lib_path(lib: Option<&Path>) -> Result<PathBuf, String> {
+    let path = match lib {
+        Some(path) => path.to_path_buf(),
         None => std::env::current_exe()
             .map_err(|e| format!("cannot find this executable: {e}"))?
             .parent()
@@ -35,6 +41,16 @@ pub fn resolve_lib(args: &cli::Args) -> Result<PathBuf, String> {
             path.display()
         )
     })
+}
+
+/// The `id` in `<dir>/plugin.json` (for uninstall and plugin routes); `asio`, the plugin
+/// the gate is made for, when it cannot be read.
+pub fn plugin_id_of(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("plugin.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|v| v["id"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| "asio".to_owned())
 }
 
 /// The WAV every cycle plays.

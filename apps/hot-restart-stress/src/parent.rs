@@ -49,7 +49,7 @@ pub fn signal_name(signal: i32) -> &'static str {
     }
 }
 
-fn exit_of(status: std::process::ExitStatus) -> ChildExit {
+pub fn exit_of(status: std::process::ExitStatus) -> ChildExit {
     use std::os::unix::process::ExitStatusExt;
     if let Some(signal) = status.signal() {
         return ChildExit::Signal {
@@ -164,11 +164,13 @@ fn run_inner(args: &Args, raw_args: Vec<OsString>) -> Result<bool, String> {
     crate::write_wav(&crate::track_path(&run_dir), crate::TRACK_SECONDS)?;
     let thresholds = Thresholds {
         rss_warmup_cycles: args.warmup,
+        lease_ms: args.effective_lease_ms(),
+        interval_ms: args.interval_ms,
         ..Thresholds::default()
     };
     let planned = args.cycle_limit();
     println!(
-        "hot-restart-stress: {} cycles{}, mode {}, route {}, lease {} ms, lib {}",
+        "hot-restart-stress: {} cycles{}, mode {}, route {}, lease {} ms{}, lib {}",
         planned.map_or_else(|| "unbounded".to_owned(), |n| n.to_string()),
         args.duration
             .map_or_else(String::new, |d| format!(" within {}s", d.as_secs())),
@@ -176,7 +178,12 @@ fn run_inner(args: &Args, raw_args: Vec<OsString>) -> Result<bool, String> {
             .to_possible_value()
             .map_or_else(String::new, |v| v.get_name().to_owned()),
         args.route,
-        args.lease_ms,
+        args.effective_lease_ms(),
+        if args.lease_ms.is_none() {
+            " (runtime default)"
+        } else {
+            ""
+        },
         lib.display()
     );
     println!("run directory: {}", run_dir.display());
@@ -296,6 +303,18 @@ fn run_inner(args: &Args, raw_args: Vec<OsString>) -> Result<bool, String> {
     println!();
     print!("{}", report::verdict_table(&summary.checks));
     println!();
+    let b = &summary.stats.clients_bound;
+    println!(
+        "clients bound: 1 + min(ceil(lease {} ms / shortest cycle {} ms) = {}, cycles since the last prepare) = at most {} in this run (max seen: {})",
+        b.lease_ms,
+        b.shortest_cycle_ms,
+        b.stale_max,
+        b.max,
+        summary
+            .stats
+            .max_clients_active
+            .map_or_else(|| "?".to_owned(), |c| c.to_string())
+    );
     println!(
         "verdict: {} ({} of {} checks passed)",
         if pass { "PASS" } else { "FAIL" },

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cli::Args;
 use crate::sample::Sample;
-use crate::verdict::{Check, RunOutcome, Thresholds, slope};
+use crate::verdict::{Check, ClientsBound, RunOutcome, Thresholds, clients_bound, slope};
 
 pub const PLOT_FILE: &str = "trend.svg";
 
@@ -20,7 +20,11 @@ pub struct RunConfig {
     pub duration_s: Option<f64>,
     pub mode: String,
     pub route: String,
+    /// The lease the runtime applied (`--lease-ms`, else its default).
     pub lease_ms: u64,
+    /// True when `--lease-ms` was not given and the runtime's default applied.
+    pub lease_is_runtime_default: bool,
+    pub churn_uninstall_every: u64,
     pub interval_ms: u64,
     pub call_timeout_ms: u64,
     pub confirm_timeout_ms: u64,
@@ -48,6 +52,8 @@ pub struct Stats {
     pub mean_cycle_ms: f64,
     pub max_cycle_ms: u64,
     pub max_clients_active: Option<u64>,
+    /// The `player_clients_active` bound and how it was derived.
+    pub clients_bound: ClientsBound,
     pub slopes: Slopes,
     pub first: Option<Sample>,
     pub last: Option<Sample>,
@@ -107,7 +113,9 @@ impl Summary {
                 duration_s: args.duration.map(|d| d.as_secs_f64()),
                 mode: value_name(&args.mode),
                 route: args.route.to_string(),
-                lease_ms: args.lease_ms,
+                lease_ms: args.effective_lease_ms(),
+                lease_is_runtime_default: args.lease_ms.is_none(),
+                churn_uninstall_every: args.churn_uninstall_every,
                 interval_ms: args.interval_ms,
                 call_timeout_ms: args.call_timeout_ms,
                 confirm_timeout_ms: args.confirm_timeout_ms,
@@ -127,6 +135,7 @@ impl Summary {
                 mean_cycle_ms: samples.iter().map(|s| s.cycle_ms as f64).sum::<f64>() / n,
                 max_cycle_ms: samples.iter().map(|s| s.cycle_ms).max().unwrap_or(0),
                 max_clients_active: samples.iter().filter_map(Sample::max_clients).max(),
+                clients_bound: clients_bound(samples, thresholds),
                 slopes: Slopes {
                     threads: slope(&series(|s| s.threads)),
                     fds: slope(&series(|s| s.fds)),
@@ -258,13 +267,18 @@ pub fn summary_md(s: &Summary) -> String {
         if s.pass { "PASS" } else { "FAIL" }
     );
     out.push_str(&format!(
-        "- library: `{}`\n- cycles run: {}{} (mode `{}`, route `{}`, lease {} ms, interval {} ms, call timeout {} ms)\n",
+        "- library: `{}`\n- cycles run: {}{} (mode `{}`, route `{}`, lease {} ms{}, interval {} ms, call timeout {} ms)\n",
         c.lib,
         s.stats.cycles,
         c.cycles.map_or_else(|| " (soak)".to_owned(), |n| format!(" of {n}")),
         c.mode,
         md_cell(&c.route),
         c.lease_ms,
+        if c.lease_is_runtime_default {
+            " (runtime default)"
+        } else {
+            ""
+        },
         c.interval_ms,
         c.call_timeout_ms
     ));
@@ -279,7 +293,10 @@ pub fn summary_md(s: &Summary) -> String {
         extras.push("pause".to_owned());
     }
     if let Some(dir) = &c.plugin_churn {
-        extras.push(format!("plugin churn `{dir}`"));
+        extras.push(match c.churn_uninstall_every {
+            0 => format!("plugin churn `{dir}`"),
+            n => format!("plugin churn `{dir}` (uninstall + re-install every {n} cycles)"),
+        });
     }
     for f in &c.faults {
         extras.push(format!("fault `{f}`"));
@@ -294,6 +311,12 @@ pub fn summary_md(s: &Summary) -> String {
         s.wall_ms as f64 / 1000.0,
         s.stats.mean_cycle_ms,
         s.stats.max_cycle_ms
+    ));
+    let b = &s.stats.clients_bound;
+    out.push_str(&format!(
+        "- clients bound: player_clients_active <= 1 + min(ceil(lease / shortest cycle), cycles \
+         since the last prepare) = 1 + min(ceil({} / {} ms) = {}, ...): at most {} in this run\n\n",
+        b.lease_ms, b.shortest_cycle_ms, b.stale_max, b.max
     ));
     out.push_str("## Verdict\n\n");
     out.push_str(&verdict_table(&s.checks));

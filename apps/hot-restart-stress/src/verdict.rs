@@ -39,9 +39,12 @@ pub struct Thresholds {
     pub min_trend_points: u64,
     /// Watchdog timeouts allowed.
     pub lost_connections_max: u64,
-    /// `player_clients_active` in any sample: the current isolate's client plus at most one
-    /// stale one (the previous isolate's, until its lease runs out).
-    pub clients_active_max: u64,
+    /// The runtime's `client_lease_ms` (`--lease-ms`, else its default): how long an
+    /// abandoned client stays alive. With the cycle time it bounds `player_clients_active`
+    /// (see [`clients_bound`]).
+    pub lease_ms: u64,
+    /// `--interval-ms`: added to each cycle's time, since nobody polls in between either.
+    pub interval_ms: u64,
 }
 
 impl Default for Thresholds {
@@ -59,7 +62,8 @@ impl Default for Thresholds {
             rss_warmup_cycles: 5,
             min_trend_points: 5,
             lost_connections_max: 0,
-            clients_active_max: 2,
+            lease_ms: crate::cli::RUNTIME_DEFAULT_LEASE_MS,
+            interval_ms: 0,
         }
     }
 }
@@ -82,7 +86,7 @@ impl Thresholds {
              - RSS slope < {rss} KiB/cycle, over the cycles after a warm-up of {warmup} (--warmup)\n\
              - slopes need at least {points} points (cycles; for RSS, after the warm-up), else they are n/a\n\
              - lost connections (FFI calls over --call-timeout-ms) <= {lost}\n\
-             - player_clients_active <= {clients} right after every attach and after every cycle (stale clients never exceed one generation)\n\
+             - player_clients_active <= 1 + min(ceil(lease / shortest cycle time), cycles since the last prepare_hot_restart), right after every attach and after every cycle: an abandoned client lives one lease (--lease-ms, else the runtime's default, now {lease} ms) after its isolate died, so with cycles without prepare in a row at most ceil(lease / shortest cycle time) + 1 are alive at once (the cycle time is measured, plus --interval-ms); every prepare evicts them all, so the count restarts there (with-prepare: 1, both: 2)\n\
              - the final stellatune_runtime_shutdown succeeds and leaves runtime_threads == 0 and, within 2 s, no live sidecar",
             inits = self.host_inits_total,
             threads = self.threads_tolerance,
@@ -96,8 +100,68 @@ impl Thresholds {
             warmup = self.rss_warmup_cycles,
             points = self.min_trend_points,
             lost = self.lost_connections_max,
-            clients = self.clients_active_max,
+            lease = self.lease_ms,
         )
+    }
+}
+
+/// The bound on `player_clients_active` in each cycle, derived from the lease and the
+/// measured cycle times.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientsBound {
+    pub lease_ms: u64,
+    /// The shortest cycle plus `--interval-ms`: the least time between two attaches.
+    pub shortest_cycle_ms: u64,
+    /// `ceil(lease / shortest cycle)`: how many abandoned clients one lease can hold.
+    pub stale_max: u64,
+    /// The bound of each sample, in order.
+    pub per_cycle: Vec<u64>,
+    /// The largest per-cycle bound.
+    pub max: u64,
+}
+
+impl ClientsBound {
+    pub fn describe(&self) -> String {
+        format!(
+            "1 + min(ceil({} / {} ms) = {}, cycles since the last prepare): max {}",
+            self.lease_ms, self.shortest_cycle_ms, self.stale_max, self.max
+        )
+    }
+}
+
+/// An abandoned client is evicted one lease after its last call (its isolate's last poll)
+/// or at the next prepare_hot_restart, whichever comes first. The client of the cycle `m`
+/// cycles back died at least `(m - 1)` shortest cycles before this cycle's attach, so it
+/// can only be alive while `(m - 1) * shortest < lease`, i.e. for `m <= ceil(lease /
+/// shortest)`; and only if no cycle since (this one included) called prepare. Hence at most
+/// `1 + min(ceil(lease / shortest), cycles since the last prepare)` clients are alive.
+pub fn clients_bound(samples: &[Sample], th: &Thresholds) -> ClientsBound {
+    let shortest = samples
+        .iter()
+        .map(|s| s.cycle_ms + th.interval_ms)
+        .min()
+        .unwrap_or(0)
+        .max(1);
+    let stale_max = th.lease_ms.div_ceil(shortest);
+    let mut since_prepare = 0u64;
+    let per_cycle: Vec<u64> = samples
+        .iter()
+        .map(|s| {
+            // Prepare runs before this cycle's client attaches: nothing older survives it.
+            if s.mode == crate::cli::mode_name(true) {
+                since_prepare = 0;
+            }
+            let bound = 1 + stale_max.min(since_prepare);
+            since_prepare += 1;
+            bound
+        })
+        .collect();
+    ClientsBound {
+        lease_ms: th.lease_ms,
+        shortest_cycle_ms: shortest,
+        stale_max,
+        max: per_cycle.iter().copied().max().unwrap_or(1),
+        per_cycle,
     }
 }
 
@@ -352,22 +416,28 @@ pub fn evaluate(samples: &[Sample], run: &RunOutcome, th: &Thresholds) -> Vec<Ch
         lost <= th.lost_connections_max,
     ));
 
-    let clients: Vec<(u64, u64)> = samples
+    let bound = clients_bound(samples, th);
+    let clients: Vec<(u64, u64, u64)> = samples
         .iter()
-        .filter_map(|s| s.max_clients().map(|c| (s.cycle, c)))
+        .zip(&bound.per_cycle)
+        .filter_map(|(s, &b)| s.max_clients().map(|c| (s.cycle, c, b)))
         .collect();
-    // The first cycle that reached the maximum.
+    // The first cycle that reached the maximum, and the first over its bound.
     let worst = clients
         .iter()
-        .max_by_key(|&&(cycle, c)| (c, std::cmp::Reverse(cycle)));
+        .max_by_key(|&&(cycle, c, _)| (c, std::cmp::Reverse(cycle)));
+    let over = clients.iter().find(|&&(_, c, b)| c > b);
     checks.push(Check::new(
         "player_clients_active",
-        worst.map_or_else(
-            || "no metrics".to_owned(),
-            |(cycle, c)| format!("max {c} (first in cycle {cycle})"),
-        ),
-        format!("<= {}", th.clients_active_max),
-        worst.is_some_and(|&(_, c)| c <= th.clients_active_max),
+        match (worst, over) {
+            (None, _) => "no metrics".to_owned(),
+            (Some((cycle, c, _)), None) => format!("max {c} (first in cycle {cycle})"),
+            (Some((_, c, _)), Some((cycle, n, b))) => {
+                format!("max {c}; {n} in cycle {cycle} over its bound {b}")
+            }
+        },
+        format!("<= {}", bound.describe()),
+        worst.is_some() && over.is_none(),
     ));
 
     let (shutdown_value, shutdown_pass) = match &run.shutdown {

@@ -24,6 +24,10 @@ fn twenty_hot_restarts_in_both_modes_pass() {
     assert_eq!(run.summary["run"]["exit"]["kind"], "code");
     assert_eq!(run.check("runtime_host_inits_total")["value"], "1");
     assert_eq!(run.check("lost_connections")["value"], "0");
+    // The runtime's default lease: no client_lease_ms passed, and the bound follows it.
+    assert_eq!(run.summary["config"]["lease_ms"], 30_000);
+    assert_eq!(run.summary["config"]["lease_is_runtime_default"], true);
+    assert_eq!(run.summary["stats"]["clients_bound"]["max"], 2);
 
     let csv = std::fs::read_to_string(run.run_dir.join("samples.csv")).unwrap();
     assert_eq!(csv.lines().count(), 21, "header and 20 rows:\n{csv}");
@@ -103,6 +107,9 @@ fn eviction_switched_off_fails_on_player_clients_active() {
             "without-prepare",
             "--fault",
             "skip-eviction",
+            // 500 ms cycles: ceil(300 / 500) + 1 = 2 clients at most while eviction works.
+            "--lease-ms",
+            "300",
         ],
         LIMIT,
     );
@@ -113,6 +120,7 @@ fn eviction_switched_off_fails_on_player_clients_active() {
         "{failed:?}"
     );
     assert!(run.summary["stats"]["max_clients_active"].as_u64().unwrap() > 2);
+    assert_eq!(run.summary["stats"]["clients_bound"]["max"], 2);
 }
 
 #[test]

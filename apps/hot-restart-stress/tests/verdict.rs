@@ -1,7 +1,9 @@
 //! Unit tests of the least-squares slope and the threshold logic, on synthetic samples.
 
 use hot_restart_stress::sample::{RuntimeMetrics, Sample, ShutdownReport};
-use hot_restart_stress::verdict::{ChildExit, RunOutcome, Thresholds, evaluate, passed, slope};
+use hot_restart_stress::verdict::{
+    ChildExit, RunOutcome, Thresholds, clients_bound, evaluate, passed, slope,
+};
 
 fn close(a: f64, b: f64) -> bool {
     (a - b).abs() < 1e-9
@@ -207,22 +209,79 @@ fn rss_slope_ignores_the_warm_up_and_catches_steady_growth() {
     assert_eq!(failed_ids(&samples, &clean_run(20)), ["rss_slope"]);
 }
 
+/// `n` healthy cycles of `ms` each in `mode` (`both` alternates, odd cycles prepare).
+fn cycles(n: u64, ms: u64, mode: &str) -> Vec<Sample> {
+    let mut samples = healthy(n);
+    for s in &mut samples {
+        s.cycle_ms = ms;
+        s.mode = match mode {
+            "both" if s.cycle % 2 == 1 => "with-prepare",
+            "both" => "without-prepare",
+            other => other,
+        }
+        .into();
+    }
+    samples
+}
+
 #[test]
-fn clients_beyond_one_stale_generation_fail() {
-    let mut samples = healthy(10);
+fn clients_beyond_the_lease_bound_fail() {
+    // Lease 300 ms, 500 ms cycles without prepare: ceil(300 / 500) + 1 = 2 alive at most.
+    let th = Thresholds {
+        lease_ms: 300,
+        ..Thresholds::default()
+    };
+    let failed = |samples: &[Sample]| -> Vec<String> {
+        evaluate(samples, &clean_run(10), &th)
+            .into_iter()
+            .filter(|c| !c.pass)
+            .map(|c| c.id)
+            .collect()
+    };
+    let mut samples = cycles(10, 500, "without-prepare");
     samples[4].peak_clients = Some(2);
-    assert!(failed_ids(&samples, &clean_run(10)).is_empty());
+    assert!(failed(&samples).is_empty());
     samples[6].peak_clients = Some(3);
-    assert_eq!(
-        failed_ids(&samples, &clean_run(10)),
-        ["player_clients_active"]
-    );
-    let mut samples = healthy(10);
+    assert_eq!(failed(&samples), ["player_clients_active"]);
+    let mut samples = cycles(10, 500, "without-prepare");
     samples[9].metrics = Some(metrics(3));
-    assert_eq!(
-        failed_ids(&samples, &clean_run(10)),
-        ["player_clients_active"]
-    );
+    assert_eq!(failed(&samples), ["player_clients_active"]);
+    // Right after a prepare only the new client may be alive.
+    let mut samples = cycles(10, 500, "both");
+    samples[3].peak_clients = Some(2);
+    assert!(failed(&samples).is_empty());
+    samples[4].peak_clients = Some(2);
+    assert_eq!(failed(&samples), ["player_clients_active"]);
+}
+
+#[test]
+fn the_clients_bound_follows_the_lease_and_the_cycle_time() {
+    let th = |lease_ms, interval_ms| Thresholds {
+        lease_ms,
+        interval_ms,
+        ..Thresholds::default()
+    };
+    // The runtime's default lease (30 s) outlives 10 quick cycles: each one's client is
+    // still alive at the end, and the bound grows with them.
+    let b = clients_bound(&cycles(10, 500, "without-prepare"), &th(30_000, 0));
+    assert_eq!(b.stale_max, 60);
+    assert_eq!(b.per_cycle, (1..=10).collect::<Vec<u64>>());
+    assert_eq!(b.max, 10);
+    // A 1 s lease and 400 ms cycles: ceil(1000 / 400) = 3 stale clients at most.
+    let b = clients_bound(&cycles(8, 400, "without-prepare"), &th(1000, 0));
+    assert_eq!(b.per_cycle, [1, 2, 3, 4, 4, 4, 4, 4]);
+    // The interval between cycles lengthens the cycle: ceil(1000 / 500) = 2.
+    let b = clients_bound(&cycles(5, 400, "without-prepare"), &th(1000, 100));
+    assert_eq!((b.shortest_cycle_ms, b.stale_max, b.max), (500, 2, 3));
+    // Every prepare evicts them all: both modes alternate 1 and 2, with-prepare stays at 1.
+    let b = clients_bound(&cycles(6, 500, "both"), &th(30_000, 0));
+    assert_eq!(b.per_cycle, [1, 2, 1, 2, 1, 2]);
+    let b = clients_bound(&cycles(6, 500, "with-prepare"), &th(30_000, 0));
+    assert_eq!(b.max, 1);
+    // The shortest cycle decides.
+    let mut samples = cycles(6, 1000, "without-prepare");
+    samples[2].cycle_ms = 250;
+    assert_eq!(clients_bound(&samples, &th(1000, 0)).stale_max, 4);
 }
 
 #[test]
@@ -334,7 +393,8 @@ fn thresholds_are_documented_with_their_values() {
         "< 0.05",
         "< 64 KiB/cycle",
         "warm-up of 5",
-        "player_clients_active <= 2",
+        "ceil(lease / shortest cycle time) + 1",
+        "now 30000 ms",
         "lost connections",
     ] {
         assert!(text.contains(needle), "{needle:?} in\n{text}");

@@ -308,13 +308,17 @@ pub extern "C" fn stellatune_player_set_volume(client: u64, volume: c_float) -> 
 
 /// Sets the output route from JSON: `{"kind":"null"}` (discard at real-time pace),
 /// `{"kind":"wav","path":"/tmp/out.wav","paced":true}` (32-bit float WAV; `paced` defaults to
-/// true) or `{"kind":"device"}` (default output device; builds with the `device` feature).
-/// The route is global: it applies to the one engine every client shares.
+/// true), `{"kind":"device"}` (default output device; builds with the `device` feature) or
+/// `{"kind":"plugin","plugin_id":"asio","sink":"asio","target":"null","config":{...}}` (an
+/// installed plugin's output sink; `sink` may be left out when the plugin has one). The route
+/// is global: it applies to the one engine every client shares.
 ///
-/// Blocks while the engine opens the sink (milliseconds; a device can take longer, at most
-/// 5 s). Errors: `INVALID_ARGUMENT` (NULL, non-UTF-8, malformed JSON, missing or unknown
-/// `kind`, unknown or missing field; the message names it), `NOT_INITIALIZED`, client errors,
-/// `SINK`, `TIMEOUT`.
+/// Blocks while the sink instance is made and the engine opens it (milliseconds; a device or a
+/// sidecar can take longer, at most 5 s). Errors: `INVALID_ARGUMENT` (NULL, non-UTF-8,
+/// malformed JSON, missing or unknown `kind`, unknown or missing field; the message names it),
+/// `NOT_INITIALIZED`, `SHUTTING_DOWN`, client errors, `SINK`, `TIMEOUT`, and for plugin
+/// routes `UNKNOWN_PLUGIN` (not installed, or uninstalled meanwhile), `PLUGIN` (the plugin
+/// refused the sink or its library is gone) and `PLUGIN_ABI`.
 ///
 /// # Safety
 /// `route_json` must be NULL or a NUL-terminated string.

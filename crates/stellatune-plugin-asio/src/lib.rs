@@ -21,4 +21,5 @@ stellatune_plugin_sdk::export_plugin! {
 fn shutdown() {
     manager::shutdown_all();
     spawner::stop();
+    sink::release_statics();
 }

@@ -23,6 +23,16 @@ static NEXT_STREAM: AtomicU64 = AtomicU64::new(1);
 static DEVICE_CACHE: Mutex<Vec<(Signature, Vec<Target>)>> = Mutex::new(Vec::new());
 static REAPED: std::sync::Once = std::sync::Once::new();
 
+/// Frees the module's heap-held statics before the library unloads: a static's destructor
+/// never runs at `dlclose`, so whatever it holds would leak once per generation.
+pub fn release_statics() {
+    std::mem::take(
+        &mut *DEVICE_CACHE
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AsioConfig {

@@ -96,6 +96,27 @@ impl GateRun {
 
 /// Runs the gate with `args` (plus `--lib` and a temporary `--out`), at most `limit`.
 pub fn run_gate(args: &[&str], limit: Duration) -> GateRun {
+    run_with_report(args, limit, "summary.json")
+}
+
+/// Runs `hot-restart-stress hammer` with `args` (plus `--lib` and a temporary `--out`), at
+/// most `limit`; `summary` is its hammer.json.
+pub fn run_hammer(args: &[&str], limit: Duration) -> GateRun {
+    let args: Vec<&str> = std::iter::once("hammer")
+        .chain(args.iter().copied())
+        .collect();
+    run_with_report(&args, limit, "hammer.json")
+}
+
+/// The packaged ASIO plugin beside the gate binary (`target/<profile>/plugins/asio`, laid
+/// out by scripts/package-plugins.sh), if it is there.
+pub fn packaged_asio_plugin() -> Option<PathBuf> {
+    let bin = Path::new(env!("CARGO_BIN_EXE_hot-restart-stress"));
+    let dir = bin.parent()?.join("plugins").join("asio");
+    dir.join("plugin.json").is_file().then_some(dir)
+}
+
+fn run_with_report(args: &[&str], limit: Duration, report: &str) -> GateRun {
     let lib = cdylib();
     let out = tempfile::tempdir().expect("temp dir");
     let mut child = Command::new(env!("CARGO_BIN_EXE_hot-restart-stress"))
@@ -134,7 +155,7 @@ pub fn run_gate(args: &[&str], limit: Duration) -> GateRun {
         String::from_utf8_lossy(&output.stdout)
     );
     let run_dir = runs[0].clone();
-    let summary_path = run_dir.join("summary.json");
+    let summary_path = run_dir.join(report);
     let summary = std::fs::read_to_string(&summary_path)
         .unwrap_or_else(|e| panic!("{}: {e}", summary_path.display()));
     GateRun {
