@@ -228,6 +228,12 @@ fn init_after_a_timed_out_shutdown_never_runs_two_engines() {
     // Right away: either refused (the old engine still stops) or started alone.
     match host.init(config.clone()) {
         Ok(_) => {
+            // Counted at once: a second engine beside the old one would show 4 or more.
+            let threads = host.metrics().runtime_threads;
+            assert!(
+                threads <= fresh_threads,
+                "a second engine started beside the one still stopping: {threads} threads"
+            );
             assert!(
                 settles_at(fresh_threads),
                 "a second engine started beside the one still stopping: {} threads",
@@ -239,6 +245,7 @@ fn init_after_a_timed_out_shutdown_never_runs_two_engines() {
             assert!(wait_for(Duration::from_secs(5), || host
                 .init(config.clone())
                 .is_ok()));
+            assert!(host.metrics().runtime_threads <= fresh_threads);
             assert!(settles_at(fresh_threads));
         }
     }
