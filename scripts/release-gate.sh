@@ -37,6 +37,9 @@ report="${out:-target/release-gate/$stamp}"
 mkdir -p "$report"
 report="$(cd "$report" && pwd)"
 started="$(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+# What is built and run is the tree as it is now: record it before the (long) run, not after.
+commit="$(git rev-parse HEAD 2>/dev/null || echo unknown)"
+dirty="$(git status --porcelain 2>/dev/null | wc -l | tr -d ' ')"
 
 # package-plugins.sh lays out every plugin, the test plugins' too.
 echo "== build (release): cdylib, gate, ASIO plugin and sidecar"
@@ -80,8 +83,6 @@ run hammer hammer --duration "$hammer" --threads 8 --install-plugin "$plugin"
 
 verdict=PASS
 [ "$failed" -eq 0 ] || verdict=FAIL
-commit="$(git rev-parse HEAD 2>/dev/null || echo unknown)"
-dirty="$(git status --porcelain 2>/dev/null | wc -l | tr -d ' ')"
 memory="$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo 2>/dev/null)"
 summary="$report/summary.md"
 {

@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, IsTerminal};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -189,33 +189,8 @@ fn run_inner(args: &Args, raw_args: Vec<OsString>) -> Result<bool, String> {
     println!("run directory: {}", run_dir.display());
 
     let log_path = run_dir.join("child.log");
-    let log =
-        std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
     let started = Instant::now();
-    let mut child = Command::new(exe)
-        .args(&raw_args)
-        .arg("--child")
-        .arg("--run-dir")
-        .arg(&run_dir)
-        // The runtime logs to stderr, which goes to child.log: no colour codes there.
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .spawn()
-        .map_err(|e| format!("cannot start the child process: {e}"))?;
-
-    let stdout = child.stdout.take().expect("piped stdout");
-    let (tx, rx) = mpsc::channel::<String>();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let (mut child, rx, reader) = start_child(&[], &raw_args, &run_dir)?;
 
     let progress = Progress::new(planned);
     let stall = stall_limit(args);
@@ -345,4 +320,42 @@ fn write_outputs(run_dir: &Path, samples: &[Sample], summary: &Summary) -> Resul
         eprintln!("hot-restart-stress: plot not written: {e}");
     }
     Ok(())
+}
+
+/// Re-executes this program as the child (`<subcommand...> <args> --child --run-dir DIR`),
+/// its stderr (the runtime's log) into `child.log` of the run directory, and streams its
+/// stdout lines through the returned channel from a reader thread.
+pub fn start_child(
+    subcommand: &[&str],
+    raw_args: &[std::ffi::OsString],
+    run_dir: &std::path::Path,
+) -> Result<(Child, mpsc::Receiver<String>, std::thread::JoinHandle<()>), String> {
+    let log_path = run_dir.join("child.log");
+    let log =
+        std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
+    let mut child = Command::new(exe)
+        .args(subcommand)
+        .args(raw_args)
+        .arg("--child")
+        .arg("--run-dir")
+        .arg(run_dir)
+        // The runtime logs to stderr, which goes to child.log: no colour codes there.
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("cannot start the child process: {e}"))?;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    Ok((child, rx, reader))
 }

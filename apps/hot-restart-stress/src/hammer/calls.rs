@@ -169,9 +169,23 @@ impl Call {
             ]
             .concat(),
             Call::SetVolume => [&CLIENT[..], &[ERR_INVALID_ARGUMENT, ERR_TIMEOUT]].concat(),
-            Call::RouteApplyNull | Call::RouteApplyAsio => {
+            Call::RouteApplyNull => {
                 [&CLIENT[..], &[ERR_INVALID_ARGUMENT, ERR_SINK, ERR_TIMEOUT]].concat()
             }
+            // A plugin route also meets the plugin's state: not installed (or uninstalled a
+            // moment ago), its library gone, or of another ABI.
+            Call::RouteApplyAsio => [
+                &CLIENT[..],
+                &[
+                    ERR_INVALID_ARGUMENT,
+                    ERR_SINK,
+                    ERR_TIMEOUT,
+                    ERR_UNKNOWN_PLUGIN,
+                    ERR_PLUGIN,
+                    ERR_PLUGIN_ABI,
+                ],
+            ]
+            .concat(),
             Call::SetDspChain => [
                 &CLIENT[..],
                 &[

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::mpsc;
@@ -86,31 +85,7 @@ fn run_inner(args: &HammerArgs, raw_args: Vec<OsString>) -> Result<bool, String>
     println!("run directory: {}", run_dir.display());
 
     let log_path = run_dir.join("child.log");
-    let log =
-        std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
-    let mut child = Command::new(exe)
-        .arg("hammer")
-        .args(&raw_args)
-        .arg("--child")
-        .arg("--run-dir")
-        .arg(&run_dir)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .spawn()
-        .map_err(|e| format!("cannot start the child process: {e}"))?;
-    let stdout = child.stdout.take().expect("piped stdout");
-    let (tx, rx) = mpsc::channel::<String>();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let (mut child, rx, reader) = crate::parent::start_child(&["hammer"], &raw_args, &run_dir)?;
 
     // The child's own watchdog fires after the call limit; this bound only catches a child
     // so wedged that even its watchdog thread cannot write.
