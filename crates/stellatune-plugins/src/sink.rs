@@ -118,6 +118,11 @@ impl PluginSink {
                     tracing::warn!(plugin = %generation.plugin_id(), "a late close returned; instance destroyed");
                 } else {
                     *state = CloseState::Done(result);
+                    // The waiter still holds its own reference, so this is never the last
+                    // one: let go before waking it, so that when the sink is gone the
+                    // generation unloads at once on the sink's thread, not a moment later on
+                    // this one (a shutdown that returned would still find it mapped).
+                    drop(generation);
                     ready.notify_all();
                 }
             });
