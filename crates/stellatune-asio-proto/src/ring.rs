@@ -769,7 +769,6 @@ pub fn reap_stale_rings(dir: impl AsRef<Path>) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{Seek, SeekFrom, Write};
     use std::time::{Duration, Instant};
 
     fn tmp() -> tempfile::TempDir {
@@ -1074,6 +1073,7 @@ mod tests {
         let dead = RingWriter::create(&dead_path, 48_000, 2, 64).unwrap();
         let reused = RingWriter::create(&reused_path, 48_000, 2, 64).unwrap();
         let patch = |path: &Path, off: usize, bytes: &[u8]| {
+            use std::io::{Seek, SeekFrom, Write};
             let mut f = OpenOptions::new().write(true).open(path).unwrap();
             f.seek(SeekFrom::Start(off as u64)).unwrap();
             f.write_all(bytes).unwrap();

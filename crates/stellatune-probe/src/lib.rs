@@ -25,9 +25,12 @@ mod other;
 use other as os;
 
 /// A child process of some process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Child {
     pub pid: u32,
+    /// Its program's name (Linux: the command name, at most 15 bytes; Windows: the exe file
+    /// name).
+    pub name: String,
     /// Exited but not reaped (a Linux zombie). Windows lists only running processes: an
     /// exited child whose handle is still open shows up in [`handles`] instead.
     pub zombie: bool,
@@ -76,6 +79,13 @@ pub fn kill(pid: u32) -> std::io::Result<()> {
 /// suspended on Windows).
 pub fn suspend(pid: u32) -> std::io::Result<()> {
     os::suspend(pid)
+}
+
+/// Files mapped into this process as executable images or data (Linux: every file mapping,
+/// deleted files included, once per mapping; Windows: every loaded module). `None` where that
+/// cannot be read.
+pub fn mapped_libraries() -> Option<Vec<PathBuf>> {
+    os::mapped_libraries()
 }
 
 /// Files under `dir` mapped into this process as executable images (shared libraries), each

@@ -31,17 +31,21 @@ fn parse_vm_rss(status: &str) -> Option<u64> {
         .ok()
 }
 
-/// `(state, ppid)` from a `/proc/<pid>/stat` line. The command name sits in parentheses and
-/// may itself hold spaces and parentheses, so the fields start after the last `)`.
-fn parse_stat(stat: &str) -> Option<(char, u32)> {
-    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+/// `(name, state, ppid)` from a `/proc/<pid>/stat` line. The command name sits in parentheses
+/// and may itself hold spaces and parentheses, so the fields start after the last `)`.
+fn parse_stat(stat: &str) -> Option<(&str, char, u32)> {
+    let close = stat.rfind(')')?;
+    let name = &stat[stat.find('(')? + 1..close];
+    let mut fields = stat[close + 1..].split_whitespace();
     let state = fields.next()?.chars().next()?;
     let ppid = fields.next()?.parse().ok()?;
-    Some((state, ppid))
+    Some((name, state, ppid))
 }
 
-fn stat_of(pid: u32) -> Option<(char, u32)> {
-    parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+fn stat_of(pid: u32) -> Option<(String, char, u32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (name, state, ppid) = parse_stat(&stat)?;
+    Some((name.to_owned(), state, ppid))
 }
 
 pub fn children(parent: u32) -> Vec<Child> {
@@ -52,9 +56,10 @@ pub fn children(parent: u32) -> Vec<Child> {
         .filter_map(Result::ok)
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
         .filter_map(|pid| {
-            let (state, ppid) = stat_of(pid)?;
+            let (name, state, ppid) = stat_of(pid)?;
             (ppid == parent).then_some(Child {
                 pid,
+                name,
                 zombie: state == 'Z',
             })
         })
@@ -62,7 +67,7 @@ pub fn children(parent: u32) -> Vec<Child> {
 }
 
 pub fn is_running(pid: u32) -> bool {
-    stat_of(pid).is_some_and(|(state, _)| state != 'Z' && state != 'X')
+    stat_of(pid).is_some_and(|(_, state, _)| state != 'Z' && state != 'X')
 }
 
 fn signal(pid: u32, signal: libc::c_int) -> std::io::Result<()> {
@@ -143,7 +148,7 @@ mod tests {
 
     #[test]
     fn parses_proc_texts() {
-        assert_eq!(parse_stat("12 (a b) c)) S 7 1"), Some(('S', 7)));
+        assert_eq!(parse_stat("12 (a b) c)) S 7 1"), Some(("a b) c)", 'S', 7)));
         assert_eq!(parse_vm_rss("Name: x\nVmRSS:\t  1234 kB\n"), Some(1234));
         assert_eq!(parse_vm_rss("Name: x\n"), None);
     }

@@ -84,6 +84,14 @@ fn process_entries() -> Vec<PROCESSENTRY32W> {
     out
 }
 
+/// A NUL-terminated UTF-16 buffer as a string.
+fn from_wide_nul(wide: &[u16]) -> String {
+    let len = wide.iter().position(|&c| c == 0).unwrap_or(wide.len());
+    std::ffi::OsString::from_wide(&wide[..len])
+        .to_string_lossy()
+        .into_owned()
+}
+
 fn this_pid() -> u32 {
     // SAFETY: no arguments, cannot fail.
     unsafe { GetCurrentProcessId() }
@@ -122,6 +130,7 @@ pub fn children(parent: u32) -> Vec<Child> {
         .filter(|p| p.th32ParentProcessID == parent && p.th32ProcessID != parent)
         .map(|p| Child {
             pid: p.th32ProcessID,
+            name: from_wide_nul(&p.szExeFile),
             zombie: false,
         })
         .collect()
@@ -182,14 +191,7 @@ pub fn mapped_libraries() -> Option<Vec<PathBuf>> {
     // SAFETY: a live snapshot and an entry whose dwSize is set.
     let mut more = unsafe { Module32FirstW(snap.0, &mut entry) } != 0;
     while more {
-        let len = entry
-            .szExePath
-            .iter()
-            .position(|&c| c == 0)
-            .unwrap_or(entry.szExePath.len());
-        out.push(PathBuf::from(std::ffi::OsString::from_wide(
-            &entry.szExePath[..len],
-        )));
+        out.push(PathBuf::from(from_wide_nul(&entry.szExePath)));
         // SAFETY: as above.
         more = unsafe { Module32NextW(snap.0, &mut entry) } != 0;
     }

@@ -404,6 +404,8 @@ fn an_unusable_data_dir_leaves_builtin_routes_working_and_plugins_unavailable() 
     assert_eq!(host.metrics().runtime_threads, 0);
 }
 
+// /dev/full (every write fails with ENOSPC) has no Windows counterpart short of a full disk.
+#[cfg(target_os = "linux")]
 #[test]
 fn a_wav_sink_whose_writes_fail_reports_an_error_stops_and_the_next_route_plays() {
     let f = Fixture::new();
