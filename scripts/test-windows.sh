@@ -71,13 +71,6 @@ x86_64-w64-mingw32-gcc -Wall -Wextra -Werror -std=c11 -pedantic -I crates/stella
   crates/stellatune-ffi/tests/c/smoke.c -o "$out/c-smoke.exe" "$out/deps/stellatune_ffi.dll"
 export STELLATUNE_C_SMOKE_EXE="$out/c-smoke.exe"
 
-echo "== clippy ($target, all targets)"
-cargo clippy "${cargo_win[@]}" --workspace --all-targets "${features[@]}" \
-  --features stellatune-ffi/device,stellatune-cli/device -- -D warnings
-
-echo "== check (x86_64-pc-windows-msvc)"
-cargo check -Zbuild-std --target x86_64-pc-windows-msvc --workspace --all-targets "${features[@]}"
-
 echo "== tests under Wine"
 log="$CARGO_TARGET_DIR/test-windows.log"
 set +e
@@ -85,6 +78,17 @@ cargo test "${cargo_win[@]}" --workspace --lib --bins --tests "${features[@]}" -
   2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
+
+# Lints and the msvc type-check run after the tests, so one run reports everything; any
+# failure still fails the script.
+lint_failed=()
+echo "== clippy ($target, all targets)"
+cargo clippy "${cargo_win[@]}" --workspace --all-targets "${features[@]}" \
+  --features stellatune-ffi/device,stellatune-cli/device -- -D warnings || lint_failed+=(clippy)
+
+echo "== check (x86_64-pc-windows-msvc)"
+cargo check -Zbuild-std --target x86_64-pc-windows-msvc --workspace --all-targets \
+  "${features[@]}" || lint_failed+=("msvc check")
 
 # One line per test binary (`test result: ... N passed; M failed; ...`); a binary that died
 # without one (a crash) counts as one failure.
@@ -99,7 +103,8 @@ read -r passed failed < <(awk '
   }
   END { if (open) crashed++; print p + 0, f + crashed }' "$log")
 echo "windows: $(( $(date +%s) - start )) s"
+if [ ${#lint_failed[@]} -gt 0 ]; then echo "FAILED: ${lint_failed[*]}"; fi
 echo "$passed passed, $failed failed"
-if [ "$status" -ne 0 ] || [ "$failed" -ne 0 ]; then
+if [ "$status" -ne 0 ] || [ "$failed" -ne 0 ] || [ ${#lint_failed[@]} -gt 0 ]; then
   exit 1
 fi

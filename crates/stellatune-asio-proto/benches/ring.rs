@@ -4,6 +4,7 @@
 //!
 //! `cargo bench -p stellatune-asio-proto`
 
+#[cfg(unix)] // the stream baselines only
 use std::io::{Read, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
