@@ -11,6 +11,8 @@
 //!   ([`RingReader`]). Stale ring files left by crashed players are removed by
 //!   [`reap_stale_rings`].
 
+#[cfg(windows)]
+mod file_identity;
 mod frame;
 mod process;
 mod ring;

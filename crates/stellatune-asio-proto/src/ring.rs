@@ -323,6 +323,9 @@ pub struct RingWriter {
     reset_pending: bool,
     #[cfg(all(unix, not(target_os = "linux")))]
     identity: (u64, u64),
+    /// Volume and file index of the file this writer created (Windows).
+    #[cfg(windows)]
+    identity: Option<(u32, u64)>,
 }
 
 impl RingWriter {
@@ -439,6 +442,8 @@ impl RingWriter {
             let m = fs::symlink_metadata(path)?;
             (m.dev(), m.ino())
         };
+        #[cfg(windows)]
+        let identity = crate::file_identity::of_file(&file);
         Ok(RingWriter {
             shared,
             _file: file,
@@ -446,7 +451,7 @@ impl RingWriter {
             write_pos: 0,
             epoch: 0,
             reset_pending: false,
-            #[cfg(all(unix, not(target_os = "linux")))]
+            #[cfg(any(windows, all(unix, not(target_os = "linux"))))]
             identity,
         })
     }
@@ -574,6 +579,15 @@ impl Drop for RingWriter {
             match fs::symlink_metadata(&self.path) {
                 Ok(m) if (m.dev(), m.ino()) == self.identity => {}
                 _ => return,
+            }
+        }
+        // Windows: the same check by volume and file index. A file whose identity could not be
+        // read at creation is left alone rather than risk removing a newer ring.
+        #[cfg(windows)]
+        {
+            if self.identity.is_none() || crate::file_identity::of_path(&self.path) != self.identity
+            {
+                return;
             }
         }
         let _ = fs::remove_file(&self.path);

@@ -1,53 +1,30 @@
 //! Process identity: liveness and start time, so a ring's owner can be told apart from an
 //! unrelated process that later got the same pid.
 
-/// The start time of process `pid` in clock ticks since boot (field 22 of `/proc/<pid>/stat`).
-///
-/// `None` if the process does not exist, the file cannot be parsed, or the platform has no such
-/// notion here (everything but Linux).
-pub fn process_start_time(pid: u32) -> Option<u64> {
-    #[cfg(target_os = "linux")]
-    {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        parse_stat_start_time(&stat)
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = pid;
-        None
-    }
-}
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+use unix as os;
 
-/// Field 22 of a `/proc/<pid>/stat` line. The command name (field 2) is in parentheses and may
-/// itself hold spaces and parentheses, so fields are counted from the last `)`.
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-fn parse_stat_start_time(stat: &str) -> Option<u64> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    // `rest` starts with field 3 (state), so field 22 is the 20th token.
-    rest.split_ascii_whitespace().nth(19)?.parse().ok()
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+use windows as os;
+
+/// When process `pid` started, in a unit of the OS's own (Linux: clock ticks since boot, field
+/// 22 of `/proc/<pid>/stat`; Windows: its creation time, a FILETIME). Only ever compared with
+/// another reading of the same OS.
+///
+/// `None` if the process does not exist, the value cannot be read, or the platform has no such
+/// notion here.
+pub fn process_start_time(pid: u32) -> Option<u64> {
+    os::process_start_time(pid)
 }
 
 /// Whether a process with this pid exists (a zombie counts). On platforms without a cheap check
 /// this answers `true`, so callers stay on the safe side.
 pub fn pid_alive(pid: u32) -> bool {
-    #[cfg(unix)]
-    {
-        let Ok(pid) = libc::pid_t::try_from(pid) else {
-            return false;
-        };
-        if pid <= 0 {
-            return false;
-        }
-        // SAFETY: kill with signal 0 sends nothing; it only checks that the pid exists and
-        // whether we may signal it. No memory is passed.
-        let rc = unsafe { libc::kill(pid, 0) };
-        rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = pid;
-        true
-    }
+    os::pid_alive(pid)
 }
 
 /// Whether `pid` is alive and is the same process that recorded `start_time` (0 = unknown, then
@@ -70,15 +47,7 @@ pub fn process_is_owner(pid: u32, start_time: u64) -> bool {
 mod tests {
     use super::*;
 
-    #[test]
-    fn parses_awkward_command_names() {
-        let line = "1234 (a) b (c)) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 987654 20 21";
-        assert_eq!(parse_stat_start_time(line), Some(987654));
-        assert_eq!(parse_stat_start_time("1 (x) S 1 2"), None);
-        assert_eq!(parse_stat_start_time("garbage"), None);
-    }
-
-    #[cfg(target_os = "linux")]
+    #[cfg(any(target_os = "linux", windows))]
     #[test]
     fn own_process_has_a_stable_start_time() {
         let me = std::process::id();
