@@ -72,11 +72,41 @@ x86_64-w64-mingw32-gcc -Wall -Wextra -Werror -std=c11 -pedantic -I crates/stella
 export STELLATUNE_C_SMOKE_EXE="$out/c-smoke.exe"
 
 echo "== tests under Wine"
+# One process per test, as scripts/test.sh runs them on Linux with nextest: tests that count
+# this process's child processes or threads must not see a neighbouring test's. Cargo takes
+# -Zbuild-std from the environment here, since nextest passes no -Z flags on.
 log="$CARGO_TARGET_DIR/test-windows.log"
 set +e
-cargo test "${cargo_win[@]}" --workspace --lib --bins --tests "${features[@]}" --no-fail-fast \
-  2>&1 | tee "$log"
-status=${PIPESTATUS[0]}
+if cargo nextest --version >/dev/null 2>&1; then
+  CARGO_UNSTABLE_BUILD_STD=std cargo nextest run --target "$target" --workspace --lib --bins \
+    --tests "${features[@]}" --no-fail-fast --failure-output final 2>&1 | tee "$log"
+  status=${PIPESTATUS[0]}
+  # `Summary [...] N tests run: P passed, F failed, ...` (counts absent when zero).
+  summary=$(grep -E '^ *Summary ' "$log" | tail -1)
+  passed=$(sed -nE 's/.* ([0-9]+) passed.*/\1/p' <<<"$summary")
+  failed=$(sed -nE 's/.* ([0-9]+) failed.*/\1/p' <<<"$summary")
+  timed_out=$(sed -nE 's/.* ([0-9]+) timed out.*/\1/p' <<<"$summary")
+  passed=${passed:-0}
+  failed=$(( ${failed:-0} + ${timed_out:-0} ))
+  if [ -z "$summary" ]; then failed=$(( failed + 1 )); fi
+else
+  # Without nextest: one test at a time in each binary, for the same reason.
+  cargo test "${cargo_win[@]}" --workspace --lib --bins --tests "${features[@]}" --no-fail-fast \
+    -- --test-threads 1 2>&1 | tee "$log"
+  status=${PIPESTATUS[0]}
+  # One line per test binary (`test result: ... N passed; M failed; ...`); a binary that died
+  # without one (a crash) counts as one failure.
+  read -r passed failed < <(awk '
+    /^ *Running / { if (open) crashed++; open = 1 }
+    /^test result:/ {
+      open = 0
+      for (i = 1; i <= NF; i++) {
+        if ($(i + 1) ~ /^passed;?$/) p += $i
+        if ($(i + 1) ~ /^failed;?$/) f += $i
+      }
+    }
+    END { if (open) crashed++; print p + 0, f + crashed }' "$log")
+fi
 set -e
 
 # Lints and the msvc type-check run after the tests, so one run reports everything; any
@@ -90,18 +120,6 @@ echo "== check (x86_64-pc-windows-msvc)"
 cargo check -Zbuild-std --target x86_64-pc-windows-msvc --workspace --all-targets \
   "${features[@]}" || lint_failed+=("msvc check")
 
-# One line per test binary (`test result: ... N passed; M failed; ...`); a binary that died
-# without one (a crash) counts as one failure.
-read -r passed failed < <(awk '
-  /^ *Running / { if (open) crashed++; open = 1 }
-  /^test result:/ {
-    open = 0
-    for (i = 1; i <= NF; i++) {
-      if ($(i + 1) ~ /^passed;?$/) p += $i
-      if ($(i + 1) ~ /^failed;?$/) f += $i
-    }
-  }
-  END { if (open) crashed++; print p + 0, f + crashed }' "$log")
 echo "windows: $(( $(date +%s) - start )) s"
 if [ ${#lint_failed[@]} -gt 0 ]; then echo "FAILED: ${lint_failed[*]}"; fi
 echo "$passed passed, $failed failed"

@@ -90,9 +90,12 @@ fn a_thread_leaked_per_attach_fails_the_thread_checks() {
     let failed = run.failed_checks();
     assert!(failed.contains(&"threads".to_owned()), "{failed:?}");
     assert!(failed.contains(&"threads_slope".to_owned()), "{failed:?}");
-    // Only the thread checks: playback, clients and the rest still hold.
+    // Only the thread checks: playback, clients and the rest still hold. (On Windows every
+    // leaked thread's committed stack is in the working set too, so memory grows with them.)
     assert!(
-        failed.iter().all(|id| id.starts_with("threads")),
+        failed
+            .iter()
+            .all(|id| id.starts_with("threads") || (cfg!(windows) && id == "rss_slope")),
         "{failed:?}"
     );
 }

@@ -65,7 +65,10 @@ fn plugin_artifact(parent: &Path) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../crates/stellatune-test-plugins/plugin.json");
-    std::fs::copy(manifest, dir.join("plugin.json")).unwrap();
+    let manifest = std::fs::read_to_string(manifest)
+        .unwrap()
+        .replace("libstellatune_test_plugins.so", LIBRARY_NAME);
+    std::fs::write(dir.join("plugin.json"), manifest).unwrap();
     std::fs::copy(plugin_library(), dir.join(LIBRARY_NAME)).unwrap();
     dir
 }
