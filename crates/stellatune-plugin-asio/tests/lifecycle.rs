@@ -149,7 +149,7 @@ fn a_deliberate_stop_is_silent_but_a_killed_sidecar_is_still_reported() {
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(
         rig.events("sidecar_exited"),
-        usize::from(cfg!(unix)),
+        1,
         "only the kill was a fault"
     );
     rig.runtime.shutdown();
