@@ -55,7 +55,10 @@ impl Sidecar {
 
     fn send_raw(&mut self, bytes: &[u8]) {
         let stdin = self.stdin.as_mut().expect("stdin open");
-        stdin.write_all(bytes).expect("write to sidecar");
+        // In pipe-sized pieces: Wine stalls a single multi-megabyte pipe write.
+        for chunk in bytes.chunks(64 * 1024) {
+            stdin.write_all(chunk).expect("write to sidecar");
+        }
         stdin.flush().expect("flush");
     }
 

@@ -147,11 +147,7 @@ fn a_deliberate_stop_is_silent_but_a_killed_sidecar_is_still_reported() {
     drop(sink);
     rig.wait_sidecar_stopped();
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(
-        rig.events("sidecar_exited"),
-        1,
-        "only the kill was a fault"
-    );
+    assert_eq!(rig.events("sidecar_exited"), 1, "only the kill was a fault");
     rig.runtime.shutdown();
 }
 
