@@ -44,7 +44,14 @@ impl Drop for Owned {
 
 /// The sidecar's Job Object. Dropping it (after the sidecar was reaped) closes the job;
 /// were the sidecar still running, closing it would kill it.
-pub struct Containment(Owned);
+pub struct Containment(HANDLE);
+
+impl Drop for Containment {
+    fn drop(&mut self) {
+        // SAFETY: the job handle this value owns, closed once.
+        unsafe { CloseHandle(self.0) };
+    }
+}
 
 // SAFETY: a job handle may be used and closed from any thread.
 unsafe impl Send for Containment {}
@@ -76,7 +83,9 @@ impl Containment {
             return Err(io::Error::last_os_error());
         }
         resume(child.id())?;
-        Ok(Containment(job))
+        // Ownership moves from the guard to the containment.
+        let job = std::mem::ManuallyDrop::new(job);
+        Ok(Containment(job.0))
     }
 }
 
