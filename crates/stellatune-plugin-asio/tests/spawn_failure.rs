@@ -70,13 +70,12 @@ fn failed_handshakes_leave_no_child_thread_or_gauge_behind() {
         let sidecar = sidecars[i % sidecars.len()];
         let began = Instant::now();
         let message = fail_once(&runtime, sidecar);
-        // A sidecar that failed its handshake is killed at once, not given the grace period
-        // of a healthy one that was asked to stop.
+        // A sidecar that failed its handshake is killed at once, not given the 1 s grace
+        // period of a healthy one that was asked to stop. (Starting a process under Wine takes
+        // a few hundred ms by itself, so the bound there is looser, still below the grace.)
         let took = began.elapsed();
-        assert!(
-            took < Duration::from_millis(400),
-            "attempt {i}: {sidecar:?} failed in {took:?}"
-        );
+        let bound = Duration::from_millis(if cfg!(windows) { 900 } else { 400 });
+        assert!(took < bound, "attempt {i}: {sidecar:?} failed in {took:?}");
         assert!(message.contains("sidecar"), "attempt {i}: {message}");
         // Spawn returned its error: everything it started is already gone.
         assert_eq!(running(), Some(0), "attempt {i}: the running gauge");
