@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Lays out installable plugin directories at target/<profile>/plugins/<id>/ (plugin.json,
 # the library, and any sidecar executable the plugin spawns), from an existing build.
-# Usage: scripts/package-plugins.sh [debug|release]   (default: release)
+# Usage: scripts/package-plugins.sh [debug|release] [--target TRIPLE]   (default: release)
+# Honours CARGO_TARGET_DIR; with --target the build is read from <target-dir>/<TRIPLE>/<profile>.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 profile="${1:-release}"
-out="target/$profile"
-case "$(uname -s)" in
-  Darwin) prefix=lib; ext=dylib; exe="" ;;
-  MINGW*|MSYS*|CYGWIN*) prefix=""; ext=dll; exe=".exe" ;;
+triple=""
+if [ "${2:-}" = "--target" ]; then triple="${3:?--target needs a triple}"; fi
+out="${CARGO_TARGET_DIR:-target}${triple:+/$triple}/$profile"
+case "${triple:-$(uname -s)}" in
+  *-windows-*|MINGW*|MSYS*|CYGWIN*) prefix=""; ext=dll; exe=".exe" ;;
+  *-apple-*|Darwin) prefix=lib; ext=dylib; exe="" ;;
   *) prefix=lib; ext=so; exe="" ;;
 esac
 

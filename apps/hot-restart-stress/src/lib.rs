@@ -15,11 +15,15 @@ pub mod verdict;
 
 use std::path::{Path, PathBuf};
 
-pub const LIB_NAME: &str = "libstellatune_ffi.so";
+/// The C ABI library's file name on this OS (`libstellatune_ffi.so`, `stellatune_ffi.dll`).
+pub fn lib_name() -> String {
+    use std::env::consts::{DLL_PREFIX, DLL_SUFFIX};
+    format!("{DLL_PREFIX}stellatune_ffi{DLL_SUFFIX}")
+}
 /// Length of the generated track: long enough for `--seek` to 1000 ms and a slow cycle.
 pub const TRACK_SECONDS: u32 = 5;
 
-/// `--lib`, or `libstellatune_ffi.so` next to this executable; absolute, so that loading it
+/// `--lib`, or [`lib_name`] next to this executable; absolute, so that loading it
 /// never searches `LD_LIBRARY_PATH`.
 pub fn resolve_lib(args: &cli::Args) -> Result<PathBuf, String> {
     resolve_lib_path(args.lib.as_deref())
@@ -33,7 +37,7 @@ pub fn resolve_lib_path(lib: Option<&Path>) -> Result<PathBuf, String> {
             .map_err(|e| format!("cannot find this executable: {e}"))?
             .parent()
             .ok_or("this executable has no directory")?
-            .join(LIB_NAME),
+            .join(lib_name()),
     };
     std::fs::canonicalize(&path).map_err(|e| {
         format!(

@@ -29,37 +29,28 @@ pub fn stall_limit(args: &Args) -> Duration {
         + Duration::from_secs(5)
 }
 
-pub fn signal_name(signal: i32) -> &'static str {
-    match signal {
-        1 => "SIGHUP",
-        2 => "SIGINT",
-        3 => "SIGQUIT",
-        4 => "SIGILL",
-        5 => "SIGTRAP",
-        6 => "SIGABRT",
-        7 => "SIGBUS",
-        8 => "SIGFPE",
-        9 => "SIGKILL",
-        11 => "SIGSEGV",
-        13 => "SIGPIPE",
-        14 => "SIGALRM",
-        15 => "SIGTERM",
-        31 => "SIGSYS",
-        _ => "unknown signal",
+pub fn exit_of(status: std::process::ExitStatus) -> ChildExit {
+    match stellatune_probe::exit_of(status) {
+        stellatune_probe::Exit::Code(code) => ChildExit::Code { code },
+        stellatune_probe::Exit::Signal { signal, name } => ChildExit::Signal {
+            signal,
+            name: name.to_owned(),
+        },
+        stellatune_probe::Exit::Exception { code, name } => ChildExit::Exception {
+            code,
+            name: name.to_owned(),
+        },
+        stellatune_probe::Exit::Unknown => ChildExit::Unknown,
     }
 }
 
-pub fn exit_of(status: std::process::ExitStatus) -> ChildExit {
-    use std::os::unix::process::ExitStatusExt;
-    if let Some(signal) = status.signal() {
-        return ChildExit::Signal {
-            signal,
-            name: signal_name(signal).to_owned(),
-        };
+/// The crash in `exit` in words, if it is one.
+pub fn crash_of(exit: &ChildExit) -> Option<String> {
+    match exit {
+        ChildExit::Signal { signal, name } => Some(format!("signal {signal} ({name})")),
+        ChildExit::Exception { code, name } => Some(format!("exception 0x{code:08X} ({name})")),
+        _ => None,
     }
-    status
-        .code()
-        .map_or(ChildExit::Unknown, |code| ChildExit::Code { code })
 }
 
 /// Per-cycle progress: an indicatif bar on a terminal, plain lines otherwise.
@@ -252,9 +243,9 @@ fn run_inner(args: &Args, raw_args: Vec<OsString>) -> Result<bool, String> {
     }
     let _ = reader.join();
     progress.finish();
-    if let ChildExit::Signal { signal, name } = &outcome.exit {
+    if let Some(crash) = crash_of(&outcome.exit) {
         println!(
-            "child process (pid {}) crashed: signal {signal} ({name}) after {} samples; its log: {}",
+            "child process (pid {}) crashed: {crash} after {} samples; its log: {}",
             child_pid.map_or_else(|| "?".to_owned(), |p| p.to_string()),
             samples.len(),
             log_path.display()

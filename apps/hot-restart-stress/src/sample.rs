@@ -1,5 +1,5 @@
 //! What the child measures after every cycle, the messages it streams to the parent (one JSON
-//! object per stdout line), and the /proc probes.
+//! object per stdout line), and the process probes.
 
 use std::path::Path;
 
@@ -42,11 +42,11 @@ pub struct Sample {
     pub lost_connections: u64,
     /// What went wrong in this cycle, if anything.
     pub error: Option<String>,
-    /// /proc/self/task entries.
+    /// Threads of the process.
     pub threads: u64,
-    /// /proc/self/fd entries.
+    /// Open file descriptors (Linux) or handles (Windows).
     pub fds: u64,
-    /// VmRSS in kB.
+    /// VmRSS (Linux) or working set (Windows) in kB.
     pub rss_kb: u64,
     /// Live child processes of the process that loaded the library (sidecars).
     pub sidecars: u64,
@@ -56,8 +56,8 @@ pub struct Sample {
     pub rings: u64,
     /// `<data_dir>/plugins/.shadow/*` entries.
     pub shadow_copies: u64,
-    /// Distinct shadow-copy libraries still mapped into the process (/proc/self/maps),
-    /// including deleted ones: a generation whose library never really unloaded.
+    /// Distinct shadow-copy libraries still loaded in the process (mapped, deleted ones
+    /// included, on Linux; loaded modules on Windows): a generation whose library never really unloaded.
     #[serde(default)]
     pub shadow_mapped: u64,
     /// `player_clients_active` right after this cycle's client attached: the new client and
@@ -112,10 +112,12 @@ pub enum ChildMessage {
     },
 }
 
-/// Process-level probes, read from /proc for this process.
+/// Process-level probes of this process, through `stellatune-probe` (Linux: /proc; Windows:
+/// Toolhelp32, the handle count and the working set), so the verdict means the same on both.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct ProcStats {
     pub threads: u64,
+    /// File descriptors (Linux) or handles (Windows).
     pub fds: u64,
     pub rss_kb: u64,
     pub sidecars: u64,
@@ -123,12 +125,13 @@ pub struct ProcStats {
 }
 
 pub fn proc_stats() -> ProcStats {
-    let (sidecars, zombies) = child_processes(std::process::id());
+    let children = stellatune_probe::children(std::process::id());
+    let zombies = children.iter().filter(|c| c.zombie).count() as u64;
     ProcStats {
-        threads: count_entries(Path::new("/proc/self/task"), |_| true),
-        fds: count_entries(Path::new("/proc/self/fd"), |_| true),
-        rss_kb: rss_kb(),
-        sidecars,
+        threads: stellatune_probe::threads().unwrap_or(0),
+        fds: stellatune_probe::handles().unwrap_or(0),
+        rss_kb: stellatune_probe::rss_kib().unwrap_or(0),
+        sidecars: children.len() as u64 - zombies,
         zombies,
     }
 }
@@ -153,82 +156,9 @@ pub fn shadow_copies(data_dir: &Path) -> u64 {
     count_entries(&data_dir.join("plugins").join(".shadow"), |_| true)
 }
 
-/// Distinct files under `<data_dir>/plugins/.shadow/` mapped into this process, deleted
-/// ones included.
+/// Distinct files under `<data_dir>/plugins/.shadow/` loaded into this process (deleted ones
+/// included on Linux): a generation whose library never really unloaded.
 pub fn shadow_mapped(data_dir: &Path) -> u64 {
     let shadow = data_dir.join("plugins").join(".shadow");
-    let prefix = shadow.to_string_lossy().into_owned() + "/";
-    std::fs::read_to_string("/proc/self/maps").map_or(0, |maps| count_mapped(&maps, &prefix))
-}
-
-/// Distinct mapped paths in a /proc/<pid>/maps text that start with `prefix`.
-pub fn count_mapped(maps: &str, prefix: &str) -> u64 {
-    let mut paths: Vec<&str> = maps
-        .lines()
-        .filter_map(|line| {
-            // address perms offset dev inode path: the path is the sixth field and may
-            // contain spaces, so take everything from its first character on.
-            let path = line.splitn(6, char::is_whitespace).nth(5)?.trim_start();
-            let path = path.strip_suffix(" (deleted)").unwrap_or(path);
-            path.starts_with(prefix).then_some(path)
-        })
-        .collect();
-    paths.sort_unstable();
-    paths.dedup();
-    paths.len() as u64
-}
-
-fn rss_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| parse_vm_rss(&status))
-        .unwrap_or(0)
-}
-
-pub fn parse_vm_rss(status: &str) -> Option<u64> {
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|kb| kb.parse().ok())
-}
-
-/// `(state, ppid)` from a /proc/<pid>/stat line. The command name sits in parentheses and
-/// may itself contain spaces and parentheses, so the fields start after the last `)`.
-pub fn parse_stat(stat: &str) -> Option<(char, u32)> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let ppid = fields.next()?.parse().ok()?;
-    Some((state, ppid))
-}
-
-/// Live and zombie children of `pid`. The gate itself starts no processes in the process
-/// that loads the library, so every child there belongs to the runtime (ASIO sidecars).
-pub fn child_processes(pid: u32) -> (u64, u64) {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return (0, 0);
-    };
-    let (mut live, mut zombies) = (0, 0);
-    for entry in entries.filter_map(Result::ok) {
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if !name.bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        match parse_stat(&stat) {
-            Some((state, ppid)) if ppid == pid => {
-                if state == 'Z' {
-                    zombies += 1;
-                } else {
-                    live += 1;
-                }
-            }
-            _ => {}
-        }
-    }
-    (live, zombies)
+    stellatune_probe::mapped_libraries_under(&shadow).map_or(0, |found| found.len() as u64)
 }

@@ -215,6 +215,11 @@ pub enum ChildExit {
         signal: i32,
         name: String,
     },
+    /// Windows: an exception ended the child (its exit code is the NTSTATUS).
+    Exception {
+        code: u32,
+        name: String,
+    },
     /// The child printed nothing for too long and was killed.
     Stalled {
         after_ms: u64,
@@ -233,6 +238,9 @@ impl std::fmt::Display for ChildExit {
         match self {
             ChildExit::Code { code } => write!(f, "exit code {code}"),
             ChildExit::Signal { signal, name } => write!(f, "killed by signal {signal} ({name})"),
+            ChildExit::Exception { code, name } => {
+                write!(f, "crashed with exception 0x{code:08X} ({name})")
+            }
             ChildExit::Stalled { after_ms } => {
                 write!(f, "stalled: no output for {after_ms} ms, killed")
             }

@@ -90,9 +90,12 @@ fn a_thread_leaked_per_attach_fails_the_thread_checks() {
     let failed = run.failed_checks();
     assert!(failed.contains(&"threads".to_owned()), "{failed:?}");
     assert!(failed.contains(&"threads_slope".to_owned()), "{failed:?}");
-    // Only the thread checks: playback, clients and the rest still hold.
+    // Only the thread checks: playback, clients and the rest still hold. (On Windows every
+    // leaked thread's committed stack is in the working set too, so memory grows with them.)
     assert!(
-        failed.iter().all(|id| id.starts_with("threads")),
+        failed
+            .iter()
+            .all(|id| id.starts_with("threads") || (cfg!(windows) && id == "rss_slope")),
         "{failed:?}"
     );
 }
@@ -128,14 +131,22 @@ fn a_crashing_child_is_a_failed_verdict_with_its_signal() {
     let run = run_gate(&["--cycles", "5", "--fault", "abort-child"], LIMIT);
     assert_eq!(run.output.status.code(), Some(1), "{}", run.describe());
     let exit = &run.summary["run"]["exit"];
-    assert_eq!(exit["kind"], "signal", "{}", run.summary);
-    assert_eq!(exit["signal"], 6);
-    assert_eq!(exit["name"], "SIGABRT");
+    common::assert_abort_exit(exit, &run.summary);
     let check = run.check("child_exit");
     assert_eq!(check["pass"], false);
-    assert!(check["value"].as_str().unwrap().contains("SIGABRT"));
+    assert!(
+        check["value"]
+            .as_str()
+            .unwrap()
+            .contains(common::ABORT_NAME)
+    );
     assert_eq!(run.check("cycles_completed")["value"], "2 of 5");
-    assert!(run.stdout().contains("crashed: signal 6 (SIGABRT)"));
+    assert!(
+        run.stdout()
+            .contains(&format!("crashed: {}", common::ABORT_TEXT)),
+        "{}",
+        run.describe()
+    );
 }
 
 #[test]

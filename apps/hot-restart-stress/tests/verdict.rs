@@ -419,17 +419,3 @@ fn trends_need_enough_points() {
     }
     assert_eq!(failed_ids(&samples, &clean_run(12)), ["rss_slope"]);
 }
-
-#[test]
-fn mapped_shadow_libraries_are_counted_once_each_deleted_or_not() {
-    use hot_restart_stress::sample::count_mapped;
-    let maps = "\
-7f00-7f10 r--p 00000000 08:01 11 /d/plugins/.shadow/asio-1.so (deleted)
-7f10-7f20 r-xp 00001000 08:01 11 /d/plugins/.shadow/asio-1.so (deleted)
-7f20-7f30 r--p 00000000 08:01 12 /d/plugins/.shadow/asio-2.so
-7f30-7f40 r--p 00000000 08:01 13 /usr/lib/libc.so.6
-7f40-7f50 rw-p 00000000 00:00 0
-";
-    assert_eq!(count_mapped(maps, "/d/plugins/.shadow/"), 2);
-    assert_eq!(count_mapped(maps, "/elsewhere/"), 0);
-}

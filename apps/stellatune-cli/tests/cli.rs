@@ -4,7 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const LIBRARY_NAME: &str = "libstellatune_test_plugins.so";
+/// The test plugins' library as this OS names it.
+const LIBRARY_NAME: &str = if cfg!(windows) {
+    "stellatune_test_plugins.dll"
+} else {
+    "libstellatune_test_plugins.so"
+};
 
 fn stellatune(data_dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_stellatune"))
@@ -39,36 +44,19 @@ fn fails(data_dir: &Path, args: &[&str]) -> String {
     stderr
 }
 
-/// The test plugins' cdylib of this test run's profile; built if missing.
+/// The test plugins' cdylib of this test run's profile. The workspace is built before the
+/// tests (scripts/test.sh): a test never runs cargo (under Wine it could not even wait for it).
 fn plugin_library() -> PathBuf {
     let profile_dir = std::env::current_exe()
         .ok()
         .and_then(|exe| Some(exe.parent()?.parent()?.to_path_buf()))
         .expect("test binary in target/<profile>/deps");
     let library = profile_dir.join(LIBRARY_NAME);
-    if !library.is_file() {
-        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-            Some("debug") | None => "dev".to_owned(),
-            Some(other) => other.to_owned(),
-        };
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "-p",
-                "stellatune-test-plugins",
-                "--lib",
-                "--profile",
-            ])
-            .arg(profile)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo");
-        assert!(
-            status.success(),
-            "run `cargo build -p stellatune-test-plugins` first"
-        );
-    }
+    assert!(
+        library.is_file(),
+        "no {}: build the workspace first (scripts/test.sh does)",
+        library.display()
+    );
     library
 }
 
@@ -77,7 +65,10 @@ fn plugin_artifact(parent: &Path) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../crates/stellatune-test-plugins/plugin.json");
-    std::fs::copy(manifest, dir.join("plugin.json")).unwrap();
+    let manifest = std::fs::read_to_string(manifest)
+        .unwrap()
+        .replace("libstellatune_test_plugins.so", LIBRARY_NAME);
+    std::fs::write(dir.join("plugin.json"), manifest).unwrap();
     std::fs::copy(plugin_library(), dir.join(LIBRARY_NAME)).unwrap();
     dir
 }

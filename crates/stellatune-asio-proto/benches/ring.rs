@@ -4,6 +4,7 @@
 //!
 //! `cargo bench -p stellatune-asio-proto`
 
+#[cfg(unix)] // the stream baselines only
 use std::io::{Read, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -100,6 +101,7 @@ fn memcpy_twice(bencher: Bencher) {
         });
 }
 
+#[cfg(unix)] // The IPC baselines are Unix sockets and pipes.
 /// The bytes of a block of samples, as a stream transport carries them.
 fn as_bytes(samples: &[f32]) -> &[u8] {
     // SAFETY: `u8` has alignment 1 and the length covers exactly the same memory; every bit
@@ -107,6 +109,7 @@ fn as_bytes(samples: &[f32]) -> &[u8] {
     unsafe { std::slice::from_raw_parts(samples.as_ptr().cast::<u8>(), size_of_val(samples)) }
 }
 
+#[cfg(unix)] // The IPC baselines are Unix sockets and pipes.
 fn as_bytes_mut(samples: &mut [f32]) -> &mut [u8] {
     // SAFETY: as in `as_bytes`; and every byte pattern is a valid `f32`, so the bytes a read
     // stores leave the slice valid.
@@ -115,6 +118,7 @@ fn as_bytes_mut(samples: &mut [f32]) -> &mut [u8] {
     }
 }
 
+#[cfg(unix)] // The IPC baselines are Unix sockets and pipes.
 /// One block written and read back on the same thread through a kernel stream (two copies,
 /// user -> kernel -> user, plus two system calls). Both kernel buffers hold a 32 KiB block.
 fn stream_write_read(bencher: Bencher, mut tx: impl Write, mut rx: impl Read) {
@@ -129,6 +133,7 @@ fn stream_write_read(bencher: Bencher, mut tx: impl Write, mut rx: impl Read) {
         });
 }
 
+#[cfg(unix)] // The IPC baselines are Unix sockets and pipes.
 /// One block read on this thread while another thread keeps the stream full; the reader
 /// blocks in the kernel when it runs dry, the writer when the stream is full.
 fn stream_cross_thread<W: Write + Send + 'static>(bencher: Bencher, mut tx: W, mut rx: impl Read) {
@@ -148,18 +153,21 @@ fn stream_cross_thread<W: Write + Send + 'static>(bencher: Bencher, mut tx: W, m
     writer.join().expect("writer thread");
 }
 
+#[cfg(unix)] // The IPC baselines are Unix sockets and pipes.
 #[divan::bench]
 fn unix_stream_write_read(bencher: Bencher) {
     let (tx, rx) = std::os::unix::net::UnixStream::pair().expect("socket pair");
     stream_write_read(bencher, tx, rx);
 }
 
+#[cfg(unix)] // The IPC baselines are Unix sockets and pipes.
 #[divan::bench]
 fn unix_stream_cross_thread(bencher: Bencher) {
     let (tx, rx) = std::os::unix::net::UnixStream::pair().expect("socket pair");
     stream_cross_thread(bencher, tx, rx);
 }
 
+#[cfg(unix)] // The IPC baselines are Unix sockets and pipes.
 /// An anonymous pipe as (read end, write end), with the default 64 KiB capacity. (libc rather
 /// than `std::io::pipe`, which is newer than the workspace's MSRV.)
 fn pipe() -> (std::fs::File, std::fs::File) {
@@ -177,12 +185,14 @@ fn pipe() -> (std::fs::File, std::fs::File) {
     }
 }
 
+#[cfg(unix)] // The IPC baselines are Unix sockets and pipes.
 #[divan::bench]
 fn pipe_write_read(bencher: Bencher) {
     let (rx, tx) = pipe();
     stream_write_read(bencher, tx, rx);
 }
 
+#[cfg(unix)] // The IPC baselines are Unix sockets and pipes.
 #[divan::bench]
 fn pipe_cross_thread(bencher: Bencher) {
     let (rx, tx) = pipe();

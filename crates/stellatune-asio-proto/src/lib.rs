@@ -11,6 +11,8 @@
 //!   ([`RingReader`]). Stale ring files left by crashed players are removed by
 //!   [`reap_stale_rings`].
 
+#[cfg(windows)]
+mod file_identity;
 mod frame;
 mod process;
 mod ring;
@@ -23,4 +25,5 @@ pub use process::{pid_alive, process_is_owner, process_start_time};
 pub use ring::{
     MAX_CHANNELS, MAX_RING_BYTES, RING_HEADER_SIZE, RING_LAYOUT_VERSION, RING_MAGIC, RingError,
     RingReader, RingSpec, RingWriter, default_ring_dir, reap_stale_rings, ring_file_name,
+    unique_ring_file_name,
 };

@@ -323,6 +323,9 @@ pub struct RingWriter {
     reset_pending: bool,
     #[cfg(all(unix, not(target_os = "linux")))]
     identity: (u64, u64),
+    /// Volume and file index of the file this writer created (Windows).
+    #[cfg(windows)]
+    identity: Option<(u32, u64)>,
 }
 
 impl RingWriter {
@@ -439,6 +442,8 @@ impl RingWriter {
             let m = fs::symlink_metadata(path)?;
             (m.dev(), m.ino())
         };
+        #[cfg(windows)]
+        let identity = crate::file_identity::of_file(&file);
         Ok(RingWriter {
             shared,
             _file: file,
@@ -446,7 +451,7 @@ impl RingWriter {
             write_pos: 0,
             epoch: 0,
             reset_pending: false,
-            #[cfg(all(unix, not(target_os = "linux")))]
+            #[cfg(any(windows, all(unix, not(target_os = "linux"))))]
             identity,
         })
     }
@@ -574,6 +579,15 @@ impl Drop for RingWriter {
             match fs::symlink_metadata(&self.path) {
                 Ok(m) if (m.dev(), m.ino()) == self.identity => {}
                 _ => return,
+            }
+        }
+        // Windows: the same check by volume and file index. A file whose identity could not be
+        // read at creation is left alone rather than risk removing a newer ring.
+        #[cfg(windows)]
+        {
+            if self.identity.is_none() || crate::file_identity::of_path(&self.path) != self.identity
+            {
+                return;
             }
         }
         let _ = fs::remove_file(&self.path);
@@ -710,12 +724,40 @@ pub fn ring_file_name(owner_pid: u32, stream_id: u64) -> String {
     format!("ring-{owner_pid}-{stream_id}.shm")
 }
 
-fn parse_ring_file_name(name: &str) -> Option<(u32, u64)> {
-    let (pid, id) = name
-        .strip_prefix("ring-")?
-        .strip_suffix(".shm")?
-        .split_once('-')?;
-    Some((pid.parse().ok()?, id.parse().ok()?))
+/// A ring file name this process never used before and no other process uses:
+/// `ring-<pid>-<process start time>-<nonce>-<n>.shm`.
+///
+/// A name must never be re-used while a ring of that name may still be open somewhere: on
+/// Windows (before 10 1809, on FAT, under Wine) a deleted file keeps its name until its last
+/// handle closes, so re-creating it fails while an old sidecar still maps it. A plugin's
+/// counters restart with every generation (each loads its own copy of this crate), so the
+/// nonce, drawn once per copy from the clock and the address this copy was loaded at, tells
+/// generations apart; `n` counts within one.
+pub fn unique_ring_file_name() -> String {
+    use std::sync::OnceLock;
+    use std::sync::atomic::AtomicU64;
+    static NONCE: OnceLock<u64> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let nonce = *NONCE.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        nanos ^ (std::ptr::addr_of!(NEXT) as u64).rotate_left(32)
+    });
+    let pid = std::process::id();
+    let start = process_start_time(pid).unwrap_or(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("ring-{pid}-{start}-{nonce:016x}-{n}.shm")
+}
+
+/// The owner pid a ring file name records (either form above).
+fn parse_ring_file_name(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix("ring-")?.strip_suffix(".shm")?;
+    let mut fields = rest.split('-');
+    let pid = fields.next()?.parse().ok()?;
+    // At least a stream id or the unique name's fields follow.
+    fields.next()?;
+    Some(pid)
 }
 
 /// Where rings go by default: `/dev/shm` on Linux (RAM-backed), else the temporary directory.
@@ -741,7 +783,7 @@ pub fn reap_stale_rings(dir: impl AsRef<Path>) -> usize {
     let mut removed = 0;
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some((name_pid, _)) = name.to_str().and_then(parse_ring_file_name) else {
+        let Some(name_pid) = name.to_str().and_then(parse_ring_file_name) else {
             continue;
         };
         // On Linux a ring is a link to its owner's memfd; a dead owner leaves it dangling.
@@ -769,7 +811,6 @@ pub fn reap_stale_rings(dir: impl AsRef<Path>) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{Seek, SeekFrom, Write};
     use std::time::{Duration, Instant};
 
     fn tmp() -> tempfile::TempDir {
@@ -1033,6 +1074,9 @@ mod tests {
         assert!(!path.exists());
     }
 
+    // Unix only: Windows keeps a deleted file's name while it is mapped, so a ring name is
+    // never re-created there (`unique_ring_file_name`, tested in `file_names_parse`).
+    #[cfg(unix)]
     #[test]
     fn create_replaces_the_file_instead_of_truncating_a_mapped_one() {
         let dir = tmp();
@@ -1074,6 +1118,7 @@ mod tests {
         let dead = RingWriter::create(&dead_path, 48_000, 2, 64).unwrap();
         let reused = RingWriter::create(&reused_path, 48_000, 2, 64).unwrap();
         let patch = |path: &Path, off: usize, bytes: &[u8]| {
+            use std::io::{Seek, SeekFrom, Write};
             let mut f = OpenOptions::new().write(true).open(path).unwrap();
             f.seek(SeekFrom::Start(off as u64)).unwrap();
             f.write_all(bytes).unwrap();
@@ -1121,11 +1166,12 @@ mod tests {
 
     #[test]
     fn file_names_parse() {
-        assert_eq!(
-            parse_ring_file_name(&ring_file_name(12, 34)),
-            Some((12, 34))
-        );
+        assert_eq!(parse_ring_file_name(&ring_file_name(12, 34)), Some(12));
         assert_eq!(parse_ring_file_name("ring-12-34.tmp"), None);
         assert_eq!(parse_ring_file_name("ring--34.shm"), None);
+        assert_eq!(parse_ring_file_name("ring-12.shm"), None);
+        let unique = unique_ring_file_name();
+        assert_eq!(parse_ring_file_name(&unique), Some(std::process::id()));
+        assert_ne!(unique_ring_file_name(), unique, "never the same name twice");
     }
 }

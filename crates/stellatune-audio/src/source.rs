@@ -76,7 +76,7 @@ impl TrackSource {
         if !meta.is_file() {
             return Err(AudioError::NotAFile(path.to_path_buf()));
         }
-        let file = File::open(path).map_err(|e| AudioError::Io {
+        let file = open_media(path).map_err(|e| AudioError::Io {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
@@ -298,4 +298,23 @@ fn unsupported(path: &Path, e: SymphoniaError) -> AudioError {
             message: other.to_string(),
         },
     }
+}
+
+/// Opens a media file for reading.
+#[cfg(not(windows))]
+fn open_media(path: &Path) -> std::io::Result<File> {
+    File::open(path)
+}
+
+/// Opens a media file for reading, sharing read and delete access only: the user can delete,
+/// rename or move a playing file (as Windows players allow; the open handle keeps reading
+/// the old data), while a program writing to it is refused instead of changing it under us.
+#[cfg(windows)]
+fn open_media(path: &Path) -> std::io::Result<File> {
+    use std::os::windows::fs::OpenOptionsExt;
+    use windows_sys::Win32::Storage::FileSystem::{FILE_SHARE_DELETE, FILE_SHARE_READ};
+    std::fs::OpenOptions::new()
+        .read(true)
+        .share_mode(FILE_SHARE_READ | FILE_SHARE_DELETE)
+        .open(path)
 }

@@ -10,7 +10,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -953,8 +952,9 @@ fn volume_set_while_stopped_applies_from_the_first_sample() {
 
 /// Calls `engine.play(path)` on another thread so that a play that blocks fails the test
 /// instead of hanging it.
+#[cfg(unix)] // only the FIFO case needs a bound
 fn play_bounded(engine: &std::sync::Arc<Engine>, path: &Path) -> Result<TrackId, AudioError> {
-    let (tx, rx) = mpsc::channel();
+    let (tx, rx) = std::sync::mpsc::channel();
     let engine = engine.clone();
     let path = path.to_path_buf();
     std::thread::spawn(move || {
@@ -1045,17 +1045,25 @@ fn bad_inputs_are_refused_and_the_engine_keeps_playing() {
     play_good(&mut played);
 
     // A FIFO: opening one for reading blocks until a writer comes, so it must be refused
-    // before it is opened.
-    let fifo = dir.path().join("pipe.wav");
-    let made = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .expect("run mkfifo");
-    assert!(made.success());
-    assert_eq!(
-        play_bounded(&engine, &fifo),
-        Err(AudioError::NotAFile(fifo.clone()))
-    );
+    // before it is opened. (Unix only: Windows has no FIFOs in the file system; the
+    // directory below is its counterpart of a path that is no regular file.)
+    #[cfg(unix)]
+    {
+        let fifo = dir.path().join("pipe.wav");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("run mkfifo");
+        assert!(made.success());
+        assert_eq!(
+            play_bounded(&engine, &fifo),
+            Err(AudioError::NotAFile(fifo.clone()))
+        );
+        play_good(&mut played);
+    }
+    let folder = dir.path().join("folder.wav");
+    std::fs::create_dir(&folder).unwrap();
+    assert!(engine.play(&folder).is_err());
     play_good(&mut played);
 
     // A bad file picked while a good one plays leaves the good one playing.

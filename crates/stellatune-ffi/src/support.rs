@@ -119,6 +119,12 @@ pub(crate) fn error_name(code: i32) -> &'static CStr {
 }
 
 thread_local! {
+    // The initializer is const already; on windows-gnu (emulated TLS) the macro's expansion
+    // makes clippy ask for it anyway.
+    #[cfg_attr(
+        all(windows, target_env = "gnu"),
+        allow(clippy::missing_const_for_thread_local)
+    )]
     static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
 }
 

@@ -10,47 +10,71 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const LIB: &str = "libstellatune_ffi.so";
+/// The cdylib's file name on this OS.
+fn lib_name() -> String {
+    use std::env::consts::{DLL_PREFIX, DLL_SUFFIX};
+    format!("{DLL_PREFIX}stellatune_ffi{DLL_SUFFIX}")
+}
 
 /// The cdylib of this very build. Cargo compiles the library's crate types in one rustc run,
-/// so `deps/` holds the `.so` built together with the rlib this test links; the uplifted copy
-/// one level up can be older. If neither exists, build it with the same profile.
+/// so `deps/` holds the cdylib built together with the rlib this test links; the uplifted copy
+/// one level up can be older. The workspace is built before the tests (scripts/test.sh): a
+/// test never runs cargo (under Wine it could not even wait for it).
 fn cdylib_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let deps = exe.parent().expect("deps dir").to_path_buf();
     let profile_dir = deps.parent().expect("profile dir").to_path_buf();
-    if deps.join(LIB).is_file() {
-        return deps;
-    }
-    let profile = profile_dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .expect("profile dir name")
-        .to_owned();
-    let profile = match profile.as_str() {
-        "debug" => "dev".to_owned(),
-        other => other.to_owned(),
-    };
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "-p",
-            "stellatune-ffi",
-            "--lib",
-            "--profile",
-            &profile,
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("run cargo build for the cdylib");
-    assert!(status.success(), "cargo build of the cdylib failed");
+    [deps, profile_dir]
+        .into_iter()
+        .find(|dir| dir.join(lib_name()).is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "no {} beside {}: build the workspace first (scripts/test.sh does)",
+                lib_name(),
+                exe.display()
+            )
+        })
+}
+
+/// Compiles tests/c/smoke.c with a strict C11 compiler against the header, linked to the
+/// cdylib in `lib_dir`; returns the program and sets up `command` to find the library.
+#[cfg(not(windows))]
+fn smoke_program(crate_dir: &Path, lib_dir: &Path, out_dir: &Path) -> PathBuf {
+    let exe = out_dir.join("smoke");
+    let compiled = Command::new("cc")
+        .args(["-Wall", "-Wextra", "-Werror", "-std=c11", "-pedantic"])
+        .arg("-I")
+        .arg(crate_dir.join("include"))
+        .arg(crate_dir.join("tests").join("c").join("smoke.c"))
+        .arg("-o")
+        .arg(&exe)
+        .arg("-L")
+        .arg(lib_dir)
+        .arg(format!("-l:{}", lib_name()))
+        .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run `cc` (a C compiler is required): {e}"));
     assert!(
-        profile_dir.join(LIB).is_file(),
-        "no {LIB} in {}",
-        profile_dir.display()
+        compiled.status.success(),
+        "cc failed:\n{}",
+        String::from_utf8_lossy(&compiled.stderr)
     );
-    profile_dir
+    exe
+}
+
+/// Windows (and Wine) has no C compiler to call: scripts/test-windows.sh compiles the same
+/// source with the same flags (mingw, against this build's DLL) and names the program in
+/// `STELLATUNE_C_SMOKE_EXE`. It is copied beside a copy of the DLL, where Windows looks first.
+#[cfg(windows)]
+fn smoke_program(_crate_dir: &Path, lib_dir: &Path, out_dir: &Path) -> PathBuf {
+    let built = std::env::var_os("STELLATUNE_C_SMOKE_EXE").expect(
+        "STELLATUNE_C_SMOKE_EXE names the compiled tests/c/smoke.c (scripts/test-windows.sh \
+         builds it)",
+    );
+    let exe = out_dir.join("smoke.exe");
+    std::fs::copy(&built, &exe).expect("copy the smoke program");
+    std::fs::copy(lib_dir.join(lib_name()), out_dir.join(lib_name())).expect("copy the DLL");
+    exe
 }
 
 fn run_with_timeout(mut command: Command, limit: Duration) -> std::process::Output {
@@ -83,26 +107,7 @@ fn c_program_drives_the_runtime_through_the_header_and_cdylib() {
     let lib_dir = cdylib_dir();
     let tmp = tempfile::tempdir().expect("temp dir");
     let wav = common::write_wav(tmp.path(), "tone.wav", 2.0);
-    let exe = tmp.path().join("smoke");
-
-    let compiled = Command::new("cc")
-        .args(["-Wall", "-Wextra", "-Werror", "-std=c11", "-pedantic"])
-        .arg("-I")
-        .arg(crate_dir.join("include"))
-        .arg(crate_dir.join("tests").join("c").join("smoke.c"))
-        .arg("-o")
-        .arg(&exe)
-        .arg("-L")
-        .arg(&lib_dir)
-        .arg("-l:libstellatune_ffi.so")
-        .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run `cc` (a C compiler is required): {e}"));
-    assert!(
-        compiled.status.success(),
-        "cc failed:\n{}",
-        String::from_utf8_lossy(&compiled.stderr)
-    );
+    let exe = smoke_program(crate_dir, &lib_dir, tmp.path());
 
     let second_config = serde_json::json!({
         "data_dir": tmp.path().join("data2"),

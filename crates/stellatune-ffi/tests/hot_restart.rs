@@ -15,6 +15,15 @@ use stellatune_ffi::*;
 const CYCLES: usize = 50;
 const LEASE_MS: u64 = 150;
 
+fn threads() -> u64 {
+    stellatune_probe::threads().expect("thread count")
+}
+
+/// File descriptors on Linux, handles on Windows.
+fn handles() -> u64 {
+    stellatune_probe::handles().expect("handle count")
+}
+
 #[test]
 fn fifty_hot_restarts_leak_nothing() {
     let tmp = tempfile::tempdir().unwrap();
@@ -38,14 +47,14 @@ fn fifty_hot_restarts_leak_nothing() {
         poll_until(client, "track_started", Duration::from_secs(10));
         // Abandoned: no dispose. The next prepare_hot_restart or the lease ends it.
         if cycle == 1 {
-            baseline = Some((count_dir("/proc/self/task"), count_dir("/proc/self/fd")));
+            baseline = Some((threads(), handles()));
         }
     }
     let (threads_1, fds_1) = baseline.unwrap();
-    let (threads, fds) = (count_dir("/proc/self/task"), count_dir("/proc/self/fd"));
+    let (threads_n, fds) = (threads(), handles());
     assert!(
-        threads <= threads_1 + 2,
-        "threads grew from {threads_1} after cycle 1 to {threads}"
+        threads_n <= threads_1 + 2,
+        "threads grew from {threads_1} after cycle 1 to {threads_n}"
     );
     assert!(
         fds <= fds_1 + 4,
@@ -68,8 +77,5 @@ fn fifty_hot_restarts_leak_nothing() {
     let m = metrics();
     assert_eq!(m["runtime_threads"], 0, "{m}");
     assert_eq!(m["player_clients_active"], 0, "{m}");
-    assert!(
-        count_dir("/proc/self/task") <= threads_1,
-        "runtime threads joined at shutdown"
-    );
+    assert!(threads() <= threads_1, "runtime threads joined at shutdown");
 }

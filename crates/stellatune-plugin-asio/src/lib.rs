@@ -4,6 +4,7 @@
 //! the generic plugin ABI: its counters (`asio_sidecar_spawns_total`,
 //! `asio_sidecar_running`, `ring_files`) reach the runtime through the metrics callback.
 
+mod containment;
 mod manager;
 mod oneshot;
 mod sidecar;

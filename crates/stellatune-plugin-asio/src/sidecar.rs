@@ -101,20 +101,33 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// A started sidecar process, counted in the running gauge for exactly as long as it
 /// exists: whatever path lets go of it, dropping it kills and reaps the process and
-/// decrements the gauge, once.
-struct Process(Child);
+/// decrements the gauge, once. Its containment (Windows: its Job Object) goes after it.
+struct Process(
+    Child,
+    // Only held: it is released when the process has been reaped.
+    #[allow(dead_code)] crate::containment::Containment,
+);
 
 #[cfg(test)]
 static RUNNING_IN_TESTS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
 
 impl Process {
-    fn start(command: Command) -> std::io::Result<Process> {
-        let child = crate::spawner::spawn_process(command)?;
+    fn start(mut command: Command) -> std::io::Result<Process> {
+        crate::containment::prepare(&mut command);
+        let mut child = crate::spawner::spawn_process(command)?;
+        let containment = match crate::containment::Containment::apply(&child) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e);
+            }
+        };
         metric_add(SPAWNS_METRIC, 1);
         metric_add(RUNNING_METRIC, 1);
         #[cfg(test)]
         RUNNING_IN_TESTS.fetch_add(1, Ordering::SeqCst);
-        Ok(Process(child))
+        Ok(Process(child, containment))
     }
 }
 

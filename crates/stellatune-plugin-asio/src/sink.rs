@@ -203,7 +203,8 @@ impl AsioSink {
     fn start_stream(&mut self, spec: Spec) -> Result<()> {
         let lease = manager::acquire(&self.signature)?;
         let id = NEXT_STREAM.fetch_add(1, Ordering::SeqCst);
-        let path = ring_dir()?.join(format!("ring-{}-{id}.shm", std::process::id()));
+        // Never a name an older ring may still hold open (see `unique_ring_file_name`).
+        let path = ring_dir()?.join(stellatune_asio_proto::unique_ring_file_name());
         let capacity =
             (u64::from(spec.sample_rate) * u64::from(self.config.buffer_ms) / 1000).max(256) as u32;
         let ring = RingWriter::create(&path, spec.sample_rate, spec.channels, capacity)

@@ -3,8 +3,7 @@
 //! playing stream. Needs the packaged plugin: `scripts/test.sh` builds the workspace and
 //! runs `scripts/package-plugins.sh debug` first.
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 mod common;
@@ -14,6 +13,9 @@ use stellatune_runtime_host::{
     BuiltinRoute, EngineEvent, HostConfig, HostEvent, HostNotice, OutputRoute, PlaybackState,
     PluginRoute, RuntimeHost,
 };
+
+/// The fake sidecar's process name as every OS shows it.
+const FAKE_NAME: &str = "stellatune-fake";
 
 struct Rig {
     dir: tempfile::TempDir,
@@ -49,14 +51,6 @@ impl Rig {
         self.dir.path().join("data")
     }
 
-    /// An executable shell script in the rig's directory.
-    fn script(&self, name: &str, body: &str) -> PathBuf {
-        let path = self.dir.path().join(name);
-        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        path
-    }
-
     fn frames(&self) -> u64 {
         self.host.status(self.client).unwrap().frames_written
     }
@@ -77,17 +71,17 @@ impl Rig {
     }
 }
 
-fn asio_with_sidecar(path: &Path) -> OutputRoute {
+/// The asio route through the fake sidecar run with `args`.
+fn asio_with_sidecar(args: &[&str]) -> OutputRoute {
     OutputRoute::Plugin(
-        PluginRoute::new("asio", None, "null")
-            .with_config(serde_json::json!({ "sidecar_path": path })),
+        PluginRoute::new("asio", None, "null").with_config(fake_sidecar_config(args)),
     )
 }
 
 /// Plays through a sidecar that fails during the handshake: the failure is a clear error
 /// (from `play`, or as an `error` event right after it) within `bound`, the process leaves
 /// no zombie and no ring, and the builtin null route plays afterwards.
-fn broken_handshake_is_an_error_in_time(rig: &Rig, sidecar: &Path, bound: Duration) {
+fn broken_handshake_is_an_error_in_time(rig: &Rig, sidecar: &[&str], bound: Duration) {
     rig.host
         .apply_route(rig.client, asio_with_sidecar(sidecar))
         .expect("creating the sink spawns nothing yet");
@@ -121,16 +115,10 @@ fn broken_handshake_is_an_error_in_time(rig: &Rig, sidecar: &Path, bound: Durati
         rig.host.status(rig.client).unwrap().state,
         PlaybackState::Playing
     );
-    // The script's process is reaped: no zombie, nothing left running.
-    let script_name: String = sidecar
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .chars()
-        .take(15)
-        .collect();
+    // The broken sidecar is reaped: no zombie, nothing left running (Linux shows at most
+    // 15 bytes of a command name).
     wait_for("the broken sidecar reaped", Duration::from_secs(3), || {
-        let (live, zombies) = children_of(me(), &script_name);
+        let (live, zombies) = children_of(me(), FAKE_NAME);
         live.is_empty() && zombies == 0
     });
     assert!(ring_files(&rig.data()).is_empty(), "no ring left behind");
@@ -143,11 +131,11 @@ fn broken_handshake_is_an_error_in_time(rig: &Rig, sidecar: &Path, bound: Durati
 #[test]
 fn a_sidecar_that_exits_during_the_handshake_is_a_clear_error_without_a_hang() {
     let rig = Rig::new("asio-exit-handshake");
-    let sidecar = rig.script("exit3-sidecar", "exit 3");
+    let sidecar: &[&str] = &["--exit", "3"];
     // The pipe closes at once: far below the 5 s handshake timeout.
-    broken_handshake_is_an_error_in_time(&rig, &sidecar, Duration::from_secs(3));
+    broken_handshake_is_an_error_in_time(&rig, sidecar, Duration::from_secs(3));
     // A second attempt fails the same way: nothing was left half set up.
-    broken_handshake_is_an_error_in_time(&rig, &sidecar, Duration::from_secs(3));
+    broken_handshake_is_an_error_in_time(&rig, sidecar, Duration::from_secs(3));
     rig.host.shutdown().unwrap();
     assert_eq!(children_of(me(), "").1, 0, "no zombie after shutdown");
 }
@@ -155,13 +143,13 @@ fn a_sidecar_that_exits_during_the_handshake_is_a_clear_error_without_a_hang() {
 #[test]
 fn a_sidecar_that_writes_garbage_is_a_clear_error_without_a_hang() {
     let rig = Rig::new("asio-garbage");
-    let sidecar = rig.script("garbage-sidecar", "head -c 64 /dev/urandom; exec sleep 5");
+    let sidecar: &[&str] = &["--garbage", "64", "--sleep-ms", "5000"];
     // Garbage either breaks the frame decoder at once or looks like the prefix of a long
     // frame; then the 5 s handshake timeout ends it. Either way within 8 s.
-    broken_handshake_is_an_error_in_time(&rig, &sidecar, Duration::from_secs(8));
+    broken_handshake_is_an_error_in_time(&rig, sidecar, Duration::from_secs(8));
     rig.host.shutdown().unwrap();
     wait_for("no sleeping sidecar left", Duration::from_secs(3), || {
-        children_of(me(), "sleep").0.is_empty() && children_of(me(), "garbage").0.is_empty()
+        children_of(me(), FAKE_NAME).0.is_empty()
     });
     assert_eq!(children_of(me(), "").1, 0, "no zombie after shutdown");
 }

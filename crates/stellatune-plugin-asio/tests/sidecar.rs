@@ -205,8 +205,7 @@ fn a_killed_sidecar_is_reported_and_replaced_while_playback_goes_on() {
     let victim = sidecars_of(me()).0[0];
     let spawns_before = rig.host.metrics().asio_sidecar_spawns_total;
     let killed_at = Instant::now();
-    // SAFETY: sending a signal to a child process this test owns.
-    assert_eq!(unsafe { libc::kill(victim as i32, libc::SIGKILL) }, 0);
+    stellatune_probe::kill(victim).unwrap();
     let exited = wait_event(
         &rig,
         Duration::from_secs(5),
@@ -244,7 +243,7 @@ fn a_killed_sidecar_is_reported_and_replaced_while_playback_goes_on() {
 
 #[test]
 fn the_sidecar_exits_when_its_host_is_killed_and_the_next_start_reaps_the_ring() {
-    let cli = profile_dir().join("stellatune");
+    let cli = profile_dir().join(format!("stellatune{}", std::env::consts::EXE_SUFFIX));
     assert!(cli.is_file(), "build the CLI first (scripts/test.sh does)");
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -277,10 +276,7 @@ fn the_sidecar_exits_when_its_host_is_killed_and_the_next_start_reaps_the_ring()
     host.wait().unwrap();
     let killed = Instant::now();
     wait_for("orphaned sidecar exits", Duration::from_secs(2), || {
-        !Path::new(&format!("/proc/{sidecar}")).exists()
-            || std::fs::read_to_string(format!("/proc/{sidecar}/stat"))
-                .map(|s| s.contains(") Z "))
-                .unwrap_or(true)
+        !stellatune_probe::is_running(sidecar)
     });
     assert!(
         killed.elapsed() < Duration::from_secs(1),
@@ -324,8 +320,8 @@ fn a_hung_sidecar_is_detected_killed_and_replaced() {
         sidecars_of(me()).0.len() == 1
     });
     let victim = sidecars_of(me()).0[0];
-    // SAFETY: stopping a child process this test owns; it is killed by the plugin later.
-    assert_eq!(unsafe { libc::kill(victim as i32, libc::SIGSTOP) }, 0);
+    // Stopped, not ended: from outside it looks hung; the plugin kills it later.
+    stellatune_probe::suspend(victim).unwrap();
     let stopped_at = Instant::now();
     wait_event(
         &rig,
@@ -353,17 +349,16 @@ fn a_hung_sidecar_is_detected_killed_and_replaced() {
     rig.host.shutdown().unwrap();
 }
 
-/// Distinct shadow copies of the asio plugin still mapped into this process.
-fn mapped_asio_generations() -> usize {
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-    let mut files: Vec<&str> = maps
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(5))
-        .filter(|p| p.contains("/.shadow/asio-"))
-        .collect();
-    files.sort_unstable();
-    files.dedup();
-    files.len()
+/// Distinct shadow copies of the asio plugin still loaded in this process.
+fn mapped_asio_generations(data: &Path) -> usize {
+    stellatune_probe::mapped_libraries_under(&data.join("plugins").join(".shadow"))
+        .expect("loaded libraries")
+        .iter()
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("asio-"))
+        })
+        .count()
 }
 
 #[test]
@@ -388,13 +383,13 @@ fn replaced_generations_really_leave_the_address_space() {
     // Thread-locals with destructors registered on host threads would pin every old
     // generation's library in memory (dlclose would not unmap it).
     assert_eq!(
-        mapped_asio_generations(),
+        mapped_asio_generations(&rig.dir.path().join("data")),
         1,
         "only the active generation stays mapped"
     );
     rig.host.shutdown().unwrap();
     assert_eq!(
-        mapped_asio_generations(),
+        mapped_asio_generations(&rig.dir.path().join("data")),
         0,
         "shutdown unloads the last one too"
     );

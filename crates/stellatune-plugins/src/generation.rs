@@ -553,11 +553,7 @@ fn check_abi(plugin: &str, major: u32, minor: u32) -> Result<()> {
 /// Whether `path` is still mapped into this process: a library whose code registered
 /// thread-local destructors may stay mapped after dlclose, and we report that truthfully.
 pub fn is_mapped(path: &Path) -> bool {
-    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
-        return false;
-    };
-    let needle = path.to_string_lossy();
-    maps.lines().any(|line| line.ends_with(needle.as_ref()))
+    crate::loaded::is_mapped(path)
 }
 
 /// # Safety (for the callbacks)

@@ -6,6 +6,7 @@ mod dsp;
 mod error;
 mod generation;
 mod install;
+mod loaded;
 mod manifest;
 mod runtime;
 mod sink;

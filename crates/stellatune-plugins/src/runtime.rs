@@ -593,9 +593,6 @@ pub(crate) fn reap_stale_shadow_copies(shadow_dir: &Path) {
             Some(shadow) if shadow.pid == std::process::id() => {
                 shadow.start_time != own_start_time()
             }
-            // Where liveness cannot be told cheaply (Windows), try anyway: a library a live
-            // process has loaded cannot be deleted there, so only dead owners' copies go.
-            Some(_) if cfg!(windows) => true,
             Some(shadow) => !stellatune_asio_proto::process_is_owner(shadow.pid, shadow.start_time),
             None => is_legacy_shadow_name(&name),
         };

@@ -33,7 +33,10 @@ fn assert_no_growth(what: &str, before: &Probe, after: &Probe, check_rss: bool) 
     let leaks = [
         (
             "thread-local keys",
-            grew(Some(before.tls_keys), Some(after.tls_keys), COUNT_TOLERANCE),
+            // Known defect, not checked there: on windows-gnu every copy of a plugin library
+            // takes TLS indexes (its own std's) that FreeLibrary never returns (docs/windows.md).
+            !cfg!(all(windows, target_env = "gnu"))
+                && grew(Some(before.tls_keys), Some(after.tls_keys), COUNT_TOLERANCE),
         ),
         (
             "threads",

@@ -263,11 +263,19 @@ fn a_file_deleted_while_playing_plays_on_or_ends_and_the_engine_keeps_working() 
         "neither played through ({} frames) nor reported an error",
         status.frames_written
     );
-    // Playing the deleted path again is refused by the call, and the engine plays on.
-    assert!(matches!(
-        host.play(c.id, &doomed),
-        Err(HostError::Audio(AudioError::NotFound(_)))
-    ));
+    // Playing the deleted path again is refused by the call, and the engine plays on. (Where
+    // a deleted file keeps its name while the engine's kept handle is open, as on Windows
+    // before 10 1809, FAT and Wine, the name may still open, or fail as "delete pending".)
+    let again = host.play(c.id, &doomed);
+    assert!(
+        matches!(again, Err(HostError::Audio(AudioError::NotFound(_))))
+            || (cfg!(windows)
+                && matches!(again, Ok(_) | Err(HostError::Audio(AudioError::Io { .. })))),
+        "{again:?}"
+    );
+    if again.is_ok() {
+        host.stop(c.id).unwrap();
+    }
     assert_engine_plays(&host, c.id, &f.tone);
     host.shutdown().unwrap();
 }
@@ -404,6 +412,8 @@ fn an_unusable_data_dir_leaves_builtin_routes_working_and_plugins_unavailable() 
     assert_eq!(host.metrics().runtime_threads, 0);
 }
 
+// /dev/full (every write fails with ENOSPC) has no Windows counterpart short of a full disk.
+#[cfg(target_os = "linux")]
 #[test]
 fn a_wav_sink_whose_writes_fail_reports_an_error_stops_and_the_next_route_plays() {
     let f = Fixture::new();

@@ -46,8 +46,8 @@ fn config(dir: &Path) -> HostConfig {
     }
 }
 
-fn os_threads() -> usize {
-    std::fs::read_dir("/proc/self/task").unwrap().count()
+fn os_threads() -> u64 {
+    stellatune_probe::threads().expect("thread count")
 }
 
 fn null() -> OutputRoute {

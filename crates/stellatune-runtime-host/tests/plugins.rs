@@ -352,29 +352,21 @@ fn bad_artifacts_are_refused_and_leave_nothing_broken() {
     assert!(!f.data_dir().join("evil").exists());
 
     // A real shared library without the entry symbol.
-    let libm = [
-        "/lib/x86_64-linux-gnu/libm.so.6",
-        "/usr/lib/x86_64-linux-gnu/libm.so.6",
-        "/lib64/libm.so.6",
-    ]
-    .into_iter()
-    .map(std::path::Path::new)
-    .find(|p| p.is_file())
-    .expect("libm.so.6");
+    let (system_library, file_name) = system_library();
     let manifest = serde_json::json!({
         "id": "not-a-plugin",
-        "name": "libm",
+        "name": "a system library",
         "version": "1.0.0",
         "api_version": "1.0",
-        "library": "libm.so.6",
+        "library": file_name,
     });
-    let dir = artifact_with(f.path(), "libm", &manifest);
-    std::fs::copy(libm, dir.join("libm.so.6")).unwrap();
+    let dir = artifact_with(f.path(), "system-library", &manifest);
+    std::fs::copy(&system_library, dir.join(file_name)).unwrap();
     match host.plugins_install(&dir) {
         Err(HostError::Plugin(e @ PluginError::Load { .. })) => {
             assert!(e.to_string().contains("stellatune_plugin_entry"), "{e}")
         }
-        other => panic!("libm: {other:?}"),
+        other => panic!("{}: {other:?}", system_library.display()),
     }
 
     // Nothing broken is left behind, nothing is loaded, and the engine plays.
@@ -621,4 +613,31 @@ fn a_refused_update_leaves_the_working_install_in_place() {
         "no staging or set-aside files are left"
     );
     host.shutdown().unwrap();
+}
+
+/// A shared library every machine has, and its file name: libm on Linux, version.dll on
+/// Windows.
+#[cfg(not(windows))]
+fn system_library() -> (std::path::PathBuf, &'static str) {
+    let path = [
+        "/lib/x86_64-linux-gnu/libm.so.6",
+        "/usr/lib/x86_64-linux-gnu/libm.so.6",
+        "/lib64/libm.so.6",
+        "/usr/lib/aarch64-linux-gnu/libm.so.6",
+    ]
+    .into_iter()
+    .map(std::path::PathBuf::from)
+    .find(|p| p.is_file())
+    .expect("libm.so.6");
+    (path, "libm.so.6")
+}
+
+#[cfg(windows)]
+fn system_library() -> (std::path::PathBuf, &'static str) {
+    let root = std::env::var_os("SystemRoot").unwrap_or_else(|| r"C:\Windows".into());
+    let path = std::path::Path::new(&root)
+        .join("System32")
+        .join("version.dll");
+    assert!(path.is_file(), "{}", path.display());
+    (path, "version.dll")
 }

@@ -3,7 +3,6 @@
 
 use std::ffi::{CStr, c_void};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::ptr;
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
@@ -107,65 +106,26 @@ fn host() -> &'static HostVTable {
     }))
 }
 
-/// The cdylib, built (or found fresh) for this test run's profile.
-///
-/// `cargo test` does not build a `cdylib`-only library, so the first call runs
-/// `cargo build -p stellatune-test-plugins --lib` with this run's profile (a no-op when it is
-/// fresh): a stale library would test old code. The result is looked up beside this test's
-/// own `deps/` directory, then under the workspace's `target/debug` and `target/release`.
+/// The cdylib of this test run's profile, beside this test's own `deps/` directory. The
+/// workspace is built before the tests (scripts/test.sh; `cargo test` alone does not build a
+/// `cdylib`-only library): a test never runs cargo (under Wine it could not even wait for it).
 fn library_path() -> &'static Path {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| {
         let name = libloading::library_filename("stellatune_test_plugins");
-        let profile_dir = std::env::current_exe()
-            .ok()
-            .and_then(|exe| Some(exe.parent()?.parent()?.to_path_buf()));
-        let mut candidates = Vec::new();
-        if let Some(dir) = &profile_dir {
-            build_cdylib(dir);
-            candidates.push(dir.join(&name));
-        }
-        let workspace_target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target");
-        for profile in ["debug", "release"] {
-            candidates.push(workspace_target.join(profile).join(&name));
-        }
-        candidates
-            .into_iter()
-            .find(|p| p.is_file())
-            .unwrap_or_else(|| {
-                panic!(
-                    "{} not found: run `cargo build -p stellatune-test-plugins` first",
-                    name.to_string_lossy()
-                )
-            })
+        let exe = std::env::current_exe().expect("test binary path");
+        let library = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("test binary in target/<profile>/deps")
+            .join(&name);
+        assert!(
+            library.is_file(),
+            "no {}: build the workspace first (scripts/test.sh does)",
+            library.display()
+        );
+        library
     })
-}
-
-/// Builds the cdylib into `profile_dir` (`target/<profile>`), as cargo names profiles.
-fn build_cdylib(profile_dir: &Path) {
-    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-        Some("debug") | None => "dev",
-        Some(other) => other,
-    };
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "-p",
-            "stellatune-test-plugins",
-            "--lib",
-            "--profile",
-            profile,
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status();
-    match status {
-        Ok(s) if s.success() => {}
-        other => panic!(
-            "building the test plugins failed ({other:?}): run `cargo build -p \
-             stellatune-test-plugins` first"
-        ),
-    }
 }
 
 struct Plugin {
@@ -502,23 +462,10 @@ fn open_gauge() -> i64 {
 
 /// The SDK keeps no TLS with destructors, so `dlclose` really unloads the module, even after
 /// a plugin panicked (a Rust cdylib that registered TLS destructors would stay loaded).
-#[cfg(target_os = "linux")]
 #[test]
 fn library_unloads_after_use_and_a_panic() {
     let _g = lock(&SERIAL);
-    // Executable mappings only: a panic backtrace's symbolizer keeps its own read-only
-    // mapping of the file for debug info, which is not the loaded library.
-    let mapped = || {
-        std::fs::read_to_string("/proc/self/maps")
-            .unwrap()
-            .lines()
-            .filter(|l| l.contains("libstellatune_test_plugins"))
-            .any(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .is_some_and(|perms| perms.contains('x'))
-            })
-    };
+    let mapped = || library_code_loaded("stellatune_test_plugins");
     assert!(!mapped(), "another test left the library loaded");
     {
         let p = load();
@@ -537,4 +484,28 @@ fn library_unloads_after_use_and_a_panic() {
         assert!(mapped());
     }
     assert!(!mapped(), "dlclose left the library mapped");
+}
+
+/// Whether a library whose file name contains `name` is loaded: its executable mappings on
+/// Linux (a panic backtrace's symbolizer keeps its own read-only mapping of the file for
+/// debug info, which is not the loaded library), its module on Windows.
+#[cfg(target_os = "linux")]
+fn library_code_loaded(name: &str) -> bool {
+    std::fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(name))
+        .any(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .is_some_and(|perms| perms.contains('x'))
+        })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn library_code_loaded(name: &str) -> bool {
+    stellatune_probe::mapped_libraries()
+        .expect("loaded modules")
+        .iter()
+        .any(|p| p.to_string_lossy().contains(name))
 }

@@ -175,9 +175,9 @@ fn run_inner(args: &HammerArgs, raw_args: Vec<OsString>) -> Result<bool, String>
         }
     };
     let _ = reader.join();
-    if let (ChildExit::Signal { signal, name }, None) = (&exit, &stuck) {
+    if let (Some(crash), None) = (crate::parent::crash_of(&exit), &stuck) {
         println!(
-            "child process (pid {}) crashed: signal {signal} ({name}); calls in flight at the last progress report: {}; its log: {}",
+            "child process (pid {}) crashed: {crash}; calls in flight at the last progress report: {}; its log: {}",
             pid.map_or_else(|| "?".to_owned(), |p| p.to_string()),
             describe_in_flight(&last_in_flight),
             log_path.display()

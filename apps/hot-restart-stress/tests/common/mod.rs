@@ -3,53 +3,49 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-const LIB: &str = "libstellatune_ffi.so";
+/// How `std::process::abort` ends a child: SIGABRT on Unix; on Windows a fail-fast
+/// exception, whose NTSTATUS is the exit code.
+#[cfg(unix)]
+pub const ABORT_TEXT: &str = "signal 6 (SIGABRT)";
+#[cfg(unix)]
+pub const ABORT_NAME: &str = "SIGABRT";
+#[cfg(windows)]
+pub const ABORT_TEXT: &str = "exception 0xC0000409 (fail-fast)";
+#[cfg(windows)]
+pub const ABORT_NAME: &str = "fail-fast";
 
-/// True when `lib` is missing, or older than any source file its dep-info (`.d`) lists.
-fn needs_build(lib: &Path, dep_info: &Path) -> bool {
-    let Ok(built) = std::fs::metadata(lib).and_then(|m| m.modified()) else {
-        return true;
-    };
-    let Ok(deps) = std::fs::read_to_string(dep_info) else {
-        return false;
-    };
-    let modified = |p: &str| -> Option<SystemTime> { std::fs::metadata(p).ok()?.modified().ok() };
-    deps.lines()
-        .filter_map(|line| line.split_once(": ").map(|(_, inputs)| inputs))
-        .flat_map(str::split_whitespace)
-        .any(|source| modified(source).is_none_or(|m| m > built))
+/// Checks a report's `exit` object for an aborted child.
+pub fn assert_abort_exit(exit: &serde_json::Value, summary: &serde_json::Value) {
+    #[cfg(unix)]
+    {
+        assert_eq!(exit["kind"], "signal", "{summary}");
+        assert_eq!(exit["signal"], 6);
+    }
+    #[cfg(windows)]
+    {
+        assert_eq!(exit["kind"], "exception", "{summary}");
+        assert_eq!(exit["code"], 0xC000_0409_u32);
+    }
+    assert_eq!(exit["name"], ABORT_NAME);
 }
 
-/// The cdylib the gate loads: `target/<profile>/libstellatune_ffi.so` beside the gate binary.
-/// Built first with `$CARGO build -p stellatune-ffi --lib` if it is missing or older than its
-/// sources (this package does not depend on stellatune-ffi: it loads it at run time).
+/// The cdylib the gate loads, beside the gate binary (`target/<profile>/`). The workspace is
+/// built before the tests (scripts/test.sh): this package does not depend on stellatune-ffi,
+/// it loads it at run time, and a test never runs cargo (under Wine it could not even wait
+/// for it).
 pub fn cdylib() -> PathBuf {
     let bin = Path::new(env!("CARGO_BIN_EXE_hot-restart-stress"));
-    let profile_dir = bin.parent().expect("profile dir");
-    let lib = profile_dir.join(LIB);
-    if needs_build(&lib, &profile_dir.join("libstellatune_ffi.d")) {
-        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-            Some("debug") | None => "dev".to_owned(),
-            Some(other) => other.to_owned(),
-        };
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "-p",
-                "stellatune-ffi",
-                "--lib",
-                "--profile",
-                &profile,
-            ])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo build for the cdylib");
-        assert!(status.success(), "cargo build of the cdylib failed");
-    }
-    assert!(lib.is_file(), "no {}", lib.display());
+    let lib = bin
+        .parent()
+        .expect("profile dir")
+        .join(hot_restart_stress::lib_name());
+    assert!(
+        lib.is_file(),
+        "no {}: build the workspace first (scripts/test.sh does)",
+        lib.display()
+    );
     lib
 }
 

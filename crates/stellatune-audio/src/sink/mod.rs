@@ -2,7 +2,9 @@
 //! sinks: negotiate a spec, open, write interleaved f32 without blocking, query status,
 //! flush, reset, close.
 
-#[cfg(feature = "device")]
+// Device output is built with the `device` feature, and always on Windows, where WASAPI needs
+// no system packages at build time (on Linux cpal needs the ALSA headers).
+#[cfg(any(feature = "device", windows))]
 mod device;
 mod null;
 mod pacer;
@@ -101,9 +103,9 @@ impl SinkFactory for BuiltinRoute {
         match *self {
             BuiltinRoute::Null => Ok(Box::new(NullSink::new())),
             BuiltinRoute::Wav { path, paced } => Ok(Box::new(WavSink::create(path, paced)?)),
-            #[cfg(feature = "device")]
+            #[cfg(any(feature = "device", windows))]
             BuiltinRoute::Device => Ok(Box::new(device::DeviceSink::new()?)),
-            #[cfg(not(feature = "device"))]
+            #[cfg(not(any(feature = "device", windows)))]
             BuiltinRoute::Device => Err(SinkError::new(
                 "this build has no device output (built without the `device` feature)",
             )),

@@ -163,7 +163,3 @@ pub fn metrics() -> serde_json::Value {
     let text = unsafe { CStr::from_ptr(buf.as_ptr()) }.to_str().unwrap();
     serde_json::from_str(text).expect("metrics are JSON")
 }
-
-pub fn count_dir(path: &str) -> usize {
-    std::fs::read_dir(path).map(|d| d.count()).unwrap_or(0)
-}

@@ -9,6 +9,38 @@ use stellatune_runtime_host::{OutputRoute, PluginRoute};
 
 pub const RATE: u32 = 44_100;
 
+/// The plugin's library and its sidecar as this OS names them.
+pub const LIBRARY: &str = if cfg!(windows) {
+    "stellatune_plugin_asio.dll"
+} else {
+    "libstellatune_plugin_asio.so"
+};
+pub const SIDECAR: &str = if cfg!(windows) {
+    "stellatune-asio-host.exe"
+} else {
+    "stellatune-asio-host"
+};
+
+/// `stellatune-fake-sidecar` (of the test-plugins package), a sidecar that misbehaves as
+/// its arguments say: the same on every OS.
+pub fn fake_sidecar() -> PathBuf {
+    let path = profile_dir().join(format!(
+        "stellatune-fake-sidecar{}",
+        std::env::consts::EXE_SUFFIX
+    ));
+    assert!(
+        path.is_file(),
+        "no {}: build the workspace first (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+/// A route config that runs the fake sidecar with `args`.
+pub fn fake_sidecar_config(args: &[&str]) -> serde_json::Value {
+    serde_json::json!({ "sidecar_path": fake_sidecar(), "sidecar_args": args })
+}
+
 pub fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     exe.parent().unwrap().parent().unwrap().to_path_buf()
@@ -18,8 +50,8 @@ pub fn profile_dir() -> PathBuf {
 /// run in parallel processes, so none of them rewrites a shared directory.
 pub fn packaged_plugin_in(scratch: &Path) -> PathBuf {
     let profile = profile_dir();
-    let lib = profile.join("libstellatune_plugin_asio.so");
-    let host = profile.join("stellatune-asio-host");
+    let lib = profile.join(LIBRARY);
+    let host = profile.join(SIDECAR);
     assert!(
         lib.is_file() && host.is_file(),
         "build the plugin and sidecar first: cargo build -p stellatune-plugin-asio -p stellatune-asio-host (scripts/test.sh does)"
@@ -28,9 +60,10 @@ pub fn packaged_plugin_in(scratch: &Path) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     let manifest =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/plugin.json")).unwrap();
+    let manifest = manifest.replace("libstellatune_plugin_asio.so", LIBRARY);
     std::fs::write(dir.join("plugin.json"), manifest).unwrap();
-    std::fs::copy(&lib, dir.join("libstellatune_plugin_asio.so")).unwrap();
-    std::fs::copy(&host, dir.join("stellatune-asio-host")).unwrap();
+    std::fs::copy(&lib, dir.join(LIBRARY)).unwrap();
+    std::fs::copy(&host, dir.join(SIDECAR)).unwrap();
     dir
 }
 
@@ -60,31 +93,16 @@ pub fn asio(target: &str) -> OutputRoute {
     OutputRoute::Plugin(PluginRoute::new("asio", None, target))
 }
 
-/// Live children of `parent` whose command name contains `name`, and zombies among all of
+/// Live children of `parent` whose program name contains `name`, and zombies among all of
 /// its children.
 pub fn children_of(parent: u32, name: &str) -> (Vec<u32>, usize) {
-    let mut live = Vec::new();
-    let mut zombies = 0;
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let Some((comm, rest)) = stat.split_once(") ") else {
-            continue;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        if fields.get(1).and_then(|p| p.parse::<u32>().ok()) != Some(parent) {
-            continue;
-        }
-        if fields[0] == "Z" {
-            zombies += 1;
-        } else if comm.contains(name) {
-            live.push(pid);
-        }
-    }
+    let children = stellatune_probe::children(parent);
+    let zombies = children.iter().filter(|c| c.zombie).count();
+    let live = children
+        .into_iter()
+        .filter(|c| !c.zombie && c.name.contains(name))
+        .map(|c| c.pid)
+        .collect();
     (live, zombies)
 }
 

@@ -162,21 +162,21 @@ pub fn next_tls_key() -> u64 {
     u64::from(index)
 }
 
-#[cfg(target_os = "linux")]
-fn count_dir(path: &str) -> Option<u64> {
-    Some(std::fs::read_dir(path).ok()?.count() as u64)
-}
-
-#[cfg(target_os = "linux")]
 fn threads() -> Option<u64> {
-    count_dir("/proc/self/task")
+    stellatune_probe::threads()
 }
 
-#[cfg(target_os = "linux")]
+/// File descriptors on Linux, handles on Windows.
 fn fds() -> Option<u64> {
-    count_dir("/proc/self/fd")
+    stellatune_probe::handles()
 }
 
+fn rss_kib() -> Option<u64> {
+    stellatune_probe::rss_kib()
+}
+
+/// Mapping lines of shadow copies in /proc/self/maps: more than the distinct files, so a
+/// leaked second mapping of one file shows too.
 #[cfg(target_os = "linux")]
 fn shadow_maps(shadow_dir: &Path) -> Option<u64> {
     let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
@@ -184,56 +184,10 @@ fn shadow_maps(shadow_dir: &Path) -> Option<u64> {
     Some(maps.lines().filter(|l| l.contains(needle.as_ref())).count() as u64)
 }
 
-#[cfg(target_os = "linux")]
-fn rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-#[cfg(windows)]
-fn fds() -> Option<u64> {
-    use windows_sys::Win32::System::Threading::{GetCurrentProcess, GetProcessHandleCount};
-    let mut count = 0u32;
-    // SAFETY: the pseudo-handle of this process and a valid out-pointer.
-    let ok = unsafe { GetProcessHandleCount(GetCurrentProcess(), &mut count) };
-    (ok != 0).then_some(u64::from(count))
-}
-
-#[cfg(windows)]
-fn rss_kib() -> Option<u64> {
-    use windows_sys::Win32::System::ProcessStatus::{
-        K32GetProcessMemoryInfo, PROCESS_MEMORY_COUNTERS,
-    };
-    use windows_sys::Win32::System::Threading::GetCurrentProcess;
-    // SAFETY: a zeroed plain-data struct whose size is passed along.
-    let mut counters: PROCESS_MEMORY_COUNTERS = unsafe { std::mem::zeroed() };
-    let size = size_of::<PROCESS_MEMORY_COUNTERS>() as u32;
-    // SAFETY: the pseudo-handle of this process and a struct of the stated size.
-    let ok = unsafe { K32GetProcessMemoryInfo(GetCurrentProcess(), &mut counters, size) };
-    (ok != 0).then_some(counters.WorkingSetSize as u64 / 1024)
-}
-
-// Counted through /proc on Linux only; Windows has the handle and working-set counterparts
-// above, and the TLS-index probe everywhere.
+/// Loaded modules from shadow copies (Windows has no mapping lines to count).
 #[cfg(not(target_os = "linux"))]
-fn threads() -> Option<u64> {
-    None
-}
-
-#[cfg(not(target_os = "linux"))]
-fn shadow_maps(_shadow_dir: &Path) -> Option<u64> {
-    None
-}
-
-#[cfg(not(any(target_os = "linux", windows)))]
-fn fds() -> Option<u64> {
-    None
-}
-
-#[cfg(not(any(target_os = "linux", windows)))]
-fn rss_kib() -> Option<u64> {
-    None
+fn shadow_maps(shadow_dir: &Path) -> Option<u64> {
+    Some(stellatune_probe::mapped_libraries_under(shadow_dir)?.len() as u64)
 }
 
 /// Reads a count from the environment, or `default`.

@@ -4,7 +4,6 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -13,66 +12,32 @@ use stellatune_runtime_host::{
 };
 
 pub const PLUGIN_ID: &str = "test-plugins";
-pub const LIBRARY_NAME: &str = "libstellatune_test_plugins.so";
+/// The test plugins' library as this OS names it.
+pub const LIBRARY_NAME: &str = if cfg!(windows) {
+    "stellatune_test_plugins.dll"
+} else {
+    "libstellatune_test_plugins.so"
+};
 
 /// The test plugins' cdylib for this test run's profile (`target/<profile>/`, found from
-/// the test binary in `target/<profile>/deps/`). `scripts/test.sh` builds it before the
-/// tests; when it is missing, it is built here.
+/// the test binary in `target/<profile>/deps/`). The workspace is built before the tests
+/// (scripts/test.sh): a test never runs cargo (under Wine it could not even wait for it).
 pub fn plugin_library() -> &'static Path {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| {
-        let profile_dir = std::env::current_exe()
-            .ok()
-            .and_then(|exe| Some(exe.parent()?.parent()?.to_path_buf()));
-        let workspace_target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target");
-        let profile_name = profile_dir
-            .as_ref()
-            .and_then(|d| d.file_name())
-            .and_then(|n| n.to_str())
-            .unwrap_or("debug")
-            .to_owned();
-        let mut candidates: Vec<PathBuf> = Vec::new();
-        if let Some(dir) = &profile_dir {
-            candidates.push(dir.join(LIBRARY_NAME));
-        }
-        candidates.push(workspace_target.join(&profile_name).join(LIBRARY_NAME));
-        if let Some(found) = candidates.iter().find(|p| p.is_file()) {
-            return found.clone();
-        }
-        build_cdylib(&profile_name);
-        candidates
-            .into_iter()
-            .find(|p| p.is_file())
-            .unwrap_or_else(|| {
-                panic!("{LIBRARY_NAME} not found: run `cargo build -p stellatune-test-plugins`")
-            })
+        let exe = std::env::current_exe().expect("test binary path");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("test binary in target/<profile>/deps");
+        let library = profile_dir.join(LIBRARY_NAME);
+        assert!(
+            library.is_file(),
+            "no {}: build the workspace first (scripts/test.sh does)",
+            library.display()
+        );
+        library
     })
-}
-
-fn build_cdylib(profile_dir_name: &str) {
-    let profile = match profile_dir_name {
-        "debug" => "dev",
-        other => other,
-    };
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "-p",
-            "stellatune-test-plugins",
-            "--lib",
-            "--profile",
-            profile,
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status();
-    match status {
-        Ok(s) if s.success() => {}
-        other => panic!(
-            "building the test plugins failed ({other:?}): run `cargo build -p \
-             stellatune-test-plugins` first"
-        ),
-    }
 }
 
 /// The manifest template of the test plugins.
@@ -80,7 +45,9 @@ pub fn manifest_template() -> serde_json::Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../stellatune-test-plugins/plugin.json");
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    serde_json::from_str(&text).expect("plugin.json is JSON")
+    let mut manifest: serde_json::Value = serde_json::from_str(&text).expect("plugin.json is JSON");
+    manifest["library"] = LIBRARY_NAME.into();
+    manifest
 }
 
 /// A plugin directory `<parent>/<name>` holding `manifest` and a copy of the test plugins'
@@ -166,12 +133,21 @@ impl Fixture {
     }
 
     /// Shadow copies of this fixture mapped into the process (deleted or not), and the
-    /// number of mapping lines they take in /proc/self/maps.
+    /// number of mapping lines they take in /proc/self/maps (Windows: loaded modules, once
+    /// each).
     pub fn mapped_shadow_copies(&self) -> (usize, usize) {
         mapped_under(&self.shadow_dir())
     }
 
     /// Executable mappings only: the loaded code, not a symbolizer's read-only view of it.
+    /// (Windows lists loaded modules, which are code.)
+    #[cfg(not(target_os = "linux"))]
+    pub fn mapped_shadow_code(&self) -> usize {
+        mapped_under(&self.shadow_dir()).0
+    }
+
+    /// Executable mappings only: the loaded code, not a symbolizer's read-only view of it.
+    #[cfg(target_os = "linux")]
     pub fn mapped_shadow_code(&self) -> usize {
         let needle = self.shadow_dir().to_string_lossy().into_owned();
         let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
@@ -190,7 +166,15 @@ impl Fixture {
     }
 }
 
+/// Distinct files under `dir` loaded into this process, and (Linux) their mapping lines.
+#[cfg(not(target_os = "linux"))]
+pub fn mapped_under(dir: &Path) -> (usize, usize) {
+    let files = stellatune_probe::mapped_libraries_under(dir).map_or(0, |f| f.len());
+    (files, files)
+}
+
 /// Distinct files under `dir` mapped into this process, and their mapping lines.
+#[cfg(target_os = "linux")]
 pub fn mapped_under(dir: &Path) -> (usize, usize) {
     let needle = dir.to_string_lossy().into_owned();
     let maps = std::fs::read_to_string("/proc/self/maps").unwrap();

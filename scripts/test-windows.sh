@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Windows from Linux: cross-builds the workspace for x86_64-pc-windows-gnu, lints it (and
+# type-checks x86_64-pc-windows-msvc), then runs the whole test suite under Wine.
+# Prints one closing line `N passed, N failed` and exits non-zero on any failure.
+#
+# Honours CARGO_TARGET_DIR (default: target/windows, so that the other compiler used here
+# does not invalidate the native build's artifacts in target/).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+export CARGO_TERM_COLOR=never DEBIAN_FRONTEND=noninteractive
+
+# --- packages -----------------------------------------------------------------------------
+# rustup cannot add targets here; Debian's rustc ships with the std sources that -Zbuild-std
+# needs (rust-web-src), and mingw links. Wine runs the result.
+packages=(rustc-web cargo-web rust-web-src rust-web-clippy binutils-mingw-w64-x86-64
+  gcc-mingw-w64-x86-64 wine64 wine)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== installing ${missing[*]}"
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Debian's toolchain first (rustup's shims would pick a toolchain without rust-src);
+# RUSTC_BOOTSTRAP lets that stable compiler take -Zbuild-std.
+export PATH="/usr/bin:$PATH" RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target/windows}"
+export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc
+export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER="$root/scripts/windows/wine-runner.sh"
+target=x86_64-pc-windows-gnu
+# Plain -Zbuild-std builds panic_unwind too, which the FFI panic guards need.
+cargo_win=(-Zbuild-std --target "$target")
+# The test build of the C ABI accepts `fault_injection`, as in scripts/test.sh. The sidecar's
+# `cpal` feature is linted but not tested: under Wine its device enumeration does not answer
+# (and its `asio` feature needs the ASIO SDK, which is not here).
+features=(--features stellatune-ffi/fault-injection)
+
+# --- Wine prefix --------------------------------------------------------------------------
+# A fresh prefix per run, one persistent wineserver for the whole run (starting one per
+# process races at start-up), no debug chatter, no Mono/Gecko installers.
+export WINEPREFIX
+WINEPREFIX="$(mktemp -d "${TMPDIR:-/tmp}/stellatune-wine.XXXXXX")"
+export WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
+cleanup() {
+  wineserver -k >/dev/null 2>&1 || true
+  rm -rf "$WINEPREFIX"
+}
+trap cleanup EXIT
+
+start=$(date +%s)
+echo "== wine prefix $WINEPREFIX"
+wineserver -p
+wineboot -i >/dev/null 2>&1
+# Rust's std imports ProcessPrng from bcryptprimitives.dll, which Wine 8 lacks: without a
+# stand-in no Rust program starts (exit 53).
+x86_64-w64-mingw32-gcc -shared -O2 -o "$WINEPREFIX/drive_c/windows/system32/bcryptprimitives.dll" \
+  scripts/windows/bcryptprimitives.c -lbcrypt
+
+echo "== build ($target)"
+# Libraries (the cdylibs the tests load), binaries (sidecar, CLI, gate) and test binaries in
+# one go, so that the test run below builds nothing and no test needs to run cargo.
+cargo build "${cargo_win[@]}" --workspace --lib --bins --tests "${features[@]}"
+bash scripts/package-plugins.sh debug --target "$target"
+# There is no C compiler inside Wine: the C ABI smoke test runs this build of tests/c/smoke.c
+# (the flags of its Linux counterpart), linked to the DLL the test binary was built with.
+out="$CARGO_TARGET_DIR/$target/debug"
+x86_64-w64-mingw32-gcc -Wall -Wextra -Werror -std=c11 -pedantic -I crates/stellatune-ffi/include \
+  crates/stellatune-ffi/tests/c/smoke.c -o "$out/c-smoke.exe" "$out/deps/stellatune_ffi.dll"
+export STELLATUNE_C_SMOKE_EXE="$out/c-smoke.exe"
+
+echo "== tests under Wine"
+# No backtraces: capturing one makes Wine's dbghelp keep a panicking plugin's library loaded,
+# which the unload checks would count as a leak.
+export RUST_BACKTRACE=0
+# Each copy of a plugin library takes TLS indexes on windows-gnu that are never given back
+# (docs/windows.md, known defects): 5000 generations run out of them. 500 still churns.
+export STELLATUNE_CHURN_GENERATIONS="${STELLATUNE_CHURN_GENERATIONS:-500}"
+# One process per test, as scripts/test.sh runs them on Linux with nextest: tests that count
+# this process's child processes or threads must not see a neighbouring test's. Cargo takes
+# -Zbuild-std from the environment here, since nextest passes no -Z flags on.
+log="$CARGO_TARGET_DIR/test-windows.log"
+set +e
+if cargo nextest --version >/dev/null 2>&1; then
+  CARGO_UNSTABLE_BUILD_STD=std cargo nextest run --target "$target" --workspace --lib --bins \
+    --tests "${features[@]}" --no-fail-fast --failure-output final 2>&1 | tee "$log"
+  status=${PIPESTATUS[0]}
+  # `Summary [...] N tests run: P passed, F failed, ...` (counts absent when zero).
+  summary=$(grep -E '^ *Summary ' "$log" | tail -1)
+  passed=$(sed -nE 's/.* ([0-9]+) passed.*/\1/p' <<<"$summary")
+  failed=$(sed -nE 's/.* ([0-9]+) failed.*/\1/p' <<<"$summary")
+  timed_out=$(sed -nE 's/.* ([0-9]+) timed out.*/\1/p' <<<"$summary")
+  passed=${passed:-0}
+  failed=$(( ${failed:-0} + ${timed_out:-0} ))
+  if [ -z "$summary" ]; then failed=$(( failed + 1 )); fi
+else
+  # Without nextest: one test at a time in each binary, for the same reason.
+  cargo test "${cargo_win[@]}" --workspace --lib --bins --tests "${features[@]}" --no-fail-fast \
+    -- --test-threads 1 2>&1 | tee "$log"
+  status=${PIPESTATUS[0]}
+  # One line per test binary (`test result: ... N passed; M failed; ...`); a binary that died
+  # without one (a crash) counts as one failure.
+  read -r passed failed < <(awk '
+    /^ *Running / { if (open) crashed++; open = 1 }
+    /^test result:/ {
+      open = 0
+      for (i = 1; i <= NF; i++) {
+        if ($(i + 1) ~ /^passed;?$/) p += $i
+        if ($(i + 1) ~ /^failed;?$/) f += $i
+      }
+    }
+    END { if (open) crashed++; print p + 0, f + crashed }' "$log")
+fi
+set -e
+
+# Lints and the msvc type-check run after the tests, so one run reports everything; any
+# failure still fails the script.
+lint_failed=()
+echo "== clippy ($target, all targets)"
+cargo clippy "${cargo_win[@]}" --workspace --all-targets "${features[@]}" \
+  --features stellatune-ffi/device,stellatune-cli/device,stellatune-asio-host/cpal \
+  -- -D warnings || lint_failed+=(clippy)
+
+echo "== check (x86_64-pc-windows-msvc)"
+cargo check -Zbuild-std --target x86_64-pc-windows-msvc --workspace --all-targets \
+  "${features[@]}" --features stellatune-asio-host/cpal || lint_failed+=("msvc check")
+
+echo "windows: $(( $(date +%s) - start )) s"
+if [ ${#lint_failed[@]} -gt 0 ]; then echo "FAILED: ${lint_failed[*]}"; fi
+echo "$passed passed, $failed failed"
+if [ "$status" -ne 0 ] || [ "$failed" -ne 0 ] || [ ${#lint_failed[@]} -gt 0 ]; then
+  exit 1
+fi
