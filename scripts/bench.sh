@@ -8,7 +8,7 @@
 #   bash scripts/bench.sh --table target/bench/<timestamp>       # reprint an earlier run's table
 #
 # Benches (see docs/performance.md): crates/stellatune-audio/benches/render.rs,
-# crates/stellatune-runtime-host/benches/lifecycle.rs, crates/stellatune-asio-proto/benches/ring.rs,
+# crates/stellatune-runtime-host/benches/lifecycle.rs, crates/stellatune-sidecar-proto/benches/ring.rs,
 # crates/stellatune-ffi/benches/hot_restart_cycle.rs, and the example
 # crates/stellatune-plugin-asio/examples/steady_cpu.rs.
 set -euo pipefail
@@ -43,7 +43,7 @@ else
   }
   run render cargo bench -p stellatune-audio --bench render
   run lifecycle cargo bench -p stellatune-runtime-host --bench lifecycle
-  run ring cargo bench -p stellatune-asio-proto --bench ring
+  run ring cargo bench -p stellatune-sidecar-proto --bench ring
   run hot_restart cargo bench -p stellatune-ffi --bench hot_restart_cycle -- --cycles "$cycles"
   run steady_asio target/release/examples/steady_cpu --seconds "$steady_seconds" --route asio
   run steady_null target/release/examples/steady_cpu --seconds "$steady_seconds" --route null

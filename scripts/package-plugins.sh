@@ -26,5 +26,5 @@ package() { # id crate-dir library-stem [extra files...]
   echo "packaged $dest"
 }
 
-package asio crates/stellatune-plugin-asio stellatune_plugin_asio "stellatune-asio-host$exe"
+package asio crates/stellatune-plugin-asio stellatune_plugin_asio "stellatune-sidecar-host$exe"
 package test-plugins crates/stellatune-test-plugins stellatune_test_plugins

@@ -44,7 +44,7 @@ dirty="$(git status --porcelain 2>/dev/null | wc -l | tr -d ' ')"
 # package-plugins.sh lays out every plugin, the test plugins' too.
 echo "== build (release): cdylib, gate, ASIO plugin and sidecar"
 if ! cargo build --release -p stellatune-ffi -p hot-restart-stress \
-    -p stellatune-plugin-asio -p stellatune-asio-host -p stellatune-test-plugins; then
+    -p stellatune-plugin-asio -p stellatune-sidecar-host -p stellatune-test-plugins; then
   echo "release-gate: build failed" >&2
   exit 2
 fi

@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # package-plugins.sh lays out every plugin, the test plugins' too.
 cargo build --release -p stellatune-ffi -p hot-restart-stress \
-  -p stellatune-plugin-asio -p stellatune-asio-host -p stellatune-test-plugins
+  -p stellatune-plugin-asio -p stellatune-sidecar-host -p stellatune-test-plugins
 bash scripts/package-plugins.sh release >/dev/null
 plugin=target/release/plugins/asio
 # A soak (--duration) runs until its time is up, not 50 cycles.

@@ -121,12 +121,12 @@ set -e
 lint_failed=()
 echo "== clippy ($target, all targets)"
 cargo clippy "${cargo_win[@]}" --workspace --all-targets "${features[@]}" \
-  --features stellatune-ffi/device,stellatune-cli/device,stellatune-asio-host/cpal \
+  --features stellatune-ffi/device,stellatune-cli/device,stellatune-sidecar-host/cpal \
   -- -D warnings || lint_failed+=(clippy)
 
 echo "== check (x86_64-pc-windows-msvc)"
 cargo check -Zbuild-std --target x86_64-pc-windows-msvc --workspace --all-targets \
-  "${features[@]}" --features stellatune-asio-host/cpal || lint_failed+=("msvc check")
+  "${features[@]}" --features stellatune-sidecar-host/cpal || lint_failed+=("msvc check")
 
 echo "windows: $(( $(date +%s) - start )) s"
 if [ ${#lint_failed[@]} -gt 0 ]; then echo "FAILED: ${lint_failed[*]}"; fi

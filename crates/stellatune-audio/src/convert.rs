@@ -2,7 +2,7 @@
 
 use rubato::{FftFixedIn, Resampler};
 
-use crate::spec::StreamSpec;
+use stellatune_core::StreamSpec;
 
 const RESAMPLER_CHUNK_FRAMES: usize = 1024;
 

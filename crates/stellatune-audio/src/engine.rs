@@ -8,14 +8,14 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, bounded, select, unbounded};
 use serde::Serialize;
 
-use crate::dsp::DspStage;
 use crate::error::{AudioError, Result};
 use crate::event::{EngineEvent, EventHandler, PlaybackState, TrackId};
 use crate::sink::{Sink, SinkFactory};
 use crate::source::{TrackInfo, TrackSource};
-use crate::spec::StreamSpec;
-use crate::threads::ThreadCounter;
 use crate::worker::{self, WorkerCmd, WorkerMsg};
+use stellatune_core::DspStage;
+use stellatune_core::StreamSpec;
+use stellatune_core::ThreadCounter;
 
 /// How long a caller waits for the control thread to answer a command. The control thread
 /// never blocks on I/O, so only opening an output device comes anywhere near this.
@@ -115,7 +115,10 @@ impl Engine {
                 }
                 let _ = exit_tx.send(());
             })
-            .map_err(|e| AudioError::Sink(format!("cannot start control thread: {e}")))?;
+            .map_err(|e| AudioError::ThreadSpawn {
+                thread: "control",
+                message: e.to_string(),
+            })?;
         Ok(Engine {
             commands: cmd_tx,
             control: Mutex::new(Some(control)),
@@ -513,8 +516,9 @@ impl Control {
     fn set_dsp_chain(&mut self, mut chain: Vec<Box<dyn DspStage>>) -> Result<()> {
         if let Some(spec) = self.sink.as_ref().and_then(|s| s.spec) {
             for stage in &mut chain {
-                stage.prepare(spec).map_err(|e| {
-                    AudioError::InvalidArgument(format!("dsp {}: {e}", stage.describe()))
+                stage.prepare(spec).map_err(|source| AudioError::Dsp {
+                    stage: stage.describe(),
+                    source,
                 })?;
             }
             self.dsp_spec = Some(spec);
@@ -602,16 +606,13 @@ impl Control {
     /// take this track natively and nothing of the old spec is queued.
     fn ensure_sink_open(&mut self, track_spec: StreamSpec) -> Result<StreamSpec> {
         let sink = self.sink.as_mut().ok_or(AudioError::NoRoute)?;
-        let wanted = sink
-            .sink
-            .negotiate(track_spec)
-            .map_err(|e| AudioError::Sink(e.0))?;
+        let wanted = sink.sink.negotiate(track_spec).map_err(AudioError::Sink)?;
         if sink.spec != Some(wanted) {
             if sink.spec.is_some() {
                 let _ = sink.sink.close();
                 sink.spec = None;
             }
-            sink.sink.open(wanted).map_err(|e| AudioError::Sink(e.0))?;
+            sink.sink.open(wanted).map_err(AudioError::Sink)?;
             sink.spec = Some(wanted);
         }
         Ok(wanted)
@@ -715,7 +716,7 @@ impl Control {
 
     fn apply_route(&mut self, factory: Box<dyn SinkFactory>) -> Result<()> {
         let describe = factory.describe();
-        let mut sink = factory.create().map_err(|e| AudioError::Sink(e.0))?;
+        let mut sink = factory.create().map_err(AudioError::Sink)?;
         let preferred = self
             .current
             .as_ref()
@@ -724,10 +725,8 @@ impl Control {
         let mut opened = None;
         if let (Some(preferred), true) = (preferred, self.current.is_some()) {
             // Something is playing: the new sink must take over at once.
-            let spec = sink
-                .negotiate(preferred)
-                .map_err(|e| AudioError::Sink(e.0))?;
-            sink.open(spec).map_err(|e| AudioError::Sink(e.0))?;
+            let spec = sink.negotiate(preferred).map_err(AudioError::Sink)?;
+            sink.open(spec).map_err(AudioError::Sink)?;
             opened = Some(spec);
         }
         let old_spec = self.sink.as_ref().and_then(|s| s.spec);
@@ -815,7 +814,7 @@ impl Control {
                     if let Some(sink) = self.sink.as_mut() {
                         if let Err(e) = sink.sink.flush() {
                             self.emit(EngineEvent::Error {
-                                message: e.0,
+                                message: e.to_string(),
                                 track_id: Some(track_id),
                             });
                         }

@@ -3,22 +3,20 @@
 //! decode worker per engine.
 
 mod convert;
-mod dsp;
 mod engine;
 mod error;
 mod event;
 pub mod sink;
 mod source;
-mod spec;
-mod threads;
 mod worker;
 
 pub use convert::{Converter, map_channels};
-pub use dsp::DspStage;
 pub use engine::{Engine, EngineConfig, EngineStatus};
 pub use error::{AudioError, Result};
 pub use event::{EngineEvent, EventHandler, PlaybackState, TrackId};
-pub use sink::{BuiltinRoute, Sink, SinkError, SinkFactory, SinkStatus};
+pub use sink::BuiltinRoute;
+// The shared vocabulary, re-exported so that engine users need one import path.
 pub use source::{TrackInfo, TrackSource};
-pub use spec::StreamSpec;
-pub use threads::ThreadCounter;
+pub use stellatune_core::{
+    DspStage, Sink, SinkError, SinkFactory, SinkStatus, StreamSpec, ThreadCounter,
+};

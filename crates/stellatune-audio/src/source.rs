@@ -14,7 +14,7 @@ use symphonia::core::probe::Hint;
 use symphonia::core::units::Time;
 
 use crate::error::{AudioError, Result};
-use crate::spec::StreamSpec;
+use stellatune_core::StreamSpec;
 
 /// What a front end shows about a track.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -9,7 +9,7 @@ use crate::convert::Converter;
 use crate::error::AudioError;
 use crate::event::TrackId;
 use crate::source::{TrackInfo, TrackSource};
-use crate::spec::StreamSpec;
+use stellatune_core::StreamSpec;
 
 pub(crate) enum WorkerCmd {
     /// Starts `source` from `start_ms`, dropping whatever was playing or queued.

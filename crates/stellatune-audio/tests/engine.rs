@@ -1459,14 +1459,14 @@ impl stellatune_audio::DspStage for Gain {
     fn describe(&self) -> String {
         format!("gain {}", self.gain)
     }
-    fn prepare(&mut self, spec: stellatune_audio::StreamSpec) -> Result<(), String> {
+    fn prepare(&mut self, spec: stellatune_audio::StreamSpec) -> Result<(), stellatune_audio::SinkError> {
         self.prepared.lock().unwrap().push(spec);
         Ok(())
     }
-    fn process(&mut self, interleaved: &mut [f32]) -> Result<(), String> {
+    fn process(&mut self, interleaved: &mut [f32]) -> Result<(), stellatune_audio::SinkError> {
         self.blocks += 1;
         if self.fail_on_block == Some(self.blocks) {
-            return Err("deliberate failure".into());
+            return Err(stellatune_audio::SinkError::device("deliberate failure"));
         }
         interleaved.iter_mut().for_each(|s| *s *= self.gain);
         Ok(())

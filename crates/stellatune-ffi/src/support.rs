@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use std::ffi::{CStr, c_char};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use stellatune_runtime_host::{AudioError, HostError, PluginError};
+use stellatune_runtime_host::{AudioError, HostError, PluginError, SinkError};
 
 use crate::*;
 
@@ -83,11 +83,25 @@ pub(crate) fn audio_error_code(error: &AudioError) -> i32 {
         AudioError::NoRoute => STELLATUNE_ERR_NO_ROUTE,
         AudioError::NothingPlaying => STELLATUNE_ERR_NOTHING_PLAYING,
         AudioError::InvalidArgument(_) => STELLATUNE_ERR_INVALID_ARGUMENT,
-        AudioError::Sink(_) => STELLATUNE_ERR_SINK,
+        AudioError::Sink(sink) | AudioError::Dsp { source: sink, .. } => sink_error_code(sink),
+        AudioError::ThreadSpawn { .. } => STELLATUNE_ERR_INTERNAL,
         // The engine only stops when the host shuts it down, so a command that raced a
         // shutdown lands here.
         AudioError::EngineStopped => STELLATUNE_ERR_SHUTTING_DOWN,
         AudioError::Timeout(_) => STELLATUNE_ERR_TIMEOUT,
+    }
+}
+
+/// The code of an output failure depends on what failed, not on which call or thread noticed
+/// it: a plugin's failure is `PLUGIN` at create, open, write or in a DSP stage alike.
+pub(crate) fn sink_error_code(error: &SinkError) -> i32 {
+    match error {
+        SinkError::Device { .. } | SinkError::Disconnected { .. } | SinkError::Io { .. } => {
+            STELLATUNE_ERR_SINK
+        }
+        SinkError::InvalidConfig(_) => STELLATUNE_ERR_INVALID_ARGUMENT,
+        SinkError::Plugin { .. } => STELLATUNE_ERR_PLUGIN,
+        SinkError::Hung { .. } => STELLATUNE_ERR_TIMEOUT,
     }
 }
 
@@ -398,7 +412,10 @@ mod tests {
                 AudioError::InvalidArgument(s()).into(),
                 STELLATUNE_ERR_INVALID_ARGUMENT,
             ),
-            (AudioError::Sink(s()).into(), STELLATUNE_ERR_SINK),
+            (
+                AudioError::Sink(SinkError::device(s())).into(),
+                STELLATUNE_ERR_SINK,
+            ),
             (
                 AudioError::EngineStopped.into(),
                 STELLATUNE_ERR_SHUTTING_DOWN,

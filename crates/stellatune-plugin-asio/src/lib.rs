@@ -1,4 +1,4 @@
-//! The ASIO output plugin. It owns an out-of-process sidecar (`stellatune-asio-host`),
+//! The ASIO output plugin. It owns an out-of-process sidecar (`stellatune-sidecar-host`),
 //! shared between its sinks through plugin-local leases and fed through shared-memory ring
 //! files; the sidecar stops when the last lease goes. The host knows nothing of it beyond
 //! the generic plugin ABI: its counters (`asio_sidecar_spawns_total`,

@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 
 use crate::oneshot::{OneShot, Queue, WaitError};
 use crate::spawner::ThreadHandle;
-use stellatune_asio_proto::{
+use stellatune_plugin_sdk::{PluginError, Result, emit_event, log, log_level, metric_add};
+use stellatune_sidecar_proto::{
     PROTOCOL_VERSION, ProtoError, Request, Response, encode_frame, read_frame,
 };
-use stellatune_plugin_sdk::{PluginError, Result, emit_event, log, log_level, metric_add};
 
 pub const SPAWNS_METRIC: &str = "asio_sidecar_spawns_total";
 pub const RUNNING_METRIC: &str = "asio_sidecar_running";

@@ -6,11 +6,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
-use stellatune_asio_proto::{Request, Response, RingWriter, reap_stale_rings};
 use stellatune_plugin_sdk::{
     OutputSink, OutputSinkType, PluginError, Result, SinkStatus, Spec, Target, emit_event, log,
     log_level, metric_add,
 };
+use stellatune_sidecar_proto::{Request, Response, RingWriter, reap_stale_rings};
 
 use crate::manager::{self, Lease};
 use crate::sidecar::Signature;
@@ -38,7 +38,7 @@ pub fn release_statics() {
 pub struct AsioConfig {
     /// How much audio the ring holds, in milliseconds.
     pub buffer_ms: u32,
-    /// The sidecar executable; default: `stellatune-asio-host` in the plugin's directory.
+    /// The sidecar executable; default: `stellatune-sidecar-host` in the plugin's directory.
     pub sidecar_path: Option<PathBuf>,
     pub sidecar_args: Vec<String>,
 }
@@ -88,9 +88,9 @@ impl AsioConfig {
 
 fn sidecar_file_name() -> &'static str {
     if cfg!(windows) {
-        "stellatune-asio-host.exe"
+        "stellatune-sidecar-host.exe"
     } else {
-        "stellatune-asio-host"
+        "stellatune-sidecar-host"
     }
 }
 
@@ -204,7 +204,7 @@ impl AsioSink {
         let lease = manager::acquire(&self.signature)?;
         let id = NEXT_STREAM.fetch_add(1, Ordering::SeqCst);
         // Never a name an older ring may still hold open (see `unique_ring_file_name`).
-        let path = ring_dir()?.join(stellatune_asio_proto::unique_ring_file_name());
+        let path = ring_dir()?.join(stellatune_sidecar_proto::unique_ring_file_name());
         let capacity =
             (u64::from(spec.sample_rate) * u64::from(self.config.buffer_ms) / 1000).max(256) as u32;
         let ring = RingWriter::create(&path, spec.sample_rate, spec.channels, capacity)

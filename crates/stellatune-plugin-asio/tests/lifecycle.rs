@@ -1,6 +1,6 @@
 //! Sidecar lifecycle as the host sees it: which stops are reported as faults
 //! (`sidecar_exited`) and what the host log says about spawn, reuse and stop. Needs the
-//! plugin and sidecar built: `cargo build -p stellatune-plugin-asio -p stellatune-asio-host`.
+//! plugin and sidecar built: `cargo build -p stellatune-plugin-asio -p stellatune-sidecar-host`.
 
 use std::path::Path;
 use std::process::Command;
@@ -11,7 +11,7 @@ mod common;
 
 use common::*;
 use stellatune_audio::{Sink, SinkFactory, StreamSpec};
-use stellatune_plugins::{PluginNotice, PluginRuntime};
+use stellatune_plugin_host::{PluginNotice, PluginRuntime};
 
 /// A plugin runtime with the packaged asio plugin installed, and every plugin event it saw.
 struct Rig {

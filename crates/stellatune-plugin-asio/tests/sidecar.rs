@@ -105,7 +105,7 @@ fn a_track_played_through_the_sidecar_reaches_its_wav_device_intact() {
 fn sinks_with_one_signature_share_one_sidecar_that_stops_after_the_last() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let runtime = stellatune_plugins::PluginRuntime::start(
+    let runtime = stellatune_plugin_host::PluginRuntime::start(
         &data.join("plugins"),
         &data,
         std::sync::Arc::new(|_| {}),

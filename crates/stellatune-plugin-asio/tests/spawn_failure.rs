@@ -9,7 +9,7 @@ mod common;
 
 use common::*;
 use stellatune_audio::{SinkFactory, StreamSpec};
-use stellatune_plugins::PluginRuntime;
+use stellatune_plugin_host::PluginRuntime;
 
 fn threads_of_this_process() -> u64 {
     stellatune_probe::threads().expect("thread count")

@@ -17,7 +17,7 @@ pub enum HostError {
     #[error(transparent)]
     Audio(#[from] AudioError),
     #[error(transparent)]
-    Plugin(#[from] stellatune_plugins::PluginError),
+    Plugin(#[from] stellatune_plugin_host::PluginError),
     #[error("plugins are unavailable: the plugin directory could not be prepared")]
     PluginsUnavailable,
     #[error(

@@ -33,7 +33,7 @@ use crate::events::{EventQueue, HostEvent, HostNotice, Polled};
 use crate::metrics::MetricsSnapshot;
 use crate::output::Output;
 use crate::route::{DspSpec, OutputRoute};
-use stellatune_plugins::PluginRuntime;
+use stellatune_plugin_host::PluginRuntime;
 
 static GLOBAL: LazyLock<RuntimeHost> = LazyLock::new(|| RuntimeHost::new("stellatune"));
 
@@ -321,7 +321,7 @@ impl RuntimeHost {
     fn start_plugins(&self, config: &HostConfig) -> Option<Arc<PluginRuntime>> {
         let plugin_dir = config.resolved_plugin_dir();
         let clients = self.clients.clone();
-        let notices: stellatune_plugins::NoticeSink = Arc::new(move |notice| {
+        let notices: stellatune_plugin_host::NoticeSink = Arc::new(move |notice| {
             let payload = serde_json::from_str(&notice.json)
                 .unwrap_or(serde_json::Value::String(notice.json));
             clients.broadcast(HostEvent::Host(HostNotice::PluginEvent {
@@ -664,7 +664,7 @@ impl RuntimeHost {
 
     /// Re-reads the plugin directory; changed plugins get a new generation, and a route
     /// playing through one of them moves to it at once (the old generation drains).
-    pub fn plugins_reload(&self) -> Result<stellatune_plugins::ReloadReport> {
+    pub fn plugins_reload(&self) -> Result<stellatune_plugin_host::ReloadReport> {
         let (call, plugins) = self.plugins()?;
         let report = plugins.reload();
         tracing::info!(?report, "plugins reloaded");
@@ -697,7 +697,7 @@ impl RuntimeHost {
         Ok(generation)
     }
 
-    pub fn plugins_list(&self) -> Result<Vec<stellatune_plugins::PluginInfo>> {
+    pub fn plugins_list(&self) -> Result<Vec<stellatune_plugin_host::PluginInfo>> {
         Ok(self.plugins()?.1.list())
     }
 

@@ -26,7 +26,7 @@ pub use logging::init_logging;
 pub use metrics::MetricsSnapshot;
 pub use route::{DspSpec, OutputRoute, PluginRoute};
 pub use stellatune_audio::{
-    AudioError, BuiltinRoute, EngineEvent, EngineStatus, PlaybackState, TrackId, TrackInfo,
-    TrackSource,
+    AudioError, BuiltinRoute, EngineEvent, EngineStatus, PlaybackState, SinkError, TrackId,
+    TrackInfo, TrackSource,
 };
-pub use stellatune_plugins::{PluginError, PluginInfo, ReloadReport};
+pub use stellatune_plugin_host::{PluginError, PluginInfo, ReloadReport};

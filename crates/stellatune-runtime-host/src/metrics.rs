@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use stellatune_plugins::PluginMetricsSnapshot;
+use stellatune_plugin_host::PluginMetricsSnapshot;
 
 use crate::host::LifecycleState;
 

@@ -96,7 +96,7 @@ impl OutputRoute {
     /// thread, so that no plugin code runs on the engine's control thread to set it up.
     pub(crate) fn factory(
         &self,
-        plugins: Option<&stellatune_plugins::PluginRuntime>,
+        plugins: Option<&stellatune_plugin_host::PluginRuntime>,
     ) -> Result<Box<dyn SinkFactory>, HostError> {
         match self {
             OutputRoute::Builtin(route) => Ok(Box::new(route.clone())),
@@ -141,7 +141,7 @@ impl DspSpec {
 
     pub(crate) fn stage(
         &self,
-        plugins: Option<&stellatune_plugins::PluginRuntime>,
+        plugins: Option<&stellatune_plugin_host::PluginRuntime>,
     ) -> Result<Box<dyn stellatune_audio::DspStage>, HostError> {
         let plugins = plugins.ok_or(HostError::PluginsUnavailable)?;
         let config = self.config.as_ref().map(|c| c.to_string());

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use stellatune_plugins::PluginManifest;
+use stellatune_plugin_host::PluginManifest;
 use stellatune_runtime_host::{
     BuiltinRoute, DspSpec, HostConfig, LogFormat, OutputRoute, PluginRoute,
 };

@@ -504,7 +504,7 @@ fn a_hung_close_is_abandoned_in_time_and_its_generation_unloads_when_it_returns(
         "clear_route waited {took:?} for a hung close"
     );
     assert!(
-        took >= stellatune_plugins::CLOSE_TIMEOUT.mul_f32(0.9),
+        took >= stellatune_plugin_host::CLOSE_TIMEOUT.mul_f32(0.9),
         "clear_route did not wait for close at all ({took:?})"
     );
 

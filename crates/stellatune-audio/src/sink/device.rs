@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 
 use super::{Sink, SinkError, SinkStatus};
-use crate::spec::StreamSpec;
+use stellatune_core::StreamSpec;
 
 /// Buffer between the control thread and the device callback.
 const DEVICE_BUFFER_MS: u32 = 150;
@@ -24,7 +24,7 @@ impl DeviceSink {
     pub fn new() -> Result<Self, SinkError> {
         let device = cpal::default_host()
             .default_output_device()
-            .ok_or_else(|| SinkError::new("no default output device"))?;
+            .ok_or_else(|| SinkError::device("no default output device"))?;
         Ok(Self {
             device,
             stream: None,
@@ -48,7 +48,7 @@ impl Sink for DeviceSink {
         let config = self
             .device
             .default_output_config()
-            .map_err(|e| SinkError::new(format!("device config: {e}")))?;
+            .map_err(|e| SinkError::device_caused_by(format!("device config: {e}"), e))?;
         Ok(StreamSpec::new(config.sample_rate().0, config.channels()))
     }
 
@@ -83,10 +83,10 @@ impl Sink for DeviceSink {
                 |e| tracing::warn!(error = %e, "output device error"),
                 None,
             )
-            .map_err(|e| SinkError::new(format!("open device stream: {e}")))?;
+            .map_err(|e| SinkError::device_caused_by(format!("open device stream: {e}"), e))?;
         stream
             .play()
-            .map_err(|e| SinkError::new(format!("start device stream: {e}")))?;
+            .map_err(|e| SinkError::device_caused_by(format!("start device stream: {e}"), e))?;
         self.stream = Some(stream);
         self.producer = Some(producer);
         self.spec = Some(spec);
@@ -96,7 +96,7 @@ impl Sink for DeviceSink {
 
     fn write(&mut self, interleaved: &[f32]) -> Result<usize, SinkError> {
         let (Some(spec), Some(producer)) = (self.spec, self.producer.as_mut()) else {
-            return Err(SinkError::new("device sink written before open"));
+            return Err(SinkError::invalid_config("device sink written before open"));
         };
         let channels = usize::from(spec.channels);
         let frames = (producer.slots() / channels).min(interleaved.len() / channels);
@@ -105,7 +105,7 @@ impl Sink for DeviceSink {
         }
         let chunk = producer
             .write_chunk_uninit(frames * channels)
-            .map_err(|e| SinkError::new(e.to_string()))?;
+            .map_err(|e| SinkError::device_caused_by(e.to_string(), e))?;
         let written = chunk.fill_from_iter(interleaved[..frames * channels].iter().copied());
         debug_assert_eq!(written, frames * channels);
         Ok(frames)

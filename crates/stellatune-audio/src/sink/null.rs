@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use super::{Pacer, Sink, SinkError, SinkStatus};
-use crate::spec::StreamSpec;
+use stellatune_core::StreamSpec;
 
 /// Discards audio at real-time pace with its own clock.
 #[derive(Debug, Default)]
@@ -40,7 +40,7 @@ impl Sink for NullSink {
 
     fn write(&mut self, interleaved: &[f32]) -> Result<usize, SinkError> {
         let (Some(spec), Some(pacer)) = (self.spec, self.pacer.as_mut()) else {
-            return Err(SinkError::new("null sink written before open"));
+            return Err(SinkError::invalid_config("null sink written before open"));
         };
         let offered = interleaved.len() / usize::from(spec.channels);
         let n = pacer.admit(offered);

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use super::null::PACED_LEAD;
 use super::{Pacer, Sink, SinkError, SinkStatus};
-use crate::spec::StreamSpec;
+use stellatune_core::StreamSpec;
 
 /// Writes exactly what would be heard (after volume) as 32-bit float WAV. Paced, it runs at
 /// real-time speed like a device; unpaced, as fast as the engine can render.
@@ -22,7 +22,7 @@ impl WavSink {
     /// applied, not when the music starts.
     pub fn create(path: PathBuf, paced: bool) -> Result<Self, SinkError> {
         let file = File::create(&path)
-            .map_err(|e| SinkError::new(format!("cannot create {}: {e}", path.display())))?;
+            .map_err(|e| SinkError::io(format!("cannot create {}", path.display()), e))?;
         Ok(Self {
             path,
             paced,
@@ -33,8 +33,12 @@ impl WavSink {
         })
     }
 
-    fn io_error(&self, e: impl std::fmt::Display) -> SinkError {
-        SinkError::new(format!("writing {}: {e}", self.path.display()))
+    fn io_error(&self, e: impl Into<hound::Error>) -> SinkError {
+        let io = match e.into() {
+            hound::Error::IoError(io) => io,
+            other => std::io::Error::other(other),
+        };
+        SinkError::io(format!("writing {}", self.path.display()), io)
     }
 }
 
@@ -53,7 +57,7 @@ impl Sink for WavSink {
             if self.spec == Some(spec) {
                 return Ok(());
             }
-            return Err(SinkError::new(
+            return Err(SinkError::invalid_config(
                 "a wav sink cannot change its spec once written",
             ));
         }
@@ -77,7 +81,7 @@ impl Sink for WavSink {
 
     fn write(&mut self, interleaved: &[f32]) -> Result<usize, SinkError> {
         let Some(spec) = self.spec else {
-            return Err(SinkError::new("wav sink written before open"));
+            return Err(SinkError::invalid_config("wav sink written before open"));
         };
         let channels = usize::from(spec.channels);
         let offered = interleaved.len() / channels;

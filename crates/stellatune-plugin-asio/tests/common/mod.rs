@@ -16,9 +16,9 @@ pub const LIBRARY: &str = if cfg!(windows) {
     "libstellatune_plugin_asio.so"
 };
 pub const SIDECAR: &str = if cfg!(windows) {
-    "stellatune-asio-host.exe"
+    "stellatune-sidecar-host.exe"
 } else {
-    "stellatune-asio-host"
+    "stellatune-sidecar-host"
 };
 
 /// `stellatune-fake-sidecar` (of the test-plugins package), a sidecar that misbehaves as
@@ -54,7 +54,7 @@ pub fn packaged_plugin_in(scratch: &Path) -> PathBuf {
     let host = profile.join(SIDECAR);
     assert!(
         lib.is_file() && host.is_file(),
-        "build the plugin and sidecar first: cargo build -p stellatune-plugin-asio -p stellatune-asio-host (scripts/test.sh does)"
+        "build the plugin and sidecar first: cargo build -p stellatune-plugin-asio -p stellatune-sidecar-host (scripts/test.sh does)"
     );
     let dir = scratch.join("asio-plugin");
     std::fs::create_dir_all(&dir).unwrap();

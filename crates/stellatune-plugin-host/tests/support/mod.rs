@@ -1,0 +1,199 @@
+//! Shared set-up for the runtime's integration tests: plugin directories made from this
+//! build's cdylibs, and probes of the process resources a plugin load could leak.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use stellatune_plugin_host::{NoticeSink, PluginRuntime};
+
+pub const TEST_PLUGINS: &str = "test-plugins";
+
+/// `target/<profile>`, from this test binary in `target/<profile>/deps/`.
+pub fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().to_path_buf()
+}
+
+fn workspace_crate(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(name)
+}
+
+/// Writes `<plugins>/<id>/` from a crate's manifest template and this build's library
+/// (named the platform's way), plus `extras` from the profile directory.
+fn lay_out(plugins: &Path, id: &str, crate_name: &str, stem: &str, extras: &[&str]) -> PathBuf {
+    let library = libloading::library_filename(stem);
+    let built = profile_dir().join(&library);
+    assert!(
+        built.is_file(),
+        "{} not found: build the plugins first (cargo build -p stellatune-test-plugins -p \
+         stellatune-plugin-asio -p stellatune-sidecar-host)",
+        built.display()
+    );
+    let dir = plugins.join(id);
+    std::fs::create_dir_all(&dir).unwrap();
+    let template = workspace_crate(crate_name).join("plugin.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(template).unwrap()).unwrap();
+    manifest["library"] = library.to_string_lossy().into_owned().into();
+    std::fs::write(dir.join("plugin.json"), manifest.to_string()).unwrap();
+    std::fs::copy(&built, dir.join(&library)).unwrap();
+    for extra in extras {
+        let from = profile_dir().join(extra);
+        assert!(from.is_file(), "{} not found", from.display());
+        std::fs::copy(&from, dir.join(extra)).unwrap();
+    }
+    dir
+}
+
+/// Installs the test plugins (`crates/stellatune-test-plugins`) under `plugins`.
+pub fn install_test_plugins(plugins: &Path) -> PathBuf {
+    lay_out(
+        plugins,
+        TEST_PLUGINS,
+        "stellatune-test-plugins",
+        "stellatune_test_plugins",
+        &[],
+    )
+}
+
+/// Installs the ASIO plugin and its sidecar under `plugins`.
+pub fn install_asio(plugins: &Path) -> PathBuf {
+    let sidecar = format!("stellatune-sidecar-host{}", std::env::consts::EXE_SUFFIX);
+    lay_out(
+        plugins,
+        "asio",
+        "stellatune-plugin-asio",
+        "stellatune_plugin_asio",
+        &[&sidecar],
+    )
+}
+
+pub fn no_notices() -> NoticeSink {
+    Arc::new(|_| {})
+}
+
+pub fn start(plugins: &Path, data: &Path) -> PluginRuntime {
+    PluginRuntime::start(plugins, data, no_notices()).unwrap()
+}
+
+/// What a plugin load could leave behind in the process. `None`: not measurable here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Probe {
+    /// The index the next thread-local key gets: with the lowest free index handed out
+    /// (glibc, and `TlsAlloc` on Windows), the number of keys in use.
+    pub tls_keys: u64,
+    pub threads: Option<u64>,
+    /// Open file descriptors (handles on Windows).
+    pub fds: Option<u64>,
+    /// Mappings of files under the shadow directory.
+    pub shadow_maps: Option<u64>,
+    pub rss_kib: Option<u64>,
+}
+
+impl Probe {
+    pub fn now(shadow_dir: &Path) -> Probe {
+        Probe {
+            tls_keys: next_tls_key(),
+            threads: threads(),
+            fds: fds(),
+            shadow_maps: shadow_maps(shadow_dir),
+            rss_kib: rss_kib(),
+        }
+    }
+}
+
+/// Creates a thread-local key, reads its index and deletes it again.
+#[cfg(unix)]
+pub fn next_tls_key() -> u64 {
+    let mut key: libc::pthread_key_t = 0;
+    // SAFETY: `key` is a valid out-pointer; no destructor is registered.
+    let rc = unsafe { libc::pthread_key_create(&mut key, None) };
+    assert_eq!(rc, 0, "pthread_key_create failed (keys exhausted?)");
+    // SAFETY: `key` was just created and is used by nobody.
+    unsafe { libc::pthread_key_delete(key) };
+    u64::from(key)
+}
+
+/// Takes a thread-local key and keeps it (see [`release_tls_key`]).
+#[cfg(unix)]
+pub fn take_tls_key() -> u64 {
+    let mut key: libc::pthread_key_t = 0;
+    // SAFETY: `key` is a valid out-pointer; no destructor is registered.
+    assert_eq!(unsafe { libc::pthread_key_create(&mut key, None) }, 0);
+    u64::from(key)
+}
+
+#[cfg(unix)]
+pub fn release_tls_key(key: u64) {
+    // SAFETY: a key from `take_tls_key`, deleted once.
+    unsafe { libc::pthread_key_delete(key as libc::pthread_key_t) };
+}
+
+#[cfg(windows)]
+pub fn take_tls_key() -> u64 {
+    use windows_sys::Win32::System::Threading::{TLS_OUT_OF_INDEXES, TlsAlloc};
+    // SAFETY: plain index allocation.
+    let index = unsafe { TlsAlloc() };
+    assert_ne!(index, TLS_OUT_OF_INDEXES);
+    u64::from(index)
+}
+
+#[cfg(windows)]
+pub fn release_tls_key(key: u64) {
+    use windows_sys::Win32::System::Threading::TlsFree;
+    // SAFETY: an index from `take_tls_key`, freed once.
+    unsafe { TlsFree(key as u32) };
+}
+
+/// Allocates a TLS index, reads it and frees it again.
+#[cfg(windows)]
+pub fn next_tls_key() -> u64 {
+    use windows_sys::Win32::System::Threading::{TLS_OUT_OF_INDEXES, TlsAlloc, TlsFree};
+    // SAFETY: plain index allocation, freed at once.
+    let index = unsafe { TlsAlloc() };
+    assert_ne!(
+        index, TLS_OUT_OF_INDEXES,
+        "TlsAlloc failed (indexes exhausted?)"
+    );
+    // SAFETY: `index` was just allocated and is used by nobody.
+    unsafe { TlsFree(index) };
+    u64::from(index)
+}
+
+fn threads() -> Option<u64> {
+    stellatune_probe::threads()
+}
+
+/// File descriptors on Linux, handles on Windows.
+fn fds() -> Option<u64> {
+    stellatune_probe::handles()
+}
+
+fn rss_kib() -> Option<u64> {
+    stellatune_probe::rss_kib()
+}
+
+/// Mapping lines of shadow copies in /proc/self/maps: more than the distinct files, so a
+/// leaked second mapping of one file shows too.
+#[cfg(target_os = "linux")]
+fn shadow_maps(shadow_dir: &Path) -> Option<u64> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    let needle = shadow_dir.to_string_lossy();
+    Some(maps.lines().filter(|l| l.contains(needle.as_ref())).count() as u64)
+}
+
+/// Loaded modules from shadow copies (Windows has no mapping lines to count).
+#[cfg(not(target_os = "linux"))]
+fn shadow_maps(shadow_dir: &Path) -> Option<u64> {
+    Some(stellatune_probe::mapped_libraries_under(shadow_dir)?.len() as u64)
+}
+
+/// Reads a count from the environment, or `default`.
+pub fn env_count(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
+}

@@ -1,0 +1,138 @@
+//! `stellatune-sidecar-host`: the player's out-of-process audio output sidecar.
+//!
+//! The player spawns it with piped stdin/stdout, sends request frames (see
+//! `stellatune_sidecar_proto`) on stdin and reads one response frame per request on stdout. Audio
+//! goes through a shared-memory ring per stream that the player creates; the sidecar opens it
+//! on `OpenStream` and a playback thread drains it into the device between `Start` and `Stop`.
+//!
+//! Logs go to stderr only; stdout carries nothing but response frames.
+//!
+//! The sidecar exits cleanly (streams stopped, threads joined, WAV files finalized, rings
+//! unmapped) on `Shutdown`, when stdin reaches end of file, or on SIGTERM/SIGINT/SIGHUP. On Linux
+//! it asks for SIGTERM when its parent dies (`PR_SET_PDEATHSIG`; note the kernel sends it when the
+//! parent *thread* that spawned it exits, so spawn it from a long-lived thread) and exits at once
+//! if the parent is already gone: its parent pid is 1, or differs from `STELLATUNE_ASIO_PARENT_PID`
+//! when the player sets that variable (needed to notice a dead parent under a subreaper).
+
+use std::io::{self, BufWriter};
+use std::process::ExitCode;
+use std::sync::mpsc;
+
+use stellatune_sidecar_proto::{Frame, ProtoError, Request, read_frame};
+
+macro_rules! log {
+    ($($arg:tt)*) => {
+        eprintln!("[stellatune-sidecar-host {}] {}", std::process::id(), format_args!($($arg)*))
+    };
+}
+
+mod devices;
+mod server;
+#[cfg(unix)]
+mod signals;
+mod stream;
+
+/// What the main loop reacts to.
+pub enum Event {
+    Request(Frame<Request>),
+    /// A frame that could not be decoded; the input stays in step.
+    BadFrame {
+        id: Option<u64>,
+        message: String,
+    },
+    /// Stdin reached end of file (or failed).
+    InputClosed,
+    /// A termination signal arrived.
+    Signal(i32),
+}
+
+/// Env var naming the pid the sidecar expects as its parent.
+#[cfg_attr(not(unix), allow(dead_code))]
+const PARENT_PID_ENV: &str = "STELLATUNE_ASIO_PARENT_PID";
+
+fn main() -> ExitCode {
+    // Block the termination signals before any thread exists, so every thread inherits the mask
+    // and only the waiter thread receives them (also the parent-death SIGTERM asked for below).
+    #[cfg(unix)]
+    let sigset = signals::block_termination_signals();
+    if parent_already_gone() {
+        log!("parent process is gone; exiting");
+        return ExitCode::SUCCESS;
+    }
+
+    let (tx, rx) = mpsc::channel();
+    #[cfg(unix)]
+    signals::spawn_waiter(sigset, tx.clone());
+    if let Err(e) = std::thread::Builder::new()
+        .name("stdin".into())
+        .spawn(move || read_requests(tx))
+    {
+        log!("cannot start the input thread: {e}");
+        return ExitCode::FAILURE;
+    }
+
+    let out = BufWriter::new(io::stdout().lock());
+    server::Server::new(out).run(rx)
+}
+
+/// Arms the parent-death signal (Linux) and tells whether the parent has already died.
+fn parent_already_gone() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: prctl(PR_SET_PDEATHSIG, sig) takes plain integers and touches no memory of ours.
+        let rc = unsafe {
+            libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGTERM as libc::c_ulong,
+                0,
+                0,
+                0,
+            )
+        };
+        if rc != 0 {
+            log!("PR_SET_PDEATHSIG failed: {}", io::Error::last_os_error());
+        }
+    }
+    #[cfg(unix)]
+    {
+        // Checked after arming: if the parent died before that, no signal will come.
+        let ppid = std::os::unix::process::parent_id();
+        if ppid == 1 {
+            return true;
+        }
+        if let Some(expected) = std::env::var(PARENT_PID_ENV)
+            .ok()
+            .and_then(|v| v.trim().parse::<u32>().ok())
+        {
+            return ppid != expected;
+        }
+    }
+    false
+}
+
+/// The stdin thread: decodes request frames and forwards them until end of input.
+fn read_requests(tx: mpsc::Sender<Event>) {
+    let mut input = io::stdin().lock();
+    loop {
+        let event = match read_frame::<_, Request>(&mut input) {
+            Ok(frame) => Event::Request(frame),
+            Err(ProtoError::BadPayload { id, source, .. }) => Event::BadFrame {
+                id,
+                message: format!("bad request frame: {source}"),
+            },
+            Err(e @ ProtoError::TooLarge { .. }) => Event::BadFrame {
+                id: None,
+                message: e.to_string(),
+            },
+            Err(ProtoError::Closed) => Event::InputClosed,
+            Err(e) => {
+                log!("reading stdin failed: {e}");
+                Event::InputClosed
+            }
+        };
+        let last = matches!(event, Event::InputClosed);
+        if tx.send(event).is_err() || last {
+            return;
+        }
+    }
+}

@@ -1,0 +1,322 @@
+//! One open stream: its ring, its device, and while started, its playback thread.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use stellatune_sidecar_proto::RingReader;
+
+use crate::devices::{DeviceSpec, PacedSink};
+
+/// The format and period a stream was opened with.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamConfig {
+    pub sample_rate: u32,
+    pub channels: u16,
+    pub buffer_frames: u32,
+}
+
+/// Counters shared with the playback thread (or device callback).
+#[derive(Default)]
+pub struct StreamStats {
+    frames_played: AtomicU64,
+    underruns: AtomicU64,
+    running: AtomicBool,
+    error: Mutex<Option<String>>,
+}
+
+impl StreamStats {
+    /// Records one device period: `frames` taken from the ring, and whether the ring ran short.
+    pub fn played(&self, frames: u64, short: bool) {
+        self.frames_played.fetch_add(frames, Ordering::Relaxed);
+        if short {
+            self.underruns.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn fail(&self, message: String) {
+        log!("stream error: {message}");
+        let mut slot = self.error.lock().unwrap_or_else(|p| p.into_inner());
+        slot.get_or_insert(message);
+    }
+
+    fn take_error(&self) -> Option<String> {
+        self.error.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+/// What a stopped stream owns; the playback thread takes it and hands it back when it ends.
+struct Parked {
+    /// `None` after a device that keeps the reader in its callback: reopened from the path.
+    reader: Option<RingReader>,
+    sink: Option<PacedSink>,
+}
+
+struct Running {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<Parked>,
+}
+
+pub struct Stream {
+    device: DeviceSpec,
+    ring_path: PathBuf,
+    cfg: StreamConfig,
+    stats: Arc<StreamStats>,
+    /// `None` while running, or after the playback thread panicked (the stream is then dead).
+    parked: Option<Parked>,
+    running: Option<Running>,
+}
+
+/// If the paced clock falls this far behind (a stalled machine), it restarts from now instead of
+/// bursting through the backlog.
+const MAX_LATENESS: Duration = Duration::from_millis(200);
+
+impl Stream {
+    /// Opens the ring and prepares the device (a WAV file is created here). The ring's format
+    /// must match the requested one.
+    pub fn open(device: &str, ring_path: PathBuf, cfg: StreamConfig) -> Result<Stream, String> {
+        let device = DeviceSpec::parse(device)?;
+        if cfg.sample_rate == 0 || cfg.channels == 0 {
+            return Err("sample_rate and channels must be positive".into());
+        }
+        if cfg.buffer_frames == 0 || cfg.buffer_frames > cfg.sample_rate {
+            return Err(format!(
+                "buffer_frames must be in 1..={} (one second), got {}",
+                cfg.sample_rate, cfg.buffer_frames
+            ));
+        }
+        let reader = RingReader::open(&ring_path)
+            .map_err(|e| format!("cannot open ring {}: {e}", ring_path.display()))?;
+        let spec = reader.spec();
+        if spec.sample_rate != cfg.sample_rate || spec.channels != cfg.channels {
+            return Err(format!(
+                "ring is {} Hz / {} ch, request says {} Hz / {} ch",
+                spec.sample_rate, spec.channels, cfg.sample_rate, cfg.channels
+            ));
+        }
+        let sink = match &device {
+            #[cfg(feature = "cpal")]
+            DeviceSpec::Cpal(name) => {
+                crate::devices::cpal_device::check(name)?;
+                None
+            }
+            paced => Some(PacedSink::open(paced, cfg.sample_rate, cfg.channels)?),
+        };
+        Ok(Stream {
+            device,
+            ring_path,
+            cfg,
+            stats: Arc::default(),
+            parked: Some(Parked {
+                reader: Some(reader),
+                sink,
+            }),
+            running: None,
+        })
+    }
+
+    /// Starts the playback thread; a started stream stays started.
+    pub fn start(&mut self, stream_id: u64) -> Result<(), String> {
+        if self.running.is_some() {
+            return Ok(());
+        }
+        let Some(parked) = self.parked.take() else {
+            return Err("stream failed earlier; close it".into());
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let stats = self.stats.clone();
+        let cfg = self.cfg;
+        let name = format!("stream-{stream_id}");
+        log!("stream {stream_id}: starting on {:?}", self.device);
+
+        #[cfg(feature = "cpal")]
+        if let DeviceSpec::Cpal(device) = &self.device {
+            drop(parked.reader);
+            let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+            let (device, path, stop2) = (device.clone(), self.ring_path.clone(), stop.clone());
+            stats.running.store(true, Ordering::Release);
+            let thread = std::thread::Builder::new()
+                .name(name)
+                .spawn(move || {
+                    crate::devices::cpal_device::run(
+                        &device,
+                        &path,
+                        cfg,
+                        stats.clone(),
+                        stop2,
+                        ready_tx,
+                    );
+                    stats.running.store(false, Ordering::Release);
+                    Parked {
+                        reader: None,
+                        sink: None,
+                    }
+                })
+                .map_err(|e| {
+                    self.stats.running.store(false, Ordering::Release);
+                    self.parked = Some(Parked {
+                        reader: None,
+                        sink: None,
+                    });
+                    format!("cannot start playback thread: {e}")
+                })?;
+            let ready = ready_rx
+                .recv_timeout(Duration::from_secs(10))
+                .unwrap_or_else(|_| Err("device did not start in time".into()));
+            self.running = Some(Running { stop, thread });
+            if let Err(e) = ready {
+                let _ = self.stop();
+                return Err(e);
+            }
+            return Ok(());
+        }
+
+        let (reader, sink) = match (parked.reader, parked.sink) {
+            (Some(reader), Some(sink)) => (reader, sink),
+            (None, Some(sink)) => match RingReader::open(&self.ring_path) {
+                Ok(reader) => (reader, sink),
+                Err(e) => {
+                    self.parked = Some(Parked {
+                        reader: None,
+                        sink: Some(sink),
+                    });
+                    return Err(format!(
+                        "cannot reopen ring {}: {e}",
+                        self.ring_path.display()
+                    ));
+                }
+            },
+            (_, None) => return Err("stream has no device".into()),
+        };
+        stats.running.store(true, Ordering::Release);
+        let stop2 = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name(name)
+            .spawn(move || run_paced(reader, sink, cfg, &stats, &stop2))
+            .map_err(|e| {
+                self.stats.running.store(false, Ordering::Release);
+                format!("cannot start playback thread: {e}")
+            })?;
+        self.running = Some(Running { stop, thread });
+        Ok(())
+    }
+
+    /// Stops and joins the playback thread (no-op when stopped); the stream can start again.
+    pub fn stop(&mut self) -> Result<(), String> {
+        if let Some(running) = self.running.take() {
+            running.stop.store(true, Ordering::Release);
+            running.thread.thread().unpark();
+            match running.thread.join() {
+                Ok(parked) => self.parked = Some(parked),
+                Err(_) => {
+                    self.stats.running.store(false, Ordering::Release);
+                    return Err("playback thread panicked; close the stream".into());
+                }
+            }
+        }
+        match self.parked.as_mut().and_then(|p| p.sink.as_mut()) {
+            Some(sink) => sink.flush(),
+            None => Ok(()),
+        }
+    }
+
+    /// Stops, finalizes the device (WAV header), and unmaps the ring. Errors met while the stream
+    /// ran (a failed WAV write) are reported here.
+    pub fn close(mut self) -> Result<(), String> {
+        let stopped = self.stop();
+        let finalized = match self.parked.take().and_then(|p| p.sink) {
+            Some(sink) => sink.finalize(),
+            None => Ok(()),
+        };
+        let earlier = self.stats.take_error().map_or(Ok(()), Err);
+        stopped
+            .and(finalized)
+            .and(earlier)
+            .map_err(|e| format!("stream closed, but: {e}"))
+    }
+
+    /// `(frames_played, underruns, running)`
+    pub fn stats(&self) -> (u64, u64, bool) {
+        (
+            self.stats.frames_played.load(Ordering::Relaxed),
+            self.stats.underruns.load(Ordering::Relaxed),
+            self.stats.running.load(Ordering::Acquire),
+        )
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+/// The playback loop of the built-in devices: every period of `buffer_frames` frames of real
+/// time, takes up to a period from the ring and hands it to the sink. A period the ring cannot
+/// fill counts as an underrun (a real device would play silence for the rest; the WAV device
+/// records only what it received, so the file holds exactly the stream's audio).
+fn run_paced(
+    mut reader: RingReader,
+    mut sink: PacedSink,
+    cfg: StreamConfig,
+    stats: &StreamStats,
+    stop: &AtomicBool,
+) -> Parked {
+    let ch = usize::from(cfg.channels);
+    let period = cfg.buffer_frames as usize;
+    let mut buf = vec![0f32; period * ch];
+    let mut epoch_start = Instant::now();
+    let mut periods: u64 = 0;
+    while !stop.load(Ordering::Acquire) {
+        let mut got = reader.read(&mut buf);
+        if got < period {
+            // The first read may only have acknowledged a reset.
+            got += reader.read(&mut buf[got * ch..]);
+        }
+        if let Err(e) = sink.consume(&buf[..got * ch]) {
+            stats.fail(e);
+            break;
+        }
+        stats.played(got as u64, got < period);
+
+        periods += 1;
+        let due = epoch_start + period_time(periods * period as u64, cfg.sample_rate);
+        let now = Instant::now();
+        if now > due + MAX_LATENESS {
+            epoch_start = now;
+            periods = 0;
+            continue;
+        }
+        while !stop.load(Ordering::Acquire) {
+            let now = Instant::now();
+            if now >= due {
+                break;
+            }
+            std::thread::park_timeout(due - now);
+        }
+    }
+    stats.running.store(false, Ordering::Release);
+    Parked {
+        reader: Some(reader),
+        sink: Some(sink),
+    }
+}
+
+fn period_time(frames: u64, sample_rate: u32) -> Duration {
+    let nanos = u128::from(frames) * 1_000_000_000 / u128::from(sample_rate);
+    Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn period_time_is_exact() {
+        assert_eq!(period_time(48_000, 48_000), Duration::from_secs(1));
+        assert_eq!(period_time(441, 44_100), Duration::from_millis(10));
+        assert_eq!(period_time(1, 3), Duration::from_nanos(333_333_333));
+    }
+}

@@ -1,0 +1,507 @@
+//! Drives the built sidecar binary over its stdin/stdout like the player does.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use stellatune_sidecar_proto::{
+    Frame, PROTOCOL_VERSION, ProtoError, Request, Response, RingWriter, encode_frame, read_frame,
+    ring_file_name,
+};
+
+const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
+struct Sidecar {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    replies: Receiver<Frame<Response>>,
+    next_id: u64,
+}
+
+impl Sidecar {
+    fn spawn() -> Sidecar {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_stellatune-sidecar-host"))
+            .env("STELLATUNE_ASIO_PARENT_PID", std::process::id().to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn sidecar");
+        let stdin = child.stdin.take();
+        let mut stdout = child.stdout.take().expect("stdout");
+        let (tx, replies) = mpsc::channel();
+        std::thread::spawn(move || {
+            loop {
+                match read_frame::<_, Response>(&mut stdout) {
+                    Ok(f) => {
+                        if tx.send(f).is_err() {
+                            return;
+                        }
+                    }
+                    Err(ProtoError::Closed) => return,
+                    Err(e) => panic!("sidecar wrote a bad frame: {e}"),
+                }
+            }
+        });
+        Sidecar {
+            child,
+            stdin,
+            replies,
+            next_id: 1,
+        }
+    }
+
+    fn send_raw(&mut self, bytes: &[u8]) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        stdin.write_all(bytes).expect("write to sidecar");
+        stdin.flush().expect("flush");
+    }
+
+    fn reply(&self) -> Frame<Response> {
+        self.replies
+            .recv_timeout(REPLY_TIMEOUT)
+            .expect("sidecar reply")
+    }
+
+    fn request(&mut self, body: Request) -> Response {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send_raw(&encode_frame(id, &body).unwrap());
+        let reply = self.reply();
+        assert_eq!(reply.id, id, "reply to {body:?}");
+        reply.body
+    }
+
+    fn ok(&mut self, body: Request) {
+        let what = format!("{body:?}");
+        match self.request(body) {
+            Response::Ok => {}
+            other => panic!("{what}: expected Ok, got {other:?}"),
+        }
+    }
+
+    fn error(&mut self, body: Request) -> String {
+        let what = format!("{body:?}");
+        match self.request(body) {
+            Response::Error { message } => message,
+            other => panic!("{what}: expected Error, got {other:?}"),
+        }
+    }
+
+    fn hello(&mut self) {
+        let reply = self.request(Request::Hello {
+            protocol_version: PROTOCOL_VERSION,
+            client_pid: std::process::id(),
+        });
+        match reply {
+            Response::Hello {
+                protocol_version,
+                sidecar_pid,
+            } => {
+                assert_eq!(protocol_version, PROTOCOL_VERSION);
+                assert_eq!(sidecar_pid, self.child.id());
+            }
+            other => panic!("expected Hello, got {other:?}"),
+        }
+    }
+
+    fn stats(&mut self, stream_id: u64) -> (u64, u64, bool) {
+        match self.request(Request::Stats { stream_id }) {
+            Response::Stats {
+                frames_played,
+                underruns,
+                running,
+            } => (frames_played, underruns, running),
+            other => panic!("expected Stats, got {other:?}"),
+        }
+    }
+
+    fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn alive(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_none()
+    }
+}
+
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        if self.alive() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn ring_path(dir: &Path, stream_id: u64) -> PathBuf {
+    dir.join(ring_file_name(std::process::id(), stream_id))
+}
+
+fn open_request(stream_id: u64, device: String, ring: &Path, buffer_frames: u32) -> Request {
+    Request::OpenStream {
+        stream_id,
+        device,
+        ring_path: ring.to_path_buf(),
+        sample_rate: 48_000,
+        channels: 2,
+        buffer_frames,
+    }
+}
+
+/// One second of a stereo test signal: distinct, exactly representable values per channel.
+fn signal() -> Vec<f32> {
+    (0..48_000u32)
+        .flat_map(|i| {
+            let l = ((i * 7919) % 20_011) as f32 / 10_000.0 - 1.0;
+            let r = (i as f32 / 48_000.0) * 0.5 - 0.25;
+            [l, r]
+        })
+        .collect()
+}
+
+#[test]
+fn wav_output_is_the_ring_input_exactly_and_paced_in_real_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let ring = ring_path(dir.path(), 1);
+    let out = dir.path().join("out.wav");
+    // 200 ms of ring: the writer must keep up with the sidecar draining it.
+    let mut writer = RingWriter::create(&ring, 48_000, 2, 9_600).unwrap();
+    let input = signal();
+
+    let mut sidecar = Sidecar::spawn();
+    sidecar.hello();
+    sidecar.ok(open_request(
+        1,
+        format!("wav:{}", out.display()),
+        &ring,
+        480,
+    ));
+    let mut written = writer.write(&input) * 2;
+    let started = Instant::now();
+    sidecar.ok(Request::Start { stream_id: 1 });
+    let deadline = started + Duration::from_secs(20);
+    while written < input.len() {
+        assert!(Instant::now() < deadline, "writer stalled at {written}");
+        let n = writer.write(&input[written..]);
+        written += n * 2;
+        if n == 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    let played = loop {
+        let (played, _, running) = sidecar.stats(1);
+        assert!(running);
+        if played >= 48_000 || Instant::now() > deadline {
+            break played;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let elapsed = started.elapsed();
+    assert_eq!(played, 48_000);
+    // One second of audio at real-time pace (the first period goes out at once).
+    assert!(
+        elapsed >= Duration::from_millis(950),
+        "played 1 s of audio in {elapsed:?}"
+    );
+    sidecar.ok(Request::Stop { stream_id: 1 });
+    let (played, underruns, running) = sidecar.stats(1);
+    assert_eq!(played, 48_000);
+    assert!(!running);
+    eprintln!(
+        "1 s through the sidecar in {elapsed:?}, {underruns} underrun periods (incl. after the end)"
+    );
+    sidecar.ok(Request::CloseStream { stream_id: 1 });
+    sidecar.ok(Request::Shutdown);
+    let status = sidecar
+        .wait_exit(Duration::from_secs(2))
+        .expect("exits after shutdown");
+    assert!(status.success(), "{status:?}");
+
+    let mut wav = hound::WavReader::open(&out).unwrap();
+    let spec = wav.spec();
+    assert_eq!(spec.sample_format, hound::SampleFormat::Float);
+    assert_eq!(
+        (spec.channels, spec.sample_rate, spec.bits_per_sample),
+        (2, 48_000, 32)
+    );
+    let samples: Vec<f32> = wav.samples::<f32>().map(Result::unwrap).collect();
+    assert_eq!(samples.len(), input.len());
+    assert!(samples == input, "wav content differs from the ring input");
+    drop(writer);
+    assert!(!ring.exists());
+}
+
+#[test]
+fn exits_within_a_second_when_stdin_closes_with_a_stream_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let ring = ring_path(dir.path(), 2);
+    let _writer = RingWriter::create(&ring, 48_000, 2, 4_800).unwrap();
+    let mut sidecar = Sidecar::spawn();
+    sidecar.hello();
+    sidecar.ok(open_request(2, "null".into(), &ring, 256));
+    sidecar.ok(Request::Start { stream_id: 2 });
+    std::thread::sleep(Duration::from_millis(100));
+    let (_, underruns, running) = sidecar.stats(2);
+    assert!(running);
+    assert!(underruns > 0, "an empty ring underruns");
+    sidecar.close_stdin();
+    let status = sidecar
+        .wait_exit(Duration::from_secs(1))
+        .expect("exit within 1 s of stdin closing");
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn invalid_requests_get_errors_and_the_sidecar_survives() {
+    let dir = tempfile::tempdir().unwrap();
+    let ring = ring_path(dir.path(), 3);
+    let _writer = RingWriter::create(&ring, 48_000, 2, 4_800).unwrap();
+    let mut sidecar = Sidecar::spawn();
+    sidecar.hello();
+
+    sidecar.error(Request::Start { stream_id: 99 });
+    sidecar.error(Request::Stats { stream_id: 99 });
+    sidecar.error(Request::CloseStream { stream_id: 99 });
+    sidecar.error(Request::DeviceCaps {
+        device: "bogus".into(),
+    });
+    let msg = sidecar.error(open_request(3, "bogus".into(), &ring, 256));
+    assert!(msg.contains("unknown device"), "{msg}");
+    sidecar.error(open_request(3, "wav:".into(), &ring, 256));
+    sidecar.error(open_request(
+        3,
+        "null".into(),
+        &dir.path().join("missing.shm"),
+        256,
+    ));
+    sidecar.error(open_request(3, "null".into(), &ring, 0));
+    sidecar.error(open_request(
+        3,
+        "wav:/nonexistent-dir/x.wav".into(),
+        &ring,
+        256,
+    ));
+    let msg = sidecar.error(Request::OpenStream {
+        stream_id: 3,
+        device: "null".into(),
+        ring_path: ring.clone(),
+        sample_rate: 44_100,
+        channels: 2,
+        buffer_frames: 256,
+    });
+    assert!(msg.contains("44100"), "{msg}");
+    // A garbage ring file is refused.
+    let junk = dir.path().join("junk.shm");
+    std::fs::write(&junk, vec![7u8; 4096]).unwrap();
+    sidecar.error(open_request(3, "null".into(), &junk, 256));
+    sidecar.error(Request::Hello {
+        protocol_version: PROTOCOL_VERSION + 1,
+        client_pid: 1,
+    });
+
+    // Still serving: a good stream opens, a duplicate id is refused, stop/start work repeatedly.
+    sidecar.ok(open_request(3, "null".into(), &ring, 256));
+    sidecar.error(open_request(3, "null".into(), &ring, 256));
+    for _ in 0..3 {
+        sidecar.ok(Request::Start { stream_id: 3 });
+        sidecar.ok(Request::Start { stream_id: 3 });
+        sidecar.ok(Request::Stop { stream_id: 3 });
+        sidecar.ok(Request::Stop { stream_id: 3 });
+    }
+    match sidecar.request(Request::ListDevices) {
+        Response::Devices { devices } => {
+            assert!(devices.iter().any(|d| d.id == "null"));
+            assert!(devices.iter().any(|d| d.id.starts_with("wav:")));
+        }
+        other => panic!("expected Devices, got {other:?}"),
+    }
+    match sidecar.request(Request::DeviceCaps {
+        device: "null".into(),
+    }) {
+        Response::Caps {
+            sample_rates,
+            max_channels,
+        } => {
+            assert!(sample_rates.contains(&48_000));
+            assert!(max_channels >= 2);
+        }
+        other => panic!("expected Caps, got {other:?}"),
+    }
+    sidecar.ok(Request::CloseStream { stream_id: 3 });
+    assert!(sidecar.alive());
+    sidecar.ok(Request::Shutdown);
+    assert!(
+        sidecar
+            .wait_exit(Duration::from_secs(2))
+            .expect("exits")
+            .success()
+    );
+}
+
+#[test]
+fn garbage_frames_get_errors_without_a_crash() {
+    let mut sidecar = Sidecar::spawn();
+    sidecar.hello();
+    let frame = |payload: &[u8]| {
+        let mut b = (payload.len() as u32).to_le_bytes().to_vec();
+        b.extend_from_slice(payload);
+        b
+    };
+    // Not JSON: no id can be recovered, the reply uses id 0.
+    sidecar.send_raw(&frame(b"this is {not json"));
+    let reply = sidecar.reply();
+    assert_eq!(reply.id, 0);
+    assert!(
+        matches!(reply.body, Response::Error { .. }),
+        "{:?}",
+        reply.body
+    );
+    // JSON with an id but an unknown request: the reply carries the id.
+    sidecar.send_raw(&frame(br#"{"id":41,"body":{"type":"explode"}}"#));
+    let reply = sidecar.reply();
+    assert_eq!(reply.id, 41);
+    assert!(matches!(reply.body, Response::Error { .. }));
+    // Wrong field types, empty payload, binary junk.
+    sidecar.send_raw(&frame(
+        br#"{"id":42,"body":{"type":"start","stream_id":"x"}}"#,
+    ));
+    assert_eq!(sidecar.reply().id, 42);
+    sidecar.send_raw(&frame(b""));
+    assert!(matches!(sidecar.reply().body, Response::Error { .. }));
+    sidecar.send_raw(&frame(&[0xff, 0x00, 0x13, 0x37]));
+    assert!(matches!(sidecar.reply().body, Response::Error { .. }));
+    // An oversized frame is skipped whole, so the next frame is read correctly.
+    let mut big = ((2 << 20) as u32).to_le_bytes().to_vec();
+    big.extend(std::iter::repeat_n(b' ', 2 << 20));
+    sidecar.send_raw(&big);
+    assert!(matches!(sidecar.reply().body, Response::Error { .. }));
+
+    assert!(sidecar.alive());
+    assert!(matches!(
+        sidecar.request(Request::ListDevices),
+        Response::Devices { .. }
+    ));
+    sidecar.close_stdin();
+    assert!(
+        sidecar
+            .wait_exit(Duration::from_secs(1))
+            .expect("exits on EOF")
+            .success()
+    );
+}
+
+#[test]
+fn the_first_frame_must_be_a_matching_hello() {
+    let mut sidecar = Sidecar::spawn();
+    assert!(matches!(
+        sidecar.request(Request::ListDevices),
+        Response::Error { .. }
+    ));
+    let status = sidecar
+        .wait_exit(Duration::from_secs(2))
+        .expect("exits after a bad handshake");
+    assert_eq!(status.code(), Some(2));
+
+    let mut sidecar = Sidecar::spawn();
+    let reply = sidecar.request(Request::Hello {
+        protocol_version: PROTOCOL_VERSION + 1,
+        client_pid: 1,
+    });
+    assert!(matches!(reply, Response::Error { .. }), "{reply:?}");
+    assert_eq!(
+        sidecar
+            .wait_exit(Duration::from_secs(2))
+            .expect("exits")
+            .code(),
+        Some(2)
+    );
+
+    let mut sidecar = Sidecar::spawn();
+    sidecar.send_raw(b"\x05\x00\x00\x00hello");
+    assert!(matches!(sidecar.reply().body, Response::Error { .. }));
+    assert_eq!(
+        sidecar
+            .wait_exit(Duration::from_secs(2))
+            .expect("exits")
+            .code(),
+        Some(2)
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn exits_at_once_when_its_expected_parent_is_not_its_parent() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stellatune-sidecar-host"))
+        .env("STELLATUNE_ASIO_PARENT_PID", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sidecar kept running without its parent"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success(), "{status:?}");
+}
+
+#[cfg(unix)]
+#[test]
+fn sigterm_shuts_down_cleanly_and_finalizes_the_wav() {
+    let dir = tempfile::tempdir().unwrap();
+    let ring = ring_path(dir.path(), 4);
+    let out = dir.path().join("term.wav");
+    let mut writer = RingWriter::create(&ring, 48_000, 2, 48_000).unwrap();
+    let input = signal();
+    assert_eq!(writer.write(&input[..2 * 24_000]), 24_000);
+    let mut sidecar = Sidecar::spawn();
+    sidecar.hello();
+    sidecar.ok(open_request(
+        4,
+        format!("wav:{}", out.display()),
+        &ring,
+        480,
+    ));
+    sidecar.ok(Request::Start { stream_id: 4 });
+    std::thread::sleep(Duration::from_millis(150));
+    let pid = libc::pid_t::try_from(sidecar.child.id()).unwrap();
+    // SAFETY: sends SIGTERM to our own child process; no memory is involved.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = sidecar
+        .wait_exit(Duration::from_secs(2))
+        .expect("exits on SIGTERM");
+    assert!(status.success(), "{status:?}");
+    // The header was finalized: the file reads back as a prefix of the input.
+    let mut wav = hound::WavReader::open(&out).unwrap();
+    let samples: Vec<f32> = wav.samples::<f32>().map(Result::unwrap).collect();
+    assert!(
+        !samples.is_empty() && samples.len() < input.len(),
+        "{} samples",
+        samples.len()
+    );
+    assert!(samples[..] == input[..samples.len()]);
+    // The ring's reader position matches what was written to the file.
+    assert_eq!(writer.queued_frames(), 24_000 - samples.len() / 2);
+}

@@ -1,0 +1,29 @@
+//! Protocol between the player and its out-of-process audio output sidecar
+//! (`stellatune-sidecar-host`).
+//!
+//! Two channels connect the two processes:
+//!
+//! * **Control**: length-prefixed JSON frames over the sidecar's stdin (requests) and stdout
+//!   (responses); see [`encode_frame`], [`decode_frame`], [`write_frame`], [`read_frame`] and the
+//!   [`Request`] / [`Response`] enums.
+//! * **Audio**: one single-producer single-consumer ring of interleaved `f32` per stream, in a
+//!   memory-mapped file created by the player ([`RingWriter`]) and opened by the sidecar
+//!   ([`RingReader`]). Stale ring files left by crashed players are removed by
+//!   [`reap_stale_rings`].
+
+#[cfg(windows)]
+mod file_identity;
+mod frame;
+mod process;
+mod ring;
+
+pub use frame::{
+    DeviceInfo, Frame, MAX_FRAME_BYTES, PROTOCOL_VERSION, ProtoError, Request, Response,
+    decode_frame, encode_frame, read_frame, write_frame,
+};
+pub use process::{pid_alive, process_is_owner, process_start_time};
+pub use ring::{
+    MAX_CHANNELS, MAX_RING_BYTES, RING_HEADER_SIZE, RING_LAYOUT_VERSION, RING_MAGIC, RingError,
+    RingReader, RingSpec, RingWriter, default_ring_dir, reap_stale_rings, ring_file_name,
+    unique_ring_file_name,
+};
