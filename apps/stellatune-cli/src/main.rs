@@ -1,5 +1,7 @@
 //! `stellatune`: play files through the runtime, inspect them, read the runtime's metrics.
 
+#![forbid(unsafe_code)]
+
 mod tone;
 
 use std::path::{Path, PathBuf};

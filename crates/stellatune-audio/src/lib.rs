@@ -2,6 +2,8 @@
 //! gapless queueing, and the built-in sinks, driven by exactly one control thread and one
 //! decode worker per engine.
 
+#![forbid(unsafe_code)]
+
 mod convert;
 mod engine;
 mod error;

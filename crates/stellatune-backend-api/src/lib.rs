@@ -3,6 +3,8 @@
 //! player without disposing it still detaches, but logs a warning: it is a safety net, not
 //! the way to end a session.
 
+#![forbid(unsafe_code)]
+
 use std::path::Path;
 use std::time::Duration;
 

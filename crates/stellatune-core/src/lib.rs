@@ -3,6 +3,8 @@
 //! Both depend on this crate and on nothing of each other, as symphonia's decoders and
 //! formats meet in `symphonia-core`.
 
+#![forbid(unsafe_code)]
+
 mod dsp;
 mod error;
 mod sink;

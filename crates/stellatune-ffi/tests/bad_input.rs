@@ -55,10 +55,12 @@ fn every_client_call_fails(client: u64, wav: &Path, want: i32, needle: &str) {
     let calls: Vec<(&str, Call)> = vec![
         (
             "play",
+            // SAFETY: see the note above the list.
             Box::new(|| unsafe { stellatune_player_play(client, path.as_ptr()) }),
         ),
         (
             "queue_next",
+            // SAFETY: see the note above the list.
             Box::new(|| unsafe { stellatune_player_queue_next(client, path.as_ptr()) }),
         ),
         ("pause", Box::new(|| stellatune_player_pause(client))),
@@ -74,6 +76,7 @@ fn every_client_call_fails(client: u64, wav: &Path, want: i32, needle: &str) {
         ),
         (
             "route_apply",
+            // SAFETY: see the note above the list.
             Box::new(|| unsafe { stellatune_output_route_apply(client, route.as_ptr()) }),
         ),
         (
@@ -82,10 +85,12 @@ fn every_client_call_fails(client: u64, wav: &Path, want: i32, needle: &str) {
         ),
         (
             "poll_event",
+            // SAFETY: see the note above the list.
             Box::new(|| unsafe { stellatune_player_poll_event(client, 0, buf_ptr, cap, len_ptr) }),
         ),
         (
             "status_json",
+            // SAFETY: see the note above the list.
             Box::new(|| unsafe { stellatune_player_status_json(client, buf_ptr, cap, len_ptr) }),
         ),
         (
@@ -558,14 +563,17 @@ fn buffers_report_the_size_they_need() {
     let writers: Vec<(&str, Writer)> = vec![
         (
             "metrics",
+            // SAFETY: see the note above the list.
             Box::new(|b, c, l| unsafe { stellatune_runtime_metrics_json(b, c, l) }),
         ),
         (
             "plugins_list",
+            // SAFETY: see the note above the list.
             Box::new(|b, c, l| unsafe { stellatune_plugins_list_json(b, c, l) }),
         ),
         (
             "status",
+            // SAFETY: see the note above the list.
             Box::new(|b, c, l| unsafe { stellatune_player_status_json(client, b, c, l) }),
         ),
     ];
@@ -632,14 +640,14 @@ fn last_error_truncates_safely_and_is_per_thread() {
     let cut = unsafe { CStr::from_ptr(small.as_ptr()) }.to_str().unwrap();
     assert_eq!(cut, &full[..7]);
     assert_eq!(small[8], 0x55, "nothing written past cap");
-    // SAFETY: cap 0 is refused before any write.
     assert_eq!(
+        // SAFETY: cap 0 is refused before any write.
         unsafe { stellatune_last_error(small.as_mut_ptr(), 0) },
         STELLATUNE_ERR_INVALID_ARGUMENT
     );
     let mut one = [0x55 as c_char; 1];
-    // SAFETY: `one` is valid for 1 byte.
     assert_eq!(
+        // SAFETY: `one` is valid for 1 byte.
         unsafe { stellatune_last_error(one.as_mut_ptr(), 1) },
         STELLATUNE_ERR_BUFFER_TOO_SMALL
     );

@@ -269,11 +269,21 @@ pub struct ModuleTable {
 /// The type of [`ENTRY_SYMBOL`]. Returns NULL if the plugin refuses the host.
 pub type PluginEntryFn = unsafe extern "C" fn(host: *const HostVTable) -> *const ModuleTable;
 
-// SAFETY (for the impls below): the tables hold only immutable data and function pointers;
-// the raw pointers point at 'static data in the plugin library, read-only.
+// SAFETY: the tables hold only immutable data and function pointers; the raw pointers
+// point at 'static data in the plugin library, read-only.
 unsafe impl Sync for ModuleTable {}
+// SAFETY: the tables hold only immutable data and function pointers; the raw pointers
+// point at 'static data in the plugin library, read-only.
 unsafe impl Send for ModuleTable {}
+// SAFETY: the tables hold only immutable data and function pointers; the raw pointers
+// point at 'static data in the plugin library, read-only.
 unsafe impl Sync for Capability {}
+// SAFETY: the tables hold only immutable data and function pointers; the raw pointers
+// point at 'static data in the plugin library, read-only.
 unsafe impl Send for Capability {}
+// SAFETY: the tables hold only immutable data and function pointers; the raw pointers
+// point at 'static data in the plugin library, read-only.
 unsafe impl Sync for StStr {}
+// SAFETY: the tables hold only immutable data and function pointers; the raw pointers
+// point at 'static data in the plugin library, read-only.
 unsafe impl Send for StStr {}

@@ -6,6 +6,8 @@
 //! own queue (`lagged`) reach only that client. A client evicted or disposed sees nothing
 //! after that point; a client attached later sees only events from after its attach.
 
+#![forbid(unsafe_code)]
+
 mod clients;
 mod config;
 mod error;

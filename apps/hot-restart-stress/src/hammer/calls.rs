@@ -348,7 +348,7 @@ impl Inputs {
             1 => 8,
             _ => buf.len(),
         };
-        // SAFETY (every call below): the strings are NUL-terminated CStrings that outlive
+        // SAFETY: for every call below, the strings are NUL-terminated CStrings that outlive
         // the call, `buf` is valid for `cap` <= its length, and `len`/`id` are valid to write.
         let code = unsafe {
             match call {
