@@ -124,9 +124,13 @@ cargo clippy "${cargo_win[@]}" --workspace --all-targets "${features[@]}" \
   --features stellatune-ffi/device,stellatune-cli/device,stellatune-sidecar-host/cpal \
   -- -D warnings || lint_failed+=(clippy)
 
-echo "== check (x86_64-pc-windows-msvc)"
-cargo check -Zbuild-std --target x86_64-pc-windows-msvc --workspace --all-targets \
-  "${features[@]}" --features stellatune-sidecar-host/cpal || lint_failed+=("msvc check")
+# The msvc type-check builds a second std and the workspace once more (about 4 minutes cold
+# on 2 cores); CI leaves it out to stay within its time budget (STELLATUNE_MSVC_CHECK=0).
+if [ "${STELLATUNE_MSVC_CHECK:-1}" = 1 ]; then
+  echo "== check (x86_64-pc-windows-msvc)"
+  cargo check -Zbuild-std --target x86_64-pc-windows-msvc --workspace --all-targets \
+    "${features[@]}" --features stellatune-sidecar-host/cpal || lint_failed+=("msvc check")
+fi
 
 echo "windows: $(( $(date +%s) - start )) s"
 if [ ${#lint_failed[@]} -gt 0 ]; then echo "FAILED: ${lint_failed[*]}"; fi
