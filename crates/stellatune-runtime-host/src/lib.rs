@@ -8,6 +8,7 @@
 
 mod clients;
 mod config;
+mod engine_slot;
 mod error;
 mod events;
 mod host;
@@ -15,7 +16,10 @@ mod json;
 mod logging;
 mod metrics;
 mod output;
+mod plugin_ops;
 mod route;
+mod runtime;
+mod sessions;
 
 pub use clients::ClientSession;
 pub use config::{FaultInjection, HostConfig, LogFormat, default_data_dir};
