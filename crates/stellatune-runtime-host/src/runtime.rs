@@ -162,8 +162,8 @@ impl Watched for Runtime {
         !self.config.faults().skip_eviction
     }
 
-    fn stop_and_clear(&self) {
-        let _ = Runtime::stop_and_clear(self);
+    fn last_client_left(&self) {
+        let _ = self.stop_and_clear();
     }
 
     fn check_engine(&self) {

@@ -8,8 +8,9 @@
 //! nothing of the engine or the output: what to do when the last client leaves, and how to
 //! check the engine, come from the running runtime through [`Watched`].
 
-use std::sync::Weak;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{
+    Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak,
+};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -25,9 +26,9 @@ use crate::events::{EventQueue, HostEvent, Polled};
 pub(crate) trait Watched: Send + Sync {
     /// False when fault injection turned eviction off (by lease and by rollover).
     fn evicts(&self) -> bool;
-    /// The last client left: stop playback and clear the output. Called with the gate held
-    /// exclusively, so it must not take it.
-    fn stop_and_clear(&self);
+    /// The last client left: nobody can hear or steer playback, so it stops and the output
+    /// is cleared. Called with the gate held exclusively, so it must not take it.
+    fn last_client_left(&self);
     /// Once per supervisor round, with no lock held: replace an engine that died.
     fn check_engine(&self);
 }
@@ -220,6 +221,8 @@ impl Sessions {
         watched: Weak<dyn Watched>,
     ) -> std::io::Result<()> {
         let (stop, stop_rx) = bounded::<()>(1);
+        // The thread holds the sessions, which outlive every runtime, and the runtime only
+        // weakly: it never keeps a runtime alive that shutdown let go.
         let sessions = self.clone();
         let handle = threads.spawn(&format!("{}-supervisor", self.name), move || {
             sessions.supervise(&watched, &stop_rx)
@@ -267,7 +270,7 @@ impl Sessions {
                 // Logged, counted and announced by the registry.
                 self.clients.evict_expired();
             }
-            self.when_emptied(|| runtime.stop_and_clear());
+            self.when_emptied(|| runtime.last_client_left());
             runtime.check_engine();
         }
     }
@@ -275,4 +278,105 @@ impl Sessions {
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    fn sessions(lease_ms: u64) -> Arc<Sessions> {
+        let sessions = Arc::new(Sessions::new("test"));
+        sessions.configure(Duration::from_millis(lease_ms), 8);
+        sessions.open();
+        sessions
+    }
+
+    #[derive(Default)]
+    struct Runtime {
+        emptied: AtomicUsize,
+        checks: AtomicUsize,
+    }
+
+    impl Watched for Runtime {
+        fn evicts(&self) -> bool {
+            true
+        }
+        fn last_client_left(&self) {
+            self.emptied.fetch_add(1, Ordering::SeqCst);
+        }
+        fn check_engine(&self) {
+            self.checks.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn wait_until(what: &str, done: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting until {what}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// A turn begun before a rollover must not reach the engine after it.
+    #[test]
+    fn a_command_of_a_client_evicted_meanwhile_never_runs() {
+        let s = sessions(60_000);
+        let client = s.attach().unwrap();
+        let turn = s.begin(client.id, || {}).unwrap();
+        let mut stopped = false;
+        s.roll_generation(true, || {
+            stopped = true;
+            Ok(())
+        })
+        .unwrap();
+        assert!(stopped, "the rollover did not clear the output");
+        let mut ran = false;
+        assert!(matches!(
+            s.command(&turn, || ran = true),
+            Err(HostError::ClientEvicted { .. })
+        ));
+        assert!(!ran, "the command of an evicted client ran");
+    }
+
+    #[test]
+    fn the_supervisor_evicts_by_lease_and_stops_the_output_once() {
+        let s = sessions(20);
+        let threads = ThreadCounter::new();
+        let runtime = Arc::new(Runtime::default());
+        let watched: Weak<dyn Watched> = Arc::downgrade(&runtime) as Weak<Runtime>;
+        s.start_supervisor(&threads, watched).unwrap();
+        s.attach().unwrap();
+        wait_until("the client is evicted", || s.active() == 0);
+        wait_until("the output is stopped", || {
+            runtime.emptied.load(Ordering::SeqCst) == 1
+        });
+        wait_until("the engine is checked", || {
+            runtime.checks.load(Ordering::SeqCst) > 0
+        });
+        s.close("test over");
+        assert_eq!(
+            threads.alive(),
+            0,
+            "close returned before the supervisor ended"
+        );
+        assert_eq!(runtime.emptied.load(Ordering::SeqCst), 1);
+    }
+
+    /// The supervisor holds its runtime weakly: a runtime that is gone ends it.
+    #[test]
+    fn the_supervisor_ends_with_its_runtime() {
+        let s = sessions(60_000);
+        let threads = ThreadCounter::new();
+        let runtime = Arc::new(Runtime::default());
+        let watched: Weak<dyn Watched> = Arc::downgrade(&runtime) as Weak<Runtime>;
+        s.start_supervisor(&threads, watched).unwrap();
+        assert_eq!(threads.alive(), 1);
+        drop(runtime);
+        wait_until("the supervisor ends", || threads.alive() == 0);
+        // Nothing left to stop, and closing still evicts and refuses clients.
+        s.close("test over");
+        assert!(s.attach().is_err());
+    }
 }
