@@ -1,11 +1,26 @@
-//! The RuntimeHost: one per process, owning the one engine and every process-wide service.
+//! The RuntimeHost: one per process, the lifecycle machine over the parts that own the state.
+//!
+//! The state is split by owner, and each owner is the only one to touch its part:
+//! - [`Sessions`] (`sessions.rs`): the client registry, the command gate, the lease
+//!   supervisor, event polling. It lives as long as the host, across runtimes.
+//! - [`Runtime`] (`runtime.rs`): what one `init` starts: the engine (and its restart after a
+//!   control-thread panic), the [`crate::output::Output`] (the desired route and DSP chain,
+//!   the only stop-and-clear) and the [`crate::plugin_ops::PluginOps`].
+//! - This file: the lifecycle (`Uninit`, `Running`, `ShuttingDown`, `Stopped`), the calls in
+//!   flight, a runtime kept aside after a shutdown that timed out, and the public API, which
+//!   enters a call and hands it to the owner.
+//!
+//! Dependencies go one way: the host holds the sessions and the running runtime; the runtime
+//! holds the sessions it reports to; the supervisor sees the runtime only weakly, through
+//! [`Watched`]. Nothing holds the host.
 //!
 //! Concurrency model (docs/runtime.md has the long form). Every public method may be called
 //! from any thread at any moment:
 //! - Every call except `init`, `shutdown`, `state` and `metrics` is a *call in flight* from
 //!   the moment it found the runtime running until it returns. `shutdown` first turns the
-//!   state to `ShuttingDown` (new calls get [`HostError::ShuttingDown`]), then evicts every
-//!   client and waits for the calls in flight before it tears anything down.
+//!   state to `ShuttingDown` (new calls get [`HostError::ShuttingDown`]), then closes the
+//!   sessions (which stops the supervisor before taking the gate, then evicts every client)
+//!   and waits for the calls in flight before it tears anything down.
 //! - `init` during a shutdown waits for it and then starts a fresh runtime; an `init` after a
 //!   shutdown that timed out waits for the old runtime's threads and refuses to start a
 //!   second engine next to one that is still alive.
@@ -13,27 +28,26 @@
 //!   and shutdown hold it exclusively, so a command of a client evicted a moment ago never
 //!   reaches the engine. No thread holds the gate while it waits for another thread that
 //!   may want it.
+//! - No lock is held across blocking I/O, a plugin call or a process spawn: plugins load and
+//!   plugin instances are made before any lock or the gate is taken.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, PoisonError, RwLock};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Sender, bounded};
 use serde::Serialize;
-use stellatune_audio::{
-    AudioError, Engine, EngineConfig, EngineStatus, ThreadCounter, TrackId, TrackSource,
-};
+use stellatune_audio::{AudioError, Engine, EngineStatus, ThreadCounter, TrackId, TrackSource};
 
-use crate::clients::{ClientRegistry, ClientSession};
+use crate::clients::ClientSession;
 use crate::config::HostConfig;
 use crate::error::{HostError, Result};
-use crate::events::{EventQueue, HostEvent, HostNotice, Polled};
+use crate::events::{HostEvent, Polled};
 use crate::metrics::MetricsSnapshot;
-use crate::output::Output;
+use crate::plugin_ops::PluginOps;
 use crate::route::{DspSpec, OutputRoute};
-use stellatune_plugin_host::PluginRuntime;
+use crate::runtime::Runtime;
+use crate::sessions::{Sessions, Turn, Watched};
 
 static GLOBAL: LazyLock<RuntimeHost> = LazyLock::new(|| RuntimeHost::new("stellatune"));
 
@@ -54,26 +68,9 @@ pub enum InitOutcome {
     Reused,
 }
 
-struct Services {
-    /// Replaced when the engine's control thread died (a panic): see `recover_engine`.
-    engine: Mutex<Arc<Engine>>,
-    /// `None` when the plugin directory is unusable: the runtime then plays without plugins.
-    plugins: Option<Arc<PluginRuntime>>,
-    output: Output,
-    config: HostConfig,
-    supervisor_stop: Sender<()>,
-    supervisor: Mutex<Option<JoinHandle<()>>>,
-}
-
-impl Services {
-    fn engine(&self) -> Arc<Engine> {
-        lock(&self.engine).clone()
-    }
-}
-
 enum Phase {
     Uninit,
-    Running(Arc<Services>),
+    Running(Arc<Runtime>),
     ShuttingDown,
     Stopped,
 }
@@ -84,7 +81,7 @@ struct Lifecycle {
     in_flight: usize,
     /// A runtime whose shutdown timed out: kept (not dropped, which would block) until its
     /// threads are gone, so that no second engine starts next to it.
-    lingering: Option<Arc<Services>>,
+    lingering: Option<Arc<Runtime>>,
 }
 
 impl Phase {
@@ -104,19 +101,18 @@ pub struct RuntimeHost {
     name: String,
     lifecycle: Mutex<Lifecycle>,
     lifecycle_changed: Condvar,
-    clients: Arc<ClientRegistry>,
+    /// Shared with the running runtime (it broadcasts events and takes the gate to restart
+    /// the engine) and with the supervisor thread.
+    sessions: Arc<Sessions>,
     threads: ThreadCounter,
     inits_total: AtomicU64,
     engine_restarts_total: Arc<AtomicU64>,
-    /// Commands hold it shared; eviction and shutdown hold it exclusively, so a command from
-    /// a client evicted a moment ago can never reach the engine after the eviction.
-    command_gate: Arc<RwLock<()>>,
 }
 
-/// A call in flight: holds the running services and keeps shutdown waiting until dropped.
+/// A call in flight: holds the running runtime and keeps shutdown waiting until dropped.
 struct Call<'h> {
     host: &'h RuntimeHost,
-    services: Arc<Services>,
+    runtime: Arc<Runtime>,
 }
 
 impl Drop for Call<'_> {
@@ -129,18 +125,11 @@ impl Drop for Call<'_> {
     }
 }
 
-/// A call of one client: on top of [`Call`], the client cannot expire while it runs, and
-/// its lease counts from the moment it returns.
+/// A call of one client: on top of [`Call`], the client's [`Turn`]. The turn is declared
+/// first so that it ends (the lease restarts) before the call does.
 struct ClientCall<'h> {
+    turn: Turn<'h>,
     call: Call<'h>,
-    id: u64,
-    queue: Arc<EventQueue>,
-}
-
-impl Drop for ClientCall<'_> {
-    fn drop(&mut self) {
-        self.call.host.clients.end_call(self.id);
-    }
 }
 
 impl RuntimeHost {
@@ -157,11 +146,10 @@ impl RuntimeHost {
                 lingering: None,
             }),
             lifecycle_changed: Condvar::new(),
-            clients: Arc::new(ClientRegistry::new(name)),
+            sessions: Arc::new(Sessions::new(name)),
             threads: ThreadCounter::new(),
             inits_total: AtomicU64::new(0),
             engine_restarts_total: Arc::new(AtomicU64::new(0)),
-            command_gate: Arc::new(RwLock::new(())),
         }
     }
 
@@ -199,7 +187,7 @@ impl RuntimeHost {
         if let Err(e) = std::fs::create_dir_all(&data_dir) {
             tracing::warn!(data_dir = %data_dir.display(), error = %e, "data directory is not usable; features that store files will fail");
         }
-        let plugins = self.start_plugins(&config);
+        let plugins = PluginOps::start(&config, &self.sessions);
         let mut lifecycle = self.lock();
         while matches!(lifecycle.phase, Phase::ShuttingDown) {
             lifecycle = self.wait(lifecycle);
@@ -216,49 +204,26 @@ impl RuntimeHost {
                 Err(self.still_stopping(config.shutdown_timeout()))
             };
         }
-        self.clients
+        self.sessions
             .configure(config.client_lease(), config.event_queue_capacity());
-        let engine = self.start_engine()?;
-        let (stop_tx, stop_rx) = bounded::<()>(1);
-        let services = Arc::new(Services {
-            engine: Mutex::new(Arc::new(engine)),
+        let runtime = Arc::new(Runtime::start(
+            &self.name,
+            &self.sessions,
+            &self.threads,
+            &self.engine_restarts_total,
+            config.clone(),
             plugins,
-            output: Output::default(),
-            config: config.clone(),
-            supervisor_stop: stop_tx,
-            supervisor: Mutex::new(None),
-        });
-        let supervisor = {
-            let clients = self.clients.clone();
-            let services = Arc::downgrade(&services);
-            let gate = self.command_gate.clone();
-            let name = self.name.clone();
-            let threads = self.threads.clone();
-            let restarts = self.engine_restarts_total.clone();
-            self.threads
-                .spawn(&format!("{}-supervisor", self.name), move || {
-                    let recovery = Recovery {
-                        name: &name,
-                        clients: &clients,
-                        threads: &threads,
-                        restarts: &restarts,
-                    };
-                    supervise(&recovery, &services, &gate, &stop_rx)
-                })
-        };
-        let supervisor = match supervisor {
-            Ok(handle) => handle,
-            Err(e) => {
-                let _ = services.engine().shutdown(config.shutdown_timeout());
-                return Err(HostError::Internal(format!(
-                    "cannot start supervisor thread: {e}"
-                )));
-            }
-        };
-        *lock(&services.supervisor) = Some(supervisor);
+        )?);
+        let watched: Weak<dyn Watched> = Arc::downgrade(&runtime) as Weak<Runtime>;
+        if let Err(e) = self.sessions.start_supervisor(&self.threads, watched) {
+            let _ = runtime.engine().shutdown(config.shutdown_timeout());
+            return Err(HostError::Internal(format!(
+                "cannot start supervisor thread: {e}"
+            )));
+        }
         let inits = self.inits_total.fetch_add(1, Ordering::SeqCst) + 1;
-        lifecycle.phase = Phase::Running(services);
-        self.clients.open();
+        lifecycle.phase = Phase::Running(runtime);
+        self.sessions.open();
         self.lifecycle_changed.notify_all();
         tracing::info!(
             host = %self.name,
@@ -268,10 +233,6 @@ impl RuntimeHost {
             "runtime host initialised"
         );
         Ok(InitOutcome::Started)
-    }
-
-    fn start_engine(&self) -> Result<Engine> {
-        start_engine(&self.name, &self.clients, &self.threads)
     }
 
     /// After a shutdown that timed out: waits (at most `timeout`) for the old runtime's
@@ -304,86 +265,51 @@ impl RuntimeHost {
     }
 
     fn reused(&self, config: &HostConfig) -> InitOutcome {
-        if let Phase::Running(services) = &self.lock().phase {
-            if services.config != *config {
+        if let Phase::Running(runtime) = &self.lock().phase {
+            if runtime.config != *config {
                 tracing::warn!(host = %self.name, "runtime already running; the new config is ignored until shutdown");
             }
         }
         tracing::info!(
             host = %self.name,
             inits_total = self.inits_total.load(Ordering::SeqCst),
-            clients_active = self.clients.active(),
+            clients_active = self.sessions.active(),
             "runtime host reused"
         );
         InitOutcome::Reused
     }
 
-    fn start_plugins(&self, config: &HostConfig) -> Option<Arc<PluginRuntime>> {
-        let plugin_dir = config.resolved_plugin_dir();
-        let clients = self.clients.clone();
-        let notices: stellatune_plugin_host::NoticeSink = Arc::new(move |notice| {
-            let payload = serde_json::from_str(&notice.json)
-                .unwrap_or(serde_json::Value::String(notice.json));
-            clients.broadcast(HostEvent::Host(HostNotice::PluginEvent {
-                plugin_id: notice.plugin_id,
-                kind: notice.kind,
-                payload,
-            }));
-        });
-        match PluginRuntime::start(&plugin_dir, &config.resolved_data_dir(), notices) {
-            Ok(runtime) => Some(Arc::new(runtime)),
-            Err(e) => {
-                tracing::warn!(plugin_dir = %plugin_dir.display(), error = %e, "plugin runtime unavailable; playing without plugins");
-                None
-            }
-        }
-    }
-
     /// Enters a call: the runtime must be running, and shutdown waits until it returns.
     fn enter(&self) -> Result<Call<'_>> {
         let mut lifecycle = self.lock();
-        let services = match &lifecycle.phase {
-            Phase::Running(services) => services.clone(),
+        let runtime = match &lifecycle.phase {
+            Phase::Running(runtime) => runtime.clone(),
             Phase::ShuttingDown => return Err(HostError::ShuttingDown),
             Phase::Uninit | Phase::Stopped => return Err(HostError::NotInitialized),
         };
         lifecycle.in_flight += 1;
         Ok(Call {
             host: self,
-            services,
+            runtime,
         })
     }
 
     /// Enters a call of client `id`, which must be live.
     fn enter_client(&self, id: u64) -> Result<ClientCall<'_>> {
         let call = self.enter()?;
-        match self.clients.begin_call(id) {
-            Ok(queue) => Ok(ClientCall { call, id, queue }),
-            Err(e) => {
-                // The check may have evicted a client whose lease ran out: maybe the last.
-                self.stop_if_no_clients(&call.services);
-                Err(e)
-            }
-        }
-    }
-
-    fn gate_shared(&self) -> std::sync::RwLockReadGuard<'_, ()> {
-        self.command_gate
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn gate_exclusive(&self) -> std::sync::RwLockWriteGuard<'_, ()> {
-        self.command_gate
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
+        let runtime = &call.runtime;
+        // A client found expired may have been the last: then the output stops.
+        let turn = self.sessions.begin(id, || {
+            let _ = runtime.stop_and_clear();
+        })?;
+        Ok(ClientCall { turn, call })
     }
 
     /// Stops playback, evicts every client, waits for the calls in flight, joins every
     /// runtime thread and returns when they are gone. Without a running host it does
     /// nothing (it never starts one to stop it).
     pub fn shutdown(&self) -> Result<()> {
-        let services = {
+        let runtime = {
             let mut lifecycle = self.lock();
             loop {
                 match &lifecycle.phase {
@@ -396,26 +322,17 @@ impl RuntimeHost {
                 }
             }
             match std::mem::replace(&mut lifecycle.phase, Phase::ShuttingDown) {
-                Phase::Running(services) => services,
+                Phase::Running(runtime) => runtime,
                 _ => unreachable!("checked above"),
             }
         };
         let started = Instant::now();
-        let timeout = services.config.shutdown_timeout();
+        let timeout = runtime.config.shutdown_timeout();
         let deadline = started + timeout;
-        tracing::info!(host = %self.name, clients_active = self.clients.active(), "runtime host shutting down");
-        // The supervisor may itself be waiting for the gate: stop it before taking the gate.
-        let _ = services.supervisor_stop.send(());
-        if let Some(handle) = lock(&services.supervisor).take() {
-            let _ = handle.join();
-        }
-        {
-            // Exclusive: waits for client commands in flight. Closing the registry evicts
-            // every client, refuses new ones and wakes every waiting poll.
-            let _gate = self.gate_exclusive();
-            self.clients.close("runtime shut down");
-            let _ = self.clients.take_emptied();
-        }
+        tracing::info!(host = %self.name, clients_active = self.sessions.active(), "runtime host shutting down");
+        // Stops the supervisor first (it may be waiting for the gate), then evicts every
+        // client under the exclusive gate, refuses new ones and wakes every waiting poll.
+        self.sessions.close("runtime shut down");
         // Plugin operations and anything else still inside a call finish first.
         let drained = {
             let mut lifecycle = self.lock();
@@ -432,22 +349,13 @@ impl RuntimeHost {
         if !drained {
             tracing::error!(host = %self.name, "calls still in flight at the shutdown deadline");
         }
-        let engine = services.engine();
-        // The engine's own shutdown stops playback and closes the sink, within the deadline
-        // (a separate stop-and-clear would wait on the engine's fixed command timeout).
-        services.output.reset();
-        let stopped = engine.shutdown(deadline.saturating_duration_since(Instant::now()));
-        drop(engine);
-        // With the engine gone no instance is left: every generation unloads as soon as the
-        // last holder of the runtime lets go, which is us, below.
-        if let Some(plugins) = &services.plugins {
-            plugins.shutdown();
-        }
+        let stopped = runtime.stop(deadline.saturating_duration_since(Instant::now()));
         let timed_out = stopped.is_err() || !drained;
         let lingering = if timed_out {
-            Some(services)
+            Some(runtime)
         } else {
-            drop(services);
+            // The last holder of the runtime: its plugin generations unload here.
+            drop(runtime);
             None
         };
         while self.threads.alive() > 0 && Instant::now() < deadline {
@@ -479,51 +387,29 @@ impl RuntimeHost {
     /// stops and the output route is cleared. Returns the new generation.
     pub fn prepare_hot_restart(&self) -> Result<u64> {
         let call = self.enter()?;
-        let services = &call.services;
-        let _gate = self.gate_exclusive();
-        let (generation, evicted, _) = self
-            .clients
-            .roll_generation(!services.config.faults().skip_eviction);
-        let _ = self.clients.take_emptied();
-        services.output.stop_and_clear(&services.engine())?;
-        tracing::info!(host = %self.name, generation, evicted = evicted.len(), "prepared for hot restart");
-        Ok(generation)
+        let runtime = &call.runtime;
+        self.sessions
+            .roll_generation(runtime.evicts(), || runtime.stop_and_clear())
     }
 
     pub fn attach_client(&self) -> Result<ClientSession> {
         let call = self.enter()?;
-        if call.services.config.faults().leak_thread_per_attach {
+        if call.runtime.config.faults().leak_thread_per_attach {
             tracing::error!("fault injection: leaking a thread for this attach");
             let _ = std::thread::Builder::new()
                 .name("stellatune-leaked".into())
                 .spawn(std::thread::park);
         }
-        // Refused if a shutdown closed the registry since `enter`: a client never outlives
-        // the runtime it attached to.
-        let (session, active) = self.clients.attach().map_err(|_| HostError::ShuttingDown)?;
-        tracing::info!(host = %self.name, client_id = session.id, generation = session.generation, clients_active = active, "client attached");
-        Ok(session)
+        self.sessions.attach()
     }
 
     pub fn detach_client(&self, id: u64) -> Result<()> {
         let call = self.enter()?;
-        let left = self.clients.detach(id);
-        if let Ok(left) = left {
-            tracing::info!(host = %self.name, client_id = id, clients_active = left, "client detached");
-        }
-        self.stop_if_no_clients(&call.services);
-        left.map(|_| ())
-    }
-
-    /// When the last client is gone nobody can hear or steer playback: stop it.
-    fn stop_if_no_clients(&self, services: &Services) {
-        if self.clients.take_emptied() {
-            let _gate = self.gate_exclusive();
-            if self.clients.active() == 0 {
-                tracing::info!(host = %self.name, "no clients left: stopping playback and clearing the route");
-                let _ = services.output.stop_and_clear(&services.engine());
-            }
-        }
+        let runtime = &call.runtime;
+        // The last client gone: nobody can hear or steer playback, so it stops.
+        self.sessions.detach(id, || {
+            let _ = runtime.stop_and_clear();
+        })
     }
 
     /// Runs `command` for live client `id` under the shared gate, so evictions wait until the
@@ -531,51 +417,22 @@ impl RuntimeHost {
     fn client_command<T>(
         &self,
         id: u64,
-        command: impl FnOnce(&Services, &Engine) -> std::result::Result<T, AudioError>,
+        command: impl FnOnce(&Runtime, &Engine) -> std::result::Result<T, AudioError>,
     ) -> Result<T> {
         let call = self.enter_client(id)?;
-        self.command_as(&call, command)
-    }
-
-    fn command_as<T>(
-        &self,
-        call: &ClientCall<'_>,
-        command: impl FnOnce(&Services, &Engine) -> std::result::Result<T, AudioError>,
-    ) -> Result<T> {
-        let services = &call.call.services;
-        let engine = services.engine();
-        let outcome = {
-            let _gate = self.gate_shared();
-            // Checked again under the gate: an eviction may have come between.
-            self.clients.is_live(call.id)?;
-            command(services, &engine)
-        };
-        if matches!(outcome, Err(AudioError::EngineStopped)) && !engine.is_running() {
-            self.recovery()
-                .recover(services, &engine, &self.command_gate);
-        }
-        Ok(outcome?)
-    }
-
-    fn recovery(&self) -> Recovery<'_> {
-        Recovery {
-            name: &self.name,
-            clients: &self.clients,
-            threads: &self.threads,
-            restarts: &self.engine_restarts_total,
-        }
+        command_as(&call, command)
     }
 
     pub fn play(&self, id: u64, path: &Path) -> Result<TrackId> {
         let call = self.enter_client(id)?;
         let source = TrackSource::open(path)?;
-        self.command_as(&call, |_, e| e.play_source(source))
+        command_as(&call, |_, e| e.play_source(source))
     }
 
     pub fn queue_next(&self, id: u64, path: &Path) -> Result<TrackId> {
         let call = self.enter_client(id)?;
         let source = TrackSource::open(path)?;
-        self.command_as(&call, |_, e| e.queue_next_source(source))
+        command_as(&call, |_, e| e.queue_next_source(source))
     }
 
     pub fn pause(&self, id: u64) -> Result<()> {
@@ -600,180 +457,59 @@ impl RuntimeHost {
 
     pub fn apply_route(&self, id: u64, route: OutputRoute) -> Result<()> {
         let call = self.enter_client(id)?;
-        // A plugin sink instance is created here, on the caller's thread.
-        let factory = route.factory(call.call.services.plugins.as_deref())?;
-        self.command_as(&call, |s, e| s.output.apply_route(e, route, factory))
+        // A plugin sink instance is created here, on the caller's thread, with no gate held.
+        let factory = route.factory(call.call.runtime.plugins.runtime())?;
+        command_as(&call, |r, e| r.output.apply_route(e, route, factory))
     }
 
     pub fn clear_route(&self, id: u64) -> Result<()> {
-        self.client_command(id, |s, e| s.output.clear_route(e))
+        self.client_command(id, |r, e| r.output.clear_route(e))
     }
 
     /// Sets the DSP chain (plugin transforms, in order) between the decoder and the output;
     /// an empty chain removes it. Stages are created here, on the caller's thread.
     pub fn set_dsp_chain(&self, id: u64, chain: Vec<DspSpec>) -> Result<()> {
         let call = self.enter_client(id)?;
+        let plugins = call.call.runtime.plugins.runtime();
         let stages = chain
             .iter()
-            .map(|spec| spec.stage(call.call.services.plugins.as_deref()))
+            .map(|spec| spec.stage(plugins))
             .collect::<Result<Vec<_>>>()?;
-        self.command_as(&call, |s, e| s.output.set_dsp_chain(e, chain, stages))
-    }
-
-    fn plugins(&self) -> Result<(Call<'_>, Arc<PluginRuntime>)> {
-        let call = self.enter()?;
-        let plugins = call
-            .services
-            .plugins
-            .clone()
-            .ok_or(HostError::PluginsUnavailable)?;
-        Ok((call, plugins))
+        command_as(&call, |r, e| r.output.set_dsp_chain(e, chain, stages))
     }
 
     /// Installs a plugin directory or .zip and activates it. If the current route plays
     /// through an older generation of it, the route moves to the new one at once.
     pub fn plugins_install(&self, artifact: &Path) -> Result<String> {
-        let (call, plugins) = self.plugins()?;
-        let id = plugins.install(artifact)?;
-        let generation = plugins
-            .list()
-            .into_iter()
-            .find(|p| p.id == id)
-            .and_then(|p| p.generation);
-        tracing::info!(plugin = %id, generation, "plugin installed");
-        self.clients
-            .broadcast(HostEvent::Host(HostNotice::PluginInstalled {
-                plugin_id: id.clone(),
-                generation,
-            }));
-        self.move_to_new_generation(&call.services, &plugins, &[id.as_str()]);
-        Ok(id)
+        let call = self.enter()?;
+        let runtime = &call.runtime;
+        runtime.plugins.install(artifact, &runtime.plugin_target())
     }
 
     /// Uninstalls a plugin. A route playing through it keeps playing until it is cleared;
     /// then its generation unloads and its shadow copy goes.
     pub fn plugins_uninstall(&self, id: &str) -> Result<()> {
-        let (_call, plugins) = self.plugins()?;
-        plugins.uninstall(id)?;
-        self.clients
-            .broadcast(HostEvent::Host(HostNotice::PluginUninstalled {
-                plugin_id: id.to_owned(),
-            }));
-        Ok(())
+        let call = self.enter()?;
+        call.runtime.plugins.uninstall(id, &self.sessions)
     }
 
     /// Re-reads the plugin directory; changed plugins get a new generation, and a route
     /// playing through one of them moves to it at once (the old generation drains).
     pub fn plugins_reload(&self) -> Result<stellatune_plugin_host::ReloadReport> {
-        let (call, plugins) = self.plugins()?;
-        let report = plugins.reload();
-        tracing::info!(?report, "plugins reloaded");
-        let changed: Vec<&str> = report
-            .reloaded
-            .iter()
-            .chain(&report.loaded)
-            .map(String::as_str)
-            .collect();
-        self.move_to_new_generation(&call.services, &plugins, &changed);
-        self.clients
-            .broadcast(HostEvent::Host(HostNotice::PluginsReloaded {
-                loaded: report.loaded.clone(),
-                reloaded: report.reloaded.clone(),
-                removed: report.removed.clone(),
-                failed: report
-                    .failed
-                    .iter()
-                    .map(|(id, e)| format!("{id}: {e}"))
-                    .collect(),
-            }));
-        Ok(report)
+        let call = self.enter()?;
+        let runtime = &call.runtime;
+        runtime.plugins.reload(&runtime.plugin_target())
     }
 
     /// Loads a fresh generation of one plugin even if its files did not change.
     pub fn plugins_force_reload(&self, id: &str) -> Result<u64> {
-        let (call, plugins) = self.plugins()?;
-        let generation = plugins.force_reload(id)?;
-        self.move_to_new_generation(&call.services, &plugins, &[id]);
-        Ok(generation)
+        let call = self.enter()?;
+        let runtime = &call.runtime;
+        runtime.plugins.force_reload(id, &runtime.plugin_target())
     }
 
     pub fn plugins_list(&self) -> Result<Vec<stellatune_plugin_host::PluginInfo>> {
-        Ok(self.plugins()?.1.list())
-    }
-
-    /// Moves the route and the DSP chain to the new generations of `changed` plugins.
-    fn move_to_new_generation(
-        &self,
-        services: &Services,
-        plugins: &PluginRuntime,
-        changed: &[&str],
-    ) {
-        self.move_dsp_to_new_generation(services, plugins, changed);
-        let route = services.output.route();
-        let Some(route) = route.filter(|r| r.plugin_id().is_some_and(|id| changed.contains(&id)))
-        else {
-            return;
-        };
-        // The new instance is made with no gate held (a plugin call).
-        let factory = match route.factory(Some(plugins)) {
-            Ok(f) => f,
-            Err(e) => {
-                tracing::warn!(error = %e, "the new plugin generation could not take over the route");
-                return;
-            }
-        };
-        let _gate = self.gate_shared();
-        // A rollover or another route may have come meanwhile: then this one is stale.
-        if !services.output.is_current(&route) {
-            return;
-        }
-        let plugin = route.plugin_id().map(str::to_owned);
-        match services
-            .output
-            .apply_route(&services.engine(), route, factory)
-        {
-            Ok(()) => tracing::info!(
-                plugin = plugin.as_deref(),
-                "route moved to the new plugin generation"
-            ),
-            Err(e) => {
-                tracing::warn!(error = %e, "moving the route to the new plugin generation failed")
-            }
-        }
-    }
-
-    fn move_dsp_to_new_generation(
-        &self,
-        services: &Services,
-        plugins: &PluginRuntime,
-        changed: &[&str],
-    ) {
-        let chain = services.output.dsp_chain();
-        if !chain
-            .iter()
-            .any(|s| changed.contains(&s.plugin_id.as_str()))
-        {
-            return;
-        }
-        let stages = chain
-            .iter()
-            .map(|spec| spec.stage(Some(plugins)))
-            .collect::<Result<Vec<_>>>();
-        let _gate = self.gate_shared();
-        if services.output.dsp_chain() != chain {
-            return;
-        }
-        let moved = stages.and_then(|s| {
-            Ok(services
-                .output
-                .set_dsp_chain(&services.engine(), chain, s)?)
-        });
-        match moved {
-            Ok(()) => tracing::info!("dsp chain moved to the new plugin generation"),
-            Err(e) => {
-                tracing::warn!(error = %e, "the dsp chain could not move to the new plugin generation")
-            }
-        }
+        self.enter()?.runtime.plugins.list()
     }
 
     pub fn status(&self, id: u64) -> Result<EngineStatus> {
@@ -790,21 +526,7 @@ impl RuntimeHost {
         read: impl FnMut(&HostEvent) -> (R, bool),
     ) -> Result<Polled<R>> {
         let call = self.enter_client(id)?;
-        // The queue, not the host, is waited on: no host lock is held while blocked. An
-        // eviction or shutdown closes the queue, which ends the wait at once.
-        match call.queue.poll_with(timeout, read) {
-            Polled::Closed(_) => {
-                Err(self
-                    .clients
-                    .is_live(id)
-                    .err()
-                    .unwrap_or(HostError::ClientEvicted {
-                        id,
-                        reason: "queue closed".into(),
-                    }))
-            }
-            polled => Ok(polled),
-        }
+        self.sessions.poll(&call.turn, timeout, read)
     }
 
     /// The next event, or `None` when none came within `timeout`.
@@ -819,167 +541,48 @@ impl RuntimeHost {
     #[cfg(feature = "fault-injection")]
     pub fn inject_engine_panic(&self) -> Result<()> {
         let call = self.enter()?;
-        call.services.engine().inject_panic();
+        call.runtime.engine().inject_panic();
         Ok(())
     }
 
+    /// The one place a [`MetricsSnapshot`] is built.
     pub fn metrics(&self) -> MetricsSnapshot {
-        let plugins = match &self.lock().phase {
-            Phase::Running(services) => services.plugins.clone(),
+        let running = match &self.lock().phase {
+            Phase::Running(runtime) => Some(runtime.clone()),
             _ => None,
         };
+        // Read with no lifecycle lock held: the plugin runtime takes its own locks.
+        let plugins = running.and_then(|runtime| runtime.plugins.metrics());
         let mut snapshot = MetricsSnapshot {
             state: self.state(),
             runtime_host_inits_total: self.inits_total.load(Ordering::SeqCst),
-            player_clients_active: self.clients.active() as u64,
-            client_generation: self.clients.generation(),
-            clients_evicted_total: self.clients.evictions_total(),
-            client_events_queued: self.clients.queued_events() as u64,
+            player_clients_active: self.sessions.active() as u64,
+            client_generation: self.sessions.generation(),
+            clients_evicted_total: self.sessions.evictions_total(),
+            client_events_queued: self.sessions.queued_events() as u64,
             runtime_threads: self.threads.alive() as u64,
             engine_restarts_total: self.engine_restarts_total.load(Ordering::SeqCst),
             ..MetricsSnapshot::default()
         };
         if let Some(plugins) = plugins {
-            snapshot.add_plugin_metrics(plugins.metrics());
+            snapshot.add_plugin_metrics(plugins);
         }
         snapshot
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn start_engine(
-    name: &str,
-    clients: &Arc<ClientRegistry>,
-    threads: &ThreadCounter,
-) -> Result<Engine> {
-    let clients = clients.clone();
-    Ok(Engine::start(
-        EngineConfig {
-            name: name.to_owned(),
-            threads: threads.clone(),
-        },
-        Arc::new(move |event| clients.broadcast(HostEvent::Engine(event))),
-    )?)
+/// Runs `command` as a call of the client of `call`: the running runtime takes it from here.
+fn command_as<T>(
+    call: &ClientCall<'_>,
+    command: impl FnOnce(&Runtime, &Engine) -> std::result::Result<T, AudioError>,
+) -> Result<T> {
+    call.call.runtime.command(&call.turn, command)
 }
 
 impl Drop for RuntimeHost {
     fn drop(&mut self) {
         if self.state() == LifecycleState::Running {
             let _ = self.shutdown();
-        }
-    }
-}
-
-/// What it takes to replace a dead engine, from a command's thread or the supervisor's.
-struct Recovery<'a> {
-    name: &'a str,
-    clients: &'a Arc<ClientRegistry>,
-    threads: &'a ThreadCounter,
-    restarts: &'a AtomicU64,
-}
-
-impl Recovery<'_> {
-    /// Replaces `dead` (an engine whose control thread ended while the host runs) with a
-    /// fresh one, unless someone already did. Playback stops; the route and the DSP chain
-    /// are re-applied, so the clients can simply play again; they are told with an
-    /// `engine_restarted` notice.
-    fn recover(&self, services: &Services, dead: &Arc<Engine>, gate: &RwLock<()>) {
-        let (route, chain) = {
-            let _gate = gate.write().unwrap_or_else(PoisonError::into_inner);
-            let mut current = lock(&services.engine);
-            if !Arc::ptr_eq(&current, dead) || dead.is_running() {
-                return;
-            }
-            // The control thread is gone: joining it is immediate.
-            let _ = dead.shutdown(Duration::from_millis(100));
-            let fresh = match start_engine(self.name, self.clients, self.threads) {
-                Ok(engine) => engine,
-                Err(e) => {
-                    tracing::error!(host = %self.name, error = %e, "the engine died and could not be restarted");
-                    return;
-                }
-            };
-            *current = Arc::new(fresh);
-            let kept = (services.output.route(), services.output.dsp_chain());
-            services.output.reset();
-            kept
-        };
-        let restarts = self.restarts.fetch_add(1, Ordering::SeqCst) + 1;
-        tracing::error!(host = %self.name, engine_restarts_total = restarts, "the engine's control thread died; a fresh engine was started");
-        // Plugin instances are made with no gate held; the engine calls under the shared gate.
-        let plugins = services.plugins.as_deref();
-        let engine = services.engine();
-        if !chain.is_empty() {
-            let stages = chain
-                .iter()
-                .map(|spec| spec.stage(plugins))
-                .collect::<Result<Vec<_>>>();
-            let _gate = gate.read().unwrap_or_else(PoisonError::into_inner);
-            if let Err(e) =
-                stages.and_then(|s| Ok(services.output.set_dsp_chain(&engine, chain, s)?))
-            {
-                tracing::warn!(error = %e, "the dsp chain could not be re-applied after the engine restart");
-            }
-        }
-        if let Some(route) = route {
-            let factory = route.factory(plugins);
-            let _gate = gate.read().unwrap_or_else(PoisonError::into_inner);
-            if let Err(e) =
-                factory.and_then(|f| Ok(services.output.apply_route(&engine, route, f)?))
-            {
-                tracing::warn!(error = %e, "the route could not be re-applied after the engine restart");
-            }
-        }
-        self.clients
-            .broadcast(HostEvent::Host(HostNotice::EngineRestarted {
-                reason: "the engine's control thread died".into(),
-            }));
-    }
-}
-
-/// Evicts clients whose lease ran out, waking at the nearest deadline, and replaces an
-/// engine that died.
-fn supervise(
-    recovery: &Recovery<'_>,
-    services: &std::sync::Weak<Services>,
-    gate: &RwLock<()>,
-    stop: &crossbeam_channel::Receiver<()>,
-) {
-    const MAX_NAP: Duration = Duration::from_millis(500);
-    const MIN_NAP: Duration = Duration::from_millis(5);
-    let clients = recovery.clients;
-    loop {
-        let nap = clients
-            .next_deadline()
-            .map(|d| d.saturating_duration_since(Instant::now()))
-            .unwrap_or(MAX_NAP)
-            .clamp(MIN_NAP, MAX_NAP);
-        match stop.recv_timeout(nap) {
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
-            _ => return,
-        }
-        let Some(services) = services.upgrade() else {
-            return;
-        };
-        if !services.config.faults().skip_eviction {
-            // Logged, counted and announced by the registry.
-            clients.evict_expired();
-        }
-        if clients.take_emptied() {
-            // Re-checked under the gate: a new client may have attached (and started
-            // playing) since the last one left.
-            let _gate = gate.write().unwrap_or_else(PoisonError::into_inner);
-            if clients.active() == 0 {
-                tracing::info!(host = %recovery.name, "no clients left: stopping playback and clearing the route");
-                let _ = services.output.stop_and_clear(&services.engine());
-            }
-        }
-        let engine = services.engine();
-        if !engine.is_running() {
-            recovery.recover(&services, &engine, gate);
         }
     }
 }

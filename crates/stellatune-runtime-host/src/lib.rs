@@ -10,6 +10,7 @@
 
 mod clients;
 mod config;
+mod engine_slot;
 mod error;
 mod events;
 mod host;
@@ -17,7 +18,10 @@ mod json;
 mod logging;
 mod metrics;
 mod output;
+mod plugin_ops;
 mod route;
+mod runtime;
+mod sessions;
 
 pub use clients::ClientSession;
 pub use config::{FaultInjection, HostConfig, LogFormat, default_data_dir};

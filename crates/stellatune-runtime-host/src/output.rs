@@ -1,6 +1,13 @@
 //! The one owner of what the host asked the engine to play through: the output route and
-//! the DSP chain. Every path that stops playback and clears them (a rollover, the last
-//! client leaving by dispose or by lease, shutdown) goes through [`Output::stop_and_clear`].
+//! the DSP chain. Every path that stops playback and clears them while the engine runs (a
+//! rollover, the last client leaving by dispose or by lease) goes through
+//! [`Output::stop_and_clear`]; shutdown only forgets them ([`Output::reset`]) and lets the
+//! engine's own bounded shutdown stop playback.
+//!
+//! Client commands, plugin operations (moving to a new plugin generation) and the engine
+//! restart all change the output through here; they make plugin instances before, with no
+//! lock held, and hand them in. Which gate mode a caller holds is the caller's business: the
+//! output only keeps its record consistent with what the engine may hold.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 

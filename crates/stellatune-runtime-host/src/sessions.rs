@@ -1,0 +1,382 @@
+//! The client sessions over the runtime: the registry, the command gate, the lease supervisor
+//! and event polling. They live as long as the host, across shutdown and init, so that client
+//! ids and the reasons clients ended are never forgotten between two runtimes.
+//!
+//! The gate is why this is one type: whatever evicts a client (a rollover, a lease, the last
+//! client leaving, shutdown) holds it exclusively, and every client command holds it shared,
+//! so a command of a client evicted a moment ago never reaches the engine. Sessions knows
+//! nothing of the engine or the output: what to do when the last client leaves, and how to
+//! check the engine, come from the running runtime through [`Watched`].
+
+use std::sync::{
+    Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak,
+};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
+use stellatune_audio::{AudioError, ThreadCounter};
+
+use crate::clients::{ClientRegistry, ClientSession};
+use crate::error::{HostError, Result};
+use crate::events::{EventQueue, HostEvent, Polled};
+
+/// What the supervisor watches over besides the leases: the running runtime. Held weakly, so
+/// a runtime that is gone ends the supervisor instead of being kept alive by it.
+pub(crate) trait Watched: Send + Sync {
+    /// False when fault injection turned eviction off (by lease and by rollover).
+    fn evicts(&self) -> bool;
+    /// The last client left: nobody can hear or steer playback, so it stops and the output
+    /// is cleared. Called with the gate held exclusively, so it must not take it.
+    fn last_client_left(&self);
+    /// Once per supervisor round, with no lock held: replace an engine that died.
+    fn check_engine(&self);
+}
+
+struct Supervisor {
+    stop: Sender<()>,
+    handle: JoinHandle<()>,
+}
+
+pub(crate) struct Sessions {
+    /// For log lines and thread names: which host these sessions belong to.
+    name: String,
+    clients: ClientRegistry,
+    /// Commands hold it shared; eviction and shutdown hold it exclusively, so a command from
+    /// a client evicted a moment ago can never reach the engine after the eviction.
+    gate: RwLock<()>,
+    /// The lease supervisor of the running runtime, if one runs.
+    supervisor: Mutex<Option<Supervisor>>,
+}
+
+/// One call of a live client: the client cannot expire while it runs, and its lease counts
+/// from the moment it ends (dropped).
+pub(crate) struct Turn<'s> {
+    sessions: &'s Sessions,
+    id: u64,
+    queue: Arc<EventQueue>,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.sessions.clients.end_call(self.id);
+    }
+}
+
+impl Sessions {
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            clients: ClientRegistry::new(name),
+            gate: RwLock::new(()),
+            supervisor: Mutex::new(None),
+        }
+    }
+
+    /// Readies the registry for a runtime about to start; clients can attach after [`Self::open`].
+    pub fn configure(&self, lease: Duration, queue_capacity: usize) {
+        self.clients.configure(lease, queue_capacity);
+    }
+
+    /// Lets clients attach (the runtime now runs).
+    pub fn open(&self) {
+        self.clients.open();
+    }
+
+    /// Hands a global event to every live client.
+    pub fn broadcast(&self, event: HostEvent) {
+        self.clients.broadcast(event);
+    }
+
+    pub fn active(&self) -> usize {
+        self.clients.active()
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.clients.generation()
+    }
+
+    pub fn evictions_total(&self) -> u64 {
+        self.clients.evictions_total()
+    }
+
+    pub fn queued_events(&self) -> usize {
+        self.clients.queued_events()
+    }
+
+    /// Shared: an engine request that no eviction may overtake (a command, or re-applying the
+    /// output after a plugin reload or an engine restart).
+    pub fn gate_shared(&self) -> RwLockReadGuard<'_, ()> {
+        self.gate.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Exclusive: no command runs meanwhile (an eviction, or replacing a dead engine).
+    pub fn gate_exclusive(&self) -> RwLockWriteGuard<'_, ()> {
+        self.gate.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn attach(&self) -> Result<ClientSession> {
+        // Refused if a shutdown closed the registry meanwhile: a client never outlives the
+        // runtime it attached to.
+        let (session, active) = self.clients.attach().map_err(|_| HostError::ShuttingDown)?;
+        tracing::info!(host = %self.name, client_id = session.id, generation = session.generation, clients_active = active, "client attached");
+        Ok(session)
+    }
+
+    /// Ends client `id` at its request; `stop` runs if it was the last one.
+    pub fn detach(&self, id: u64, stop: impl FnOnce()) -> Result<()> {
+        let left = self.clients.detach(id);
+        if let Ok(left) = left {
+            tracing::info!(host = %self.name, client_id = id, clients_active = left, "client detached");
+        }
+        self.when_emptied(stop);
+        left.map(|_| ())
+    }
+
+    /// Begins a call of client `id`, which must be live. The check may evict a client whose
+    /// lease ran out, maybe the last one: then `stop` runs.
+    pub fn begin(&self, id: u64, stop: impl FnOnce()) -> Result<Turn<'_>> {
+        match self.clients.begin_call(id) {
+            Ok(queue) => Ok(Turn {
+                sessions: self,
+                id,
+                queue,
+            }),
+            Err(e) => {
+                self.when_emptied(stop);
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs `command` for the client of `turn` under the shared gate, so evictions wait until
+    /// the engine has answered; re-checks under the gate that the client is still live.
+    pub fn command<T>(&self, turn: &Turn<'_>, command: impl FnOnce() -> T) -> Result<T> {
+        let _gate = self.gate_shared();
+        self.clients.is_live(turn.id)?;
+        Ok(command())
+    }
+
+    /// When the last client is gone nobody can hear or steer playback: `stop` it, under the
+    /// exclusive gate.
+    pub fn when_emptied(&self, stop: impl FnOnce()) {
+        if self.clients.take_emptied() {
+            // Re-checked under the gate: a new client may have attached (and started
+            // playing) since the last one left.
+            let _gate = self.gate_exclusive();
+            if self.clients.active() == 0 {
+                tracing::info!(host = %self.name, "no clients left: stopping playback and clearing the route");
+                stop();
+            }
+        }
+    }
+
+    /// Starts a new client generation under the exclusive gate: every older client is
+    /// evicted (unless `evict` is false, a fault injection) and `stop` clears the output
+    /// before any command of the new generation runs. Returns the new generation.
+    pub fn roll_generation(
+        &self,
+        evict: bool,
+        stop: impl FnOnce() -> std::result::Result<(), AudioError>,
+    ) -> Result<u64> {
+        let _gate = self.gate_exclusive();
+        let (generation, evicted, _) = self.clients.roll_generation(evict);
+        let _ = self.clients.take_emptied();
+        stop()?;
+        tracing::info!(host = %self.name, generation, evicted = evicted.len(), "prepared for hot restart");
+        Ok(generation)
+    }
+
+    /// Waits up to `timeout` for the next event of the client of `turn`; see
+    /// [`EventQueue::poll_with`].
+    pub fn poll<R>(
+        &self,
+        turn: &Turn<'_>,
+        timeout: Duration,
+        read: impl FnMut(&HostEvent) -> (R, bool),
+    ) -> Result<Polled<R>> {
+        // The queue, not the host, is waited on: no lock is held while blocked. An eviction or
+        // shutdown closes the queue, which ends the wait at once.
+        match turn.queue.poll_with(timeout, read) {
+            Polled::Closed(_) => {
+                Err(self
+                    .clients
+                    .is_live(turn.id)
+                    .err()
+                    .unwrap_or(HostError::ClientEvicted {
+                        id: turn.id,
+                        reason: "queue closed".into(),
+                    }))
+            }
+            polled => Ok(polled),
+        }
+    }
+
+    /// Starts the lease supervisor for the runtime `watched`: it evicts clients whose lease
+    /// ran out, stops the output when the last one went, and lets the runtime check its
+    /// engine.
+    pub fn start_supervisor(
+        self: &Arc<Self>,
+        threads: &ThreadCounter,
+        watched: Weak<dyn Watched>,
+    ) -> std::io::Result<()> {
+        let (stop, stop_rx) = bounded::<()>(1);
+        // The thread holds the sessions, which outlive every runtime, and the runtime only
+        // weakly: it never keeps a runtime alive that shutdown let go.
+        let sessions = self.clone();
+        let handle = threads.spawn(&format!("{}-supervisor", self.name), move || {
+            sessions.supervise(&watched, &stop_rx)
+        })?;
+        *lock(&self.supervisor) = Some(Supervisor { stop, handle });
+        Ok(())
+    }
+
+    /// Ends the runtime's sessions: stops the supervisor, then evicts every client and
+    /// refuses new ones until the next [`Self::open`].
+    pub fn close(&self, reason: &str) {
+        // The supervisor may itself be waiting for the gate: stop it before taking the gate.
+        let supervisor = lock(&self.supervisor).take();
+        if let Some(supervisor) = supervisor {
+            let _ = supervisor.stop.send(());
+            let _ = supervisor.handle.join();
+        }
+        // Exclusive: waits for client commands in flight. Closing the registry evicts every
+        // client, refuses new ones and wakes every waiting poll.
+        let _gate = self.gate_exclusive();
+        self.clients.close(reason);
+        let _ = self.clients.take_emptied();
+    }
+
+    /// The supervisor's loop: wakes at the nearest lease deadline (at most every half
+    /// second) until stopped or the runtime is gone.
+    fn supervise(&self, watched: &Weak<dyn Watched>, stop: &Receiver<()>) {
+        const MAX_NAP: Duration = Duration::from_millis(500);
+        const MIN_NAP: Duration = Duration::from_millis(5);
+        loop {
+            let nap = self
+                .clients
+                .next_deadline()
+                .map(|d| d.saturating_duration_since(Instant::now()))
+                .unwrap_or(MAX_NAP)
+                .clamp(MIN_NAP, MAX_NAP);
+            match stop.recv_timeout(nap) {
+                Err(RecvTimeoutError::Timeout) => {}
+                _ => return,
+            }
+            let Some(runtime) = watched.upgrade() else {
+                return;
+            };
+            if runtime.evicts() {
+                // Logged, counted and announced by the registry.
+                self.clients.evict_expired();
+            }
+            self.when_emptied(|| runtime.last_client_left());
+            runtime.check_engine();
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    fn sessions(lease_ms: u64) -> Arc<Sessions> {
+        let sessions = Arc::new(Sessions::new("test"));
+        sessions.configure(Duration::from_millis(lease_ms), 8);
+        sessions.open();
+        sessions
+    }
+
+    #[derive(Default)]
+    struct Runtime {
+        emptied: AtomicUsize,
+        checks: AtomicUsize,
+    }
+
+    impl Watched for Runtime {
+        fn evicts(&self) -> bool {
+            true
+        }
+        fn last_client_left(&self) {
+            self.emptied.fetch_add(1, Ordering::SeqCst);
+        }
+        fn check_engine(&self) {
+            self.checks.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn wait_until(what: &str, done: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting until {what}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// A turn begun before a rollover must not reach the engine after it.
+    #[test]
+    fn a_command_of_a_client_evicted_meanwhile_never_runs() {
+        let s = sessions(60_000);
+        let client = s.attach().unwrap();
+        let turn = s.begin(client.id, || {}).unwrap();
+        let mut stopped = false;
+        s.roll_generation(true, || {
+            stopped = true;
+            Ok(())
+        })
+        .unwrap();
+        assert!(stopped, "the rollover did not clear the output");
+        let mut ran = false;
+        assert!(matches!(
+            s.command(&turn, || ran = true),
+            Err(HostError::ClientEvicted { .. })
+        ));
+        assert!(!ran, "the command of an evicted client ran");
+    }
+
+    #[test]
+    fn the_supervisor_evicts_by_lease_and_stops_the_output_once() {
+        let s = sessions(20);
+        let threads = ThreadCounter::new();
+        let runtime = Arc::new(Runtime::default());
+        let watched: Weak<dyn Watched> = Arc::downgrade(&runtime) as Weak<Runtime>;
+        s.start_supervisor(&threads, watched).unwrap();
+        s.attach().unwrap();
+        wait_until("the client is evicted", || s.active() == 0);
+        wait_until("the output is stopped", || {
+            runtime.emptied.load(Ordering::SeqCst) == 1
+        });
+        wait_until("the engine is checked", || {
+            runtime.checks.load(Ordering::SeqCst) > 0
+        });
+        s.close("test over");
+        assert_eq!(
+            threads.alive(),
+            0,
+            "close returned before the supervisor ended"
+        );
+        assert_eq!(runtime.emptied.load(Ordering::SeqCst), 1);
+    }
+
+    /// The supervisor holds its runtime weakly: a runtime that is gone ends it.
+    #[test]
+    fn the_supervisor_ends_with_its_runtime() {
+        let s = sessions(60_000);
+        let threads = ThreadCounter::new();
+        let runtime = Arc::new(Runtime::default());
+        let watched: Weak<dyn Watched> = Arc::downgrade(&runtime) as Weak<Runtime>;
+        s.start_supervisor(&threads, watched).unwrap();
+        assert_eq!(threads.alive(), 1);
+        drop(runtime);
+        wait_until("the supervisor ends", || threads.alive() == 0);
+        // Nothing left to stop, and closing still evicts and refuses clients.
+        s.close("test over");
+        assert!(s.attach().is_err());
+    }
+}
