@@ -579,9 +579,7 @@ impl ShadowName {
 /// This process's start time as the shadow names record it (0 where unknown).
 fn own_start_time() -> u64 {
     static START: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    *START.get_or_init(|| {
-        stellatune_sidecar_proto::process_start_time(std::process::id()).unwrap_or(0)
-    })
+    *START.get_or_init(|| stellatune_process::process_start_time(std::process::id()).unwrap_or(0))
 }
 
 /// Removes shadow copies (and temporary copies) whose owner process is gone: left by a
@@ -598,9 +596,7 @@ pub(crate) fn reap_stale_shadow_copies(shadow_dir: &Path) {
             Some(shadow) if shadow.pid == std::process::id() => {
                 shadow.start_time != own_start_time()
             }
-            Some(shadow) => {
-                !stellatune_sidecar_proto::process_is_owner(shadow.pid, shadow.start_time)
-            }
+            Some(shadow) => !stellatune_process::process_is_owner(shadow.pid, shadow.start_time),
             None => is_legacy_shadow_name(&name),
         };
         if stale {

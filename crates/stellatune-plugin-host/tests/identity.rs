@@ -148,5 +148,5 @@ fn the_reaper_reads_the_owner_from_fixed_fields_not_from_the_plugin_id() {
 
 /// This process's start time as shadow names record it (0 where the platform has none).
 fn own_start_time() -> u64 {
-    stellatune_sidecar_proto::process_start_time(std::process::id()).unwrap_or(0)
+    stellatune_process::process_start_time(std::process::id()).unwrap_or(0)
 }

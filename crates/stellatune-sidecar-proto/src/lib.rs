@@ -14,16 +14,17 @@
 #[cfg(windows)]
 mod file_identity;
 mod frame;
-mod process;
 mod ring;
 
 pub use frame::{
     DeviceInfo, Frame, MAX_FRAME_BYTES, PROTOCOL_VERSION, ProtoError, Request, Response,
     decode_frame, encode_frame, read_frame, write_frame,
 };
-pub use process::{pid_alive, process_is_owner, process_start_time};
+// Process identity lives in its own crate (the plugin host needs it too); re-exported because
+// a ring's owner is part of this protocol.
 pub use ring::{
     MAX_CHANNELS, MAX_RING_BYTES, RING_HEADER_SIZE, RING_LAYOUT_VERSION, RING_MAGIC, RingError,
     RingReader, RingSpec, RingWriter, default_ring_dir, reap_stale_rings, ring_file_name,
     unique_ring_file_name,
 };
+pub use stellatune_process::{pid_alive, process_is_owner, process_start_time};

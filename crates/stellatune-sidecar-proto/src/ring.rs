@@ -55,7 +55,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 
 use memmap2::{MmapOptions, MmapRaw};
 
-use crate::process::{process_is_owner, process_start_time};
+use stellatune_process::{process_is_owner, process_start_time};
 
 pub const RING_MAGIC: [u8; 8] = *b"STLTRING";
 pub const RING_LAYOUT_VERSION: u32 = 1;

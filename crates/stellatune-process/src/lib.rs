@@ -1,5 +1,6 @@
-//! Process identity: liveness and start time, so a ring's owner can be told apart from an
-//! unrelated process that later got the same pid.
+//! Process identity: liveness and start time, so the owner a process recorded (in a ring's
+//! header, in a plugin shadow copy's name) can be told apart from an unrelated process that
+//! later got the same pid. One implementation per OS, in `unix.rs` and `windows.rs`.
 
 #[cfg(unix)]
 mod unix;
