@@ -8,42 +8,64 @@ use std::sync::Arc;
 /// error to a reply and to an event).
 pub type ErrorSource = Arc<dyn std::error::Error + Send + Sync + 'static>;
 
-/// Why a sink or a DSP stage failed.
-#[derive(Debug, Clone, thiserror::Error)]
+/// Why a sink or a DSP stage failed. `source()` gives the cause itself (an `io::Error`, the
+/// plugin host's error), so a caller can downcast it.
+#[derive(Debug, Clone)]
 pub enum SinkError {
     /// The device or backend refused or failed (no device, a stream config it rejects, a
     /// backend error while playing).
-    #[error("{message}")]
     Device {
         message: String,
-        #[source]
         source: Option<ErrorSource>,
     },
     /// The output went away while in use (a device unplugged, a sidecar that died).
-    #[error("output disconnected: {message}")]
     Disconnected {
         message: String,
-        #[source]
         source: Option<ErrorSource>,
     },
     /// The output's configuration was refused (a route config, a spec it cannot take, a call
     /// out of order).
-    #[error("invalid output configuration: {0}")]
     InvalidConfig(String),
     /// Reading or writing a file failed.
-    #[error("{context}: {source}")]
     Io {
         context: String,
-        #[source]
         source: Arc<std::io::Error>,
     },
     /// A plugin call returned a failure status; `source` is the plugin host's error, which
     /// names the plugin, the call and the plugin's message.
-    #[error("{source}")]
     Plugin { status: i32, source: ErrorSource },
     /// A call did not return in time and was abandoned.
-    #[error("{what} did not return within {timeout_ms} ms")]
     Hung { what: String, timeout_ms: u64 },
+}
+
+impl std::fmt::Display for SinkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Device { message, .. } => f.write_str(message),
+            Self::Disconnected { message, .. } => write!(f, "output disconnected: {message}"),
+            Self::InvalidConfig(message) => write!(f, "invalid output configuration: {message}"),
+            Self::Io { context, source } => write!(f, "{context}: {source}"),
+            Self::Plugin { source, .. } => write!(f, "{source}"),
+            Self::Hung { what, timeout_ms } => {
+                write!(f, "{what} did not return within {timeout_ms} ms")
+            }
+        }
+    }
+}
+
+impl std::error::Error for SinkError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        // Through the Arc to the cause itself: an `Arc<io::Error>` would not downcast to
+        // `io::Error`.
+        match self {
+            Self::Device { source, .. } | Self::Disconnected { source, .. } => source
+                .as_deref()
+                .map(|e| e as &(dyn std::error::Error + 'static)),
+            Self::Io { source, .. } => Some(&**source),
+            Self::Plugin { source, .. } => Some(&**source),
+            Self::InvalidConfig(_) | Self::Hung { .. } => None,
+        }
+    }
 }
 
 impl SinkError {
@@ -123,6 +145,12 @@ mod tests {
         let e = SinkError::plugin(-7, cause);
         assert!(matches!(e, SinkError::Plugin { status: -7, .. }));
         assert_eq!(e.to_string(), "plugin `p` failed in open: no such device");
+        assert!(
+            e.source()
+                .unwrap()
+                .downcast_ref::<std::io::Error>()
+                .is_some()
+        );
     }
 
     #[test]

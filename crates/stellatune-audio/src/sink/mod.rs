@@ -62,7 +62,7 @@ impl SinkFactory for BuiltinRoute {
             #[cfg(any(feature = "device", windows))]
             BuiltinRoute::Device => Ok(Box::new(device::DeviceSink::new()?)),
             #[cfg(not(any(feature = "device", windows)))]
-            BuiltinRoute::Device => Err(SinkError::invalid_config(
+            BuiltinRoute::Device => Err(SinkError::device(
                 "this build has no device output (built without the `device` feature)",
             )),
         }
