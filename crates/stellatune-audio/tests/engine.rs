@@ -1459,7 +1459,10 @@ impl stellatune_audio::DspStage for Gain {
     fn describe(&self) -> String {
         format!("gain {}", self.gain)
     }
-    fn prepare(&mut self, spec: stellatune_audio::StreamSpec) -> Result<(), stellatune_audio::SinkError> {
+    fn prepare(
+        &mut self,
+        spec: stellatune_audio::StreamSpec,
+    ) -> Result<(), stellatune_audio::SinkError> {
         self.prepared.lock().unwrap().push(spec);
         Ok(())
     }
