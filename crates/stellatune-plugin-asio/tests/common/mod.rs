@@ -55,9 +55,14 @@ pub fn children_of(parent: u32, name: &str) -> (Vec<u32>, usize) {
     (live, zombies)
 }
 
+/// The sidecar's process name as every OS shows it: Linux truncates a process name to 15
+/// bytes (`stellatune-sidecar-host` shows as `stellatune-side`); Windows shows the whole
+/// `stellatune-sidecar-host.exe`, which contains it.
+pub const SIDECAR_NAME: &str = "stellatune-side";
+
 /// Live sidecar children of `parent`, and zombies among all of its children.
 pub fn sidecars_of(parent: u32) -> (Vec<u32>, usize) {
-    children_of(parent, "stellatune-asio")
+    children_of(parent, SIDECAR_NAME)
 }
 
 pub fn me() -> u32 {
