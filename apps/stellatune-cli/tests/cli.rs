@@ -4,12 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// The test plugins' library as this OS names it.
-const LIBRARY_NAME: &str = if cfg!(windows) {
-    "stellatune_test_plugins.dll"
-} else {
-    "libstellatune_test_plugins.so"
-};
+use stellatune_test_support::artifacts;
 
 fn stellatune(data_dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_stellatune"))
@@ -44,33 +39,9 @@ fn fails(data_dir: &Path, args: &[&str]) -> String {
     stderr
 }
 
-/// The test plugins' cdylib of this test run's profile. The workspace is built before the
-/// tests (scripts/test.sh): a test never runs cargo (under Wine it could not even wait for it).
-fn plugin_library() -> PathBuf {
-    let profile_dir = std::env::current_exe()
-        .ok()
-        .and_then(|exe| Some(exe.parent()?.parent()?.to_path_buf()))
-        .expect("test binary in target/<profile>/deps");
-    let library = profile_dir.join(LIBRARY_NAME);
-    assert!(
-        library.is_file(),
-        "no {}: build the workspace first (scripts/test.sh does)",
-        library.display()
-    );
-    library
-}
-
+/// The test plugins, installable, laid out from this build's cdylib.
 fn plugin_artifact(parent: &Path) -> PathBuf {
-    let dir = parent.join("test-plugins-artifact");
-    std::fs::create_dir_all(&dir).unwrap();
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../crates/stellatune-test-plugins/plugin.json");
-    let manifest = std::fs::read_to_string(manifest)
-        .unwrap()
-        .replace("libstellatune_test_plugins.so", LIBRARY_NAME);
-    std::fs::write(dir.join("plugin.json"), manifest).unwrap();
-    std::fs::copy(plugin_library(), dir.join(LIBRARY_NAME)).unwrap();
-    dir
+    artifacts::lay_out_test_plugins(&parent.join("test-plugins-artifact"))
 }
 
 #[test]

@@ -35,6 +35,7 @@ use stellatune_audio::{
     Engine, EngineConfig, EngineEvent, Sink, SinkError, SinkFactory, SinkStatus, StreamSpec,
     TrackSource,
 };
+use stellatune_test_support::tone::write_wav_i16;
 
 /// The generated tracks live here for the whole run.
 static DIR: LazyLock<tempfile::TempDir> = LazyLock::new(|| tempfile::tempdir().expect("temp dir"));
@@ -195,17 +196,8 @@ fn write_flac(name: &str, rate: u32, bits: u32) -> PathBuf {
 /// `tool ARGS -o out in.wav` (oggenc).
 fn encode_with(name: &str, tool: &str, args: &[&str], dash_o: bool) -> PathBuf {
     let wav = DIR.path().join(format!("{name}.source.wav"));
-    let spec = hound::WavSpec {
-        channels: 2,
-        sample_rate: 44_100,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(&wav, spec).expect("create wav");
-    for s in signal(44_100, 16) {
-        w.write_sample(s as i16).expect("write wav");
-    }
-    w.finalize().expect("finalize wav");
+    let samples: Vec<i16> = signal(44_100, 16).into_iter().map(|s| s as i16).collect();
+    write_wav_i16(&wav, 44_100, 2, &samples);
     let out = DIR.path().join(name);
     let mut command = Command::new(tool);
     command.args(args);

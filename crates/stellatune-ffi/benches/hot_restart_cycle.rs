@@ -18,10 +18,12 @@
 //! scripts/package-plugins.sh release`); without it, it prints a note and exits 0.
 
 use std::ffi::{CStr, CString, c_char};
-use std::path::{Path, PathBuf};
+
 use std::time::{Duration, Instant};
 
 use stellatune_ffi::*;
+use stellatune_test_support::artifacts::bench_asio_plugin;
+use stellatune_test_support::tone::write_tone;
 
 const ROUTE: &str = r#"{"kind":"plugin","plugin_id":"asio","target":"null"}"#;
 const STEPS: [&str; 5] = [
@@ -84,50 +86,6 @@ fn metrics() -> serde_json::Value {
     serde_json::from_str(&text).expect("metrics are JSON")
 }
 
-/// The packaged ASIO plugin: `$STELLATUNE_BENCH_ASIO_PLUGIN`, else `plugins/asio` in this
-/// binary's profile directory (`target/release/plugins/asio`).
-fn asio_plugin() -> Option<PathBuf> {
-    let mut candidates = Vec::new();
-    if let Some(dir) = std::env::var_os("STELLATUNE_BENCH_ASIO_PLUGIN") {
-        candidates.push(PathBuf::from(dir));
-    }
-    if let Some(profile) = std::env::current_exe()
-        .ok()
-        .and_then(|exe| Some(exe.parent()?.parent()?.to_path_buf()))
-    {
-        candidates.push(profile.join("plugins/asio"));
-    }
-    candidates
-        .push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release/plugins/asio"));
-    let found = candidates
-        .iter()
-        .find(|d| d.join("plugin.json").is_file())
-        .cloned();
-    if found.is_none() {
-        println!(
-            "note: no packaged ASIO plugin in {candidates:?}: hot_restart_cycle skipped (run \
-             `cargo build --release --workspace && bash scripts/package-plugins.sh release`)"
-        );
-    }
-    found
-}
-
-fn write_tone(path: &Path, seconds: f32) {
-    let spec = hound::WavSpec {
-        channels: 2,
-        sample_rate: 44_100,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).expect("create wav");
-    for i in 0..(seconds * 44_100.0) as u32 {
-        let s = ((i as f32 * 440.0 * std::f32::consts::TAU / 44_100.0).sin() * 8000.0) as i16;
-        w.write_sample(s).expect("write wav");
-        w.write_sample(s).expect("write wav");
-    }
-    w.finalize().expect("finalize wav");
-}
-
 /// Nearest-rank percentile of sorted durations.
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
@@ -182,7 +140,7 @@ fn cycle(tone: &CString) -> [Duration; 5] {
 }
 
 fn main() {
-    let Some(plugin) = asio_plugin() else {
+    let Some(plugin) = bench_asio_plugin("hot_restart_cycle") else {
         return;
     };
     let cycles = cycles_wanted();

@@ -8,12 +8,14 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use stellatune_test_support::artifacts;
+use stellatune_test_support::process::output_within;
 
 /// The cdylib's file name on this OS.
 fn lib_name() -> String {
-    use std::env::consts::{DLL_PREFIX, DLL_SUFFIX};
-    format!("{DLL_PREFIX}stellatune_ffi{DLL_SUFFIX}")
+    artifacts::library_file_name("stellatune_ffi")
 }
 
 /// The cdylib of this very build. Cargo compiles the library's crate types in one rustc run,
@@ -78,27 +80,12 @@ fn smoke_program(_crate_dir: &Path, lib_dir: &Path, out_dir: &Path) -> PathBuf {
 }
 
 fn run_with_timeout(mut command: Command, limit: Duration) -> std::process::Output {
-    let mut child = command
+    let child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    let started = Instant::now();
-    loop {
-        if child.try_wait().expect("wait").is_some() {
-            return child.wait_with_output().expect("output");
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let output = child.wait_with_output().expect("output");
-            panic!(
-                "smoke program still running after {limit:?}\nstdout:\n{}\nstderr:\n{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    output_within(child, limit, "smoke program")
 }
 
 #[test]

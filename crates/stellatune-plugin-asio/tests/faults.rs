@@ -10,8 +10,8 @@ mod common;
 
 use common::*;
 use stellatune_runtime_host::{
-    BuiltinRoute, EngineEvent, HostConfig, HostEvent, HostNotice, OutputRoute, PlaybackState,
-    PluginRoute, RuntimeHost,
+    BuiltinRoute, EngineEvent, HostEvent, HostNotice, OutputRoute, PlaybackState, PluginRoute,
+    RuntimeHost,
 };
 
 /// The fake sidecar's process name as every OS shows it.
@@ -27,18 +27,9 @@ struct Rig {
 impl Rig {
     fn new(name: &str) -> Rig {
         let dir = tempfile::tempdir().unwrap();
-        let host = RuntimeHost::new(name);
-        host.init(HostConfig {
-            data_dir: Some(dir.path().join("data")),
-            log_filter: Some("warn".into()),
-            ..HostConfig::default()
-        })
-        .unwrap();
-        host.plugins_install(&packaged_plugin_in(dir.path()))
-            .unwrap();
-        let client = host.attach_client().unwrap().id;
+        let (host, client) = host_with_asio(name, dir.path());
         let tone = dir.path().join("tone.wav");
-        write_tone(&tone, 30.0);
+        write_two_tone(&tone, 30.0);
         Rig {
             dir,
             host,
@@ -60,7 +51,7 @@ impl Rig {
         self.host.apply_route(self.client, route).unwrap();
         self.host.play(self.client, &self.tone).unwrap();
         let before = self.frames();
-        wait_for(what, Duration::from_secs(5), || {
+        wait_until(what, Duration::from_secs(5), || {
             self.frames() > before + u64::from(RATE) / 4
         });
         assert_eq!(
@@ -117,7 +108,7 @@ fn broken_handshake_is_an_error_in_time(rig: &Rig, sidecar: &[&str], bound: Dura
     );
     // The broken sidecar is reaped: no zombie, nothing left running (Linux shows at most
     // 15 bytes of a command name).
-    wait_for("the broken sidecar reaped", Duration::from_secs(3), || {
+    wait_until("the broken sidecar reaped", Duration::from_secs(3), || {
         let (live, zombies) = children_of(me(), FAKE_NAME);
         live.is_empty() && zombies == 0
     });
@@ -148,7 +139,7 @@ fn a_sidecar_that_writes_garbage_is_a_clear_error_without_a_hang() {
     // frame; then the 5 s handshake timeout ends it. Either way within 8 s.
     broken_handshake_is_an_error_in_time(&rig, sidecar, Duration::from_secs(8));
     rig.host.shutdown().unwrap();
-    wait_for("no sleeping sidecar left", Duration::from_secs(3), || {
+    wait_until("no sleeping sidecar left", Duration::from_secs(3), || {
         children_of(me(), FAKE_NAME).0.is_empty()
     });
     assert_eq!(children_of(me(), "").1, 0, "no zombie after shutdown");
@@ -163,7 +154,7 @@ fn a_ring_file_deleted_under_a_playing_stream_does_not_stop_playback() {
     std::fs::remove_file(&rings[0]).unwrap();
     // Unlinking does not shrink the mapped inode: both sides play on.
     let before = rig.frames();
-    wait_for("playback goes on", Duration::from_secs(5), || {
+    wait_until("playback goes on", Duration::from_secs(5), || {
         rig.frames() > before + u64::from(RATE) / 2
     });
     assert_eq!(
@@ -171,8 +162,8 @@ fn a_ring_file_deleted_under_a_playing_stream_does_not_stop_playback() {
         PlaybackState::Playing
     );
     rig.host.clear_route(rig.client).unwrap();
-    wait_for("sidecar stopped", Duration::from_secs(3), || {
-        children_of(me(), "stellatune-asio").0.is_empty()
+    wait_until("sidecar stopped", Duration::from_secs(3), || {
+        sidecars_of(me()).0.is_empty()
     });
     assert_eq!(children_of(me(), "").1, 0, "no zombie");
     rig.assert_plays(asio("null"), "a fresh stream plays");
@@ -227,8 +218,8 @@ fn a_ring_file_truncated_under_a_playing_stream_does_not_kill_the_host() {
     rig.assert_plays(asio("null"), "a fresh stream plays after the truncation");
     rig.assert_plays(BuiltinRoute::Null.into(), "builtin null plays");
     rig.host.shutdown().unwrap();
-    wait_for("sidecars gone", Duration::from_secs(3), || {
-        children_of(me(), "stellatune-asio").0.is_empty()
+    wait_until("sidecars gone", Duration::from_secs(3), || {
+        sidecars_of(me()).0.is_empty()
     });
     assert_eq!(children_of(me(), "").1, 0, "no zombie");
 }

@@ -69,7 +69,7 @@ impl Rig {
     }
 
     fn wait_sidecar_stopped(&self) {
-        wait_for("sidecar stopped", Duration::from_secs(3), || {
+        wait_until("sidecar stopped", Duration::from_secs(3), || {
             self.metric("asio_sidecar_running") == 0
         });
     }
@@ -133,13 +133,13 @@ fn a_deliberate_stop_is_silent_but_a_killed_sidecar_is_still_reported() {
         let (live, _) = sidecars_of(me());
         assert_eq!(live.len(), 1, "{live:?}");
         stellatune_probe::kill(live[0]).unwrap();
-        wait_for(
+        wait_until(
             "sidecar_exited after a kill",
             Duration::from_secs(3),
             || rig.events("sidecar_exited") == 1,
         );
         // The next write recovers onto a fresh sidecar.
-        wait_for("recovery", Duration::from_secs(3), || {
+        wait_until("recovery", Duration::from_secs(3), || {
             sink.write(&[0.0f32; 256]).is_ok() && rig.events("sidecar_recovered") == 1
         });
     }
@@ -228,10 +228,10 @@ fn a_crashed_sidecar_is_logged_as_replaced_with_its_reason() {
             sink.open(StreamSpec::new(RATE, 2)).unwrap();
             let (live, _) = sidecars_of(me());
             stellatune_probe::kill(live[0]).unwrap();
-            wait_for("sidecar_exited", Duration::from_secs(3), || {
+            wait_until("sidecar_exited", Duration::from_secs(3), || {
                 rig.events("sidecar_exited") == 1
             });
-            wait_for("recovery", Duration::from_secs(3), || {
+            wait_until("recovery", Duration::from_secs(3), || {
                 sink.write(&[0.0f32; 256]).is_ok() && rig.events("sidecar_recovered") == 1
             });
             sink.close().unwrap();

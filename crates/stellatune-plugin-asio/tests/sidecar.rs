@@ -25,16 +25,7 @@ struct Rig {
 
 fn rig(name: &str) -> Rig {
     let dir = tempfile::tempdir().unwrap();
-    let host = RuntimeHost::new(name);
-    host.init(HostConfig {
-        data_dir: Some(dir.path().join("data")),
-        log_filter: Some("warn".into()),
-        ..HostConfig::default()
-    })
-    .unwrap();
-    host.plugins_install(&packaged_plugin_in(dir.path()))
-        .unwrap();
-    let client = host.attach_client().unwrap().id;
+    let (host, client) = host_with_asio(name, dir.path());
     Rig { dir, host, client }
 }
 
@@ -54,15 +45,11 @@ fn wait_event(rig: &Rig, timeout: Duration, mut want: impl FnMut(&HostEvent) -> 
     }
 }
 
-fn me() -> u32 {
-    std::process::id()
-}
-
 #[test]
 fn a_track_played_through_the_sidecar_reaches_its_wav_device_intact() {
     let rig = rig("asio-wav");
     let input = rig.dir.path().join("tone.wav");
-    let expected = write_tone(&input, 1.0);
+    let expected = write_two_tone(&input, 1.0);
     let out = rig.dir.path().join("heard.wav");
     rig.host
         .apply_route(rig.client, asio(&format!("wav:{}", out.display())))
@@ -78,14 +65,14 @@ fn a_track_played_through_the_sidecar_reaches_its_wav_device_intact() {
     });
     // The sink keeps running until the ring drains into the device; clearing the route
     // closes the stream, which finalises the sidecar's file.
-    wait_for("ring drained", Duration::from_secs(5), || {
+    wait_until("ring drained", Duration::from_secs(5), || {
         rig.host.status(rig.client).unwrap().state == PlaybackState::Stopped
     });
     std::thread::sleep(Duration::from_millis(400));
     rig.host.clear_route(rig.client).unwrap();
     let metrics = rig.host.metrics();
     assert_eq!(metrics.asio_sidecar_spawns_total, 1, "{metrics:?}");
-    wait_for("sidecar gone", Duration::from_secs(3), || {
+    wait_until("sidecar gone", Duration::from_secs(3), || {
         sidecars_of(me()).0.is_empty()
     });
     let mut reader = hound::WavReader::open(&out).unwrap();
@@ -137,7 +124,7 @@ fn sinks_with_one_signature_share_one_sidecar_that_stops_after_the_last() {
     assert_eq!(sidecars_of(me()).0.len(), 1, "b still holds a lease");
     b.close().unwrap();
     drop(b);
-    wait_for("sidecar stopped", Duration::from_secs(2), || {
+    wait_until("sidecar stopped", Duration::from_secs(2), || {
         sidecars_of(me()).0.is_empty()
     });
     assert_eq!(ring_count(&data), 0);
@@ -152,7 +139,7 @@ fn route_cycles_and_reloads_while_playing_keep_one_sidecar_and_no_zombies() {
     let rig = rig("asio-churn");
     let data = rig.dir.path().join("data");
     let input = rig.dir.path().join("tone.wav");
-    write_tone(&input, 30.0);
+    write_two_tone(&input, 30.0);
     rig.host.apply_route(rig.client, asio("null")).unwrap();
     rig.host.play(rig.client, &input).unwrap();
     for i in 0..20 {
@@ -179,11 +166,11 @@ fn route_cycles_and_reloads_while_playing_keep_one_sidecar_and_no_zombies() {
             PlaybackState::Playing
         );
     }
-    wait_for("old generations drained", Duration::from_secs(5), || {
+    wait_until("old generations drained", Duration::from_secs(5), || {
         rig.host.metrics().plugin_generations_draining == 0
     });
     rig.host.shutdown().unwrap();
-    wait_for(
+    wait_until(
         "sidecar gone after shutdown",
         Duration::from_secs(3),
         || sidecars_of(me()).0.is_empty(),
@@ -196,10 +183,10 @@ fn route_cycles_and_reloads_while_playing_keep_one_sidecar_and_no_zombies() {
 fn a_killed_sidecar_is_reported_and_replaced_while_playback_goes_on() {
     let rig = rig("asio-kill");
     let input = rig.dir.path().join("tone.wav");
-    write_tone(&input, 30.0);
+    write_two_tone(&input, 30.0);
     rig.host.apply_route(rig.client, asio("null")).unwrap();
     rig.host.play(rig.client, &input).unwrap();
-    wait_for("sidecar up", Duration::from_secs(5), || {
+    wait_until("sidecar up", Duration::from_secs(5), || {
         sidecars_of(me()).0.len() == 1
     });
     let victim = sidecars_of(me()).0[0];
@@ -221,7 +208,7 @@ fn a_killed_sidecar_is_reported_and_replaced_while_playback_goes_on() {
         Duration::from_secs(5),
         |e| matches!(e, HostEvent::Host(HostNotice::PluginEvent { kind, .. }) if kind == "sidecar_recovered"),
     );
-    wait_for("a new sidecar", Duration::from_secs(5), || {
+    wait_until("a new sidecar", Duration::from_secs(5), || {
         let live = sidecars_of(me()).0;
         live.len() == 1 && live[0] != victim
     });
@@ -230,7 +217,7 @@ fn a_killed_sidecar_is_reported_and_replaced_while_playback_goes_on() {
         spawns_before + 1
     );
     let before = rig.host.status(rig.client).unwrap().frames_written;
-    wait_for("audio flows again", Duration::from_secs(5), || {
+    wait_until("audio flows again", Duration::from_secs(5), || {
         rig.host.status(rig.client).unwrap().frames_written > before + RATE as u64 / 4
     });
     assert_eq!(
@@ -243,12 +230,11 @@ fn a_killed_sidecar_is_reported_and_replaced_while_playback_goes_on() {
 
 #[test]
 fn the_sidecar_exits_when_its_host_is_killed_and_the_next_start_reaps_the_ring() {
-    let cli = profile_dir().join(format!("stellatune{}", std::env::consts::EXE_SUFFIX));
-    assert!(cli.is_file(), "build the CLI first (scripts/test.sh does)");
+    let cli = built_program("stellatune");
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let input = dir.path().join("tone.wav");
-    write_tone(&input, 30.0);
+    write_two_tone(&input, 30.0);
     let install = Command::new(&cli)
         .arg("--data-dir")
         .arg(&data)
@@ -268,14 +254,14 @@ fn the_sidecar_exits_when_its_host_is_killed_and_the_next_start_reaps_the_ring()
         .spawn()
         .unwrap();
     let host_pid = host.id();
-    wait_for("sidecar of the host", Duration::from_secs(10), || {
+    wait_until("sidecar of the host", Duration::from_secs(10), || {
         sidecars_of(host_pid).0.len() == 1 && ring_count(&data) == 1
     });
     let sidecar = sidecars_of(host_pid).0[0];
     host.kill().unwrap();
     host.wait().unwrap();
     let killed = Instant::now();
-    wait_for("orphaned sidecar exits", Duration::from_secs(2), || {
+    wait_until("orphaned sidecar exits", Duration::from_secs(2), || {
         !stellatune_probe::is_running(sidecar)
     });
     assert!(
@@ -313,10 +299,10 @@ fn the_sidecar_exits_when_its_host_is_killed_and_the_next_start_reaps_the_ring()
 fn a_hung_sidecar_is_detected_killed_and_replaced() {
     let rig = rig("asio-hang");
     let input = rig.dir.path().join("tone.wav");
-    write_tone(&input, 30.0);
+    write_two_tone(&input, 30.0);
     rig.host.apply_route(rig.client, asio("null")).unwrap();
     rig.host.play(rig.client, &input).unwrap();
-    wait_for("sidecar up", Duration::from_secs(5), || {
+    wait_until("sidecar up", Duration::from_secs(5), || {
         sidecars_of(me()).0.len() == 1
     });
     let victim = sidecars_of(me()).0[0];
@@ -334,11 +320,11 @@ fn a_hung_sidecar_is_detected_killed_and_replaced() {
         Duration::from_secs(5),
         |e| matches!(e, HostEvent::Host(HostNotice::PluginEvent { kind, .. }) if kind == "sidecar_recovered"),
     );
-    wait_for("the hung sidecar is gone", Duration::from_secs(3), || {
+    wait_until("the hung sidecar is gone", Duration::from_secs(3), || {
         !sidecars_of(me()).0.contains(&victim)
     });
     let before = rig.host.status(rig.client).unwrap().frames_written;
-    wait_for("audio flows again", Duration::from_secs(5), || {
+    wait_until("audio flows again", Duration::from_secs(5), || {
         rig.host.status(rig.client).unwrap().frames_written > before + RATE as u64 / 4
     });
     assert!(
@@ -365,7 +351,7 @@ fn mapped_asio_generations(data: &Path) -> usize {
 fn replaced_generations_really_leave_the_address_space() {
     let rig = rig("asio-unmap");
     let input = rig.dir.path().join("tone.wav");
-    write_tone(&input, 30.0);
+    write_two_tone(&input, 30.0);
     rig.host.apply_route(rig.client, asio("null")).unwrap();
     rig.host.play(rig.client, &input).unwrap();
     for _ in 0..8 {
@@ -377,7 +363,7 @@ fn replaced_generations_really_leave_the_address_space() {
             PlaybackState::Playing
         );
     }
-    wait_for("old generations drained", Duration::from_secs(5), || {
+    wait_until("old generations drained", Duration::from_secs(5), || {
         rig.host.metrics().plugin_generations_draining == 0
     });
     // Thread-locals with destructors registered on host threads would pin every old

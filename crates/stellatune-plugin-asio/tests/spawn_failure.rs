@@ -82,7 +82,7 @@ fn failed_handshakes_leave_no_child_thread_or_gauge_behind() {
         let (live, zombies) = children_of(me(), "");
         assert!(live.is_empty(), "attempt {i}: children left: {live:?}");
         assert_eq!(zombies, 0, "attempt {i}: zombies");
-        wait_for("threads joined", Duration::from_millis(500), || {
+        wait_until("threads joined", Duration::from_millis(500), || {
             threads_of_this_process() <= baseline
         });
     }

@@ -2,8 +2,10 @@
 
 use std::ffi::{CStr, c_void};
 use std::ptr;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+
+use stellatune_test_support::fake_host::{self, host_with, lock, st_string};
 
 use stellatune_plugin_api::{
     ABI_MAJOR, ABI_MINOR, Capability, DspVTable, HostVTable, ModuleTable, OutputSinkVTable,
@@ -19,10 +21,6 @@ use crate::{
 
 /// Lifecycle calls per sink target, so parallel tests do not see each other's.
 static CALLS: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 fn record(target: &str, call: &str) {
     lock(&CALLS).push((target.to_owned(), call.to_owned()));
@@ -204,97 +202,7 @@ crate::export_plugin! {
 }
 
 // ---------------------------------------------------------------------------------------
-// A host
-
-static LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());
-static EVENTS: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
-static METRICS: Mutex<Vec<(String, i64)>> = Mutex::new(Vec::new());
-
-fn st_string(s: StStr) -> String {
-    // SAFETY: the SDK lends `s` for the duration of the callback we are in.
-    unsafe { s.to_str() }.unwrap_or("<bad utf8>").to_owned()
-}
-
-extern "C" fn host_log(_ctx: *mut c_void, level: u32, message: StStr) {
-    lock(&LOG).push(format!("{level}:{}", st_string(message)));
-}
-
-extern "C" fn host_emit_event(_ctx: *mut c_void, kind: StStr, json: StStr) {
-    lock(&EVENTS).push((st_string(kind), st_string(json)));
-}
-
-extern "C" fn host_metric_add(_ctx: *mut c_void, name: StStr, delta: i64) {
-    lock(&METRICS).push((st_string(name), delta));
-}
-
-/// Threads this host lent, by handle.
-static LENT: Mutex<Vec<(u64, std::thread::JoinHandle<()>)>> = Mutex::new(Vec::new());
-static NEXT_LENT: AtomicU64 = AtomicU64::new(1);
-/// Names the plugin gave its lent threads.
-static LENT_NAMES: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-struct SendArg(*mut c_void);
-// SAFETY: the SDK hands the argument to exactly one thread, which takes it over.
-unsafe impl Send for SendArg {}
-impl SendArg {
-    fn get(self) -> *mut c_void {
-        self.0
-    }
-}
-
-extern "C" fn host_spawn_thread(
-    _ctx: *mut c_void,
-    name: StStr,
-    entry: stellatune_plugin_api::ThreadEntryFn,
-    arg: *mut c_void,
-    out_thread: *mut u64,
-) -> i32 {
-    let name = st_string(name);
-    if name == "refused" {
-        return status::IO;
-    }
-    lock(&LENT_NAMES).push(name.clone());
-    let arg = SendArg(arg);
-    let handle = std::thread::Builder::new()
-        .name(format!("host-{name}"))
-        .spawn(move || entry(arg.get()))
-        .unwrap();
-    let id = NEXT_LENT.fetch_add(1, Ordering::SeqCst);
-    lock(&LENT).push((id, handle));
-    // SAFETY: the SDK passes a valid out-parameter.
-    unsafe { out_thread.write(id) };
-    status::OK
-}
-
-extern "C" fn host_join_thread(_ctx: *mut c_void, thread: u64) -> i32 {
-    let found = {
-        let mut lent = lock(&LENT);
-        let at = lent.iter().position(|(id, _)| *id == thread);
-        at.map(|i| lent.remove(i).1)
-    };
-    match found {
-        Some(handle) => {
-            handle.join().unwrap();
-            status::OK
-        }
-        None => status::INVALID_ARGUMENT,
-    }
-}
-
-fn host_with(abi_major: u32, abi_minor: u32) -> &'static HostVTable {
-    Box::leak(Box::new(HostVTable {
-        abi_major,
-        abi_minor,
-        ctx: ptr::null_mut(),
-        log: host_log,
-        emit_event: host_emit_event,
-        metric_add: host_metric_add,
-        data_dir: StStr::EMPTY,
-        plugin_dir: StStr::EMPTY,
-        spawn_thread: host_spawn_thread,
-        join_thread: host_join_thread,
-    }))
-}
+// A host: the shared fake host, which records what the plugin sends it.
 
 fn host_with_major(abi_major: u32) -> &'static HostVTable {
     host_with(abi_major, ABI_MINOR)
@@ -343,22 +251,12 @@ fn dsp_vtable(m: &'static ModuleTable) -> &'static DspVTable {
 
 /// The status's code and message; frees the message through the module.
 fn take(m: &ModuleTable, st: StStatus) -> (i32, String) {
-    let message = if st.message.is_null() {
-        String::new()
-    } else {
-        // SAFETY: a non-NULL message is a NUL-terminated string owned by the module.
-        let s = unsafe { CStr::from_ptr(st.message) }
-            .to_string_lossy()
-            .into_owned();
-        (m.free_string)(st.message);
-        s
-    };
-    (st.code, message)
+    fake_host::take_status(m, st)
 }
 
+#[track_caller]
 fn ok(m: &ModuleTable, st: StStatus) {
-    let (code, message) = take(m, st);
-    assert_eq!(code, status::OK, "unexpected failure: {message}");
+    fake_host::expect_ok(m, st);
 }
 
 const STEREO: StSpec = StSpec {
@@ -629,7 +527,7 @@ fn panics_become_panicked_statuses() {
     (vt.destroy)(sink);
     assert_eq!(calls("panic-drop"), ["open", "close", "drop"]);
     assert!(
-        lock(&LOG)
+        fake_host::logs()
             .iter()
             .any(|l| l.contains("boom in drop") && l.starts_with("2:")),
         "destroy's panic is logged as a warning"
@@ -783,18 +681,13 @@ fn host_helpers_reach_the_host() {
     crate::emit_event("test_event", "{\"n\":1}");
     crate::metric_add("sdk_test_metric", 5);
     crate::metric_add("sdk_test_metric", -2);
-    assert!(lock(&LOG).iter().any(|l| l == "3:hello host"));
+    assert!(fake_host::logs().iter().any(|l| l == "3:hello host"));
     assert!(
-        lock(&EVENTS)
+        fake_host::events()
             .iter()
             .any(|(k, j)| k == "test_event" && j == "{\"n\":1}")
     );
-    let sum: i64 = lock(&METRICS)
-        .iter()
-        .filter(|(n, _)| n == "sdk_test_metric")
-        .map(|(_, d)| d)
-        .sum();
-    assert_eq!(sum, 3);
+    assert_eq!(fake_host::metric_sum("sdk_test_metric"), 3);
 }
 
 #[test]
@@ -823,11 +716,11 @@ fn rt_threads_are_lent_by_the_host_and_joined() {
     assert_eq!(t.name(), "worker");
     assert_eq!(slot.wait(std::time::Duration::from_secs(10)), Ok(42));
     t.join().unwrap();
-    assert!(lock(&LENT_NAMES).iter().any(|n| n == "worker"));
+    assert!(fake_host::lent_names().iter().any(|n| n == "worker"));
     assert!(
-        lock(&LENT)
+        fake_host::unjoined_thread_names()
             .iter()
-            .all(|(_, h)| h.thread().name() != Some("host-worker")),
+            .all(|n| n.as_deref() != Some("worker")),
         "joined through the host"
     );
 }
@@ -879,7 +772,7 @@ fn rt_processes_start_from_the_service_thread_which_stop_joins() {
         .stderr(std::process::Stdio::null());
     let mut child = crate::rt::spawn_process(command).unwrap();
     assert!(child.wait().unwrap().success());
-    assert!(lock(&LENT_NAMES).iter().any(|n| n == "rt-service"));
+    assert!(fake_host::lent_names().iter().any(|n| n == "rt-service"));
     crate::rt::stop();
     crate::rt::stop();
 }

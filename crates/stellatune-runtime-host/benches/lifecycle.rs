@@ -4,7 +4,7 @@
 //!
 //! `cargo bench -p stellatune-runtime-host --bench lifecycle`
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -12,6 +12,8 @@ use divan::Bencher;
 use stellatune_runtime_host::{
     BuiltinRoute, EngineEvent, HostConfig, HostEvent, OutputRoute, PluginRoute, RuntimeHost,
 };
+use stellatune_test_support::artifacts;
+use stellatune_test_support::tone::write_tone;
 
 fn main() {
     divan::main();
@@ -82,59 +84,16 @@ fn init_then_shutdown(bencher: divan::Bencher) {
 // scripts/package-plugins.sh release`, which `scripts/bench.sh` runs); without it they print a
 // note and measure nothing.
 
-/// The packaged ASIO plugin: `$STELLATUNE_BENCH_ASIO_PLUGIN`, else `plugins/asio` next to the
-/// bench binary's profile directory (`target/release/plugins/asio`).
+/// The packaged ASIO plugin (see [`artifacts::bench_asio_plugin`]), looked up once.
 fn asio_plugin() -> Option<PathBuf> {
     static FOUND: OnceLock<Option<PathBuf>> = OnceLock::new();
     FOUND
-        .get_or_init(|| {
-            let mut candidates = Vec::new();
-            if let Some(dir) = std::env::var_os("STELLATUNE_BENCH_ASIO_PLUGIN") {
-                candidates.push(PathBuf::from(dir));
-            }
-            if let Some(profile) = std::env::current_exe()
-                .ok()
-                .and_then(|exe| Some(exe.parent()?.parent()?.to_path_buf()))
-            {
-                candidates.push(profile.join("plugins/asio"));
-            }
-            candidates.push(
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release/plugins/asio"),
-            );
-            let found = candidates
-                .iter()
-                .find(|d| d.join("plugin.json").is_file())
-                .cloned();
-            if found.is_none() {
-                eprintln!(
-                    "note: no packaged ASIO plugin in {candidates:?}: the sidecar benches are \
-                     skipped (run `cargo build --release --workspace && bash \
-                     scripts/package-plugins.sh release`)"
-                );
-            }
-            found
-        })
+        .get_or_init(|| artifacts::bench_asio_plugin("the sidecar benches are"))
         .clone()
 }
 
 fn asio_null() -> OutputRoute {
     OutputRoute::Plugin(PluginRoute::new("asio", None, "null"))
-}
-
-fn write_tone(path: &Path, seconds: f32) {
-    let spec = hound::WavSpec {
-        channels: 2,
-        sample_rate: 44_100,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).expect("create wav");
-    for i in 0..(seconds * 44_100.0) as u32 {
-        let s = ((i as f32 * 440.0 * std::f32::consts::TAU / 44_100.0).sin() * 8000.0) as i16;
-        w.write_sample(s).expect("write wav");
-        w.write_sample(s).expect("write wav");
-    }
-    w.finalize().expect("finalize wav");
 }
 
 /// An isolated host with the ASIO plugin installed in its own data directory, stopped, and a

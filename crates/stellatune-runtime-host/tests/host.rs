@@ -1,30 +1,17 @@
 //! RuntimeHost behaviour a front end relies on, on isolated hosts.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use stellatune_runtime_host::{
-    BuiltinRoute, EngineEvent, HostConfig, HostError, HostEvent, HostNotice, InitOutcome,
-    LifecycleState, OutputRoute, PlaybackState, RuntimeHost,
+    BuiltinRoute, HostConfig, HostError, HostEvent, HostNotice, InitOutcome, LifecycleState,
+    OutputRoute, PlaybackState, RuntimeHost,
 };
-
-fn write_tone(path: &Path, seconds: f32) {
-    let spec = hound::WavSpec {
-        channels: 2,
-        sample_rate: 44_100,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for i in 0..(seconds * 44_100.0) as u32 {
-        let s = ((i as f32 * 440.0 * std::f32::consts::TAU / 44_100.0).sin() * 8000.0) as i16;
-        w.write_sample(s).unwrap();
-        w.write_sample(s).unwrap();
-    }
-    w.finalize().unwrap();
-}
+use support::{is_track_started, wait_event, wait_for, write_tone};
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -52,39 +39,6 @@ fn os_threads() -> u64 {
 
 fn null() -> OutputRoute {
     BuiltinRoute::Null.into()
-}
-
-/// Polls until `pred` holds or the deadline passes.
-fn wait_for(timeout: Duration, mut pred: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if pred() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    pred()
-}
-
-fn wait_event(
-    host: &RuntimeHost,
-    id: u64,
-    timeout: Duration,
-    mut want: impl FnMut(&HostEvent) -> bool,
-) -> Option<HostEvent> {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if let Some(e) = host.poll_event(id, Duration::from_millis(50)).unwrap() {
-            if want(&e) {
-                return Some(e);
-            }
-        }
-    }
-    None
-}
-
-fn is_track_started(e: &HostEvent) -> bool {
-    matches!(e, HostEvent::Engine(EngineEvent::TrackStarted { .. }))
 }
 
 #[test]

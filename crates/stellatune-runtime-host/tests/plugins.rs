@@ -306,7 +306,7 @@ fn bad_artifacts_are_refused_and_leave_nothing_broken() {
     let mut manifest = manifest_template();
     manifest["api_version"] = "2.0".into();
     let dir = artifact_with(f.path(), "abi-2", &manifest);
-    std::fs::write(dir.join(LIBRARY_NAME), b"not a shared library").unwrap();
+    std::fs::write(dir.join(library_name()), b"not a shared library").unwrap();
     match host.plugins_install(&dir) {
         Err(HostError::Plugin(PluginError::AbiMismatch {
             plugin_major: 2,
@@ -335,7 +335,7 @@ fn bad_artifacts_are_refused_and_leave_nothing_broken() {
         zip.start_file("plugin.json", options).unwrap();
         zip.write_all(manifest_template().to_string().as_bytes())
             .unwrap();
-        zip.start_file(LIBRARY_NAME, options).unwrap();
+        zip.start_file(library_name(), options).unwrap();
         zip.write_all(&std::fs::read(plugin_library()).unwrap())
             .unwrap();
         zip.start_file("../evil", options).unwrap();

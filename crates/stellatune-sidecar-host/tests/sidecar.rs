@@ -10,6 +10,7 @@ use stellatune_sidecar_proto::{
     Frame, PROTOCOL_VERSION, ProtoError, Request, Response, RingWriter, encode_frame, read_frame,
     ring_file_name,
 };
+use stellatune_test_support::process;
 
 const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -123,16 +124,7 @@ impl Sidecar {
     }
 
     fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        process::wait_exit(&mut self.child, timeout)
     }
 
     fn alive(&mut self) -> bool {
@@ -453,17 +445,8 @@ fn exits_at_once_when_its_expected_parent_is_not_its_parent() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(2);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "sidecar kept running without its parent"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let status = process::wait_exit(&mut child, Duration::from_secs(2))
+        .expect("sidecar kept running without its parent");
     assert!(status.success(), "{status:?}");
 }
 

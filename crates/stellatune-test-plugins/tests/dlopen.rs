@@ -4,128 +4,28 @@
 use std::ffi::{CStr, c_void};
 use std::path::{Path, PathBuf};
 use std::ptr;
-use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use libloading::Library;
 use stellatune_plugin_api::{
-    ABI_MAJOR, ABI_MINOR, Capability, DspVTable, ENTRY_SYMBOL, HostVTable, ModuleTable,
-    OutputSinkVTable, PluginEntryFn, StSpec, StStatus, StStr, ThreadEntryFn, capability_kind,
-    status,
+    ABI_MAJOR, ABI_MINOR, Capability, DspVTable, ENTRY_SYMBOL, ModuleTable, OutputSinkVTable,
+    PluginEntryFn, StSpec, StStatus, StStr, capability_kind, status,
 };
+use stellatune_test_support::artifacts;
+use stellatune_test_support::fake_host::{self, host, lock, st_string};
+use stellatune_test_support::mapped::library_code_loaded;
 
 /// Every test holds this: they share one loaded library (and its host pointer) and one
 /// process environment.
 static SERIAL: Mutex<()> = Mutex::new(());
-static METRICS: Mutex<Vec<(String, i64)>> = Mutex::new(Vec::new());
-static EVENTS: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
-static LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn st_string(s: StStr) -> String {
-    // SAFETY: the plugin lends `s` for the duration of the callback, or it points into the
-    // loaded library's static data.
-    unsafe { s.to_str() }.unwrap_or("<bad utf8>").to_owned()
-}
-
-extern "C" fn host_log(_ctx: *mut c_void, level: u32, message: StStr) {
-    lock(&LOG).push(format!("{level}:{}", st_string(message)));
-}
-
-extern "C" fn host_emit_event(_ctx: *mut c_void, kind: StStr, json: StStr) {
-    lock(&EVENTS).push((st_string(kind), st_string(json)));
-}
-
-extern "C" fn host_metric_add(_ctx: *mut c_void, name: StStr, delta: i64) {
-    lock(&METRICS).push((st_string(name), delta));
-}
-
-/// Threads this host lent the plugin, by handle.
-static LENT: Mutex<Vec<(u64, std::thread::JoinHandle<()>)>> = Mutex::new(Vec::new());
-
-struct SendArg(*mut c_void);
-// SAFETY: the plugin hands the argument to exactly one thread, which takes it over.
-unsafe impl Send for SendArg {}
-impl SendArg {
-    fn get(self) -> *mut c_void {
-        self.0
-    }
-}
-
-extern "C" fn host_spawn_thread(
-    _ctx: *mut c_void,
-    name: StStr,
-    entry: ThreadEntryFn,
-    arg: *mut c_void,
-    out_thread: *mut u64,
-) -> i32 {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-    let arg = SendArg(arg);
-    let Ok(handle) = std::thread::Builder::new()
-        .name(st_string(name))
-        .spawn(move || entry(arg.get()))
-    else {
-        return status::IO;
-    };
-    let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    lock(&LENT).push((id, handle));
-    // SAFETY: the plugin passes a valid out-parameter.
-    unsafe { out_thread.write(id) };
-    status::OK
-}
-
-extern "C" fn host_join_thread(_ctx: *mut c_void, thread: u64) -> i32 {
-    let found = {
-        let mut lent = lock(&LENT);
-        let at = lent.iter().position(|(id, _)| *id == thread);
-        at.map(|i| lent.remove(i).1)
-    };
-    match found.map(|h| h.join()) {
-        Some(Ok(())) => status::OK,
-        Some(Err(_)) => status::PANICKED,
-        None => status::INVALID_ARGUMENT,
-    }
-}
-
-/// Valid for the rest of the process, so for as long as any library copy is loaded.
-fn host() -> &'static HostVTable {
-    Box::leak(Box::new(HostVTable {
-        abi_major: ABI_MAJOR,
-        abi_minor: ABI_MINOR,
-        ctx: ptr::null_mut(),
-        log: host_log,
-        emit_event: host_emit_event,
-        metric_add: host_metric_add,
-        data_dir: StStr::EMPTY,
-        plugin_dir: StStr::EMPTY,
-        spawn_thread: host_spawn_thread,
-        join_thread: host_join_thread,
-    }))
-}
-
-/// The cdylib of this test run's profile, beside this test's own `deps/` directory. The
-/// workspace is built before the tests (scripts/test.sh; `cargo test` alone does not build a
-/// `cdylib`-only library): a test never runs cargo (under Wine it could not even wait for it).
+/// The cdylib of this test run's profile. The workspace is built before the tests
+/// (scripts/test.sh; `cargo test` alone does not build a `cdylib`-only library): a test never
+/// runs cargo (under Wine it could not even wait for it).
 fn library_path() -> &'static Path {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let name = libloading::library_filename("stellatune_test_plugins");
-        let exe = std::env::current_exe().expect("test binary path");
-        let library = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("test binary in target/<profile>/deps")
-            .join(&name);
-        assert!(
-            library.is_file(),
-            "no {}: build the workspace first (scripts/test.sh does)",
-            library.display()
-        );
-        library
-    })
+    PATH.get_or_init(artifacts::test_plugins_library)
 }
 
 struct Plugin {
@@ -183,22 +83,12 @@ impl Plugin {
 
     /// Code and message; the message goes back through the module's `free_string`.
     fn take(&self, st: StStatus) -> (i32, String) {
-        let message = if st.message.is_null() {
-            String::new()
-        } else {
-            // SAFETY: a non-NULL message is a NUL-terminated string the module owns.
-            let s = unsafe { CStr::from_ptr(st.message) }
-                .to_string_lossy()
-                .into_owned();
-            (self.table.free_string)(st.message);
-            s
-        };
-        (st.code, message)
+        fake_host::take_status(self.table, st)
     }
 
+    #[track_caller]
     fn ok(&self, st: StStatus) {
-        let (code, message) = self.take(st);
-        assert_eq!(code, status::OK, "{message}");
+        fake_host::expect_ok(self.table, st);
     }
 
     fn create_sink(&self, type_id: &str, config: &str, target: &str) -> *mut c_void {
@@ -300,7 +190,7 @@ fn capture_writes_raw_f32_and_records_calls() {
     let calls = std::fs::read_to_string(format!("{target_str}.calls")).unwrap();
     assert_eq!(calls, "open\nflush\nreset\nclose\ndestroy\n");
     assert!(
-        lock(&EVENTS)
+        fake_host::events()
             .iter()
             .any(|(k, j)| k == "capture_open" && j.contains("\"channels\":2"))
     );
@@ -379,7 +269,7 @@ fn misbehave_panics_are_statuses_across_the_boundary() {
     p.ok((vt.close)(sink));
     (vt.destroy)(sink);
     assert!(
-        lock(&LOG)
+        fake_host::logs()
             .iter()
             .any(|l| l.contains("misbehave: panic in Destroy")),
         "destroy's panic is logged"
@@ -421,17 +311,21 @@ fn misbehave_threads_are_lent_by_the_host_and_joined_on_destroy() {
     let _g = lock(&SERIAL);
     let p = load();
     let vt = p.sink("misbehave");
-    let before = lock(&LENT).len();
+    let before = fake_host::lent_threads();
     let sink = p.create_sink("misbehave", r#"{"threads":3}"#, "");
-    assert_eq!(lock(&LENT).len(), before + 3, "three threads lent");
+    assert_eq!(fake_host::lent_threads(), before + 3, "three threads lent");
     assert!(
-        lock(&LENT)
+        fake_host::unjoined_thread_names()
             .iter()
-            .any(|(_, h)| h.thread().name() == Some("misbehave-2"))
+            .any(|n| n.as_deref() == Some("misbehave-2"))
     );
     p.ok((vt.close)(sink));
     (vt.destroy)(sink);
-    assert_eq!(lock(&LENT).len(), before, "every lent thread was joined");
+    assert_eq!(
+        fake_host::lent_threads(),
+        before,
+        "every lent thread was joined"
+    );
     p.ok((p.table.shutdown)());
 }
 
@@ -453,11 +347,7 @@ fn abi_major_env_hook_reports_another_major() {
 
 /// The sum of `test_capture_open` deltas so far.
 fn open_gauge() -> i64 {
-    lock(&METRICS)
-        .iter()
-        .filter(|(n, _)| n == "test_capture_open")
-        .map(|(_, d)| d)
-        .sum()
+    fake_host::metric_sum("test_capture_open")
 }
 
 /// The SDK keeps no TLS with destructors, so `dlclose` really unloads the module, even after
@@ -484,28 +374,4 @@ fn library_unloads_after_use_and_a_panic() {
         assert!(mapped());
     }
     assert!(!mapped(), "dlclose left the library mapped");
-}
-
-/// Whether a library whose file name contains `name` is loaded: its executable mappings on
-/// Linux (a panic backtrace's symbolizer keeps its own read-only mapping of the file for
-/// debug info, which is not the loaded library), its module on Windows.
-#[cfg(target_os = "linux")]
-fn library_code_loaded(name: &str) -> bool {
-    std::fs::read_to_string("/proc/self/maps")
-        .unwrap()
-        .lines()
-        .filter(|l| l.contains(name))
-        .any(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .is_some_and(|perms| perms.contains('x'))
-        })
-}
-
-#[cfg(not(target_os = "linux"))]
-fn library_code_loaded(name: &str) -> bool {
-    stellatune_probe::mapped_libraries()
-        .expect("loaded modules")
-        .iter()
-        .any(|p| p.to_string_lossy().contains(name))
 }

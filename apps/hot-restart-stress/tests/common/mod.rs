@@ -1,9 +1,12 @@
 //! Runs the real gate binary against the real cdylib.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use stellatune_test_support::artifacts;
+use stellatune_test_support::process::output_within;
 
 /// How `std::process::abort` ends a child: SIGABRT on Unix; on Windows a fail-fast
 /// exception, whose NTSTATUS is the exit code.
@@ -36,17 +39,7 @@ pub fn assert_abort_exit(exit: &serde_json::Value, summary: &serde_json::Value) 
 /// it loads it at run time, and a test never runs cargo (under Wine it could not even wait
 /// for it).
 pub fn cdylib() -> PathBuf {
-    let bin = Path::new(env!("CARGO_BIN_EXE_hot-restart-stress"));
-    let lib = bin
-        .parent()
-        .expect("profile dir")
-        .join(hot_restart_stress::lib_name());
-    assert!(
-        lib.is_file(),
-        "no {}: build the workspace first (scripts/test.sh does)",
-        lib.display()
-    );
-    lib
+    artifacts::built(&hot_restart_stress::lib_name())
 }
 
 pub struct GateRun {
@@ -107,15 +100,13 @@ pub fn run_hammer(args: &[&str], limit: Duration) -> GateRun {
 /// The packaged ASIO plugin beside the gate binary (`target/<profile>/plugins/asio`, laid
 /// out by scripts/package-plugins.sh), if it is there.
 pub fn packaged_asio_plugin() -> Option<PathBuf> {
-    let bin = Path::new(env!("CARGO_BIN_EXE_hot-restart-stress"));
-    let dir = bin.parent()?.join("plugins").join("asio");
-    dir.join("plugin.json").is_file().then_some(dir)
+    artifacts::packaged_plugin("asio")
 }
 
 fn run_with_report(args: &[&str], limit: Duration, report: &str) -> GateRun {
     let lib = cdylib();
     let out = tempfile::tempdir().expect("temp dir");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hot-restart-stress"))
+    let child = Command::new(env!("CARGO_BIN_EXE_hot-restart-stress"))
         .args(args)
         .arg("--lib")
         .arg(&lib)
@@ -126,20 +117,7 @@ fn run_with_report(args: &[&str], limit: Duration, report: &str) -> GateRun {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn the gate");
-    let started = Instant::now();
-    while child.try_wait().expect("wait").is_none() {
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let output = child.wait_with_output().expect("output");
-            panic!(
-                "gate still running after {limit:?}\nstdout:\n{}\nstderr:\n{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let output = child.wait_with_output().expect("output");
+    let output = output_within(child, limit, "gate");
     let runs: Vec<PathBuf> = std::fs::read_dir(out.path())
         .expect("output root")
         .map(|e| e.expect("entry").path())

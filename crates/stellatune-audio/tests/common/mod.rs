@@ -3,7 +3,8 @@
 //! back what the wav sink wrote, recording engine events, and a gated wav sink that lets a
 //! test hold the output still so that races with an unpaced render cannot happen.
 
-#![allow(dead_code)]
+// Each test binary uses its own subset of these helpers (and of what they re-export).
+#![allow(dead_code, unused_imports)]
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +16,7 @@ use stellatune_audio::{
     Engine, EngineConfig, EngineEvent, EventHandler, PlaybackState, Sink, SinkError, SinkFactory,
     SinkStatus, StreamSpec, TrackId,
 };
+pub use stellatune_test_support::tone::{i16_to_f32, write_wav_i16};
 
 /// Long enough for a debug build on a slow, loaded 2-core CI machine; a passing run never
 /// waits this long.
@@ -23,11 +25,6 @@ pub const TIMEOUT: Duration = Duration::from_secs(60);
 // ---------------------------------------------------------------------------------------
 // Signals
 // ---------------------------------------------------------------------------------------
-
-/// i16 -> f32 exactly as symphonia converts it.
-pub fn i16_to_f32(s: i16) -> f32 {
-    f32::from(s) / 32768.0
-}
 
 /// Interleaved stereo i16: a few seconds of distinct material, second by second — tones of
 /// different pitch on each channel, a slow ramp, a stretch of silence and a louder chord —
@@ -165,20 +162,6 @@ pub fn rms(interleaved: &[f32], channels: usize, channel: usize) -> f64 {
 // ---------------------------------------------------------------------------------------
 // Files
 // ---------------------------------------------------------------------------------------
-
-pub fn write_wav_i16(path: &Path, rate: u32, channels: u16, samples: &[i16]) {
-    let spec = hound::WavSpec {
-        channels,
-        sample_rate: rate,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).expect("create test wav");
-    for s in samples {
-        w.write_sample(*s).expect("write test wav");
-    }
-    w.finalize().expect("finalize test wav");
-}
 
 pub fn write_flac(path: &Path, rate: u32, channels: usize, bits: usize, samples: &[i32]) {
     use flacenc::component::BitRepr;
@@ -413,12 +396,8 @@ pub fn start_engine(name: &str) -> (Engine, Arc<Events>) {
 }
 
 /// Polls `cond` every 10 ms until it holds; panics after `TIMEOUT`.
-pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + TIMEOUT;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+pub fn wait_until(what: &str, cond: impl FnMut() -> bool) {
+    stellatune_test_support::wait::wait_until(what, TIMEOUT, cond);
 }
 
 pub fn wait_frames_written(engine: &Engine, frames: u64) {

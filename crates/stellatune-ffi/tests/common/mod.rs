@@ -8,24 +8,10 @@ use std::time::{Duration, Instant};
 
 use stellatune_ffi::*;
 
-/// Writes a stereo 16-bit 44.1 kHz sine of `seconds` to `dir/name`.
+/// Writes the standard test tone (stereo 16-bit 44.1 kHz) of `seconds` to `dir/name`.
 pub fn write_wav(dir: &Path, name: &str, seconds: f32) -> PathBuf {
     let path = dir.join(name);
-    let spec = hound::WavSpec {
-        channels: 2,
-        sample_rate: 44_100,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut writer = hound::WavWriter::create(&path, spec).expect("create wav");
-    let frames = (44_100.0 * seconds) as u32;
-    for i in 0..frames {
-        let t = i as f32 / 44_100.0;
-        let s = ((t * 440.0 * std::f32::consts::TAU).sin() * 0.25 * i16::MAX as f32) as i16;
-        writer.write_sample(s).expect("write");
-        writer.write_sample(s).expect("write");
-    }
-    writer.finalize().expect("finalize wav");
+    stellatune_test_support::tone::write_tone(&path, seconds);
     path
 }
 

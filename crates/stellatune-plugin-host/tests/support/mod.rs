@@ -7,67 +7,19 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use stellatune_plugin_host::{NoticeSink, PluginRuntime};
+use stellatune_test_support::artifacts;
+use stellatune_test_support::mapped::mapping_lines_under;
 
-pub const TEST_PLUGINS: &str = "test-plugins";
-
-/// `target/<profile>`, from this test binary in `target/<profile>/deps/`.
-pub fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().to_path_buf()
-}
-
-fn workspace_crate(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(name)
-}
-
-/// Writes `<plugins>/<id>/` from a crate's manifest template and this build's library
-/// (named the platform's way), plus `extras` from the profile directory.
-fn lay_out(plugins: &Path, id: &str, crate_name: &str, stem: &str, extras: &[&str]) -> PathBuf {
-    let library = libloading::library_filename(stem);
-    let built = profile_dir().join(&library);
-    assert!(
-        built.is_file(),
-        "{} not found: build the plugins first (cargo build -p stellatune-test-plugins -p \
-         stellatune-plugin-asio -p stellatune-sidecar-host)",
-        built.display()
-    );
-    let dir = plugins.join(id);
-    std::fs::create_dir_all(&dir).unwrap();
-    let template = workspace_crate(crate_name).join("plugin.json");
-    let mut manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(template).unwrap()).unwrap();
-    manifest["library"] = library.to_string_lossy().into_owned().into();
-    std::fs::write(dir.join("plugin.json"), manifest.to_string()).unwrap();
-    std::fs::copy(&built, dir.join(&library)).unwrap();
-    for extra in extras {
-        let from = profile_dir().join(extra);
-        assert!(from.is_file(), "{} not found", from.display());
-        std::fs::copy(&from, dir.join(extra)).unwrap();
-    }
-    dir
-}
+pub use stellatune_test_support::artifacts::TEST_PLUGINS;
 
 /// Installs the test plugins (`crates/stellatune-test-plugins`) under `plugins`.
 pub fn install_test_plugins(plugins: &Path) -> PathBuf {
-    lay_out(
-        plugins,
-        TEST_PLUGINS,
-        "stellatune-test-plugins",
-        "stellatune_test_plugins",
-        &[],
-    )
+    artifacts::lay_out_test_plugins(&plugins.join(TEST_PLUGINS))
 }
 
 /// Installs the ASIO plugin and its sidecar under `plugins`.
 pub fn install_asio(plugins: &Path) -> PathBuf {
-    let sidecar = format!("stellatune-sidecar-host{}", std::env::consts::EXE_SUFFIX);
-    lay_out(
-        plugins,
-        "asio",
-        "stellatune-plugin-asio",
-        "stellatune_plugin_asio",
-        &[&sidecar],
-    )
+    artifacts::lay_out_asio(&plugins.join("asio"))
 }
 
 pub fn no_notices() -> NoticeSink {
@@ -175,19 +127,10 @@ fn rss_kib() -> Option<u64> {
     stellatune_probe::rss_kib()
 }
 
-/// Mapping lines of shadow copies in /proc/self/maps: more than the distinct files, so a
-/// leaked second mapping of one file shows too.
-#[cfg(target_os = "linux")]
+/// Mapping lines of shadow copies: more than the distinct files, so a leaked second mapping
+/// of one file shows too (Windows: loaded modules).
 fn shadow_maps(shadow_dir: &Path) -> Option<u64> {
-    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
-    let needle = shadow_dir.to_string_lossy();
-    Some(maps.lines().filter(|l| l.contains(needle.as_ref())).count() as u64)
-}
-
-/// Loaded modules from shadow copies (Windows has no mapping lines to count).
-#[cfg(not(target_os = "linux"))]
-fn shadow_maps(shadow_dir: &Path) -> Option<u64> {
-    Some(stellatune_probe::mapped_libraries_under(shadow_dir)?.len() as u64)
+    mapping_lines_under(shadow_dir)
 }
 
 /// Reads a count from the environment, or `default`.

@@ -1,7 +1,8 @@
 //! Shared set-up for the plugin tests: the test plugins' cdylib, plugin artifacts, isolated
 //! hosts, generated audio and polling helpers.
 
-#![allow(dead_code)]
+// Each test binary uses its own subset of these helpers (and of what they re-export).
+#![allow(dead_code, unused_imports)]
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -10,44 +11,27 @@ use std::time::{Duration, Instant};
 use stellatune_runtime_host::{
     EngineEvent, HostConfig, HostEvent, OutputRoute, PluginRoute, RuntimeHost,
 };
+use stellatune_test_support::artifacts;
+use stellatune_test_support::mapped::{code_mapped_under, mapped_under};
+pub use stellatune_test_support::tone::write_tone;
+pub use stellatune_test_support::wait::wait_for;
 
-pub const PLUGIN_ID: &str = "test-plugins";
+pub const PLUGIN_ID: &str = artifacts::TEST_PLUGINS;
+
 /// The test plugins' library as this OS names it.
-pub const LIBRARY_NAME: &str = if cfg!(windows) {
-    "stellatune_test_plugins.dll"
-} else {
-    "libstellatune_test_plugins.so"
-};
+pub fn library_name() -> String {
+    artifacts::library_file_name(artifacts::TEST_PLUGINS_STEM)
+}
 
-/// The test plugins' cdylib for this test run's profile (`target/<profile>/`, found from
-/// the test binary in `target/<profile>/deps/`). The workspace is built before the tests
-/// (scripts/test.sh): a test never runs cargo (under Wine it could not even wait for it).
+/// The test plugins' cdylib for this test run's profile.
 pub fn plugin_library() -> &'static Path {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let exe = std::env::current_exe().expect("test binary path");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("test binary in target/<profile>/deps");
-        let library = profile_dir.join(LIBRARY_NAME);
-        assert!(
-            library.is_file(),
-            "no {}: build the workspace first (scripts/test.sh does)",
-            library.display()
-        );
-        library
-    })
+    PATH.get_or_init(artifacts::test_plugins_library)
 }
 
 /// The manifest template of the test plugins.
 pub fn manifest_template() -> serde_json::Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../stellatune-test-plugins/plugin.json");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    let mut manifest: serde_json::Value = serde_json::from_str(&text).expect("plugin.json is JSON");
-    manifest["library"] = LIBRARY_NAME.into();
-    manifest
+    artifacts::plugin_manifest("stellatune-test-plugins", artifacts::TEST_PLUGINS_STEM)
 }
 
 /// A plugin directory `<parent>/<name>` holding `manifest` and a copy of the test plugins'
@@ -67,22 +51,6 @@ pub fn artifact_with(parent: &Path, name: &str, manifest: &serde_json::Value) ->
 /// The test plugins, ready to install, in `<parent>/test-plugins-artifact`.
 pub fn artifact(parent: &Path) -> PathBuf {
     artifact_with(parent, "test-plugins-artifact", &manifest_template())
-}
-
-pub fn write_tone(path: &Path, seconds: f32) {
-    let spec = hound::WavSpec {
-        channels: 2,
-        sample_rate: 44_100,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for i in 0..(seconds * 44_100.0) as u32 {
-        let s = ((i as f32 * 440.0 * std::f32::consts::TAU / 44_100.0).sin() * 8000.0) as i16;
-        w.write_sample(s).unwrap();
-        w.write_sample(s).unwrap();
-    }
-    w.finalize().unwrap();
 }
 
 pub struct Fixture {
@@ -141,55 +109,9 @@ impl Fixture {
 
     /// Executable mappings only: the loaded code, not a symbolizer's read-only view of it.
     /// (Windows lists loaded modules, which are code.)
-    #[cfg(not(target_os = "linux"))]
     pub fn mapped_shadow_code(&self) -> usize {
-        mapped_under(&self.shadow_dir()).0
+        code_mapped_under(&self.shadow_dir())
     }
-
-    /// Executable mappings only: the loaded code, not a symbolizer's read-only view of it.
-    #[cfg(target_os = "linux")]
-    pub fn mapped_shadow_code(&self) -> usize {
-        let needle = self.shadow_dir().to_string_lossy().into_owned();
-        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-        let mut files: Vec<&str> = maps
-            .lines()
-            .filter(|l| {
-                l.contains(needle.as_str())
-                    && l.split_whitespace().nth(1).is_some_and(|p| p.contains('x'))
-            })
-            .filter_map(|l| l.find(needle.as_str()).map(|i| &l[i..]))
-            .map(|p| p.trim_end_matches(" (deleted)"))
-            .collect();
-        files.sort_unstable();
-        files.dedup();
-        files.len()
-    }
-}
-
-/// Distinct files under `dir` loaded into this process, and (Linux) their mapping lines.
-#[cfg(not(target_os = "linux"))]
-pub fn mapped_under(dir: &Path) -> (usize, usize) {
-    let files = stellatune_probe::mapped_libraries_under(dir).map_or(0, |f| f.len());
-    (files, files)
-}
-
-/// Distinct files under `dir` mapped into this process, and their mapping lines.
-#[cfg(target_os = "linux")]
-pub fn mapped_under(dir: &Path) -> (usize, usize) {
-    let needle = dir.to_string_lossy().into_owned();
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-    let lines: Vec<&str> = maps
-        .lines()
-        .filter(|l| l.contains(needle.as_str()))
-        .collect();
-    let mut files: Vec<&str> = lines
-        .iter()
-        .filter_map(|l| l.find(needle.as_str()).map(|i| &l[i..]))
-        .map(|p| p.trim_end_matches(" (deleted)"))
-        .collect();
-    files.sort_unstable();
-    files.dedup();
-    (files.len(), lines.len())
 }
 
 pub fn capture_route(target: &Path) -> OutputRoute {
@@ -252,18 +174,6 @@ pub fn assert_closed_before_destroyed(target: &Path, instances: usize) {
         "{}: {calls:?}",
         target.display()
     );
-}
-
-/// Polls until `pred` holds or the deadline passes.
-pub fn wait_for(timeout: Duration, mut pred: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if pred() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    pred()
 }
 
 pub fn wait_event(
