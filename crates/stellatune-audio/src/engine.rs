@@ -6,7 +6,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded, select, unbounded};
-use serde::Serialize;
 
 use crate::error::{AudioError, Result};
 use crate::event::{EngineEvent, EventHandler, PlaybackState, TrackId};
@@ -48,7 +47,7 @@ impl Default for EngineConfig {
 }
 
 /// A snapshot of what the engine is doing.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct EngineStatus {
     pub state: PlaybackState,
     pub track_id: Option<TrackId>,

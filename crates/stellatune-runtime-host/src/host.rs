@@ -21,7 +21,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, bounded};
-use serde::Serialize;
 use stellatune_audio::{
     AudioError, Engine, EngineConfig, EngineStatus, ThreadCounter, TrackId, TrackSource,
 };
@@ -37,8 +36,7 @@ use stellatune_plugin_host::PluginRuntime;
 
 static GLOBAL: LazyLock<RuntimeHost> = LazyLock::new(|| RuntimeHost::new("stellatune"));
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LifecycleState {
     Uninit,
     Running,
