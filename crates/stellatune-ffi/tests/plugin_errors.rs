@@ -1,6 +1,7 @@
 //! Plugin failures through the C ABI, with the real test plugins: whatever a plugin fails at
 //! (creating or opening an output sink, creating a DSP stage) and whichever thread notices
-//! (the caller's, or the engine's), the app sees `STELLATUNE_ERR_PLUGIN`.
+//! (the caller's, or the engine's), the call returns `STELLATUNE_ERR_PLUGIN`; a failure after
+//! the call returned is an `error` event and playback goes on.
 //!
 //! Needs the packaged test plugins at `target/<profile>/plugins/test-plugins/`
 //! (`scripts/test.sh` builds the workspace and runs `scripts/package-plugins.sh` first).
@@ -105,13 +106,27 @@ fn plugin_failures_are_plugin_errors_on_every_path() {
         &["no-such-plugin"],
     );
 
-    // Playing, so the output is open and a new DSP stage is created at once.
-    ok(apply_route(client, r#"{"kind":"null"}"#));
-    ok(play(client, &wav));
-    poll_until(client, "track_started", Duration::from_secs(5));
     let gain = |config: &str| {
         format!(r#"[{{"plugin_id":"{PLUGIN}","type_id":"gain","config":{config}}}]"#)
     };
+    // No output is open yet, so the stage is created when playback opens one: the failure
+    // comes after the calls returned, as an `error` event, and the music goes on without
+    // the stage.
+    ok(apply_route(client, r#"{"kind":"null"}"#));
+    ok(set_dsp_chain(client, &gain(r#"{"gain":"loud"}"#)));
+    ok(play(client, &wav));
+    let error = poll_until(client, "error", Duration::from_secs(5));
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("gain") && message.contains("removed"),
+        "{error}"
+    );
+    poll_until(client, "position", Duration::from_secs(5));
+    ok(stellatune_player_stop(client));
+
+    // Playing, so the output is open and a new DSP stage is created at once.
+    ok(play(client, &wav));
+    poll_until(client, "track_started", Duration::from_secs(5));
     // The plugin refuses the config in its create: the engine noticed it.
     expect_err(
         set_dsp_chain(client, &gain(r#"{"gain":"loud"}"#)),
