@@ -162,3 +162,37 @@ pub fn shadow_mapped(data_dir: &Path) -> u64 {
     let shadow = data_dir.join("plugins").join(".shadow");
     stellatune_probe::mapped_libraries_under(&shadow).map_or(0, |found| found.len() as u64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The runtime names no plugin: the ASIO plugin's counters are in the metrics JSON only
+    /// once that plugin reported them, so a run without it must read them as 0.
+    #[test]
+    fn plugin_counters_missing_from_the_metrics_read_as_zero() {
+        let without_plugin = r#"{"state":"running","runtime_host_inits_total":1,"player_clients_active":1,"client_generation":2,"clients_evicted_total":0,"client_events_queued":0,"runtime_threads":3,"engine_restarts_total":0,"plugin_generations_active":0,"plugin_generations_draining":0,"plugin_shadow_copies":0,"plugin_helper_threads":0}"#;
+        let m: RuntimeMetrics = serde_json::from_str(without_plugin).unwrap();
+        assert_eq!(m.state, "running");
+        assert_eq!(m.runtime_threads, 3);
+        assert_eq!(
+            (
+                m.asio_sidecar_spawns_total,
+                m.asio_sidecar_running,
+                m.ring_files
+            ),
+            (0, 0, 0)
+        );
+
+        let with_plugin = r#"{"state":"running","runtime_threads":3,"plugin_helper_threads":0,"asio_sidecar_running":1,"asio_sidecar_spawns_total":2,"ring_files":1}"#;
+        let m: RuntimeMetrics = serde_json::from_str(with_plugin).unwrap();
+        assert_eq!(
+            (
+                m.asio_sidecar_spawns_total,
+                m.asio_sidecar_running,
+                m.ring_files
+            ),
+            (2, 1, 1)
+        );
+    }
+}

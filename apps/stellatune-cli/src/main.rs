@@ -14,8 +14,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use stellatune_backend_api::{
     BuiltinRoute, EngineEvent, HostConfig, HostEvent, LogFormat, OutputRoute, PlaybackState,
-    Player, RuntimeHost, TrackSource, runtime_init, runtime_metrics, runtime_shutdown,
+    Player, PluginRoute, RuntimeHost, TrackSource, runtime_init, runtime_metrics, runtime_shutdown,
 };
+use stellatune_ffi::wire;
 
 #[derive(Parser)]
 #[command(
@@ -127,7 +128,11 @@ fn main() -> ExitCode {
         Command::Info { file } => info(&file),
         Command::Plugins { action } => run_with_runtime(config, |_| plugins(action)),
         Command::Metrics => run_with_runtime(config, |_| {
-            println!("{}", runtime_metrics().to_json());
+            let metrics = wire::Metrics::from(&runtime_metrics());
+            println!(
+                "{}",
+                serde_json::to_string(&metrics).map_err(|e| e.to_string())?
+            );
             Ok(())
         }),
         Command::Tone { out, seconds, rate } => tone::write_sweep(&out, seconds, rate)
@@ -191,27 +196,23 @@ fn plugin_output(spec: &str, config: Option<&str>) -> Result<OutputRoute, String
     if sink == Some("") {
         return Err("the sink type after '/' is empty".into());
     }
-    let mut route = serde_json::json!({
-        "kind": "plugin",
-        "plugin_id": id,
-        "target": target,
-    });
-    if let Some(sink) = sink {
-        route["sink"] = sink.into();
-    }
-    if let Some(config) = config {
-        let config: serde_json::Value = serde_json::from_str(config)
-            .map_err(|e| format!("--plugin-config is not valid JSON: {e}"))?;
-        route["config"] = config;
-    }
-    OutputRoute::from_json(&route.to_string()).map_err(|e| e.to_string())
+    let route = PluginRoute::new(id, sink, target);
+    let route = match config {
+        Some(config) => route.with_config(
+            serde_json::from_str(config)
+                .map_err(|e| format!("--plugin-config is not valid JSON: {e}"))?,
+        ),
+        None => route,
+    };
+    Ok(OutputRoute::Plugin(route))
 }
 
 fn plugins(action: PluginsCommand) -> Result<(), String> {
     let host = RuntimeHost::global();
     let json = match action {
         PluginsCommand::List => {
-            serde_json::to_value(host.plugins_list().map_err(|e| e.to_string())?)
+            let list = host.plugins_list().map_err(|e| e.to_string())?;
+            serde_json::to_value(list.iter().map(wire::PluginInfo::from).collect::<Vec<_>>())
         }
         PluginsCommand::Install { path } => {
             let id = host
@@ -220,8 +221,9 @@ fn plugins(action: PluginsCommand) -> Result<(), String> {
             let installed = host
                 .plugins_list()
                 .map_err(|e| e.to_string())?
-                .into_iter()
-                .find(|p| p.id == id);
+                .iter()
+                .find(|p| p.id == id)
+                .map(wire::PluginInfo::from);
             serde_json::to_value(installed)
         }
         PluginsCommand::Uninstall { id } => {
@@ -229,7 +231,8 @@ fn plugins(action: PluginsCommand) -> Result<(), String> {
             Ok(serde_json::json!({ "uninstalled": id }))
         }
         PluginsCommand::Reload => {
-            serde_json::to_value(host.plugins_reload().map_err(|e| e.to_string())?)
+            let report = host.plugins_reload().map_err(|e| e.to_string())?;
+            serde_json::to_value(wire::ReloadReport::from(&report))
         }
     }
     .map_err(|e| e.to_string())?;
@@ -372,10 +375,10 @@ fn display_name(path: &Path) -> String {
 
 fn info(file: &Path) -> Result<(), String> {
     let source = TrackSource::open(file).map_err(|e| e.to_string())?;
-    let info = source.info();
+    let info = wire::TrackInfo::from(source.info());
     println!(
         "{}",
-        serde_json::to_string_pretty(info).map_err(|e| e.to_string())?
+        serde_json::to_string_pretty(&info).map_err(|e| e.to_string())?
     );
     Ok(())
 }

@@ -1,28 +1,23 @@
-use serde::Serialize;
-
 use crate::source::TrackInfo;
 
 pub type TrackId = u64;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PlaybackState {
     Stopped,
     Playing,
     Paused,
 }
 
-/// What the engine tells the world. Serialised with a `type` tag; the same shape reaches
-/// front ends as JSON.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+/// What the engine tells the world. Front ends see it in the shape the C ABI gives it
+/// (`stellatune-ffi`'s wire module), not as this type.
+#[derive(Debug, Clone, PartialEq)]
 pub enum EngineEvent {
     StateChanged {
         state: PlaybackState,
     },
     TrackStarted {
         track_id: TrackId,
-        #[serde(flatten)]
         info: TrackInfo,
     },
     /// Sent at most a few times a second, whatever the render speed.

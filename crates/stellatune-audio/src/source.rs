@@ -3,7 +3,6 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
 use symphonia::core::audio::SampleBuffer;
 use symphonia::core::codecs::{CODEC_TYPE_NULL, Decoder, DecoderOptions};
 use symphonia::core::errors::Error as SymphoniaError;
@@ -17,7 +16,7 @@ use crate::error::{AudioError, Result};
 use stellatune_core::StreamSpec;
 
 /// What a front end shows about a track.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TrackInfo {
     pub path: PathBuf,
     pub codec: String,

@@ -11,7 +11,7 @@ use std::time::Duration;
 pub use stellatune_runtime_host::{
     AudioError, BuiltinRoute, ClientSession, EngineEvent, EngineStatus, HostConfig, HostError,
     HostEvent, HostNotice, InitOutcome, LifecycleState, LogFormat, MetricsSnapshot, OutputRoute,
-    PlaybackState, Result, RuntimeHost, TrackId, TrackInfo, TrackSource,
+    PlaybackState, PluginRoute, Result, RuntimeHost, TrackId, TrackInfo, TrackSource,
 };
 
 /// Initialises the process's runtime (idempotent).

@@ -30,105 +30,146 @@
 
 /**
  * A pointer was NULL, a string was not UTF-8, JSON was malformed or named an unknown key, or
- * a value was out of range. The last error names the parameter or field.
+ * a value was out of range; also an output that refuses its configuration (such as
+ * `{"kind":"device"}` in a build without the `device` feature). The last error names the
+ * parameter or field.
+ *
+ * What to do: a bug in the caller: log the last error.
  */
 #define STELLATUNE_ERR_INVALID_ARGUMENT -1
 
 /**
  * The runtime is not running: `stellatune_runtime_init` was never called, or
  * `stellatune_runtime_shutdown` was called since.
+ *
+ * What to do: call init.
  */
 #define STELLATUNE_ERR_NOT_INITIALIZED -2
 
 /**
  * The runtime is shutting down on another thread.
+ *
+ * What to do: stop using the runtime.
  */
 #define STELLATUNE_ERR_SHUTTING_DOWN -3
 
 /**
  * No client with this id was ever created in this process.
+ *
+ * What to do: a bug in the caller.
  */
 #define STELLATUNE_ERR_UNKNOWN_CLIENT -4
 
 /**
  * The client was disposed with `stellatune_player_dispose_client`.
+ *
+ * What to do: stop using the id.
  */
 #define STELLATUNE_ERR_CLIENT_DISPOSED -5
 
 /**
  * The client was evicted: its lease ran out, `stellatune_runtime_prepare_hot_restart`
  * started a new generation, or the runtime shut down. Create a new client.
+ *
+ * What to do: create a new client (the last error says why it was evicted).
  */
 #define STELLATUNE_ERR_CLIENT_EVICTED -6
 
 /**
  * The output buffer is too small; `*out_len` holds the size needed including the NUL.
+ *
+ * What to do: grow the buffer and call again.
  */
 #define STELLATUNE_ERR_BUFFER_TOO_SMALL -7
 
 /**
- * The engine did not answer a command in time (5 s), or shutdown did not join every
- * runtime thread within `shutdown_timeout_ms`.
+ * The engine did not answer a command in time (5 s), shutdown did not join every
+ * runtime thread within `shutdown_timeout_ms`, or a plugin call hung and was abandoned.
+ *
+ * What to do: report; retrying rarely helps.
  */
 #define STELLATUNE_ERR_TIMEOUT -8
 
 /**
  * The path names no file, or something that is not a regular file.
+ *
+ * What to do: tell the user.
  */
 #define STELLATUNE_ERR_NOT_FOUND -9
 
 /**
- * An unsupported audio format or codec, or a feature this build does not have (the plugin
- * functions return it until the plugin runtime exists).
+ * An unsupported audio format or codec, or a feature this build does not have.
+ *
+ * What to do: tell the user.
  */
 #define STELLATUNE_ERR_UNSUPPORTED -10
 
 /**
  * The file is in a supported format but cannot be decoded.
+ *
+ * What to do: tell the user.
  */
 #define STELLATUNE_ERR_DECODE -11
 
 /**
  * Playback needs an output route: call `stellatune_output_route_apply` first.
+ *
+ * What to do: apply a route first.
  */
 #define STELLATUNE_ERR_NO_ROUTE -12
 
 /**
- * The command needs a current track (pause, resume, seek) and nothing is playing.
+ * The command needs a current track (pause, resume, seek, queue_next) and nothing is
+ * playing.
+ *
+ * What to do: ignore, or update the UI.
  */
 #define STELLATUNE_ERR_NOTHING_PLAYING -13
 
 /**
  * Reading a file failed (permissions, I/O error).
+ *
+ * What to do: tell the user.
  */
 #define STELLATUNE_ERR_IO -14
 
 /**
- * The output sink failed to open or write (device missing, WAV file not writable, or
- * `{"kind":"device"}` in a build without the `device` feature).
+ * The output failed to open or write: no device, the device went away, the WAV file is
+ * not writable.
+ *
+ * What to do: pick another route.
  */
 #define STELLATUNE_ERR_SINK -15
 
 /**
  * A bug: an internal invariant failed or a panic was caught. The message says where.
+ *
+ * What to do: report it with the last error.
  */
 #define STELLATUNE_ERR_INTERNAL -16
 
 /**
  * No plugin with that id is installed.
+ *
+ * What to do: refresh the plugin list.
  */
 #define STELLATUNE_ERR_UNKNOWN_PLUGIN -17
 
 /**
  * The plugin was built for another plugin ABI (major differs, or minor is newer); the
  * message names both versions.
+ *
+ * What to do: install a build of the plugin for this version.
  */
 #define STELLATUNE_ERR_PLUGIN_ABI -18
 
 /**
  * A plugin could not be installed or loaded (bad plugin.json, missing library or entry
- * symbol, path traversal in an archive), a call into it failed or panicked, or the plugin
+ * symbol, path traversal in an archive), a call into it failed or panicked (an output
+ * sink or a DSP stage alike, at creation, open or while playing), or the plugin
  * directory is unusable. The message says which.
+ *
+ * What to do: tell the user which plugin failed; another route or chain works.
  */
 #define STELLATUNE_ERR_PLUGIN -19
 
@@ -430,8 +471,10 @@ int32_t stellatune_plugins_list_json(char *buf, size_t cap, size_t *out_len);
  * Writes the runtime's counters as one JSON object: `state` ("uninit", "running",
  * "shutting_down", "stopped"), `runtime_host_inits_total`, `player_clients_active`,
  * `client_generation`, `clients_evicted_total`, `client_events_queued`, `runtime_threads`,
- * `plugin_generations_active`, `plugin_generations_draining`, `asio_sidecar_spawns_total`,
- * `asio_sidecar_running`, `ring_files`.
+ * `engine_restarts_total`, `plugin_generations_active`, `plugin_generations_draining`,
+ * `plugin_shadow_copies`, `plugin_helper_threads`, then every counter plugins report, under
+ * the plugin's own name (e.g. the ASIO plugin's `asio_sidecar_spawns_total`,
+ * `asio_sidecar_running`, `ring_files`); a counter no plugin reported is absent (read it as 0).
  *
  * Works in every state, including before init and after shutdown (so a caller can check that
  * shutdown left no thread behind). Never blocks for long (a few locks). Errors:

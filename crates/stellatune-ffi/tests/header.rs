@@ -1,7 +1,8 @@
 //! The committed `include/stellatune.h` must be exactly what cbindgen generates from the
-//! current sources, and must compile as strict C11.
+//! current sources, and must compile as strict C11. The error-code table in `docs/ffi.md` must
+//! be exactly what build.rs generates from the status list (`src/status.rs`).
 //!
-//! Refresh it after changing the exported surface:
+//! Refresh both after changing the exported surface or the status list:
 //!   STELLATUNE_BLESS_HEADER=1 cargo test -p stellatune-ffi --test header
 
 use std::path::{Path, PathBuf};
@@ -16,13 +17,15 @@ fn committed_path() -> PathBuf {
     crate_dir().join("include").join("stellatune.h")
 }
 
-/// Generates the header exactly as build.rs does.
+/// Generates the header exactly as build.rs does (the status constants are the ones build.rs
+/// generated for this build).
 fn generate() -> String {
     let dir = crate_dir();
     let config = cbindgen::Config::from_file(dir.join("cbindgen.toml")).expect("cbindgen.toml");
     let bindings = cbindgen::Builder::new()
         .with_config(config)
         .with_src(dir.join("src").join("lib.rs"))
+        .with_src(Path::new(env!("OUT_DIR")).join("status_consts.rs"))
         .generate()
         .expect("cbindgen generates the header");
     let mut out = Vec::new();
@@ -52,6 +55,53 @@ fn committed_header_matches_the_sources() {
         panic!(
             "{} is out of date ({first_difference}).\nRefresh it with:\n    {BLESS}=1 cargo test -p stellatune-ffi --test header\nand commit the result.",
             path.display()
+        );
+    }
+}
+
+const TABLE_BEGIN: &str =
+    "<!-- status-codes:begin (generated from crates/stellatune-ffi/src/status.rs) -->\n";
+const TABLE_END: &str = "<!-- status-codes:end -->";
+
+#[test]
+fn docs_error_table_matches_the_status_list() {
+    let table = std::fs::read_to_string(Path::new(env!("OUT_DIR")).join("status_table.md"))
+        .expect("build.rs writes status_table.md");
+    let path = crate_dir().join("../../docs/ffi.md");
+    let docs = std::fs::read_to_string(&path).expect("docs/ffi.md");
+    let begin = docs
+        .find(TABLE_BEGIN)
+        .expect("docs/ffi.md has the begin marker")
+        + TABLE_BEGIN.len();
+    let end = docs[begin..]
+        .find(TABLE_END)
+        .expect("docs/ffi.md has the end marker")
+        + begin;
+    if docs[begin..end] == table {
+        return;
+    }
+    if std::env::var_os(BLESS).is_some_and(|v| v == "1") {
+        let fresh = format!("{}{table}{}", &docs[..begin], &docs[end..]);
+        std::fs::write(&path, fresh).expect("write docs/ffi.md");
+        eprintln!("refreshed the error-code table in {}", path.display());
+        return;
+    }
+    panic!(
+        "the error-code table in {} is out of date.\nRefresh it with:\n    {BLESS}=1 cargo test -p stellatune-ffi --test header\nand commit the result.",
+        path.display()
+    );
+}
+
+#[test]
+fn header_defines_every_status_of_the_list() {
+    let header = std::fs::read_to_string(committed_path()).unwrap_or_default();
+    for status in stellatune_ffi::Status::ALL {
+        let name = status.name().to_str().unwrap();
+        let define = format!("#define {name} {}\n", status.code());
+        assert!(
+            header.contains(&define),
+            "the header lacks `{}`",
+            define.trim_end()
         );
     }
 }

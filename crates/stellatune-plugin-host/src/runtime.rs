@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use serde::Serialize;
 use stellatune_plugin_api::{Capability, DspVTable, OutputSinkVTable, capability_kind};
 
 use crate::dsp::PluginDsp;
@@ -23,7 +22,7 @@ struct Installed {
     load_error: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CapabilityInfo {
     pub kind: &'static str,
     pub type_id: String,
@@ -31,7 +30,7 @@ pub struct CapabilityInfo {
     pub default_config: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PluginInfo {
     pub id: String,
     pub name: String,
@@ -43,7 +42,7 @@ pub struct PluginInfo {
 }
 
 /// What a reload did, plugin by plugin.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ReloadReport {
     pub loaded: Vec<String>,
     pub reloaded: Vec<String>,
@@ -52,7 +51,7 @@ pub struct ReloadReport {
     pub failed: Vec<(String, String)>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PluginMetricsSnapshot {
     pub plugin_generations_active: u64,
     pub plugin_generations_draining: u64,

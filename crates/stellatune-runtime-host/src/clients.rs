@@ -5,8 +5,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
 use crate::error::HostError;
 use crate::events::{Closed, EventQueue, HostEvent, HostNotice};
 
@@ -17,7 +15,7 @@ static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);
 /// How many ended clients are remembered to tell "disposed" and "evicted" apart.
 const REMEMBERED_ENDED_CLIENTS: usize = 4096;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientSession {
     pub id: u64,
     pub generation: u64,

@@ -4,12 +4,11 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use stellatune_audio::EngineEvent;
 
-/// Notices from the host itself, as opposed to the engine.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+/// Notices from the host itself, as opposed to the engine. Front ends see them in the shape
+/// the C ABI gives them (`stellatune-ffi`'s wire module), not as this type.
+#[derive(Debug, Clone, PartialEq)]
 pub enum HostNotice {
     /// The client's queue was full and this many of its oldest events were dropped.
     Lagged { dropped: u64 },
@@ -40,20 +39,11 @@ pub enum HostNotice {
     },
 }
 
-/// One event as a client receives it. Serialises to a flat JSON object with a `type` tag.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(untagged)]
+/// One event as a client receives it.
+#[derive(Debug, Clone, PartialEq)]
 pub enum HostEvent {
     Engine(EngineEvent),
     Host(HostNotice),
-}
-
-impl HostEvent {
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|e| {
-            format!(r#"{{"type":"error","message":"event not serialisable: {e}"}}"#)
-        })
-    }
 }
 
 /// Why a queue stopped taking events.
@@ -192,8 +182,8 @@ mod tests {
         Arc::new(HostEvent::Engine(EngineEvent::TrackEnded { track_id: i }))
     }
 
-    fn take(q: &EventQueue) -> Polled<String> {
-        q.poll_with(Duration::ZERO, |e| (e.to_json(), true))
+    fn take(q: &EventQueue) -> Polled<HostEvent> {
+        q.poll_with(Duration::ZERO, |e| (e.clone(), true))
     }
 
     #[test]
@@ -204,11 +194,13 @@ mod tests {
         }
         assert_eq!(q.len(), 3);
         match take(&q) {
-            Polled::Taken(json) => assert_eq!(json, r#"{"type":"lagged","dropped":2}"#),
+            Polled::Taken(event) => {
+                assert_eq!(event, HostEvent::Host(HostNotice::Lagged { dropped: 2 }))
+            }
             other => panic!("{other:?}"),
         }
         match take(&q) {
-            Polled::Taken(json) => assert!(json.contains(r#""track_id":2"#), "{json}"),
+            Polled::Taken(event) => assert_eq!(event, *ev(2)),
             other => panic!("{other:?}"),
         }
     }
@@ -244,14 +236,5 @@ mod tests {
         assert!(matches!(polled, Polled::Taken(()) | Polled::Closed(_)));
         assert_eq!(q.len(), 0);
         assert!(matches!(take(&q), Polled::Closed(Closed::Evicted(_))));
-    }
-
-    #[test]
-    fn engine_events_serialise_flat_with_a_type_tag() {
-        let json = HostEvent::Engine(EngineEvent::StateChanged {
-            state: PlaybackState::Paused,
-        })
-        .to_json();
-        assert_eq!(json, r#"{"type":"state_changed","state":"paused"}"#);
     }
 }

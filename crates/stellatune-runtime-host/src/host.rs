@@ -36,7 +36,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use stellatune_audio::{AudioError, Engine, EngineStatus, ThreadCounter, TrackId, TrackSource};
 
 use crate::clients::ClientSession;
@@ -51,8 +50,7 @@ use crate::sessions::{Sessions, Turn, Watched};
 
 static GLOBAL: LazyLock<RuntimeHost> = LazyLock::new(|| RuntimeHost::new("stellatune"));
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LifecycleState {
     Uninit,
     Running,

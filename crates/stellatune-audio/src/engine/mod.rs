@@ -17,7 +17,6 @@ mod output;
 mod track;
 
 use crossbeam_channel::Sender;
-use serde::Serialize;
 
 use crate::error::Result;
 use crate::event::{PlaybackState, TrackId};
@@ -46,7 +45,7 @@ impl Default for EngineConfig {
 }
 
 /// A snapshot of what the engine is doing.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct EngineStatus {
     pub state: PlaybackState,
     pub track_id: Option<TrackId>,

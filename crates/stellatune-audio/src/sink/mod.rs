@@ -12,32 +12,21 @@ mod wav;
 
 use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
-
 pub use stellatune_core::{Sink, SinkError, SinkFactory, SinkStatus};
 
 pub use null::NullSink;
 pub use pacer::Pacer;
 pub use wav::WavSink;
 
-/// A built-in output route, as it appears in route JSON.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+/// A built-in output route.
+#[derive(Debug, Clone, PartialEq)]
 pub enum BuiltinRoute {
     /// The system's default output device (needs the `device` feature).
     Device,
     /// Discards audio at real-time pace.
     Null,
     /// Writes what would be heard to a 32-bit float WAV file.
-    Wav {
-        path: PathBuf,
-        #[serde(default = "default_paced")]
-        paced: bool,
-    },
-}
-
-fn default_paced() -> bool {
-    true
+    Wav { path: PathBuf, paced: bool },
 }
 
 impl SinkFactory for BuiltinRoute {
@@ -62,7 +51,7 @@ impl SinkFactory for BuiltinRoute {
             #[cfg(any(feature = "device", windows))]
             BuiltinRoute::Device => Ok(Box::new(device::DeviceSink::new()?)),
             #[cfg(not(any(feature = "device", windows)))]
-            BuiltinRoute::Device => Err(SinkError::device(
+            BuiltinRoute::Device => Err(SinkError::invalid_config(
                 "this build has no device output (built without the `device` feature)",
             )),
         }

@@ -69,6 +69,12 @@ pub fn me() -> u32 {
     std::process::id()
 }
 
+/// A counter the plugin reported to the host (0 until it reports one): the host names no
+/// plugin, so these reach its metrics only by the plugin's names.
+pub fn reported(metrics: &stellatune_runtime_host::MetricsSnapshot, name: &str) -> i64 {
+    metrics.plugin_reported.get(name).copied().unwrap_or(0)
+}
+
 pub fn ring_files(data: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(data.join(".asio"))
         .map(|d| {

@@ -1,0 +1,1104 @@
+//! Every JSON document that crosses the C ABI, as explicit types: what the exported functions
+//! write (events, player status, metrics, the plugin list) and what they accept (the runtime
+//! config, output routes, DSP chains). The domain types of the engine, the host and the plugin
+//! host do not serialise themselves: renaming one of their variants or fields must not change
+//! what a Flutter app parses. Every name a front end sees is spelled out here, and the tests
+//! at the bottom pin each document to its literal text.
+//!
+//! Output types convert from the domain types with `From`; input types parse with
+//! `deny_unknown_fields` (so a typo never falls back to a default silently) and convert into
+//! the domain types.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use stellatune_runtime_host as host;
+use stellatune_runtime_host::{
+    DspSpec, EngineEvent, HostConfig, HostEvent, HostNotice, OutputRoute, PluginRoute,
+};
+
+use crate::Status;
+use crate::support::{FfiError, FfiResult};
+
+/// Serialises a document for a caller's buffer.
+pub(crate) fn to_json<T: Serialize>(document: &T) -> FfiResult<String> {
+    serde_json::to_string(document)
+        .map_err(|e| FfiError::new(Status::Internal, format!("document not serialisable: {e}")))
+}
+
+// ---------------------------------------------------------------------------------------
+// Output: events (`stellatune_player_poll_event`)
+// ---------------------------------------------------------------------------------------
+
+/// `"stopped"`, `"playing"` or `"paused"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlaybackState {
+    Stopped,
+    Playing,
+    Paused,
+}
+
+impl From<host::PlaybackState> for PlaybackState {
+    fn from(state: host::PlaybackState) -> Self {
+        match state {
+            host::PlaybackState::Stopped => PlaybackState::Stopped,
+            host::PlaybackState::Playing => PlaybackState::Playing,
+            host::PlaybackState::Paused => PlaybackState::Paused,
+        }
+    }
+}
+
+/// A track as `track_started` (flattened) and the player status (`track`) show it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrackInfo {
+    pub path: String,
+    pub codec: String,
+    pub sample_rate: u32,
+    pub channels: u16,
+    pub total_frames: Option<u64>,
+    pub duration_ms: Option<u64>,
+}
+
+impl From<&host::TrackInfo> for TrackInfo {
+    fn from(info: &host::TrackInfo) -> Self {
+        Self {
+            // Paths reach the runtime as UTF-8 C strings, so nothing is lost here.
+            path: info.path.to_string_lossy().into_owned(),
+            codec: info.codec.clone(),
+            sample_rate: info.sample_rate,
+            channels: info.channels,
+            total_frames: info.total_frames,
+            duration_ms: info.duration_ms,
+        }
+    }
+}
+
+/// One event: a flat JSON object whose `type` names it. docs/ffi.md lists every type.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    StateChanged {
+        state: PlaybackState,
+    },
+    TrackStarted {
+        track_id: u64,
+        #[serde(flatten)]
+        track: TrackInfo,
+    },
+    Position {
+        track_id: u64,
+        position_ms: u64,
+        duration_ms: Option<u64>,
+    },
+    TrackEnded {
+        track_id: u64,
+    },
+    RouteChanged {
+        route: Option<String>,
+    },
+    Error {
+        message: String,
+        track_id: Option<u64>,
+    },
+    Lagged {
+        dropped: u64,
+    },
+    ClientEvicted {
+        client_id: u64,
+        reason: String,
+    },
+    PluginInstalled {
+        plugin_id: String,
+        generation: Option<u64>,
+    },
+    PluginUninstalled {
+        plugin_id: String,
+    },
+    PluginsReloaded {
+        loaded: Vec<String>,
+        reloaded: Vec<String>,
+        removed: Vec<String>,
+        failed: Vec<String>,
+    },
+    EngineRestarted {
+        reason: String,
+    },
+    PluginEvent {
+        plugin_id: String,
+        kind: String,
+        payload: serde_json::Value,
+    },
+}
+
+impl From<&EngineEvent> for Event {
+    fn from(event: &EngineEvent) -> Self {
+        match event {
+            EngineEvent::StateChanged { state } => Event::StateChanged {
+                state: (*state).into(),
+            },
+            EngineEvent::TrackStarted { track_id, info } => Event::TrackStarted {
+                track_id: *track_id,
+                track: info.into(),
+            },
+            EngineEvent::Position {
+                track_id,
+                position_ms,
+                duration_ms,
+            } => Event::Position {
+                track_id: *track_id,
+                position_ms: *position_ms,
+                duration_ms: *duration_ms,
+            },
+            EngineEvent::TrackEnded { track_id } => Event::TrackEnded {
+                track_id: *track_id,
+            },
+            EngineEvent::RouteChanged { route } => Event::RouteChanged {
+                route: route.clone(),
+            },
+            EngineEvent::Error { message, track_id } => Event::Error {
+                message: message.clone(),
+                track_id: *track_id,
+            },
+        }
+    }
+}
+
+impl From<&HostNotice> for Event {
+    fn from(notice: &HostNotice) -> Self {
+        match notice {
+            HostNotice::Lagged { dropped } => Event::Lagged { dropped: *dropped },
+            HostNotice::ClientEvicted { client_id, reason } => Event::ClientEvicted {
+                client_id: *client_id,
+                reason: reason.clone(),
+            },
+            HostNotice::PluginInstalled {
+                plugin_id,
+                generation,
+            } => Event::PluginInstalled {
+                plugin_id: plugin_id.clone(),
+                generation: *generation,
+            },
+            HostNotice::PluginUninstalled { plugin_id } => Event::PluginUninstalled {
+                plugin_id: plugin_id.clone(),
+            },
+            HostNotice::PluginsReloaded {
+                loaded,
+                reloaded,
+                removed,
+                failed,
+            } => Event::PluginsReloaded {
+                loaded: loaded.clone(),
+                reloaded: reloaded.clone(),
+                removed: removed.clone(),
+                failed: failed.clone(),
+            },
+            HostNotice::EngineRestarted { reason } => Event::EngineRestarted {
+                reason: reason.clone(),
+            },
+            HostNotice::PluginEvent {
+                plugin_id,
+                kind,
+                payload,
+            } => Event::PluginEvent {
+                plugin_id: plugin_id.clone(),
+                kind: kind.clone(),
+                payload: payload.clone(),
+            },
+        }
+    }
+}
+
+impl From<&HostEvent> for Event {
+    fn from(event: &HostEvent) -> Self {
+        match event {
+            HostEvent::Engine(event) => event.into(),
+            HostEvent::Host(notice) => notice.into(),
+        }
+    }
+}
+
+impl Event {
+    /// The event's JSON. It cannot fail for these types; should it ever, the client still
+    /// gets an `error` event rather than a gap.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| {
+            format!(r#"{{"type":"error","message":"event not serialisable: {e}"}}"#)
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Output: player status (`stellatune_player_status_json`)
+// ---------------------------------------------------------------------------------------
+
+/// `{"sample_rate":44100,"channels":2}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct StreamSpec {
+    pub sample_rate: u32,
+    pub channels: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlayerStatus {
+    pub state: PlaybackState,
+    pub track_id: Option<u64>,
+    pub track: Option<TrackInfo>,
+    pub position_ms: u64,
+    pub volume: f32,
+    pub route: Option<String>,
+    pub output_spec: Option<StreamSpec>,
+    pub queued_next: Option<u64>,
+    pub frames_written: u64,
+}
+
+impl From<&host::EngineStatus> for PlayerStatus {
+    fn from(status: &host::EngineStatus) -> Self {
+        Self {
+            state: status.state.into(),
+            track_id: status.track_id,
+            track: status.track.as_ref().map(TrackInfo::from),
+            position_ms: status.position_ms,
+            volume: status.volume,
+            route: status.route.clone(),
+            output_spec: status.output_spec.map(|spec| StreamSpec {
+                sample_rate: spec.sample_rate,
+                channels: spec.channels,
+            }),
+            queued_next: status.queued_next,
+            frames_written: status.frames_written,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Output: metrics (`stellatune_runtime_metrics_json`)
+// ---------------------------------------------------------------------------------------
+
+/// `"uninit"`, `"running"`, `"shutting_down"` or `"stopped"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LifecycleState {
+    Uninit,
+    Running,
+    ShuttingDown,
+    Stopped,
+}
+
+impl From<host::LifecycleState> for LifecycleState {
+    fn from(state: host::LifecycleState) -> Self {
+        match state {
+            host::LifecycleState::Uninit => LifecycleState::Uninit,
+            host::LifecycleState::Running => LifecycleState::Running,
+            host::LifecycleState::ShuttingDown => LifecycleState::ShuttingDown,
+            host::LifecycleState::Stopped => LifecycleState::Stopped,
+        }
+    }
+}
+
+/// The runtime's counters, then every counter plugins reported, flattened in under the
+/// plugins' own names.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Metrics {
+    pub state: LifecycleState,
+    pub runtime_host_inits_total: u64,
+    pub player_clients_active: u64,
+    pub client_generation: u64,
+    pub clients_evicted_total: u64,
+    pub client_events_queued: u64,
+    pub runtime_threads: u64,
+    pub engine_restarts_total: u64,
+    pub plugin_generations_active: u64,
+    pub plugin_generations_draining: u64,
+    pub plugin_shadow_copies: u64,
+    pub plugin_helper_threads: u64,
+    #[serde(flatten)]
+    pub plugin_reported: BTreeMap<String, i64>,
+}
+
+impl Metrics {
+    /// The keys of the runtime's own counters. A plugin-reported counter of the same name is
+    /// left out: JSON with a key twice means different things to different parsers.
+    pub const RUNTIME_KEYS: [&'static str; 12] = [
+        "state",
+        "runtime_host_inits_total",
+        "player_clients_active",
+        "client_generation",
+        "clients_evicted_total",
+        "client_events_queued",
+        "runtime_threads",
+        "engine_restarts_total",
+        "plugin_generations_active",
+        "plugin_generations_draining",
+        "plugin_shadow_copies",
+        "plugin_helper_threads",
+    ];
+}
+
+impl From<&host::MetricsSnapshot> for Metrics {
+    fn from(m: &host::MetricsSnapshot) -> Self {
+        Self {
+            state: m.state.into(),
+            runtime_host_inits_total: m.runtime_host_inits_total,
+            player_clients_active: m.player_clients_active,
+            client_generation: m.client_generation,
+            clients_evicted_total: m.clients_evicted_total,
+            client_events_queued: m.client_events_queued,
+            runtime_threads: m.runtime_threads,
+            engine_restarts_total: m.engine_restarts_total,
+            plugin_generations_active: m.plugin_generations_active,
+            plugin_generations_draining: m.plugin_generations_draining,
+            plugin_shadow_copies: m.plugin_shadow_copies,
+            plugin_helper_threads: m.plugin_helper_threads,
+            plugin_reported: m
+                .plugin_reported
+                .iter()
+                .filter(|(name, _)| !Metrics::RUNTIME_KEYS.contains(&name.as_str()))
+                .map(|(name, value)| (name.clone(), *value))
+                .collect(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Output: plugins (`stellatune_plugins_list_json`; the CLI's reload report)
+// ---------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Capability {
+    /// `"output_sink"` or `"dsp"`.
+    pub kind: String,
+    pub type_id: String,
+    pub display_name: String,
+    /// The plugin's default config, as the JSON text the plugin gave.
+    pub default_config: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PluginInfo {
+    pub id: String,
+    pub name: String,
+    pub version: String,
+    pub api_version: String,
+    pub generation: Option<u64>,
+    pub capabilities: Vec<Capability>,
+    pub load_error: Option<String>,
+}
+
+impl From<&host::PluginInfo> for PluginInfo {
+    fn from(info: &host::PluginInfo) -> Self {
+        Self {
+            id: info.id.clone(),
+            name: info.name.clone(),
+            version: info.version.clone(),
+            api_version: info.api_version.clone(),
+            generation: info.generation,
+            capabilities: info
+                .capabilities
+                .iter()
+                .map(|c| Capability {
+                    kind: c.kind.to_owned(),
+                    type_id: c.type_id.clone(),
+                    display_name: c.display_name.clone(),
+                    default_config: c.default_config.clone(),
+                })
+                .collect(),
+            load_error: info.load_error.clone(),
+        }
+    }
+}
+
+/// What a reload did; `failed` holds `[plugin_id, message]` pairs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReloadReport {
+    pub loaded: Vec<String>,
+    pub reloaded: Vec<String>,
+    pub unchanged: Vec<String>,
+    pub removed: Vec<String>,
+    pub failed: Vec<(String, String)>,
+}
+
+impl From<&host::ReloadReport> for ReloadReport {
+    fn from(report: &host::ReloadReport) -> Self {
+        Self {
+            loaded: report.loaded.clone(),
+            reloaded: report.reloaded.clone(),
+            unchanged: report.unchanged.clone(),
+            removed: report.removed.clone(),
+            failed: report.failed.clone(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Input: parsing with the key at fault named
+// ---------------------------------------------------------------------------------------
+
+/// Parses `json`, naming the key at fault: serde alone says "invalid type: string, expected
+/// u64" without saying where.
+fn parse<T: DeserializeOwned>(json: &str, what: &str) -> FfiResult<T> {
+    let mut de = serde_json::Deserializer::from_str(json);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." || path.is_empty() {
+            FfiError::invalid(format_args!("{what}: {inner}"))
+        } else {
+            FfiError::invalid(format_args!("{what}: `{path}`: {inner}"))
+        }
+    })?;
+    de.end()
+        .map_err(|e| FfiError::invalid(format_args!("{what}: {e}")))?;
+    Ok(value)
+}
+
+// ---------------------------------------------------------------------------------------
+// Input: runtime config (`stellatune_runtime_init`)
+// ---------------------------------------------------------------------------------------
+
+/// `"text"` or `"json"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Deliberate defects (accepted only by `fault-injection` builds; the host refuses the key
+/// elsewhere).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FaultInjection {
+    pub leak_thread_per_attach: bool,
+    pub skip_eviction: bool,
+}
+
+/// The config object; every key is optional.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub data_dir: Option<PathBuf>,
+    pub plugin_dir: Option<PathBuf>,
+    pub client_lease_ms: Option<u64>,
+    pub log_filter: Option<String>,
+    pub log_format: Option<LogFormat>,
+    pub event_queue_capacity: Option<usize>,
+    pub shutdown_timeout_ms: Option<u64>,
+    pub fault_injection: Option<FaultInjection>,
+}
+
+impl From<Config> for HostConfig {
+    fn from(c: Config) -> Self {
+        HostConfig {
+            data_dir: c.data_dir,
+            plugin_dir: c.plugin_dir,
+            client_lease_ms: c.client_lease_ms,
+            log_filter: c.log_filter,
+            log_format: c.log_format.map(|f| match f {
+                LogFormat::Text => host::LogFormat::Text,
+                LogFormat::Json => host::LogFormat::Json,
+            }),
+            event_queue_capacity: c.event_queue_capacity,
+            shutdown_timeout_ms: c.shutdown_timeout_ms,
+            fault_injection: c.fault_injection.map(|f| host::FaultInjection {
+                leak_thread_per_attach: f.leak_thread_per_attach,
+                skip_eviction: f.skip_eviction,
+            }),
+        }
+    }
+}
+
+/// Parses and validates a config object.
+pub(crate) fn parse_config(json: &str) -> FfiResult<HostConfig> {
+    let config: HostConfig = parse::<Config>(json, "config")?.into();
+    config.validate()?;
+    Ok(config)
+}
+
+// ---------------------------------------------------------------------------------------
+// Input: output route (`stellatune_output_route_apply`)
+// ---------------------------------------------------------------------------------------
+
+/// A route as a front end states it: `{"kind":"null"}`, `{"kind":"device"}`,
+/// `{"kind":"wav","path":"...","paced":true}` or
+/// `{"kind":"plugin","plugin_id":"...","sink":"...","target":"...","config":{...}}`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Route {
+    Device,
+    Null,
+    Wav(WavRoute),
+    Plugin(PluginRouteJson),
+}
+
+/// `{"kind":"device"}` and `{"kind":"null"}`: nothing else.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KindOnly {
+    #[serde(rename = "kind")]
+    _kind: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WavRoute {
+    #[serde(rename = "kind")]
+    _kind: String,
+    pub path: PathBuf,
+    /// Real-time pace; `false` renders as fast as possible.
+    #[serde(default = "paced_by_default")]
+    pub paced: bool,
+}
+
+fn paced_by_default() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginRouteJson {
+    #[serde(rename = "kind")]
+    _kind: String,
+    pub plugin_id: String,
+    /// May be left out when the plugin has one output sink type.
+    #[serde(default)]
+    pub sink: Option<String>,
+    #[serde(default)]
+    pub target: String,
+    #[serde(default)]
+    pub config: Option<serde_json::Value>,
+}
+
+impl Route {
+    /// Each kind has its own struct, so an error names the field at fault (a tagged enum
+    /// would lose the path).
+    pub(crate) fn parse(json: &str) -> FfiResult<Route> {
+        let value: serde_json::Value = serde_json::from_str(json)
+            .map_err(|e| FfiError::invalid(format_args!("route: {e}")))?;
+        let Some(kind) = value.get("kind").and_then(|k| k.as_str()) else {
+            return Err(FfiError::invalid("route: missing string field `kind`"));
+        };
+        match kind {
+            "device" => parse::<KindOnly>(json, "route").map(|_| Route::Device),
+            "null" => parse::<KindOnly>(json, "route").map(|_| Route::Null),
+            "wav" => parse(json, "route").map(Route::Wav),
+            "plugin" => parse(json, "route").map(Route::Plugin),
+            other => Err(FfiError::invalid(format_args!(
+                "route: unknown kind `{other}` (expected device, null, wav or plugin)"
+            ))),
+        }
+    }
+}
+
+impl From<Route> for OutputRoute {
+    fn from(route: Route) -> Self {
+        match route {
+            Route::Device => host::BuiltinRoute::Device.into(),
+            Route::Null => host::BuiltinRoute::Null.into(),
+            Route::Wav(wav) => host::BuiltinRoute::Wav {
+                path: wav.path,
+                paced: wav.paced,
+            }
+            .into(),
+            Route::Plugin(p) => {
+                let route = PluginRoute::new(&p.plugin_id, p.sink.as_deref(), &p.target);
+                OutputRoute::Plugin(match p.config {
+                    Some(config) => route.with_config(config),
+                    None => route,
+                })
+            }
+        }
+    }
+}
+
+pub(crate) fn parse_route(json: &str) -> FfiResult<OutputRoute> {
+    Route::parse(json).map(OutputRoute::from)
+}
+
+// ---------------------------------------------------------------------------------------
+// Input: DSP chain (`stellatune_player_set_dsp_chain`)
+// ---------------------------------------------------------------------------------------
+
+/// One stage: `{"plugin_id":"...","type_id":"...","config":{...}}`; `type_id` may be left
+/// out when the plugin has one DSP type. A chain is a JSON array of them.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DspStage {
+    pub plugin_id: String,
+    #[serde(default)]
+    pub type_id: Option<String>,
+    #[serde(default)]
+    pub config: Option<serde_json::Value>,
+}
+
+impl From<DspStage> for DspSpec {
+    fn from(stage: DspStage) -> Self {
+        DspSpec {
+            plugin_id: stage.plugin_id,
+            type_id: stage.type_id,
+            config: stage.config,
+        }
+    }
+}
+
+pub(crate) fn parse_dsp_chain(json: &str) -> FfiResult<Vec<DspSpec>> {
+    let chain: Vec<DspStage> = parse(json, "dsp chain")?;
+    Ok(chain.into_iter().map(DspSpec::from).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    //! Each document pinned to its literal text: a renamed field or variant on either side
+    //! of the conversion fails here before it reaches a front end.
+
+    use std::path::PathBuf;
+
+    use super::*;
+    use stellatune_runtime_host::{MetricsSnapshot, TrackInfo as DomainTrack};
+
+    fn json(event: impl Into<HostEvent>) -> String {
+        Event::from(&event.into()).to_json()
+    }
+
+    fn engine(event: EngineEvent) -> HostEvent {
+        HostEvent::Engine(event)
+    }
+
+    fn notice(notice: HostNotice) -> HostEvent {
+        HostEvent::Host(notice)
+    }
+
+    fn track() -> DomainTrack {
+        DomainTrack {
+            path: PathBuf::from("/music/a.flac"),
+            codec: "flac".into(),
+            sample_rate: 44_100,
+            channels: 2,
+            total_frames: Some(88_200),
+            duration_ms: Some(2_000),
+        }
+    }
+
+    #[test]
+    fn engine_events() {
+        use host::PlaybackState as S;
+        for (state, text) in [
+            (S::Stopped, "stopped"),
+            (S::Playing, "playing"),
+            (S::Paused, "paused"),
+        ] {
+            assert_eq!(
+                json(engine(EngineEvent::StateChanged { state })),
+                format!(r#"{{"type":"state_changed","state":"{text}"}}"#)
+            );
+        }
+        assert_eq!(
+            json(engine(EngineEvent::TrackStarted {
+                track_id: 1,
+                info: track()
+            })),
+            r#"{"type":"track_started","track_id":1,"path":"/music/a.flac","codec":"flac","sample_rate":44100,"channels":2,"total_frames":88200,"duration_ms":2000}"#
+        );
+        let mut open_ended = track();
+        open_ended.total_frames = None;
+        open_ended.duration_ms = None;
+        assert_eq!(
+            json(engine(EngineEvent::TrackStarted {
+                track_id: 2,
+                info: open_ended
+            })),
+            r#"{"type":"track_started","track_id":2,"path":"/music/a.flac","codec":"flac","sample_rate":44100,"channels":2,"total_frames":null,"duration_ms":null}"#
+        );
+        assert_eq!(
+            json(engine(EngineEvent::Position {
+                track_id: 1,
+                position_ms: 250,
+                duration_ms: Some(2_000)
+            })),
+            r#"{"type":"position","track_id":1,"position_ms":250,"duration_ms":2000}"#
+        );
+        assert_eq!(
+            json(engine(EngineEvent::Position {
+                track_id: 1,
+                position_ms: 0,
+                duration_ms: None
+            })),
+            r#"{"type":"position","track_id":1,"position_ms":0,"duration_ms":null}"#
+        );
+        assert_eq!(
+            json(engine(EngineEvent::TrackEnded { track_id: 1 })),
+            r#"{"type":"track_ended","track_id":1}"#
+        );
+        assert_eq!(
+            json(engine(EngineEvent::RouteChanged {
+                route: Some("wav:/tmp/out.wav".into())
+            })),
+            r#"{"type":"route_changed","route":"wav:/tmp/out.wav"}"#
+        );
+        assert_eq!(
+            json(engine(EngineEvent::RouteChanged { route: None })),
+            r#"{"type":"route_changed","route":null}"#
+        );
+        assert_eq!(
+            json(engine(EngineEvent::Error {
+                message: "cannot decode \"x\"".into(),
+                track_id: Some(1)
+            })),
+            r#"{"type":"error","message":"cannot decode \"x\"","track_id":1}"#
+        );
+        assert_eq!(
+            json(engine(EngineEvent::Error {
+                message: "m".into(),
+                track_id: None
+            })),
+            r#"{"type":"error","message":"m","track_id":null}"#
+        );
+    }
+
+    #[test]
+    fn host_notices() {
+        assert_eq!(
+            json(notice(HostNotice::Lagged { dropped: 12 })),
+            r#"{"type":"lagged","dropped":12}"#
+        );
+        assert_eq!(
+            json(notice(HostNotice::ClientEvicted {
+                client_id: 7,
+                reason: "lease expired (no call for 30000 ms)".into()
+            })),
+            r#"{"type":"client_evicted","client_id":7,"reason":"lease expired (no call for 30000 ms)"}"#
+        );
+        assert_eq!(
+            json(notice(HostNotice::PluginInstalled {
+                plugin_id: "eq".into(),
+                generation: Some(3)
+            })),
+            r#"{"type":"plugin_installed","plugin_id":"eq","generation":3}"#
+        );
+        assert_eq!(
+            json(notice(HostNotice::PluginInstalled {
+                plugin_id: "eq".into(),
+                generation: None
+            })),
+            r#"{"type":"plugin_installed","plugin_id":"eq","generation":null}"#
+        );
+        assert_eq!(
+            json(notice(HostNotice::PluginUninstalled {
+                plugin_id: "eq".into()
+            })),
+            r#"{"type":"plugin_uninstalled","plugin_id":"eq"}"#
+        );
+        assert_eq!(
+            json(notice(HostNotice::PluginsReloaded {
+                loaded: vec!["a".into()],
+                reloaded: vec!["b".into()],
+                removed: vec![],
+                failed: vec!["c".into()],
+            })),
+            r#"{"type":"plugins_reloaded","loaded":["a"],"reloaded":["b"],"removed":[],"failed":["c"]}"#
+        );
+        assert_eq!(
+            json(notice(HostNotice::EngineRestarted {
+                reason: "panic".into()
+            })),
+            r#"{"type":"engine_restarted","reason":"panic"}"#
+        );
+        assert_eq!(
+            json(notice(HostNotice::PluginEvent {
+                plugin_id: "test-plugins".into(),
+                kind: "capture_open".into(),
+                payload: serde_json::json!({"target": "/tmp/x", "n": 1}),
+            })),
+            r#"{"type":"plugin_event","plugin_id":"test-plugins","kind":"capture_open","payload":{"n":1,"target":"/tmp/x"}}"#
+        );
+    }
+
+    #[test]
+    fn player_status() {
+        let idle = host::EngineStatus {
+            state: host::PlaybackState::Stopped,
+            track_id: None,
+            track: None,
+            position_ms: 0,
+            volume: 1.0,
+            route: None,
+            output_spec: None,
+            queued_next: None,
+            frames_written: 0,
+        };
+        assert_eq!(
+            to_json(&PlayerStatus::from(&idle)).unwrap(),
+            r#"{"state":"stopped","track_id":null,"track":null,"position_ms":0,"volume":1.0,"route":null,"output_spec":null,"queued_next":null,"frames_written":0}"#
+        );
+        let playing = host::EngineStatus {
+            state: host::PlaybackState::Playing,
+            track_id: Some(1),
+            track: Some(track()),
+            position_ms: 250,
+            volume: 0.5,
+            route: Some("null".into()),
+            output_spec: Some(stellatune_core::StreamSpec::new(48_000, 2)),
+            queued_next: Some(2),
+            frames_written: 4096,
+        };
+        assert_eq!(
+            to_json(&PlayerStatus::from(&playing)).unwrap(),
+            r#"{"state":"playing","track_id":1,"track":{"path":"/music/a.flac","codec":"flac","sample_rate":44100,"channels":2,"total_frames":88200,"duration_ms":2000},"position_ms":250,"volume":0.5,"route":"null","output_spec":{"sample_rate":48000,"channels":2},"queued_next":2,"frames_written":4096}"#
+        );
+    }
+
+    #[test]
+    fn metrics() {
+        let mut m = MetricsSnapshot {
+            state: host::LifecycleState::Running,
+            runtime_host_inits_total: 1,
+            player_clients_active: 2,
+            client_generation: 3,
+            clients_evicted_total: 4,
+            client_events_queued: 5,
+            runtime_threads: 6,
+            engine_restarts_total: 7,
+            plugin_generations_active: 8,
+            plugin_generations_draining: 9,
+            plugin_shadow_copies: 10,
+            plugin_helper_threads: 11,
+            ..MetricsSnapshot::default()
+        };
+        assert_eq!(
+            to_json(&Metrics::from(&m)).unwrap(),
+            r#"{"state":"running","runtime_host_inits_total":1,"player_clients_active":2,"client_generation":3,"clients_evicted_total":4,"client_events_queued":5,"runtime_threads":6,"engine_restarts_total":7,"plugin_generations_active":8,"plugin_generations_draining":9,"plugin_shadow_copies":10,"plugin_helper_threads":11}"#
+        );
+        // Plugin counters pass through by their own names; one named like a runtime counter
+        // cannot shadow it.
+        m.plugin_reported.insert("asio_sidecar_running".into(), 1);
+        m.plugin_reported
+            .insert("asio_sidecar_spawns_total".into(), 3);
+        m.plugin_reported.insert("ring_files".into(), -1);
+        m.plugin_reported.insert("runtime_threads".into(), 99);
+        assert_eq!(
+            to_json(&Metrics::from(&m)).unwrap(),
+            r#"{"state":"running","runtime_host_inits_total":1,"player_clients_active":2,"client_generation":3,"clients_evicted_total":4,"client_events_queued":5,"runtime_threads":6,"engine_restarts_total":7,"plugin_generations_active":8,"plugin_generations_draining":9,"plugin_shadow_copies":10,"plugin_helper_threads":11,"asio_sidecar_running":1,"asio_sidecar_spawns_total":3,"ring_files":-1}"#
+        );
+        use host::LifecycleState as L;
+        for (state, text) in [
+            (L::Uninit, "uninit"),
+            (L::Running, "running"),
+            (L::ShuttingDown, "shutting_down"),
+            (L::Stopped, "stopped"),
+        ] {
+            let m = MetricsSnapshot {
+                state,
+                ..MetricsSnapshot::default()
+            };
+            let value = serde_json::to_value(Metrics::from(&m)).unwrap();
+            assert_eq!(value["state"], text);
+        }
+        // RUNTIME_KEYS is exactly the runtime's own keys.
+        let value = serde_json::to_value(Metrics::from(&MetricsSnapshot::default())).unwrap();
+        let keys: Vec<&str> = value
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut expected = Metrics::RUNTIME_KEYS.to_vec();
+        expected.sort_unstable();
+        let mut keys = keys;
+        keys.sort_unstable();
+        assert_eq!(keys, expected);
+    }
+
+    #[test]
+    fn plugin_list_and_reload_report() {
+        let info = host::PluginInfo {
+            id: "test-plugins".into(),
+            name: "Test plugins".into(),
+            version: "0.1.0".into(),
+            api_version: "1.0".into(),
+            generation: Some(4),
+            capabilities: vec![stellatune_plugin_host_capability()],
+            load_error: None,
+        };
+        let broken = host::PluginInfo {
+            id: "broken".into(),
+            name: "Broken".into(),
+            version: "1".into(),
+            api_version: "9.0".into(),
+            generation: None,
+            capabilities: vec![],
+            load_error: Some("ABI 9.0".into()),
+        };
+        let list: Vec<PluginInfo> = [info, broken].iter().map(PluginInfo::from).collect();
+        assert_eq!(
+            to_json(&list).unwrap(),
+            r#"[{"id":"test-plugins","name":"Test plugins","version":"0.1.0","api_version":"1.0","generation":4,"capabilities":[{"kind":"dsp","type_id":"gain","display_name":"Gain (test)","default_config":"{\"gain\":1.0}"}],"load_error":null},{"id":"broken","name":"Broken","version":"1","api_version":"9.0","generation":null,"capabilities":[],"load_error":"ABI 9.0"}]"#
+        );
+        let report = host::ReloadReport {
+            loaded: vec!["a".into()],
+            reloaded: vec![],
+            unchanged: vec!["b".into()],
+            removed: vec![],
+            failed: vec![("c".into(), "bad plugin.json".into())],
+        };
+        assert_eq!(
+            to_json(&ReloadReport::from(&report)).unwrap(),
+            r#"{"loaded":["a"],"reloaded":[],"unchanged":["b"],"removed":[],"failed":[["c","bad plugin.json"]]}"#
+        );
+    }
+
+    fn stellatune_plugin_host_capability() -> stellatune_plugin_host::CapabilityInfo {
+        stellatune_plugin_host::CapabilityInfo {
+            kind: "dsp",
+            type_id: "gain".into(),
+            display_name: "Gain (test)".into(),
+            default_config: r#"{"gain":1.0}"#.into(),
+        }
+    }
+
+    #[test]
+    fn config_is_parsed_with_every_key_and_refuses_unknown_ones() {
+        let config = parse_config(
+            r#"{"data_dir":"/d","plugin_dir":"/p","client_lease_ms":10,"log_filter":"warn","log_format":"json","event_queue_capacity":4,"shutdown_timeout_ms":100}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            config,
+            HostConfig {
+                data_dir: Some("/d".into()),
+                plugin_dir: Some("/p".into()),
+                client_lease_ms: Some(10),
+                log_filter: Some("warn".into()),
+                log_format: Some(host::LogFormat::Json),
+                event_queue_capacity: Some(4),
+                shutdown_timeout_ms: Some(100),
+                fault_injection: None,
+            }
+        );
+        assert_eq!(parse_config("{}").unwrap(), HostConfig::default());
+        let text = parse_config(r#"{"log_format":"text"}"#).unwrap();
+        assert_eq!(text.log_format, Some(host::LogFormat::Text));
+
+        let error = |json: &str| {
+            let e = parse_config(json).unwrap_err();
+            assert_eq!(e.code, Status::InvalidArgument, "{json}");
+            e.message
+        };
+        let m = error(r#"{"log_filter":"warn","client_lease_ms":"soon"}"#);
+        assert!(m.contains("config: `client_lease_ms`: invalid type"), "{m}");
+        let m = error(r#"{"data_dir":"/d","event_queue_capacity":-1}"#);
+        assert!(m.contains("`event_queue_capacity`"), "{m}");
+        let m = error(r#"{"client_lease":5}"#);
+        assert!(m.contains("unknown field `client_lease`"), "{m}");
+        let m = error(r#"{"log_format":"xml"}"#);
+        assert!(m.contains("xml"), "{m}");
+        let m = error(r#"{"fault_injection":{"leak":true}}"#);
+        assert!(
+            m.contains("`fault_injection.leak`") || m.contains("leak"),
+            "{m}"
+        );
+        assert_eq!(
+            error(r#"{"client_lease_ms":0}"#),
+            "invalid argument: config: client_lease_ms must be greater than 0"
+        );
+        assert!(error("{not json").starts_with("invalid argument: config: "));
+        assert!(error("{} 5").contains("trailing"));
+    }
+
+    #[test]
+    fn routes_parse_into_the_host_routes() {
+        let route = |json: &str| parse_route(json).unwrap();
+        assert_eq!(route(r#"{"kind":"null"}"#), host::BuiltinRoute::Null.into());
+        assert_eq!(
+            route(r#"{"kind":"device"}"#),
+            host::BuiltinRoute::Device.into()
+        );
+        assert_eq!(
+            route(r#"{"kind":"wav","path":"/tmp/x.wav"}"#),
+            host::BuiltinRoute::Wav {
+                path: "/tmp/x.wav".into(),
+                paced: true
+            }
+            .into()
+        );
+        assert_eq!(
+            route(r#"{"kind":"wav","path":"/tmp/x.wav","paced":false}"#),
+            host::BuiltinRoute::Wav {
+                path: "/tmp/x.wav".into(),
+                paced: false
+            }
+            .into()
+        );
+        assert_eq!(
+            route(r#"{"kind":"plugin","plugin_id":"asio"}"#),
+            OutputRoute::Plugin(PluginRoute::new("asio", None, ""))
+        );
+        assert_eq!(
+            route(
+                r#"{"kind":"plugin","plugin_id":"asio","sink":"asio","target":"null","config":{"buffer":256}}"#
+            ),
+            OutputRoute::Plugin(
+                PluginRoute::new("asio", Some("asio"), "null")
+                    .with_config(serde_json::json!({"buffer": 256}))
+            )
+        );
+
+        let error = |json: &str| {
+            let e = parse_route(json).unwrap_err();
+            assert_eq!(e.code, Status::InvalidArgument, "{json}");
+            e.message
+        };
+        assert!(error(r#"{"kind":"wav","path":5}"#).contains("route: `path`: "));
+        assert!(
+            error(r#"{"kind":"wav","path":"/x.wav","paced":"yes"}"#).contains("route: `paced`: ")
+        );
+        let m = error(r#"{"kind":"speaker"}"#);
+        assert!(
+            m.contains("unknown kind `speaker`") && !m.contains("`kind`:"),
+            "{m}"
+        );
+        assert!(error(r#"{"path":"x"}"#).contains("missing string field `kind`"));
+        assert!(error(r#"{"kind":"wav"}"#).contains("path"));
+        assert!(error(r#"{"kind":"null","path":"x"}"#).contains("unknown field `path`"));
+        assert!(error(r#"{"kind":"plugin"}"#).contains("plugin_id"));
+        assert!(error(r#"{"kind":"plugin","plugin_id":"a","volume":1}"#).contains("volume"));
+        assert!(error("[").starts_with("invalid argument: route: "));
+    }
+
+    #[test]
+    fn dsp_chains_parse_into_the_host_specs() {
+        assert_eq!(parse_dsp_chain("[]").unwrap(), Vec::<DspSpec>::new());
+        assert_eq!(
+            parse_dsp_chain(
+                r#"[{"plugin_id":"eq","type_id":"gain","config":{"gain":0.5}},{"plugin_id":"x"}]"#
+            )
+            .unwrap(),
+            vec![
+                DspSpec {
+                    plugin_id: "eq".into(),
+                    type_id: Some("gain".into()),
+                    config: Some(serde_json::json!({"gain": 0.5})),
+                },
+                DspSpec {
+                    plugin_id: "x".into(),
+                    type_id: None,
+                    config: None,
+                },
+            ]
+        );
+        let e = parse_dsp_chain(r#"[{"plugin":"x"}]"#).unwrap_err();
+        assert_eq!(e.code, Status::InvalidArgument);
+        assert!(
+            e.message
+                .contains("dsp chain: `[0].plugin`: unknown field `plugin`"),
+            "{}",
+            e.message
+        );
+        let e = parse_dsp_chain(r#"{"plugin_id":"x"}"#).unwrap_err();
+        assert!(
+            e.message.starts_with("invalid argument: dsp chain: "),
+            "{}",
+            e.message
+        );
+    }
+}
