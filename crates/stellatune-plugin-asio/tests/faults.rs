@@ -172,7 +172,7 @@ fn a_ring_file_deleted_under_a_playing_stream_does_not_stop_playback() {
     );
     rig.host.clear_route(rig.client).unwrap();
     wait_for("sidecar stopped", Duration::from_secs(3), || {
-        children_of(me(), "stellatune-asio").0.is_empty()
+        children_of(me(), SIDECAR_NAME).0.is_empty()
     });
     assert_eq!(children_of(me(), "").1, 0, "no zombie");
     rig.assert_plays(asio("null"), "a fresh stream plays");
@@ -228,7 +228,7 @@ fn a_ring_file_truncated_under_a_playing_stream_does_not_kill_the_host() {
     rig.assert_plays(BuiltinRoute::Null.into(), "builtin null plays");
     rig.host.shutdown().unwrap();
     wait_for("sidecars gone", Duration::from_secs(3), || {
-        children_of(me(), "stellatune-asio").0.is_empty()
+        children_of(me(), SIDECAR_NAME).0.is_empty()
     });
     assert_eq!(children_of(me(), "").1, 0, "no zombie");
 }

@@ -106,9 +106,13 @@ pub fn children_of(parent: u32, name: &str) -> (Vec<u32>, usize) {
     (live, zombies)
 }
 
+/// The sidecar's program name as the probe reports it: Linux keeps 15 bytes of the command
+/// name (`stellatune-side`), Windows the whole exe name; this prefix matches both.
+pub const SIDECAR_NAME: &str = "stellatune-side";
+
 /// Live sidecar children of `parent`, and zombies among all of its children.
 pub fn sidecars_of(parent: u32) -> (Vec<u32>, usize) {
-    children_of(parent, "stellatune-asio")
+    children_of(parent, SIDECAR_NAME)
 }
 
 pub fn me() -> u32 {
