@@ -9,10 +9,11 @@ use std::process::Command;
 use std::sync::Arc;
 
 use stellatune_plugin_sdk::{Error, emit_event, log, log_level, metric_add, rt};
-use stellatune_sidecar_proto::client::{Body, ClientEnv, Join, Level};
-use stellatune_sidecar_proto::{ClientError, Launch, Spawned};
+use stellatune_sidecar_proto::client::{
+    Body, ClientEnv, ClientError, Join, Launch, Level, Spawned,
+};
 
-pub use stellatune_sidecar_proto::{Fault, Sidecar, StopReason};
+pub use stellatune_sidecar_proto::client::{Fault, Sidecar, StopReason};
 
 pub const SPAWNS_METRIC: &str = "asio_sidecar_spawns_total";
 pub const RUNNING_METRIC: &str = "asio_sidecar_running";
