@@ -125,7 +125,7 @@ mod linux {
                 continue;
             }
             if let Some((comm, _)) = stat_ticks(&entry.path().join("stat")) {
-                if comm.starts_with("stellatune-asio") {
+                if comm.starts_with("stellatune-side") {
                     found.push(pid);
                 }
             }

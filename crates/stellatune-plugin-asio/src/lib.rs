@@ -3,13 +3,17 @@
 //! files; the sidecar stops when the last lease goes. The host knows nothing of it beyond
 //! the generic plugin ABI: its counters (`asio_sidecar_spawns_total`,
 //! `asio_sidecar_running`, `ring_files`) reach the runtime through the metrics callback.
+//!
+//! - `config`: the sink's config, and the signature of the sidecar it leases;
+//! - `manager`: the leases, one sidecar per signature;
+//! - `sidecar`: the sidecar client of `stellatune-sidecar-proto`, embedded through the
+//!   SDK's `rt` (processes, threads) and the host's callbacks (logs, counters, events);
+//! - `sink`: the output sink, a ring stream on a leased sidecar.
 
-mod containment;
+mod config;
 mod manager;
-mod oneshot;
 mod sidecar;
 mod sink;
-mod spawner;
 
 stellatune_plugin_sdk::export_plugin! {
     id: "asio",
@@ -18,9 +22,9 @@ stellatune_plugin_sdk::export_plugin! {
     shutdown: shutdown,
 }
 
-/// Before the library unloads: stop every sidecar, then the thread that spawns them.
+/// Before the library unloads: stop every sidecar and free the statics. The shutdown
+/// `export_plugin!` generates then stops the SDK's service thread that spawned them.
 fn shutdown() {
     manager::shutdown_all();
-    spawner::stop();
     sink::release_statics();
 }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use stellatune_plugin_sdk::{Result, log, log_level};
 
-use crate::sidecar::{Fault, Sidecar, Signature, StopReason};
+use crate::sidecar::{self, Fault, Sidecar, Signature, StopReason};
 
 #[derive(Default)]
 struct Slot {
@@ -89,7 +89,7 @@ pub fn acquire(signature: &Signature) -> Result<Lease> {
             );
             dead.stop(StopReason::Replaced(fault));
         }
-        let fresh = Sidecar::spawn(signature)?;
+        let fresh = sidecar::spawn(signature)?;
         let loser = {
             let mut guard = slots();
             let slot = slot_of(&mut guard, signature);
@@ -119,7 +119,7 @@ pub fn acquire(signature: &Signature) -> Result<Lease> {
             }
         };
         if let Some(ours) = loser {
-            ours.stop(StopReason::DuplicateSpawn);
+            ours.stop(sidecar::DUPLICATE_SPAWN);
         }
     }
 }
@@ -139,8 +139,8 @@ impl Drop for Lease {
             }
         };
         // The graceful stop (close stdin, grace period, kill) runs with no lock held.
-        if let Some(sidecar) = retired {
-            sidecar.stop(StopReason::LastLeaseReleased);
+        if let Some(retired) = retired {
+            retired.stop(sidecar::LAST_LEASE_RELEASED);
         }
     }
 }
@@ -152,7 +152,7 @@ pub fn shutdown_all() {
         .take()
         .map(|m| m.into_values().filter_map(|s| s.sidecar).collect())
         .unwrap_or_default();
-    for sidecar in all {
-        sidecar.stop(StopReason::ModuleShutdown);
+    for running in all {
+        running.stop(sidecar::MODULE_SHUTDOWN);
     }
 }

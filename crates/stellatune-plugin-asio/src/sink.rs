@@ -2,23 +2,21 @@
 
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use serde::Deserialize;
 use stellatune_plugin_sdk::{
-    OutputSink, OutputSinkType, PluginError, Result, SinkStatus, Spec, Target, emit_event, log,
+    Error, OutputSink, OutputSinkType, Result, SinkStatus, Spec, Target, emit_event, log,
     log_level, metric_add,
 };
-use stellatune_sidecar_proto::{Request, Response, RingWriter, reap_stale_rings};
+use stellatune_sidecar_proto::{RingStream, reap_stale_rings};
 
+use crate::config::AsioConfig;
 use crate::manager::{self, Lease};
-use crate::sidecar::Signature;
+use crate::sidecar::{Signature, client_error};
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 pub const RING_FILES_METRIC: &str = "ring_files";
 
-static NEXT_STREAM: AtomicU64 = AtomicU64::new(1);
 /// Device lists by signature: a query goes through a leased sidecar once, then comes from here.
 static DEVICE_CACHE: Mutex<Vec<(Signature, Vec<Target>)>> = Mutex::new(Vec::new());
 static REAPED: std::sync::Once = std::sync::Once::new();
@@ -33,70 +31,9 @@ pub fn release_statics() {
     );
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AsioConfig {
-    /// How much audio the ring holds, in milliseconds.
-    pub buffer_ms: u32,
-    /// The sidecar executable; default: `stellatune-sidecar-host` in the plugin's directory.
-    pub sidecar_path: Option<PathBuf>,
-    pub sidecar_args: Vec<String>,
-}
-
-impl Default for AsioConfig {
-    fn default() -> Self {
-        Self {
-            buffer_ms: 200,
-            sidecar_path: None,
-            sidecar_args: Vec::new(),
-        }
-    }
-}
-
-impl AsioConfig {
-    fn parse(json: &str) -> Result<Self> {
-        let config: AsioConfig = serde_json::from_str(json)
-            .map_err(|e| PluginError::invalid_argument(format!("asio config: {e}")))?;
-        if !(10..=5000).contains(&config.buffer_ms) {
-            return Err(PluginError::invalid_argument(
-                "asio config: buffer_ms must be between 10 and 5000",
-            ));
-        }
-        Ok(config)
-    }
-
-    fn signature(&self, target: &str) -> Result<Signature> {
-        let executable = match &self.sidecar_path {
-            Some(p) => p.clone(),
-            None => stellatune_plugin_sdk::plugin_dir()
-                .ok_or_else(|| PluginError::bad_state("the host gave no plugin directory"))?
-                .join(sidecar_file_name()),
-        };
-        // Headless devices and system devices live in different backends of the sidecar.
-        let backend = if target == "null" || target.starts_with("wav:") || target.is_empty() {
-            "builtin"
-        } else {
-            "system"
-        };
-        Ok(Signature {
-            executable,
-            args: self.sidecar_args.clone(),
-            backend: backend.into(),
-        })
-    }
-}
-
-fn sidecar_file_name() -> &'static str {
-    if cfg!(windows) {
-        "stellatune-sidecar-host.exe"
-    } else {
-        "stellatune-sidecar-host"
-    }
-}
-
 fn ring_dir() -> Result<PathBuf> {
     let dir = stellatune_plugin_sdk::data_dir()
-        .ok_or_else(|| PluginError::bad_state("the host gave no data directory"))?
+        .ok_or_else(|| Error::bad_state("the host gave no data directory"))?
         .join(".asio");
     std::fs::create_dir_all(&dir)?;
     // Ring files of processes that died (host crashes) go once per load of the plugin.
@@ -136,20 +73,13 @@ impl OutputSinkType for AsioSinkType {
                 continue;
             }
             let lease = manager::acquire(&signature)?;
-            let devices = match lease
+            let devices: Vec<Target> = lease
                 .sidecar()
-                .request(&Request::ListDevices, REQUEST_TIMEOUT)?
-            {
-                Response::Devices { devices } => devices
-                    .into_iter()
-                    .map(|d| Target::new(d.id, d.name))
-                    .collect::<Vec<_>>(),
-                other => {
-                    return Err(PluginError::error(format!(
-                        "unexpected answer to list devices: {other:?}"
-                    )));
-                }
-            };
+                .list_devices(REQUEST_TIMEOUT)
+                .map_err(client_error)?
+                .into_iter()
+                .map(|d| Target::new(d.id, d.name))
+                .collect();
             drop(lease);
             DEVICE_CACHE
                 .lock()
@@ -183,11 +113,8 @@ impl OutputSinkType for AsioSinkType {
 const HANG_TIMEOUT: Duration = Duration::from_millis(500);
 
 struct Stream {
-    id: u64,
-    ring: RingWriter,
-    heartbeat: u64,
-    heartbeat_seen: Instant,
-    /// Dropped after the ring, so the sidecar unmaps before its lease can stop it.
+    ring: RingStream,
+    /// Let go of after the ring is closed, so the sidecar unmaps before its lease can stop it.
     lease: Lease,
 }
 
@@ -202,53 +129,20 @@ pub struct AsioSink {
 impl AsioSink {
     fn start_stream(&mut self, spec: Spec) -> Result<()> {
         let lease = manager::acquire(&self.signature)?;
-        let id = NEXT_STREAM.fetch_add(1, Ordering::SeqCst);
-        // Never a name an older ring may still hold open (see `unique_ring_file_name`).
-        let path = ring_dir()?.join(stellatune_sidecar_proto::unique_ring_file_name());
-        let capacity =
-            (u64::from(spec.sample_rate) * u64::from(self.config.buffer_ms) / 1000).max(256) as u32;
-        let ring = RingWriter::create(&path, spec.sample_rate, spec.channels, capacity)
-            .map_err(|e| PluginError::io(format!("ring {}: {e}", path.display())))?;
-        metric_add(RING_FILES_METRIC, 1);
-        let stream = Stream {
-            id,
-            heartbeat: ring.reader_heartbeat(),
-            heartbeat_seen: Instant::now(),
-            ring,
-            lease,
-        };
-        let opened = stream
-            .lease
+        let ring = lease
             .sidecar()
-            .request(
-                &Request::OpenStream {
-                    stream_id: id,
-                    device: self.device.clone(),
-                    ring_path: path,
-                    sample_rate: spec.sample_rate,
-                    channels: spec.channels,
-                    // The sidecar reads a quarter of the ring per period.
-                    buffer_frames: (capacity / 4).max(64),
-                },
+            .open_stream(
+                &ring_dir()?,
+                &self.device,
+                spec.sample_rate,
+                spec.channels,
+                self.config.capacity_frames(spec.sample_rate),
                 REQUEST_TIMEOUT,
             )
-            .and_then(|_| {
-                stream
-                    .lease
-                    .sidecar()
-                    .request(&Request::Start { stream_id: id }, REQUEST_TIMEOUT)
-            });
-        match opened {
-            Ok(_) => {
-                self.stream = Some(stream);
-                Ok(())
-            }
-            Err(e) => {
-                drop(stream);
-                metric_add(RING_FILES_METRIC, -1);
-                Err(e)
-            }
-        }
+            .map_err(client_error)?;
+        metric_add(RING_FILES_METRIC, 1);
+        self.stream = Some(Stream { ring, lease });
+        Ok(())
     }
 
     fn end_stream(&mut self) {
@@ -258,23 +152,8 @@ impl AsioSink {
     }
 
     fn finish(stream: Stream) {
-        let sidecar = stream.lease.sidecar().clone();
-        if sidecar.is_alive() {
-            let _ = sidecar.request(
-                &Request::Stop {
-                    stream_id: stream.id,
-                },
-                REQUEST_TIMEOUT,
-            );
-            let _ = sidecar.request(
-                &Request::CloseStream {
-                    stream_id: stream.id,
-                },
-                REQUEST_TIMEOUT,
-            );
-        }
-        let Stream { ring, lease, .. } = stream;
-        drop(ring);
+        let Stream { ring, lease } = stream;
+        lease.sidecar().close_stream(ring, REQUEST_TIMEOUT);
         metric_add(RING_FILES_METRIC, -1);
         drop(lease);
     }
@@ -290,7 +169,7 @@ impl OutputSink for AsioSink {
 
     fn write(&mut self, interleaved: &[f32]) -> Result<usize> {
         let Some(spec) = self.spec else {
-            return Err(PluginError::bad_state("write before open"));
+            return Err(Error::bad_state("write before open"));
         };
         let lost = self
             .stream
@@ -315,11 +194,7 @@ impl OutputSink for AsioSink {
         }
         let stream = self.stream.as_mut().expect("stream started above");
         let taken = stream.ring.write(interleaved);
-        let heartbeat = stream.ring.reader_heartbeat();
-        if heartbeat != stream.heartbeat {
-            stream.heartbeat = heartbeat;
-            stream.heartbeat_seen = Instant::now();
-        } else if taken == 0 && stream.heartbeat_seen.elapsed() > HANG_TIMEOUT {
+        if taken == 0 && stream.ring.reader_silent_for() > HANG_TIMEOUT {
             let sidecar = stream.lease.sidecar().clone();
             log(
                 log_level::WARN,

@@ -14,7 +14,7 @@ use stellatune_plugin_api::{
     StSinkStatus, StSpec, StStatus, StStr, capability_kind, log_level, status,
 };
 
-use crate::{Dsp, DspType, OutputSink, OutputSinkType, PluginError, Result, Spec, Target, host};
+use crate::{Dsp, DspType, Error, OutputSink, OutputSinkType, Result, Spec, Target, host};
 
 /// What a user `shutdown` fn may return.
 pub trait IntoPluginResult {
@@ -131,7 +131,7 @@ extern "C" fn free_string(s: *mut c_char) {
 unsafe fn str_arg<'a>(s: StStr, what: &str) -> Result<&'a str> {
     // SAFETY: forwarded to the caller.
     unsafe { s.to_str() }
-        .ok_or_else(|| PluginError::invalid_argument(format!("{what} is not valid UTF-8")))
+        .ok_or_else(|| Error::invalid_argument(format!("{what} is not valid UTF-8")))
 }
 
 /// # Safety
@@ -148,7 +148,7 @@ unsafe fn config_arg<'a>(s: StStr, default: &'static str) -> Result<&'a str> {
 
 fn non_null<T>(p: *mut T, what: &str) -> Result<*mut T> {
     if p.is_null() {
-        Err(PluginError::invalid_argument(format!("{what} is NULL")))
+        Err(Error::invalid_argument(format!("{what} is NULL")))
     } else {
         Ok(p)
     }
@@ -159,13 +159,12 @@ fn non_null<T>(p: *mut T, what: &str) -> Result<*mut T> {
 /// makes one call at a time on it.
 unsafe fn instance_mut<'a, I>(p: *mut c_void) -> Result<&'a mut I> {
     // SAFETY: forwarded to the caller.
-    unsafe { p.cast::<I>().as_mut() }
-        .ok_or_else(|| PluginError::invalid_argument("instance is NULL"))
+    unsafe { p.cast::<I>().as_mut() }.ok_or_else(|| Error::invalid_argument("instance is NULL"))
 }
 
 fn check_spec(spec: Spec, what: &str) -> Result<Spec> {
     if spec.channels == 0 || spec.sample_rate == 0 {
-        Err(PluginError::invalid_argument(format!(
+        Err(Error::invalid_argument(format!(
             "{what} has zero channels or sample rate: {spec:?}"
         )))
     } else {
@@ -345,8 +344,8 @@ impl<S> SinkInstance<S> {
     fn require_open(&self, what: &str) -> Result<()> {
         match self.state {
             SinkState::Open => Ok(()),
-            SinkState::Created => Err(PluginError::bad_state(format!("{what} before open"))),
-            SinkState::Closed => Err(PluginError::bad_state(format!(
+            SinkState::Created => Err(Error::bad_state(format!("{what} before open"))),
+            SinkState::Closed => Err(Error::bad_state(format!(
                 "{what} after close (open again first)"
             ))),
         }
@@ -431,9 +430,8 @@ impl<T: OutputSinkType> SinkShims<T> {
             let inst = unsafe { Self::get(instance) }?;
             let preferred = check_spec(preferred.into(), "preferred spec")?;
             let spec = inst.sink.negotiate(preferred)?;
-            let spec = check_spec(spec, "negotiated spec").map_err(|e| {
-                PluginError::error(format!("the sink returned bad data: {}", e.message))
-            })?;
+            let spec = check_spec(spec, "negotiated spec")
+                .map_err(|e| Error::other(format!("the sink returned bad data: {}", e.message)))?;
             // SAFETY: `out` is non-NULL and the host passes a writable out-parameter.
             unsafe { out.write(spec.into()) };
             Ok(())
@@ -474,17 +472,17 @@ impl<T: OutputSinkType> SinkShims<T> {
                 return Ok(());
             }
             if samples.is_null() {
-                return Err(PluginError::invalid_argument("samples is NULL"));
+                return Err(Error::invalid_argument("samples is NULL"));
             }
             let len = frames
                 .checked_mul(inst.channels)
-                .ok_or_else(|| PluginError::invalid_argument("frames overflows"))?;
+                .ok_or_else(|| Error::invalid_argument("frames overflows"))?;
             // SAFETY: the ABI lends `frames` interleaved frames of the opened spec's channel
             // count at `samples` for the duration of this call.
             let interleaved = unsafe { std::slice::from_raw_parts(samples, len) };
             let taken = inst.sink.write(interleaved)?;
             if taken > frames {
-                return Err(PluginError::error(format!(
+                return Err(Error::other(format!(
                     "the sink claims {taken} frames taken of {frames} given"
                 )));
             }
@@ -626,11 +624,11 @@ impl<T: DspType> DspShims<T> {
                 return Ok(());
             }
             if samples.is_null() {
-                return Err(PluginError::invalid_argument("samples is NULL"));
+                return Err(Error::invalid_argument("samples is NULL"));
             }
             let len = frames
                 .checked_mul(inst.channels)
-                .ok_or_else(|| PluginError::invalid_argument("frames overflows"))?;
+                .ok_or_else(|| Error::invalid_argument("frames overflows"))?;
             // SAFETY: the ABI lends `frames` interleaved frames of the create spec's channel
             // count at `samples`, writable and unaliased, for the duration of this call.
             let interleaved = unsafe { std::slice::from_raw_parts_mut(samples, len) };

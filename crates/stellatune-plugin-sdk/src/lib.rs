@@ -48,7 +48,8 @@
 //!   borrows a thread from the host (ABI 1.1), and [`rt::Thread::join`] it before the
 //!   module's shutdown returns;
 //! * **no `std::process::Command::spawn` from arbitrary threads** when the child relies on
-//!   a parent-death signal: use [`rt::spawn_process`];
+//!   a parent-death signal: use [`rt::spawn_process`], or [`rt::spawn_contained`], which also
+//!   ties the child's life to the host process (a Job Object on Windows);
 //! * **no channels** (`std::sync::mpsc`, crossbeam): they register thread-local
 //!   destructors; use [`rt::OneShot`] and [`rt::Queue`] (a mutex and a condvar);
 //! * **no `thread_local!` whose type has a destructor** (`Drop`, or containing a `Vec`,
@@ -135,25 +136,30 @@ impl Target {
     }
 }
 
-/// An error a plugin returns to the host: an ABI [`status`] code and a message.
+/// What a plugin returns to the host when a call fails: an ABI [`status`] code and a
+/// message. The constructors name the codes ([`Error::invalid_argument`] is
+/// [`status::INVALID_ARGUMENT`], and so on); the shims hand both to the host, which turns them
+/// into its own error (the plugin host's `PluginError`, a different type on the other side of
+/// the ABI).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PluginError {
+pub struct Error {
     /// One of [`status`]'s codes; never [`status::OK`] (the shims turn 0 into
     /// [`status::ERROR`]).
     pub code: i32,
     pub message: String,
 }
 
-impl PluginError {
+impl Error {
+    /// A status code of the caller's choosing, e.g. one added by a later ABI minor.
     pub fn new(code: i32, message: impl Into<String>) -> Self {
-        PluginError {
+        Error {
             code,
             message: message.into(),
         }
     }
 
-    /// [`status::ERROR`]
-    pub fn error(message: impl Into<String>) -> Self {
+    /// [`status::ERROR`]: a failure no more specific code names.
+    pub fn other(message: impl Into<String>) -> Self {
         Self::new(status::ERROR, message)
     }
 
@@ -181,23 +187,29 @@ impl PluginError {
     pub fn disconnected(message: impl Into<String>) -> Self {
         Self::new(status::DISCONNECTED, message)
     }
+
+    /// [`status::PANICKED`]
+    pub fn panicked(message: impl Into<String>) -> Self {
+        Self::new(status::PANICKED, message)
+    }
 }
 
-impl fmt::Display for PluginError {
+impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} (status {})", self.message, self.code)
     }
 }
 
-impl std::error::Error for PluginError {}
+impl std::error::Error for Error {}
 
-impl From<std::io::Error> for PluginError {
+impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
-        PluginError::io(e.to_string())
+        Error::io(e.to_string())
     }
 }
 
-pub type Result<T, E = PluginError> = std::result::Result<T, E>;
+/// The result of every fallible plugin call.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A live output sink instance. The host calls one method at a time, possibly from
 /// different threads over the instance's life (hence `Send`).

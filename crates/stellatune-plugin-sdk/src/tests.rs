@@ -13,7 +13,7 @@ use stellatune_plugin_api::{
 };
 
 use crate::{
-    Dsp, DspType, OutputSink, OutputSinkType, PluginError, Result, SinkStatus, Spec, Target, status,
+    Dsp, DspType, Error, OutputSink, OutputSinkType, Result, SinkStatus, Spec, Target, status,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -69,7 +69,7 @@ impl OutputSinkType for TestSinkType {
     fn create(config_json: &str, target: &str) -> Result<TestSink> {
         match config_json {
             "create" => panic!("boom in create"),
-            "fail" => Err(PluginError::unsupported("no such target")),
+            "fail" => Err(Error::unsupported("no such target")),
             _ => Ok(TestSink {
                 target: target.to_owned(),
                 panic_in: config_json.to_owned(),
@@ -613,7 +613,7 @@ fn free_string_releases_messages() {
     let m = module();
     (m.free_string)(ptr::null_mut());
     // Interior NULs cannot truncate or break a message.
-    let st = crate::__private::run_shutdown(Some(|| Err(PluginError::io("a\0b"))));
+    let st = crate::__private::run_shutdown(Some(|| Err(Error::io("a\0b"))));
     assert_eq!(take(m, st), (status::IO, "ab".to_owned()));
     // Many round trips through the module's allocator.
     let vt = sink_vtable(m);
@@ -691,16 +691,16 @@ fn host_helpers_reach_the_host() {
 }
 
 #[test]
-fn plugin_error_display_and_conversions() {
-    let e = PluginError::bad_state("nope");
+fn error_display_and_conversions() {
+    let e = Error::bad_state("nope");
     assert_eq!(
         e.to_string(),
         format!("nope (status {})", status::BAD_STATE)
     );
-    let io: PluginError = std::io::Error::other("disk").into();
+    let io: Error = std::io::Error::other("disk").into();
     assert_eq!(io.code, status::IO);
     // A code of OK is reported as ERROR, never as success.
-    let st = crate::__private::run_shutdown(Some(|| Err(PluginError::new(status::OK, "x"))));
+    let st = crate::__private::run_shutdown(Some(|| Err(Error::new(status::OK, "x"))));
     assert_eq!(take(module(), st).0, status::ERROR);
 }
 

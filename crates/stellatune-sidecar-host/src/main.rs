@@ -18,6 +18,9 @@ use std::io::{self, BufWriter};
 use std::process::ExitCode;
 use std::sync::mpsc;
 
+// The env var naming the pid the sidecar expects as its parent (set by the client).
+#[cfg(unix)]
+use stellatune_sidecar_proto::PARENT_PID_ENV;
 use stellatune_sidecar_proto::{Frame, ProtoError, Request, read_frame};
 
 macro_rules! log {
@@ -45,10 +48,6 @@ pub enum Event {
     /// A termination signal arrived.
     Signal(i32),
 }
-
-/// Env var naming the pid the sidecar expects as its parent.
-#[cfg_attr(not(unix), allow(dead_code))]
-const PARENT_PID_ENV: &str = "STELLATUNE_ASIO_PARENT_PID";
 
 fn main() -> ExitCode {
     // Block the termination signals before any thread exists, so every thread inherits the mask

@@ -10,12 +10,19 @@
 //!   memory-mapped file created by the player ([`RingWriter`]) and opened by the sidecar
 //!   ([`RingReader`]). Stale ring files left by crashed players are removed by
 //!   [`reap_stale_rings`].
+//!
+//! [`client`] is the player's side of one sidecar process: spawn (through a process-starting
+//! function the embedder injects), handshake, requests with timeouts, ring streams, stop.
 
+pub mod client;
 #[cfg(windows)]
 mod file_identity;
 mod frame;
 mod ring;
 
+pub use client::{
+    ClientEnv, ClientError, Fault, Launch, PARENT_PID_ENV, RingStream, Sidecar, Spawned, StopReason,
+};
 pub use frame::{
     DeviceInfo, Frame, MAX_FRAME_BYTES, PROTOCOL_VERSION, ProtoError, Request, Response,
     decode_frame, encode_frame, read_frame, write_frame,

@@ -4,8 +4,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 
 use stellatune_plugin_sdk::{
-    OutputSink, OutputSinkType, PluginError, Result, Spec, Target, emit_event, log, log_level,
-    metric_add,
+    Error, OutputSink, OutputSinkType, Result, Spec, Target, emit_event, log, log_level, metric_add,
 };
 
 /// The gauge of open capture sinks.
@@ -31,7 +30,7 @@ impl OutputSinkType for CaptureSinkType {
 
     fn create(_config_json: &str, target: &str) -> Result<CaptureSink> {
         if target.is_empty() {
-            return Err(PluginError::invalid_argument(
+            return Err(Error::invalid_argument(
                 "capture needs a file path as its target",
             ));
         }
@@ -63,7 +62,7 @@ impl CaptureSink {
     fn out(&mut self) -> Result<&mut BufWriter<File>> {
         self.out
             .as_mut()
-            .ok_or_else(|| PluginError::bad_state("capture is not open"))
+            .ok_or_else(|| Error::bad_state("capture is not open"))
     }
 
     /// Flushes and drops the file; ends the open gauge.

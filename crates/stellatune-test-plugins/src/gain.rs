@@ -1,7 +1,7 @@
 //! The `gain` DSP.
 
 use serde::Deserialize;
-use stellatune_plugin_sdk::{Dsp, DspType, PluginError, Result, Spec};
+use stellatune_plugin_sdk::{Dsp, DspType, Error, Result, Spec};
 
 pub struct GainType;
 
@@ -29,9 +29,9 @@ impl DspType for GainType {
 
     fn create(config_json: &str, _spec: Spec) -> Result<Gain> {
         let config: GainConfig = serde_json::from_str(config_json)
-            .map_err(|e| PluginError::invalid_argument(format!("gain config: {e}")))?;
+            .map_err(|e| Error::invalid_argument(format!("gain config: {e}")))?;
         if !config.gain.is_finite() {
-            return Err(PluginError::invalid_argument("gain must be finite"));
+            return Err(Error::invalid_argument("gain must be finite"));
         }
         Ok(Gain { gain: config.gain })
     }

@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use stellatune_plugin_sdk::rt::{self, OneShot, Queue};
-use stellatune_plugin_sdk::{
-    OutputSink, OutputSinkType, PluginError, Result, SinkStatus, Spec, Target,
-};
+use stellatune_plugin_sdk::{Error, OutputSink, OutputSinkType, Result, SinkStatus, Spec, Target};
 
 pub struct MisbehaveSinkType;
 
@@ -59,7 +57,7 @@ pub fn hang_in_shutdown() {
 impl Config {
     fn parse(json: &str) -> Result<Config> {
         serde_json::from_str(json)
-            .map_err(|e| PluginError::invalid_argument(format!("misbehave config: {e}")))
+            .map_err(|e| Error::invalid_argument(format!("misbehave config: {e}")))
     }
 
     /// Panics or fails if `call` is named in the config.
@@ -68,7 +66,7 @@ impl Config {
             panic!("misbehave: panic in {call:?}");
         }
         if self.error_in.contains(&call) {
-            return Err(PluginError::error(format!("misbehave: error in {call:?}")));
+            return Err(Error::other(format!("misbehave: error in {call:?}")));
         }
         Ok(())
     }
@@ -103,7 +101,7 @@ fn start_workers(count: u32, stop: &Arc<Queue<()>>) -> Result<Vec<rt::Thread>> {
         workers.push(worker);
         started
             .wait(Duration::from_secs(10))
-            .map_err(|e| PluginError::error(format!("worker {i} did not start: {e:?}")))?;
+            .map_err(|e| Error::other(format!("worker {i} did not start: {e:?}")))?;
     }
     Ok(workers)
 }

@@ -1,3 +1,5 @@
+//! Windows: a kill-on-close Job Object per child, applied while the child is still suspended.
+
 use std::io;
 use std::os::windows::io::AsRawHandle;
 use std::os::windows::process::CommandExt;
@@ -16,8 +18,8 @@ use windows_sys::Win32::System::Threading::{
     CREATE_NO_WINDOW, CREATE_SUSPENDED, OpenThread, ResumeThread, THREAD_SUSPEND_RESUME,
 };
 
-/// Starts the sidecar suspended (it runs no code until it is in its job), and without a
-/// console window: it is a console program, and a GUI host has no console to lend it.
+/// Starts the child suspended (it runs no code until it is in its job), and without a
+/// console window: a sidecar is a console program, and a GUI host has no console to lend it.
 pub fn prepare(command: &mut Command) {
     command.creation_flags(CREATE_SUSPENDED | CREATE_NO_WINDOW);
 }
@@ -42,8 +44,8 @@ impl Drop for Owned {
     }
 }
 
-/// The sidecar's Job Object. Dropping it (after the sidecar was reaped) closes the job;
-/// were the sidecar still running, closing it would kill it.
+/// The child's Job Object. Dropping it (after the child was reaped) closes the job; were the
+/// child still running, closing it would kill it.
 pub struct Containment(HANDLE);
 
 impl Drop for Containment {
