@@ -637,7 +637,7 @@ mod tests {
             ("p2", "libp2.so"),
             ("g1-p7", "lib-g3-p5.so"),
             ("x-p1-t2-r3-g4", "lib@odd-p9-t9-r9-g9.so"),
-            ("asio", "stellatune_plugin_asio.dll"),
+            ("out", "stellatune_plugin_out.dll"),
         ] {
             let file = name.file_name(id, library);
             assert_eq!(ShadowName::parse(&file), Some(name), "{file}");
@@ -662,7 +662,7 @@ mod tests {
         }
         assert!(is_legacy_shadow_name("p2-g1-p123-libx.so"));
         assert!(is_legacy_shadow_name(
-            "asio-g12-p7-libstellatune_plugin_asio.so"
+            "out-g12-p7-libstellatune_plugin_out.so"
         ));
         assert!(!is_legacy_shadow_name("README"));
     }
