@@ -19,7 +19,9 @@ struct Installed {
     manifest: PluginManifest,
     content_hash: u64,
     active: Option<Arc<Generation>>,
-    load_error: Option<String>,
+    /// Why the last load failed, kept whole: a route to this plugin fails with this error
+    /// (its kind decides the C code, e.g. an ABI mismatch), not with a rewording of it.
+    load_error: Option<PluginError>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -220,7 +222,7 @@ impl PluginRuntime {
                 Ok(g) => (Some(g), None),
                 Err(e) => {
                     report.failed.push((id.clone(), e.to_string()));
-                    (None, Some(e.to_string()))
+                    (None, Some(e))
                 }
             };
             let ok = active.is_some();
@@ -294,7 +296,7 @@ impl PluginRuntime {
                     .as_ref()
                     .map(|g| capability_infos(g))
                     .unwrap_or_default(),
-                load_error: p.load_error.clone(),
+                load_error: p.load_error.as_ref().map(ToString::to_string),
             })
             .collect()
     }
@@ -304,13 +306,15 @@ impl PluginRuntime {
         let installed = plugins
             .get(id)
             .ok_or_else(|| PluginError::UnknownPlugin(id.to_owned()))?;
-        installed.active.clone().ok_or_else(|| PluginError::Load {
-            plugin: id.to_owned(),
-            library: self.plugin_dir.join(id).join(&installed.manifest.library),
-            message: installed
+        installed.active.clone().ok_or_else(|| {
+            installed
                 .load_error
                 .clone()
-                .unwrap_or_else(|| "not loaded".into()),
+                .unwrap_or_else(|| PluginError::Load {
+                    plugin: id.to_owned(),
+                    library: self.plugin_dir.join(id).join(&installed.manifest.library),
+                    message: "not loaded".into(),
+                })
         })
     }
 

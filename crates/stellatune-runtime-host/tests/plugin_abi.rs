@@ -59,4 +59,30 @@ fn a_library_of_another_abi_major_is_refused_and_nothing_breaks() {
     host.play(c.id, &f.tone).unwrap();
     assert!(wait_event(&host, c.id, Duration::from_secs(10), is_track_started).is_some());
     host.shutdown().unwrap();
+
+    // Installed while the library agreed, refused when the next runtime loads it: a route to
+    // the plugin fails with the load's own error, whose kind decides the C code
+    // (`PLUGIN_ABI`), and whose text says it once.
+    // SAFETY: the runtime is shut down, so none of its threads runs; this binary runs no
+    // other test.
+    unsafe { std::env::remove_var("STELLATUNE_TEST_PLUGIN_ABI_MAJOR") };
+    host.init(f.config()).unwrap();
+    host.plugins_install(&artifact(f.path())).unwrap();
+    host.shutdown().unwrap();
+    // SAFETY: as above.
+    unsafe { std::env::set_var("STELLATUNE_TEST_PLUGIN_ABI_MAJOR", "2") };
+    host.init(f.config()).unwrap();
+    let c = host.attach_client().unwrap();
+    let err = host
+        .apply_route(c.id, capture_route(&f.path().join("never.raw")))
+        .unwrap_err();
+    let HostError::Plugin(e @ PluginError::AbiMismatch { .. }) = &err else {
+        panic!("expected the load's ABI mismatch, got {err:?}");
+    };
+    let text = e.to_string();
+    assert_eq!(text.matches(PLUGIN_ID).count(), 1, "said once: {text}");
+    let list = host.plugins_list().unwrap();
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0].load_error.as_deref(), Some(text.as_str()));
+    host.shutdown().unwrap();
 }
