@@ -3,7 +3,8 @@
 //! config, output routes, DSP chains). The domain types of the engine, the host and the plugin
 //! host do not serialise themselves: renaming one of their variants or fields must not change
 //! what a Flutter app parses. Every name a front end sees is spelled out here, and the tests
-//! at the bottom pin each document to its literal text.
+//! at the bottom pin each document to its literal text and fuzz the parsers. Nothing else
+//! parses these documents: the host takes the domain values only.
 //!
 //! Output types convert from the domain types with `From`; input types parse with
 //! `deny_unknown_fields` (so a typo never falls back to a default silently) and convert into
@@ -1006,6 +1007,27 @@ mod tests {
     }
 
     #[test]
+    fn fault_injection_only_in_builds_that_allow_it() {
+        let parsed = parse_config(r#"{"fault_injection":{"skip_eviction":true}}"#);
+        // This crate's feature turns on the host's; the host's alone (another crate's tests
+        // in the same build) is enough for the host to accept the key.
+        match parsed {
+            Ok(config) => assert_eq!(
+                config.fault_injection,
+                Some(host::FaultInjection {
+                    leak_thread_per_attach: false,
+                    skip_eviction: true,
+                })
+            ),
+            Err(e) if !cfg!(feature = "fault-injection") => {
+                assert_eq!(e.code, Status::InvalidArgument);
+                assert!(e.message.contains("fault-injection"), "{}", e.message);
+            }
+            Err(e) => panic!("a fault-injection build refused the key: {}", e.message),
+        }
+    }
+
+    #[test]
     fn routes_parse_into_the_host_routes() {
         let route = |json: &str| parse_route(json).unwrap();
         assert_eq!(route(r#"{"kind":"null"}"#), host::BuiltinRoute::Null.into());
@@ -1100,5 +1122,355 @@ mod tests {
             "{}",
             e.message
         );
+    }
+}
+
+#[cfg(test)]
+mod fuzz {
+    //! Property tests for every document a front end hands the C ABI: config, route and DSP
+    //! chain. Arbitrary strings and arbitrary JSON values never panic a parser, and what it
+    //! refuses is `INVALID_ARGUMENT` with a message that names the document (and the key,
+    //! when one key is at fault); valid documents parse to exactly the values they state.
+
+    use std::path::PathBuf;
+
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    /// Every key of the three documents; anything else is unknown to all of them.
+    const KNOWN_KEYS: [&str; 18] = [
+        "kind",
+        "path",
+        "paced",
+        "plugin_id",
+        "sink",
+        "target",
+        "config",
+        "type_id",
+        "data_dir",
+        "plugin_dir",
+        "client_lease_ms",
+        "log_filter",
+        "log_format",
+        "event_queue_capacity",
+        "shutdown_timeout_ms",
+        "fault_injection",
+        "leak_thread_per_attach",
+        "skip_eviction",
+    ];
+
+    /// The config keys; none takes a boolean or a negative number.
+    const CONFIG_KEYS: [&str; 8] = [
+        "data_dir",
+        "plugin_dir",
+        "client_lease_ms",
+        "log_filter",
+        "log_format",
+        "event_queue_capacity",
+        "shutdown_timeout_ms",
+        "fault_injection",
+    ];
+
+    /// Any JSON value, nested a few levels, with keys that often hit the real field names.
+    fn any_json() -> impl Strategy<Value = Value> {
+        let key = prop_oneof![
+            prop::sample::select(KNOWN_KEYS.to_vec()).prop_map(str::to_owned),
+            "[a-z_]{0,12}",
+        ];
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            prop_oneof![
+                Just("null".to_owned()),
+                Just("wav".to_owned()),
+                Just("plugin".to_owned()),
+                Just("device".to_owned()),
+                Just("json".to_owned()),
+                Just("info".to_owned()),
+                ".{0,16}",
+            ]
+            .prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 48, 6, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map(key.clone(), inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// A refusal a caller can act on: the argument status and the document's name.
+    fn assert_clear<T: std::fmt::Debug>(parsed: FfiResult<T>, what: &str) {
+        if let Err(e) = parsed {
+            assert_eq!(e.code, Status::InvalidArgument, "{}", e.message);
+            assert!(
+                e.message
+                    .starts_with(&format!("invalid argument: {what}: ")),
+                "{}",
+                e.message
+            );
+        }
+    }
+
+    /// Every parser the C ABI has, on one input: none may panic, every refusal is clear.
+    fn parse_everything(text: &str) {
+        assert_clear(parse_config(text), "config");
+        assert_clear(parse_route(text), "route");
+        assert_clear(parse_dsp_chain(text), "dsp chain");
+    }
+
+    fn message<T: std::fmt::Debug>(parsed: FfiResult<T>) -> String {
+        let e = parsed.unwrap_err();
+        assert_eq!(e.code, Status::InvalidArgument, "{}", e.message);
+        e.message
+    }
+
+    fn plugin_id() -> impl Strategy<Value = String> {
+        "[a-z0-9_-][a-z0-9_.-]{0,63}"
+    }
+
+    fn small_config() -> impl Strategy<Value = Option<Value>> {
+        prop::option::of(prop_oneof![
+            Just(json!({})),
+            any::<u32>().prop_map(|g| json!({ "gain": g })),
+            ".{0,8}".prop_map(|s| json!({ "name": s, "nested": [1, 2, { "x": null }] })),
+        ])
+    }
+
+    /// A value of the wrong type for every key that holds a string, a count or an object.
+    fn wrong_value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            any::<bool>().prop_map(Value::Bool),
+            (i64::MIN..0).prop_map(Value::from),
+        ]
+    }
+
+    proptest! {
+        // No regression files are written next to the sources: a failure prints its minimal
+        // input.
+        #![proptest_config(ProptestConfig {
+            cases: 256,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn arbitrary_strings_never_panic_a_parser(text in ".{0,256}") {
+            parse_everything(&text);
+        }
+
+        #[test]
+        fn arbitrary_bytes_as_lossy_text_never_panic_a_parser(
+            bytes in prop::collection::vec(any::<u8>(), 0..256)
+        ) {
+            parse_everything(&String::from_utf8_lossy(&bytes));
+        }
+
+        #[test]
+        fn arbitrary_json_values_never_panic_a_parser(value in any_json()) {
+            parse_everything(&value.to_string());
+            // As an array element too (the DSP chain's shape), and as a route with a kind.
+            parse_everything(&Value::Array(vec![value.clone()]).to_string());
+            if let Value::Object(mut map) = value {
+                for kind in ["null", "wav", "plugin", "device"] {
+                    map.insert("kind".into(), Value::String(kind.into()));
+                    parse_everything(&Value::Object(map.clone()).to_string());
+                }
+            }
+        }
+
+        #[test]
+        fn unknown_keys_are_refused_by_name(
+            key in "[a-z_]{1,16}"
+                .prop_filter("a known key", |k| !KNOWN_KEYS.contains(&k.as_str())),
+            value in any_json(),
+        ) {
+            let key = key.as_str();
+            let unknown = format!("unknown field `{key}`");
+            let config = json!({ "log_filter": "warn", key: value });
+            let m = message(parse_config(&config.to_string()));
+            prop_assert!(m.starts_with("invalid argument: config: `"), "{}", m);
+            prop_assert!(m.contains(&unknown), "{}", m);
+            let config = json!({ "fault_injection": { key: value } });
+            let m = message(parse_config(&config.to_string()));
+            let named = format!("config: `fault_injection.{key}`: {unknown}");
+            prop_assert!(m.contains(&named), "{}", m);
+            for mut route in [
+                json!({ "kind": "null" }),
+                json!({ "kind": "device" }),
+                json!({ "kind": "wav", "path": "/tmp/x.wav" }),
+                json!({ "kind": "plugin", "plugin_id": "p" }),
+            ] {
+                route[key] = value.clone();
+                let m = message(parse_route(&route.to_string()));
+                prop_assert!(m.starts_with("invalid argument: route: "), "{}", m);
+                prop_assert!(m.contains(&unknown), "{}", m);
+            }
+            let chain = json!([{ "plugin_id": "p" }, { "plugin_id": "q", key: value }]);
+            let m = message(parse_dsp_chain(&chain.to_string()));
+            prop_assert!(m.contains(&format!("dsp chain: `[1].{key}`: {unknown}")), "{}", m);
+        }
+
+        #[test]
+        fn values_of_the_wrong_type_are_refused_naming_the_key(
+            config_key in prop::sample::select(CONFIG_KEYS.to_vec()),
+            route_key in prop::sample::select(vec!["plugin_id", "sink", "target"]),
+            stage_key in prop::sample::select(vec!["plugin_id", "type_id"]),
+            value in wrong_value(),
+        ) {
+            let m = message(parse_config(&json!({ config_key: value }).to_string()));
+            let named = format!("invalid argument: config: `{config_key}`: ");
+            prop_assert!(m.starts_with(&named), "{}", m);
+            let mut route = json!({ "kind": "plugin", "plugin_id": "p" });
+            route[route_key] = value.clone();
+            let m = message(parse_route(&route.to_string()));
+            let named = format!("invalid argument: route: `{route_key}`: ");
+            prop_assert!(m.starts_with(&named), "{}", m);
+            let m = message(parse_route(&json!({ "kind": "wav", "path": value }).to_string()));
+            prop_assert!(m.starts_with("invalid argument: route: `path`: "), "{}", m);
+            let mut stage = json!({ "plugin_id": "p" });
+            stage[stage_key] = value.clone();
+            let m = message(parse_dsp_chain(&json!([stage]).to_string()));
+            let named = format!("invalid argument: dsp chain: `[0].{stage_key}`: ");
+            prop_assert!(m.starts_with(&named), "{}", m);
+        }
+
+        #[test]
+        fn valid_builtin_routes_round_trip(
+            path in "[^\u{0}]{1,64}",
+            paced in prop::option::of(any::<bool>()),
+        ) {
+            let mut route = json!({ "kind": "wav", "path": path });
+            if let Some(p) = paced {
+                route["paced"] = Value::Bool(p);
+            }
+            prop_assert_eq!(
+                parse_route(&route.to_string()).unwrap(),
+                OutputRoute::Builtin(host::BuiltinRoute::Wav {
+                    path: PathBuf::from(&path),
+                    paced: paced.unwrap_or(true),
+                })
+            );
+            prop_assert_eq!(
+                parse_route(r#"{"kind":"null"}"#).unwrap(),
+                OutputRoute::Builtin(host::BuiltinRoute::Null)
+            );
+        }
+
+        #[test]
+        fn valid_plugin_routes_round_trip(
+            id in plugin_id(),
+            sink in prop::option::of("[a-z]{1,12}"),
+            target in prop::option::of(".{0,32}"),
+            config in small_config(),
+        ) {
+            let mut route = json!({ "kind": "plugin", "plugin_id": id });
+            if let Some(s) = &sink {
+                route["sink"] = json!(s);
+            }
+            if let Some(t) = &target {
+                route["target"] = json!(t);
+            }
+            if let Some(c) = &config {
+                route["config"] = c.clone();
+            }
+            let mut expected =
+                PluginRoute::new(&id, sink.as_deref(), target.as_deref().unwrap_or(""));
+            if let Some(c) = config {
+                expected = expected.with_config(c);
+            }
+            prop_assert_eq!(
+                parse_route(&route.to_string()).unwrap(),
+                OutputRoute::Plugin(expected)
+            );
+        }
+
+        #[test]
+        fn valid_configs_round_trip(
+            data_dir in prop::option::of("[a-zA-Z0-9/_.-]{1,40}"),
+            plugin_dir in prop::option::of("[a-zA-Z0-9/_.-]{1,40}"),
+            client_lease_ms in prop::option::of(1u64..10_000_000),
+            log_filter in prop::option::of(prop_oneof![
+                Just("warn".to_owned()),
+                Just("info".to_owned()),
+                Just("stellatune=debug".to_owned()),
+                Just("error,stellatune_audio=trace".to_owned()),
+            ]),
+            json_logs in prop::option::of(any::<bool>()),
+            event_queue_capacity in prop::option::of(1usize..100_000),
+            shutdown_timeout_ms in prop::option::of(any::<u64>()),
+        ) {
+            let expected = HostConfig {
+                data_dir: data_dir.map(PathBuf::from),
+                plugin_dir: plugin_dir.map(PathBuf::from),
+                client_lease_ms,
+                log_filter,
+                log_format: json_logs
+                    .map(|j| if j { host::LogFormat::Json } else { host::LogFormat::Text }),
+                event_queue_capacity,
+                shutdown_timeout_ms,
+                fault_injection: None,
+            };
+            let mut text = serde_json::Map::new();
+            if let Some(d) = &expected.data_dir {
+                text.insert("data_dir".into(), json!(d));
+            }
+            if let Some(d) = &expected.plugin_dir {
+                text.insert("plugin_dir".into(), json!(d));
+            }
+            if let Some(v) = expected.client_lease_ms {
+                text.insert("client_lease_ms".into(), json!(v));
+            }
+            if let Some(v) = &expected.log_filter {
+                text.insert("log_filter".into(), json!(v));
+            }
+            if let Some(j) = json_logs {
+                text.insert("log_format".into(), json!(if j { "json" } else { "text" }));
+            }
+            if let Some(v) = expected.event_queue_capacity {
+                text.insert("event_queue_capacity".into(), json!(v));
+            }
+            if let Some(v) = expected.shutdown_timeout_ms {
+                text.insert("shutdown_timeout_ms".into(), json!(v));
+            }
+            let parsed = parse_config(&Value::Object(text).to_string()).unwrap();
+            prop_assert_eq!(parsed, expected);
+        }
+
+        #[test]
+        fn valid_dsp_chains_round_trip(
+            stages in prop::collection::vec(
+                (plugin_id(), prop::option::of("[a-z_]{1,12}"), small_config()),
+                0..5,
+            )
+        ) {
+            let text = Value::Array(
+                stages
+                    .iter()
+                    .map(|(id, type_id, config)| {
+                        let mut stage = json!({ "plugin_id": id });
+                        if let Some(t) = type_id {
+                            stage["type_id"] = json!(t);
+                        }
+                        if let Some(c) = config {
+                            stage["config"] = c.clone();
+                        }
+                        stage
+                    })
+                    .collect(),
+            )
+            .to_string();
+            let expected: Vec<DspSpec> = stages
+                .into_iter()
+                .map(|(plugin_id, type_id, config)| DspSpec { plugin_id, type_id, config })
+                .collect();
+            prop_assert_eq!(parse_dsp_chain(&text).unwrap(), expected);
+        }
     }
 }

@@ -1,26 +1,23 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
-
 use crate::error::HostError;
 
 pub const DEFAULT_CLIENT_LEASE: Duration = Duration::from_secs(30);
 pub const DEFAULT_EVENT_QUEUE_CAPACITY: usize = 256;
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum LogFormat {
     #[default]
     Text,
     Json,
 }
 
-/// Runtime configuration, as given to `runtime_init` in JSON. Every key is optional;
-/// an unknown key is refused so that a typo does not silently fall back to a default.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+/// Runtime configuration; `None` means the default. The host does not read JSON: the C ABI
+/// owns the JSON form (`stellatune-ffi`'s `wire`), so one parser alone decides which
+/// documents a front end may write.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct HostConfig {
     /// Plugins, ring files and logs live here. Default: the per-user data directory.
     pub data_dir: Option<PathBuf>,
@@ -37,14 +34,13 @@ pub struct HostConfig {
     pub shutdown_timeout_ms: Option<u64>,
     /// Deliberate defects, for proving that leak gates fail when they should. Accepted only
     /// by builds with the `fault-injection` cargo feature, which release artifacts leave off;
-    /// elsewhere the key is refused with an error that says so.
+    /// elsewhere `validate` refuses it with an error that says so.
     pub fault_injection: Option<FaultInjection>,
 }
 
 /// Defects the runtime can be told to have, so that the hot-restart stress gate can show it
 /// catches them.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct FaultInjection {
     /// Every attach starts a thread that never ends.
     pub leak_thread_per_attach: bool,
@@ -53,12 +49,8 @@ pub struct FaultInjection {
 }
 
 impl HostConfig {
-    pub fn from_json(json: &str) -> Result<Self, HostError> {
-        let config: HostConfig = crate::json::parse(json, "config")?;
-        config.validate()?;
-        Ok(config)
-    }
-
+    /// Refuses values no runtime can run with. `init` calls it; a parser calls it too, so that
+    /// a bad document fails where it is read.
     pub fn validate(&self) -> Result<(), HostError> {
         if self.client_lease_ms == Some(0) {
             return Err(HostError::InvalidArgument(
@@ -137,43 +129,84 @@ pub fn default_data_dir() -> PathBuf {
 
 #[cfg(test)]
 mod tests {
+    //! What the domain checks whoever built the config. Parsing the JSON form (keys,
+    //! defaults, errors naming the key) is tested with the parser, in `stellatune-ffi`.
+
     use super::*;
 
     #[test]
-    fn parses_all_keys() {
-        let c = HostConfig::from_json(
-            r#"{"data_dir":"/d","plugin_dir":"/p","client_lease_ms":500,"log_filter":"debug","log_format":"json"}"#,
-        )
-        .unwrap();
+    fn unset_values_fall_back_to_the_defaults() {
+        let c = HostConfig::default();
+        c.validate().unwrap();
+        assert_eq!(c.client_lease(), DEFAULT_CLIENT_LEASE);
+        assert_eq!(c.event_queue_capacity(), DEFAULT_EVENT_QUEUE_CAPACITY);
+        assert_eq!(c.shutdown_timeout(), DEFAULT_SHUTDOWN_TIMEOUT);
+        assert_eq!(c.resolved_plugin_dir(), default_data_dir().join("plugins"));
+
+        let c = HostConfig {
+            data_dir: Some("/d".into()),
+            client_lease_ms: Some(500),
+            event_queue_capacity: Some(4),
+            shutdown_timeout_ms: Some(100),
+            ..HostConfig::default()
+        };
         assert_eq!(c.client_lease(), Duration::from_millis(500));
-        assert_eq!(c.log_format, Some(LogFormat::Json));
+        assert_eq!(c.event_queue_capacity(), 4);
+        assert_eq!(c.shutdown_timeout(), Duration::from_millis(100));
+        assert_eq!(c.resolved_plugin_dir(), PathBuf::from("/d/plugins"));
+        let c = HostConfig {
+            plugin_dir: Some("/p".into()),
+            ..c
+        };
         assert_eq!(c.resolved_plugin_dir(), PathBuf::from("/p"));
     }
 
     #[test]
-    fn refuses_unknown_and_bad_values_naming_the_field() {
-        let e = HostConfig::from_json(r#"{"client_lease":5}"#).unwrap_err();
-        assert!(e.to_string().contains("client_lease"), "{e}");
-        let e = HostConfig::from_json(r#"{"client_lease_ms":"soon"}"#).unwrap_err();
-        assert!(
-            e.to_string().contains("client_lease_ms") || e.to_string().contains("invalid type"),
-            "{e}"
+    fn validation_refuses_values_naming_the_field() {
+        let error = |c: HostConfig| c.validate().unwrap_err().to_string();
+        assert_eq!(
+            error(HostConfig {
+                client_lease_ms: Some(0),
+                ..HostConfig::default()
+            }),
+            "invalid argument: config: client_lease_ms must be greater than 0"
         );
-        let e = HostConfig::from_json(r#"{"client_lease_ms":0}"#).unwrap_err();
-        assert!(e.to_string().contains("client_lease_ms"), "{e}");
-        assert!(HostConfig::from_json("{not json").is_err());
-        let e = HostConfig::from_json(r#"{"log_format":"xml"}"#).unwrap_err();
-        assert!(e.to_string().contains("xml"), "{e}");
+        assert_eq!(
+            error(HostConfig {
+                event_queue_capacity: Some(0),
+                ..HostConfig::default()
+            }),
+            "invalid argument: config: event_queue_capacity must be greater than 0"
+        );
+        let e = error(HostConfig {
+            log_filter: Some("stellatune=loud".into()),
+            ..HostConfig::default()
+        });
+        assert!(e.contains("config: log_filter"), "{e}");
+        HostConfig {
+            log_filter: Some("warn,stellatune_audio=trace".into()),
+            ..HostConfig::default()
+        }
+        .validate()
+        .unwrap();
     }
 
     #[test]
     fn fault_injection_only_in_builds_that_allow_it() {
-        let parsed = HostConfig::from_json(r#"{"fault_injection":{"skip_eviction":true}}"#);
+        let c = HostConfig {
+            fault_injection: Some(FaultInjection {
+                skip_eviction: true,
+                ..FaultInjection::default()
+            }),
+            ..HostConfig::default()
+        };
         if cfg!(feature = "fault-injection") {
-            assert!(parsed.unwrap().faults().skip_eviction);
+            c.validate().unwrap();
+            assert!(c.faults().skip_eviction);
         } else {
-            let e = parsed.unwrap_err().to_string();
+            let e = c.validate().unwrap_err().to_string();
             assert!(e.contains("fault-injection"), "{e}");
+            assert_eq!(c.faults(), FaultInjection::default());
         }
     }
 }

@@ -14,7 +14,6 @@ mod engine_slot;
 mod error;
 mod events;
 mod host;
-mod json;
 mod logging;
 mod metrics;
 mod output;

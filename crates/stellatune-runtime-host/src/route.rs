@@ -1,38 +1,30 @@
-use std::path::PathBuf;
-
-use serde::Deserialize;
 use stellatune_audio::{BuiltinRoute, SinkFactory};
 
 use crate::error::HostError;
 
-/// An output route as a front end states it in JSON, e.g. `{"kind":"null"}` or
-/// `{"kind":"wav","path":"/tmp/out.wav","paced":false}`.
+/// Where the engine's output goes: a built-in sink or a plugin's. The C ABI reads routes
+/// from JSON (`{"kind":"null"}`, `{"kind":"plugin",...}`; `stellatune-ffi`'s `wire`) and
+/// hands the host this value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum OutputRoute {
     Builtin(BuiltinRoute),
-    /// `{"kind":"plugin","plugin_id":"...","sink":"...","target":"...","config":{...}}`;
-    /// `sink` may be left out when the plugin has one output sink type.
     Plugin(PluginRoute),
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A plugin's output sink: which plugin, which of its sink types, which target, and the
+/// config passed to the plugin as JSON text.
+#[derive(Debug, Clone, PartialEq)]
 pub struct PluginRoute {
-    #[serde(rename = "kind", default)]
-    _kind: Option<String>,
     pub plugin_id: String,
-    #[serde(default)]
+    /// `None` when the plugin has one output sink type.
     pub sink: Option<String>,
-    #[serde(default)]
     pub target: String,
-    #[serde(default)]
     pub config: Option<serde_json::Value>,
 }
 
 impl PluginRoute {
     pub fn new(plugin_id: &str, sink: Option<&str>, target: &str) -> Self {
         Self {
-            _kind: None,
             plugin_id: plugin_id.to_owned(),
             sink: sink.map(str::to_owned),
             target: target.to_owned(),
@@ -47,44 +39,6 @@ impl PluginRoute {
 }
 
 impl OutputRoute {
-    pub fn from_json(json: &str) -> Result<Self, HostError> {
-        let value: serde_json::Value = serde_json::from_str(json)
-            .map_err(|e| HostError::InvalidArgument(format!("route: {e}")))?;
-        let Some(kind) = value.get("kind").and_then(|k| k.as_str()) else {
-            return Err(HostError::InvalidArgument(
-                "route: missing string field `kind`".into(),
-            ));
-        };
-        // Each kind has its own struct, so errors name the field at fault (a tagged enum
-        // would lose the path).
-        let route = match kind {
-            "device" => {
-                crate::json::parse::<KindOnly>(json, "route")?;
-                BuiltinRoute::Device
-            }
-            "null" => {
-                crate::json::parse::<KindOnly>(json, "route")?;
-                BuiltinRoute::Null
-            }
-            "wav" => {
-                let wav: WavFields = crate::json::parse(json, "route")?;
-                BuiltinRoute::Wav {
-                    path: wav.path,
-                    paced: wav.paced,
-                }
-            }
-            "plugin" => {
-                return Ok(OutputRoute::Plugin(crate::json::parse(json, "route")?));
-            }
-            other => {
-                return Err(HostError::InvalidArgument(format!(
-                    "route: unknown kind `{other}` (expected device, null, wav or plugin)"
-                )));
-            }
-        };
-        Ok(OutputRoute::Builtin(route))
-    }
-
     pub fn plugin_id(&self) -> Option<&str> {
         match self {
             OutputRoute::Plugin(p) => Some(&p.plugin_id),
@@ -121,22 +75,27 @@ impl From<BuiltinRoute> for OutputRoute {
     }
 }
 
-/// One stage of a DSP chain: `{"plugin_id":"...","type_id":"...","config":{...}}`;
-/// `type_id` may be left out when the plugin has one DSP type.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// One stage of a DSP chain: a plugin's DSP type and the config passed to it as JSON text.
+#[derive(Debug, Clone, PartialEq)]
 pub struct DspSpec {
     pub plugin_id: String,
-    #[serde(default)]
+    /// `None` when the plugin has one DSP type.
     pub type_id: Option<String>,
-    #[serde(default)]
     pub config: Option<serde_json::Value>,
 }
 
 impl DspSpec {
-    /// Parses a JSON array of stages.
-    pub fn chain_from_json(json: &str) -> Result<Vec<DspSpec>, HostError> {
-        crate::json::parse(json, "dsp chain")
+    pub fn new(plugin_id: &str, type_id: Option<&str>) -> Self {
+        Self {
+            plugin_id: plugin_id.to_owned(),
+            type_id: type_id.map(str::to_owned),
+            config: None,
+        }
+    }
+
+    pub fn with_config(mut self, config: serde_json::Value) -> Self {
+        self.config = Some(config);
+        self
     }
 
     pub(crate) fn stage(
@@ -153,57 +112,39 @@ impl DspSpec {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct KindOnly {
-    #[serde(rename = "kind")]
-    _kind: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct WavFields {
-    #[serde(rename = "kind")]
-    _kind: String,
-    path: PathBuf,
-    #[serde(default = "paced_by_default")]
-    paced: bool,
-}
-
-fn paced_by_default() -> bool {
-    true
-}
-
 #[cfg(test)]
 mod tests {
+    //! The JSON forms of routes and chains are parsed, and tested, in `stellatune-ffi`.
+
     use super::*;
 
     #[test]
-    fn parses_the_builtin_kinds() {
-        assert_eq!(
-            OutputRoute::from_json(r#"{"kind":"null"}"#).unwrap(),
-            OutputRoute::Builtin(BuiltinRoute::Null)
+    fn constructors_fill_every_field() {
+        let route = OutputRoute::Plugin(
+            PluginRoute::new("p", Some("capture"), "/tmp/x")
+                .with_config(serde_json::json!({"n": 1})),
         );
-        match OutputRoute::from_json(r#"{"kind":"wav","path":"/tmp/x.wav"}"#).unwrap() {
-            OutputRoute::Builtin(BuiltinRoute::Wav { paced, .. }) => assert!(paced),
-            other => panic!("{other:?}"),
-        }
-    }
+        assert_eq!(route.plugin_id(), Some("p"));
+        let OutputRoute::Plugin(p) = &route else {
+            unreachable!()
+        };
+        assert_eq!(p.sink.as_deref(), Some("capture"));
+        assert_eq!(p.target, "/tmp/x");
+        assert_eq!(p.config, Some(serde_json::json!({"n": 1})));
+        assert_eq!(OutputRoute::from(BuiltinRoute::Null).plugin_id(), None);
 
-    #[test]
-    fn bad_routes_name_what_is_wrong() {
-        let e = OutputRoute::from_json(r#"{"kind":"speaker"}"#)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("speaker"), "{e}");
-        let e = OutputRoute::from_json(r#"{"path":"x"}"#)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("kind"), "{e}");
-        let e = OutputRoute::from_json(r#"{"kind":"wav"}"#)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("path"), "{e}");
-        assert!(OutputRoute::from_json("[").is_err());
+        let stage = DspSpec::new("p", None).with_config(serde_json::json!({"gain": 0.5}));
+        assert_eq!(
+            stage,
+            DspSpec {
+                plugin_id: "p".into(),
+                type_id: None,
+                config: Some(serde_json::json!({"gain": 0.5})),
+            }
+        );
+        assert_eq!(
+            DspSpec::new("p", Some("gain")).type_id.as_deref(),
+            Some("gain")
+        );
     }
 }

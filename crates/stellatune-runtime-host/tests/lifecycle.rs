@@ -141,10 +141,7 @@ fn a_client_inside_a_long_call_is_not_evicted() {
 }
 
 fn gain(g: f32) -> Vec<DspSpec> {
-    DspSpec::chain_from_json(&format!(
-        r#"[{{"plugin_id":"{PLUGIN_ID}","type_id":"gain","config":{{"gain":{g}}}}}]"#
-    ))
-    .unwrap()
+    vec![DspSpec::new(PLUGIN_ID, Some("gain")).with_config(serde_json::json!({ "gain": g }))]
 }
 
 fn peak(path: &std::path::Path) -> f32 {
