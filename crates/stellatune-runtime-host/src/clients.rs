@@ -104,7 +104,10 @@ impl ClientRegistry {
 
     /// Lets clients attach again (the runtime is running).
     pub fn open(&self) {
-        self.lock().accepting = true;
+        let mut state = self.lock();
+        state.accepting = true;
+        // A new runtime's output is clean: an emptying left by the last one is moot.
+        state.emptied = false;
     }
 
     /// Refuses new clients and evicts every live one, atomically: no attach can slip in
@@ -122,10 +125,17 @@ impl ClientRegistry {
         evicted
     }
 
-    pub fn attach(&self) -> Result<(ClientSession, usize), HostError> {
+    /// Registers a new client. `Ok(None)` while the last client has left and the output it
+    /// left behind is not cleared yet: the caller clears it first (see
+    /// `Sessions::when_emptied`), so a new session never inherits an abandoned one's route
+    /// or DSP chain, whichever thread noticed the emptying.
+    pub fn attach(&self) -> Result<Option<(ClientSession, usize)>, HostError> {
         let mut state = self.lock();
         if !state.accepting {
             return Err(HostError::NotInitialized);
+        }
+        if state.emptied {
+            return Ok(None);
         }
         let id = NEXT_CLIENT_ID.fetch_add(1, Ordering::SeqCst);
         let generation = state.generation;
@@ -136,7 +146,10 @@ impl ClientRegistry {
             queue: Arc::new(EventQueue::new(state.queue_capacity)),
         };
         state.clients.insert(id, client);
-        Ok((ClientSession { id, generation }, state.clients.len()))
+        Ok(Some((
+            ClientSession { id, generation },
+            state.clients.len(),
+        )))
     }
 
     /// Ends a client at its own request. Returns how many remain.
@@ -320,6 +333,11 @@ impl ClientRegistry {
         std::mem::take(&mut self.lock().emptied)
     }
 
+    /// Whether the last client left and nobody has taken that up yet.
+    pub fn emptied(&self) -> bool {
+        self.lock().emptied
+    }
+
     /// The nearest lease deadline of a client with no call in flight (a client inside a
     /// call gets a fresh deadline when the call returns, which wakes nobody: the supervisor
     /// naps at most half a second anyway).
@@ -379,8 +397,8 @@ mod tests {
     #[test]
     fn an_eviction_found_by_the_next_call_is_counted_once() {
         let r = registry(10);
-        let (a, _) = r.attach().unwrap();
-        let (b, _) = r.attach().unwrap();
+        let (a, _) = r.attach().unwrap().unwrap();
+        let (b, _) = r.attach().unwrap().unwrap();
         let witness = r.begin_call(b.id).unwrap();
         r.end_call(b.id);
         std::thread::sleep(Duration::from_millis(30));
@@ -399,7 +417,7 @@ mod tests {
     #[test]
     fn a_call_in_flight_holds_the_lease_and_it_counts_from_the_end() {
         let r = registry(20);
-        let (a, _) = r.attach().unwrap();
+        let (a, _) = r.attach().unwrap().unwrap();
         r.begin_call(a.id).unwrap();
         std::thread::sleep(Duration::from_millis(60));
         assert!(r.evict_expired().0.is_empty(), "evicted inside its call");
@@ -412,11 +430,22 @@ mod tests {
     #[test]
     fn a_closed_registry_refuses_clients_until_opened() {
         let r = registry(1000);
-        let (a, _) = r.attach().unwrap();
+        let (a, _) = r.attach().unwrap().unwrap();
         assert_eq!(r.close("shut down").len(), 1);
         assert!(r.attach().is_err());
         assert!(r.is_live(a.id).is_err());
         r.open();
-        assert!(r.attach().is_ok());
+        assert!(matches!(r.attach(), Ok(Some(_))));
+    }
+
+    /// Until the output the last client left is cleared, nobody attaches to it.
+    #[test]
+    fn no_attach_while_the_last_client_s_output_awaits_its_clear() {
+        let r = registry(1000);
+        let (a, _) = r.attach().unwrap().unwrap();
+        r.detach(a.id).unwrap();
+        assert!(matches!(r.attach(), Ok(None)));
+        assert!(r.take_emptied());
+        assert!(matches!(r.attach(), Ok(Some(_))));
     }
 }

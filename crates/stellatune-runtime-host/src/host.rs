@@ -398,7 +398,10 @@ impl RuntimeHost {
                 .name("stellatune-leaked".into())
                 .spawn(std::thread::park);
         }
-        self.sessions.attach()
+        let runtime = &call.runtime;
+        self.sessions.attach(|| {
+            let _ = runtime.stop_and_clear();
+        })
     }
 
     pub fn detach_client(&self, id: u64) -> Result<()> {

@@ -115,12 +115,22 @@ impl Sessions {
         self.gate.write().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub fn attach(&self) -> Result<ClientSession> {
-        // Refused if a shutdown closed the registry meanwhile: a client never outlives the
-        // runtime it attached to.
-        let (session, active) = self.clients.attach().map_err(|_| HostError::ShuttingDown)?;
-        tracing::info!(host = %self.name, client_id = session.id, generation = session.generation, clients_active = active, "client attached");
-        Ok(session)
+    /// Attaches a new client. If the last client left a moment ago and the output it left
+    /// has not been cleared yet, `stop` clears it first: a new session starts clean.
+    pub fn attach(&self, stop: impl Fn()) -> Result<ClientSession> {
+        loop {
+            // Refused if a shutdown closed the registry meanwhile: a client never outlives
+            // the runtime it attached to.
+            match self.clients.attach().map_err(|_| HostError::ShuttingDown)? {
+                Some((session, active)) => {
+                    tracing::info!(host = %self.name, client_id = session.id, generation = session.generation, clients_active = active, "client attached");
+                    return Ok(session);
+                }
+                // The registry refuses attaches until the clear is done, so this ends once
+                // this thread or the one that emptied the registry has cleared it.
+                None => self.when_emptied(&stop),
+            }
+        }
     }
 
     /// Ends client `id` at its request; `stop` runs if it was the last one.
@@ -160,14 +170,15 @@ impl Sessions {
     /// When the last client is gone nobody can hear or steer playback: `stop` it, under the
     /// exclusive gate.
     pub fn when_emptied(&self, stop: impl FnOnce()) {
+        if !self.clients.emptied() {
+            return;
+        }
+        // Taken under the gate, so whoever takes it has cleared the output before a command
+        // runs; no client attaches meanwhile (the registry refuses while it is pending).
+        let _gate = self.gate_exclusive();
         if self.clients.take_emptied() {
-            // Re-checked under the gate: a new client may have attached (and started
-            // playing) since the last one left.
-            let _gate = self.gate_exclusive();
-            if self.clients.active() == 0 {
-                tracing::info!(host = %self.name, "no clients left: stopping playback and clearing the route");
-                stop();
-            }
+            tracing::info!(host = %self.name, "no clients left: stopping playback and clearing the route");
+            stop();
         }
     }
 
@@ -323,7 +334,7 @@ mod tests {
     #[test]
     fn a_command_of_a_client_evicted_meanwhile_never_runs() {
         let s = sessions(60_000);
-        let client = s.attach().unwrap();
+        let client = s.attach(|| {}).unwrap();
         let turn = s.begin(client.id, || {}).unwrap();
         let mut stopped = false;
         s.roll_generation(true, || {
@@ -347,7 +358,7 @@ mod tests {
         let runtime = Arc::new(Runtime::default());
         let watched: Weak<dyn Watched> = Arc::downgrade(&runtime) as Weak<Runtime>;
         s.start_supervisor(&threads, watched).unwrap();
-        s.attach().unwrap();
+        s.attach(|| {}).unwrap();
         wait_until("the client is evicted", || s.active() == 0);
         wait_until("the output is stopped", || {
             runtime.emptied.load(Ordering::SeqCst) == 1
@@ -377,6 +388,36 @@ mod tests {
         wait_until("the supervisor ends", || threads.alive() == 0);
         // Nothing left to stop, and closing still evicts and refuses clients.
         s.close("test over");
-        assert!(s.attach().is_err());
+        assert!(s.attach(|| {}).is_err());
+    }
+
+    /// A client attaching between the eviction of the last one and the clear that follows
+    /// (on the supervisor's thread) once inherited the abandoned route and DSP chain: the
+    /// attach now clears first, and the output is cleared exactly once.
+    #[test]
+    fn a_client_attaching_before_the_pending_clear_clears_it_first() {
+        let s = sessions(60_000);
+        let gone = s.attach(|| {}).unwrap();
+        // Detached by hand, without taking up the emptying: as the supervisor's eviction
+        // leaves it until its own `when_emptied`.
+        s.clients.detach(gone.id).unwrap();
+        let clears = AtomicUsize::new(0);
+        let next = s
+            .attach(|| {
+                clears.fetch_add(1, Ordering::SeqCst);
+            })
+            .unwrap();
+        assert_eq!(
+            clears.load(Ordering::SeqCst),
+            1,
+            "cleared before the attach"
+        );
+        // The emptying thread comes round late: nothing left to clear, the new client keeps
+        // its output.
+        s.when_emptied(|| {
+            clears.fetch_add(1, Ordering::SeqCst);
+        });
+        assert_eq!(clears.load(Ordering::SeqCst), 1);
+        assert!(s.clients.is_live(next.id).is_ok());
     }
 }
