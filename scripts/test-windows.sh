@@ -29,6 +29,8 @@ fi
 # RUSTC_BOOTSTRAP lets that stable compiler take -Zbuild-std.
 export PATH="/usr/bin:$PATH" RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target/windows}"
+# Absolute: the tests run in their crate's directory and find the C smoke program through it.
+case "$CARGO_TARGET_DIR" in /*) ;; *) CARGO_TARGET_DIR="$root/$CARGO_TARGET_DIR" ;; esac
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER="$root/scripts/windows/wine-runner.sh"
 target=x86_64-pc-windows-gnu
