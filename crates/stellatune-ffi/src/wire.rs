@@ -1175,34 +1175,10 @@ mod fuzz {
 
     /// Any JSON value, nested a few levels, with keys that often hit the real field names.
     fn any_json() -> impl Strategy<Value = Value> {
-        let key = prop_oneof![
-            prop::sample::select(KNOWN_KEYS.to_vec()).prop_map(str::to_owned),
-            "[a-z_]{0,12}",
-        ];
-        let leaf = prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::Bool),
-            any::<i64>().prop_map(Value::from),
-            any::<u64>().prop_map(Value::from),
-            any::<f64>().prop_map(Value::from),
-            prop_oneof![
-                Just("null".to_owned()),
-                Just("wav".to_owned()),
-                Just("plugin".to_owned()),
-                Just("device".to_owned()),
-                Just("json".to_owned()),
-                Just("info".to_owned()),
-                ".{0,16}",
-            ]
-            .prop_map(Value::String),
-        ];
-        leaf.prop_recursive(4, 48, 6, move |inner| {
-            prop_oneof![
-                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-                prop::collection::btree_map(key.clone(), inner, 0..6)
-                    .prop_map(|m| Value::Object(m.into_iter().collect())),
-            ]
-        })
+        stellatune_test_support::json::any_json(
+            &KNOWN_KEYS,
+            &["null", "wav", "plugin", "device", "json", "info"],
+        )
     }
 
     /// A refusal a caller can act on: the argument status and the document's name.

@@ -208,7 +208,7 @@ mod child_tests {
 
     /// Not a test: the child process `children_are_listed_and_killed` starts.
     #[test]
-    #[ignore = "helper process"]
+    #[ignore = "the child process of children_are_listed_and_killed, which runs it with --ignored"]
     fn sleeper() {
         if std::env::var_os("STELLATUNE_PROBE_SLEEPER").is_some() {
             std::thread::sleep(Duration::from_secs(60));

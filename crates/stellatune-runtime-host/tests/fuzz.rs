@@ -9,36 +9,17 @@ use stellatune_plugin_host::PluginManifest;
 
 /// Any JSON value, nested a few levels, with keys that sometimes hit the manifest's fields.
 fn any_json() -> impl Strategy<Value = Value> {
-    let key = prop_oneof![
-        Just("id".to_owned()),
-        Just("name".to_owned()),
-        Just("version".to_owned()),
-        Just("api_version".to_owned()),
-        Just("library".to_owned()),
-        Just("description".to_owned()),
-        "[a-z_]{0,12}",
-    ];
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(Value::from),
-        any::<u64>().prop_map(Value::from),
-        any::<f64>().prop_map(Value::from),
-        prop_oneof![
-            Just("1.0".to_owned()),
-            Just("libx.so".to_owned()),
-            Just("../x.so".to_owned()),
-            ".{0,16}",
-        ]
-        .prop_map(Value::String),
-    ];
-    leaf.prop_recursive(4, 48, 6, move |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            prop::collection::btree_map(key.clone(), inner, 0..6)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
-        ]
-    })
+    stellatune_test_support::json::any_json(
+        &[
+            "id",
+            "name",
+            "version",
+            "api_version",
+            "library",
+            "description",
+        ],
+        &["1.0", "libx.so", "../x.so"],
+    )
 }
 
 /// The manifest parser on one input: it may refuse, never panic.

@@ -7,13 +7,15 @@
 //! - [`artifacts`]: where this build's cdylibs, binaries and packaged plugins are, and
 //!   plugin directories laid out from them;
 //! - [`mapped`]: which library files are loaded into this process;
-//! - [`fake_host`]: a fake plugin host vtable that records what a plugin sends it.
+//! - [`fake_host`]: a fake plugin host vtable that records what a plugin sends it;
+//! - [`json`]: arbitrary JSON for parser fuzzing.
 //!
 //! It is a dev-dependency only, and depends on no crate of the workspace above the plugin
 //! ABI, so that any crate (the plugin SDK included) can use it without a dependency cycle.
 
 pub mod artifacts;
 pub mod fake_host;
+pub mod json;
 pub mod mapped;
 pub mod process;
 pub mod tone;
