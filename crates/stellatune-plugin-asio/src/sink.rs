@@ -2,13 +2,14 @@
 
 use std::path::PathBuf;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use stellatune_plugin_sdk::{
     Error, OutputSink, OutputSinkType, Result, SinkStatus, Spec, Target, emit_event, log,
     log_level, metric_add,
 };
-use stellatune_sidecar_proto::{RingStream, reap_stale_rings};
+use stellatune_sidecar_proto::{RingStream, reap_stale_rings, this_copy_ring_files};
 
 use crate::config::AsioConfig;
 use crate::manager::{self, Lease};
@@ -20,10 +21,24 @@ pub const RING_FILES_METRIC: &str = "ring_files";
 /// Device lists by signature: a query goes through a leased sidecar once, then comes from here.
 static DEVICE_CACHE: Mutex<Vec<(Signature, Vec<Target>)>> = Mutex::new(Vec::new());
 static REAPED: std::sync::Once = std::sync::Once::new();
+/// The `ring_files` this generation reported last (the host sums every generation's reports).
+static RING_FILES_REPORTED: AtomicI64 = AtomicI64::new(0);
 
 /// Frees the module's heap-held statics before the library unloads: a static's destructor
 /// never runs at `dlclose`, so whatever it holds would leak once per generation.
 pub fn release_statics() {
+    // Every sidecar has stopped, so every ring of this generation should be gone; one the
+    // system has not deleted yet is named in the log, and this generation's share of the
+    // gauge is withdrawn either way: no later report of this library copy could correct it.
+    report_ring_files();
+    let left = RING_FILES_REPORTED.swap(0, Ordering::SeqCst);
+    if left != 0 {
+        log(
+            log_level::WARN,
+            &format!("{left} ring file(s) of this generation still exist at unload"),
+        );
+        metric_add(RING_FILES_METRIC, -left);
+    }
     std::mem::take(
         &mut *DEVICE_CACHE
             .lock()
@@ -47,6 +62,22 @@ fn ring_dir() -> Result<PathBuf> {
         }
     });
     Ok(dir)
+}
+
+/// Reports how many of this generation's ring files exist now. The gauge follows the files,
+/// not the opens and closes: a ring whose removal failed, or that the system deletes only when
+/// the sidecar's handle closes (Windows), still counts until it is really gone. Lock-free: two
+/// sinks reporting at once leave the gauge at one of their counts, and the next report makes
+/// it exact again.
+fn report_ring_files() {
+    let Some(dir) = stellatune_plugin_sdk::data_dir().map(|d| d.join(".asio")) else {
+        return;
+    };
+    let now = this_copy_ring_files(&dir) as i64;
+    let before = RING_FILES_REPORTED.swap(now, Ordering::SeqCst);
+    if now != before {
+        metric_add(RING_FILES_METRIC, now - before);
+    }
 }
 
 pub struct AsioSinkType;
@@ -140,8 +171,8 @@ impl AsioSink {
                 REQUEST_TIMEOUT,
             )
             .map_err(client_error)?;
-        metric_add(RING_FILES_METRIC, 1);
         self.stream = Some(Stream { ring, lease });
+        report_ring_files();
         Ok(())
     }
 
@@ -154,8 +185,8 @@ impl AsioSink {
     fn finish(stream: Stream) {
         let Stream { ring, lease } = stream;
         lease.sidecar().close_stream(ring, REQUEST_TIMEOUT);
-        metric_add(RING_FILES_METRIC, -1);
         drop(lease);
+        report_ring_files();
     }
 }
 

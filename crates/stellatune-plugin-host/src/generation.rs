@@ -156,7 +156,10 @@ pub struct Generation {
     manifest: PluginManifest,
     module: *const ModuleTable,
     library: Option<libloading::Library>,
+    /// The library's copy, inside `run_dir`.
     shadow: PathBuf,
+    /// The generation's shadow directory: its copy of the installed directory.
+    run_dir: PathBuf,
     /// Kept alive for the module, which may call back at any time until unloaded (leaked
     /// with the library when it cannot be unloaded).
     vtable: Option<Box<HostVTable>>,
@@ -182,13 +185,13 @@ impl std::fmt::Debug for Generation {
 }
 
 impl Generation {
-    /// Copies the installed library to `shadow` (a path no other load in this process uses),
-    /// loads it and checks its ABI.
+    /// Copies the installed directory to `run_dir` (a shadow directory no other load in this
+    /// process uses), loads the library from there and checks its ABI.
     pub(crate) fn load(
         manifest: &PluginManifest,
         install_dir: &Path,
         data_dir: &Path,
-        shadow: &Path,
+        run_dir: &Path,
         number: u64,
         metrics: Arc<PluginMetrics>,
         notices: NoticeSink,
@@ -204,25 +207,18 @@ impl Generation {
         })?;
         check_abi(&manifest.id, major, minor)?;
         let installed = manifest.library_path(install_dir);
-        if let Some(shadow_dir) = shadow.parent() {
-            std::fs::create_dir_all(shadow_dir)
-                .map_err(|e| load_error(shadow_dir, e.to_string()))?;
+        crate::shadow::retry_left_behind();
+        if let Some(shadow_root) = run_dir.parent() {
+            std::fs::create_dir_all(shadow_root)
+                .map_err(|e| load_error(shadow_root, e.to_string()))?;
         }
-        // Copied under a temporary name and renamed into place, so the shadow path never
-        // names a partly written library.
-        let mut partial = shadow.as_os_str().to_owned();
-        partial.push(".tmp");
-        let partial = PathBuf::from(partial);
-        let copied =
-            std::fs::copy(&installed, &partial).and_then(|_| std::fs::rename(&partial, shadow));
-        if let Err(e) = copied {
-            let _ = std::fs::remove_file(&partial);
-            return Err(load_error(&installed, e.to_string()));
-        }
-        let shadow = shadow.to_path_buf();
-        // From here on the shadow copy must go again if anything fails.
+        crate::shadow::copy_into(install_dir, run_dir, Path::new(&manifest.library))
+            .map_err(|e| load_error(&installed, format!("copying to the shadow directory: {e}")))?;
+        let run_dir = run_dir.to_path_buf();
+        let shadow = manifest.library_path(&run_dir);
+        // From here on the shadow directory must go again if anything fails.
         let cleanup = |e: PluginError| {
-            let _ = std::fs::remove_file(&shadow);
+            crate::shadow::remove_unloaded(&run_dir);
             e
         };
         // SAFETY: loading runs the library's initialisers. Plugins are code the user chose
@@ -247,7 +243,7 @@ impl Generation {
             metrics: metrics.clone(),
             notices,
             data_dir: data_dir.to_string_lossy().into_owned(),
-            plugin_dir: install_dir.to_string_lossy().into_owned(),
+            plugin_dir: run_dir.to_string_lossy().into_owned(),
             threads: Mutex::new(LentThreads::default()),
         }));
         // SAFETY: `context` was just made from a Box and is freed only in Drop (or on the
@@ -336,6 +332,7 @@ impl Generation {
             module,
             library: Some(library),
             shadow,
+            run_dir,
             vtable: Some(vtable),
             context,
             draining: AtomicBool::new(false),
@@ -433,7 +430,7 @@ impl Drop for Generation {
         }
         let still_mapped = is_mapped(&self.shadow);
         if unloadable {
-            let _ = std::fs::remove_file(&self.shadow);
+            crate::shadow::remove_unloaded(&self.run_dir);
         }
         if self.draining.load(Ordering::SeqCst) {
             self.metrics.draining.fetch_sub(1, Ordering::SeqCst);

@@ -9,6 +9,7 @@ mod install;
 mod loaded;
 mod manifest;
 mod runtime;
+mod shadow;
 mod sink;
 
 pub use dsp::PluginDsp;

@@ -13,6 +13,7 @@ use crate::error::{PluginError, Result};
 use crate::generation::{Generation, NoticeSink, PluginMetrics};
 use crate::install;
 use crate::manifest::PluginManifest;
+use crate::shadow::{ShadowName, own_start_time, reap_stale_shadow_copies};
 use crate::sink::{PluginSink, PluginSinkFactory};
 
 struct Installed {
@@ -121,7 +122,7 @@ impl PluginRuntime {
 
     fn load(&self, manifest: &PluginManifest) -> Result<Arc<Generation>> {
         let number = NEXT_GENERATION.fetch_add(1, Ordering::SeqCst);
-        let shadow = self.shadow_dir.join(
+        let run_dir = self.shadow_dir.join(
             ShadowName {
                 pid: std::process::id(),
                 start_time: own_start_time(),
@@ -134,7 +135,7 @@ impl PluginRuntime {
             manifest,
             &self.plugin_dir.join(&manifest.id),
             &self.data_dir,
-            &shadow,
+            &run_dir,
             number,
             self.metrics.clone(),
             self.notices.clone(),
@@ -527,147 +528,4 @@ fn content_hash(dir: &Path, manifest: &PluginManifest) -> u64 {
         .unwrap_or_default()
         .hash(&mut hasher);
     hasher.finish()
-}
-
-/// The fields of a shadow copy's name, `<id>-p<pid>-t<start>-r<runtime>-g<generation>@<library>`.
-/// A plugin id never holds `@`, so the first `@` ends the numeric fields, which are read
-/// from there backwards: an id such as `p2` (or `x-p1-t2`) is never mistaken for one of
-/// them, whatever the library is called. `start` is the owner process's start time (0 where
-/// unknown), so a recycled pid does not keep a dead process's copies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ShadowName {
-    pub pid: u32,
-    pub start_time: u64,
-    pub runtime: u64,
-    pub generation: u64,
-}
-
-impl ShadowName {
-    pub fn file_name(&self, plugin_id: &str, library: &str) -> String {
-        format!(
-            "{plugin_id}-p{}-t{}-r{}-g{}@{library}",
-            self.pid, self.start_time, self.runtime, self.generation
-        )
-    }
-
-    /// The numeric fields of a shadow copy's name (or of its temporary copy); `None` if the
-    /// name is not one.
-    pub fn parse(name: &str) -> Option<ShadowName> {
-        let (head, library) = name.split_once('@')?;
-        if library.is_empty() {
-            return None;
-        }
-        let mut fields = head.rsplitn(5, '-');
-        let mut number = |prefix: char| -> Option<u64> {
-            let field = fields.next()?.strip_prefix(prefix)?;
-            if field.is_empty() || !field.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-            field.parse().ok()
-        };
-        let generation = number('g')?;
-        let runtime = number('r')?;
-        let start_time = number('t')?;
-        let pid = u32::try_from(number('p')?).ok()?;
-        fields.next().filter(|id| !id.is_empty())?;
-        Some(ShadowName {
-            pid,
-            start_time,
-            runtime,
-            generation,
-        })
-    }
-}
-
-/// This process's start time as the shadow names record it (0 where unknown).
-fn own_start_time() -> u64 {
-    static START: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    *START.get_or_init(|| stellatune_process::process_start_time(std::process::id()).unwrap_or(0))
-}
-
-/// Removes shadow copies (and temporary copies) whose owner process is gone: left by a
-/// crash. Copies of live processes, this one included, are kept; so are files whose name
-/// is not a shadow copy's (they are not ours to judge), except the older
-/// `<id>-g<n>-p<pid>-<library>` names, which no running version writes any more.
-pub(crate) fn reap_stale_shadow_copies(shadow_dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(shadow_dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let stale = match ShadowName::parse(&name) {
-            Some(shadow) if shadow.pid == std::process::id() => {
-                shadow.start_time != own_start_time()
-            }
-            Some(shadow) => !stellatune_process::process_is_owner(shadow.pid, shadow.start_time),
-            None => is_legacy_shadow_name(&name),
-        };
-        if stale {
-            tracing::info!(file = %name, "removing a stale plugin shadow copy");
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
-}
-
-/// `<id>-g<n>-p<pid>-<library>`, the format before the fixed-position one: its fields are
-/// ambiguous (an id `p2` reads as a pid), so such a file is never trusted to be alive.
-fn is_legacy_shadow_name(name: &str) -> bool {
-    if name.contains('@') {
-        return false;
-    }
-    let parts: Vec<&str> = name.split('-').collect();
-    parts.windows(2).any(|w| {
-        let numeric = |s: &str, p: char| {
-            s.strip_prefix(p)
-                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-        };
-        numeric(w[0], 'g') && numeric(w[1], 'p')
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shadow_names_round_trip_whatever_the_plugin_id() {
-        let name = ShadowName {
-            pid: 4242,
-            start_time: 99,
-            runtime: 3,
-            generation: 17,
-        };
-        for (id, library) in [
-            ("p2", "libp2.so"),
-            ("g1-p7", "lib-g3-p5.so"),
-            ("x-p1-t2-r3-g4", "lib@odd-p9-t9-r9-g9.so"),
-            ("out", "stellatune_plugin_out.dll"),
-        ] {
-            let file = name.file_name(id, library);
-            assert_eq!(ShadowName::parse(&file), Some(name), "{file}");
-            assert_eq!(ShadowName::parse(&format!("{file}.tmp")), Some(name));
-        }
-    }
-
-    #[test]
-    fn other_names_are_not_shadow_names() {
-        for name in [
-            "README",
-            "p2-g1-p123-libx.so",
-            "x-p12-t0-r1-g1",
-            "x-p12-t0-r1-g1@",
-            "p12-t0-r1-g1@x.so",
-            "x-p-t0-r1-g1@y",
-            "x-p+1-t0-r1-g1@y",
-            "x-p1-t0-r1-g1x@y",
-            "x-p99999999999-t0-r1-g1@y",
-        ] {
-            assert_eq!(ShadowName::parse(name), None, "{name}");
-        }
-        assert!(is_legacy_shadow_name("p2-g1-p123-libx.so"));
-        assert!(is_legacy_shadow_name(
-            "out-g12-p7-libstellatune_plugin_out.so"
-        ));
-        assert!(!is_legacy_shadow_name("README"));
-    }
 }

@@ -70,6 +70,13 @@ pub fn is_running(pid: u32) -> bool {
     os::is_running(pid)
 }
 
+/// The program file `pid` runs (Linux `/proc/<pid>/exe`; Windows
+/// `QueryFullProcessImageNameW`, a Windows path). `None` when the process is gone or that
+/// cannot be read.
+pub fn executable(pid: u32) -> Option<PathBuf> {
+    os::executable(pid)
+}
+
 /// Kills `pid` at once, as a crash would end it (SIGKILL; `TerminateProcess`).
 pub fn kill(pid: u32) -> std::io::Result<()> {
     os::kill(pid)

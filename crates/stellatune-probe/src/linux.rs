@@ -70,6 +70,10 @@ pub fn is_running(pid: u32) -> bool {
     stat_of(pid).is_some_and(|(_, state, _)| state != 'Z' && state != 'X')
 }
 
+pub fn executable(pid: u32) -> Option<PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/exe")).ok()
+}
+
 fn signal(pid: u32, signal: libc::c_int) -> std::io::Result<()> {
     let pid = libc::pid_t::try_from(pid)
         .ok()

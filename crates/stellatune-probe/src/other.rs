@@ -20,6 +20,9 @@ pub fn children(_pid: u32) -> Vec<Child> {
 pub fn is_running(_pid: u32) -> bool {
     true
 }
+pub fn executable(_pid: u32) -> Option<std::path::PathBuf> {
+    None
+}
 pub fn kill(_pid: u32) -> std::io::Result<()> {
     Err(std::io::ErrorKind::Unsupported.into())
 }

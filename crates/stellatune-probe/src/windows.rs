@@ -14,8 +14,8 @@ use windows_sys::Win32::System::Diagnostics::ToolHelp::{
 use windows_sys::Win32::System::ProcessStatus::{K32GetProcessMemoryInfo, PROCESS_MEMORY_COUNTERS};
 use windows_sys::Win32::System::Threading::{
     GetCurrentProcess, GetCurrentProcessId, GetExitCodeProcess, GetProcessHandleCount, OpenProcess,
-    OpenThread, PROCESS_QUERY_LIMITED_INFORMATION, PROCESS_TERMINATE, SuspendThread,
-    THREAD_SUSPEND_RESUME, TerminateProcess,
+    OpenThread, PROCESS_NAME_WIN32, PROCESS_QUERY_LIMITED_INFORMATION, PROCESS_TERMINATE,
+    QueryFullProcessImageNameW, SuspendThread, THREAD_SUSPEND_RESUME, TerminateProcess,
 };
 
 use crate::{Child, Exit};
@@ -146,6 +146,20 @@ pub fn is_running(pid: u32) -> bool {
     // SAFETY: a live handle with query rights and a valid out-pointer.
     let ok = unsafe { GetExitCodeProcess(process.0, &mut code) };
     ok != 0 && code == STILL_ACTIVE as u32
+}
+
+pub fn executable(pid: u32) -> Option<PathBuf> {
+    // SAFETY: plain call; the result is checked and owned.
+    let process =
+        Owned::new(unsafe { OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid) }).ok()?;
+    let mut buf = vec![0u16; 32 * 1024];
+    let mut len = buf.len() as u32;
+    // SAFETY: a live handle with query rights; `buf` holds `len` UTF-16 units and `len` is
+    // updated to the length written (without the NUL).
+    let ok = unsafe {
+        QueryFullProcessImageNameW(process.0, PROCESS_NAME_WIN32, buf.as_mut_ptr(), &mut len)
+    };
+    (ok != 0).then(|| PathBuf::from(std::ffi::OsString::from_wide(&buf[..len as usize])))
 }
 
 pub fn kill(pid: u32) -> std::io::Result<()> {

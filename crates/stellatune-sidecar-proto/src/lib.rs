@@ -15,8 +15,6 @@
 //! function the embedder injects), handshake, requests with timeouts, ring streams, stop.
 
 pub mod client;
-#[cfg(windows)]
-mod file_identity;
 mod frame;
 mod ring;
 
@@ -32,6 +30,6 @@ pub use frame::{
 pub use ring::{
     MAX_CHANNELS, MAX_RING_BYTES, RING_HEADER_SIZE, RING_LAYOUT_VERSION, RING_MAGIC, RingError,
     RingReader, RingSpec, RingWriter, default_ring_dir, reap_stale_rings, ring_file_name,
-    unique_ring_file_name,
+    this_copy_ring_files, this_copy_ring_prefix, unique_ring_file_name,
 };
 pub use stellatune_process::{pid_alive, process_is_owner, process_start_time};

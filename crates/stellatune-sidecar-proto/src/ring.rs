@@ -323,9 +323,6 @@ pub struct RingWriter {
     reset_pending: bool,
     #[cfg(all(unix, not(target_os = "linux")))]
     identity: (u64, u64),
-    /// Volume and file index of the file this writer created (Windows).
-    #[cfg(windows)]
-    identity: Option<(u32, u64)>,
 }
 
 impl RingWriter {
@@ -356,11 +353,14 @@ impl RingWriter {
         {
             Self::create_sealed(path, spec)
         }
-        #[cfg(not(target_os = "linux"))]
+        #[cfg(windows)]
+        {
+            Self::create_delete_on_close(path, spec)
+        }
+        #[cfg(all(unix, not(target_os = "linux")))]
         {
             let mut opts = OpenOptions::new();
             opts.read(true).write(true).create_new(true);
-            #[cfg(unix)]
             std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
             let file = opts.open(path)?;
             let result = Self::init(file, path, spec);
@@ -405,6 +405,30 @@ impl RingWriter {
         result
     }
 
+    /// Windows: the file is created with `FILE_FLAG_DELETE_ON_CLOSE`, so the system deletes it
+    /// when the last handle to it closes: the writer's and the sidecar's, however either
+    /// process ends (a crash or a kill included). No ring outlives both of its users, and no
+    /// code ever removes a ring by its path. Every other opener must share delete access,
+    /// which std's `OpenOptions` does by default. `FILE_ATTRIBUTE_TEMPORARY` asks the cache
+    /// manager to keep the pages in memory rather than write them to disk.
+    #[cfg(windows)]
+    fn create_delete_on_close(path: &Path, spec: RingSpec) -> Result<RingWriter, RingError> {
+        use std::os::windows::fs::OpenOptionsExt;
+        use windows_sys::Win32::Storage::FileSystem::{
+            DELETE, FILE_ATTRIBUTE_TEMPORARY, FILE_FLAG_DELETE_ON_CLOSE, FILE_GENERIC_READ,
+            FILE_GENERIC_WRITE, FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE,
+        };
+        let file = OpenOptions::new()
+            .access_mode(FILE_GENERIC_READ | FILE_GENERIC_WRITE | DELETE)
+            .share_mode(FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE)
+            .custom_flags(FILE_FLAG_DELETE_ON_CLOSE)
+            .attributes(FILE_ATTRIBUTE_TEMPORARY)
+            .create_new(true)
+            .open(path)?;
+        // On failure `file` drops with the error, and the system deletes it.
+        Self::init(file, path, spec)
+    }
+
     fn init(file: File, path: &Path, spec: RingSpec) -> Result<RingWriter, RingError> {
         if file.metadata()?.len() != spec.file_len() {
             file.set_len(spec.file_len())?;
@@ -442,8 +466,6 @@ impl RingWriter {
             let m = fs::symlink_metadata(path)?;
             (m.dev(), m.ino())
         };
-        #[cfg(windows)]
-        let identity = crate::file_identity::of_file(&file);
         Ok(RingWriter {
             shared,
             _file: file,
@@ -451,7 +473,7 @@ impl RingWriter {
             write_pos: 0,
             epoch: 0,
             reset_pending: false,
-            #[cfg(any(windows, all(unix, not(target_os = "linux"))))]
+            #[cfg(all(unix, not(target_os = "linux")))]
             identity,
         })
     }
@@ -562,7 +584,17 @@ impl RingWriter {
 impl Drop for RingWriter {
     /// Removes the file (unless another ring has since replaced it at the same path); the mapping
     /// is unmapped when the fields drop. Readers keep their own mapping of the unlinked file.
+    /// On Windows the system deletes the file when the last handle closes (see
+    /// `create_delete_on_close`), so nothing is removed by path there.
     fn drop(&mut self) {
+        #[cfg(unix)]
+        self.remove_own_file();
+    }
+}
+
+impl RingWriter {
+    #[cfg(unix)]
+    fn remove_own_file(&self) {
         // Linux: the path is a link to this writer's own descriptor, which is still open, so
         // no other live ring can have the same target.
         #[cfg(target_os = "linux")]
@@ -573,21 +605,12 @@ impl Drop for RingWriter {
                 return;
             }
         }
-        #[cfg(all(unix, not(target_os = "linux")))]
+        #[cfg(not(target_os = "linux"))]
         {
             use std::os::unix::fs::MetadataExt;
             match fs::symlink_metadata(&self.path) {
                 Ok(m) if (m.dev(), m.ino()) == self.identity => {}
                 _ => return,
-            }
-        }
-        // Windows: the same check by volume and file index. A file whose identity could not be
-        // read at creation is left alone rather than risk removing a newer ring.
-        #[cfg(windows)]
-        {
-            if self.identity.is_none() || crate::file_identity::of_path(&self.path) != self.identity
-            {
-                return;
             }
         }
         let _ = fs::remove_file(&self.path);
@@ -734,20 +757,42 @@ pub fn ring_file_name(owner_pid: u32, stream_id: u64) -> String {
 /// nonce, drawn once per copy from the clock and the address this copy was loaded at, tells
 /// generations apart; `n` counts within one.
 pub fn unique_ring_file_name() -> String {
-    use std::sync::OnceLock;
     use std::sync::atomic::AtomicU64;
-    static NONCE: OnceLock<u64> = OnceLock::new();
     static NEXT: AtomicU64 = AtomicU64::new(1);
-    let nonce = *NONCE.get_or_init(|| {
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{}{n}.shm", this_copy_ring_prefix())
+}
+
+/// How every name [`unique_ring_file_name`] gives in this copy of the crate begins:
+/// `ring-<pid>-<process start time>-<nonce>-`. A plugin counts the rings of its own
+/// generation by it, without counting those of an older generation still draining.
+pub fn this_copy_ring_prefix() -> &'static str {
+    use std::sync::OnceLock;
+    static PREFIX: OnceLock<String> = OnceLock::new();
+    PREFIX.get_or_init(|| {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
-        nanos ^ (std::ptr::addr_of!(NEXT) as u64).rotate_left(32)
-    });
-    let pid = std::process::id();
-    let start = process_start_time(pid).unwrap_or(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    format!("ring-{pid}-{start}-{nonce:016x}-{n}.shm")
+        let nonce = nanos ^ (std::ptr::addr_of!(PREFIX) as u64).rotate_left(32);
+        let pid = std::process::id();
+        let start = process_start_time(pid).unwrap_or(0);
+        format!("ring-{pid}-{start}-{nonce:016x}-")
+    })
+}
+
+/// How many ring files named with [`this_copy_ring_prefix`] exist in `dir` now.
+pub fn this_copy_ring_files(dir: impl AsRef<Path>) -> usize {
+    let prefix = this_copy_ring_prefix();
+    fs::read_dir(dir.as_ref()).map_or(0, |entries| {
+        entries
+            .flatten()
+            .filter(|e| {
+                e.file_name()
+                    .to_str()
+                    .is_some_and(|n| n.starts_with(prefix))
+            })
+            .count()
+    })
 }
 
 /// The owner pid a ring file name records (either form above).
@@ -883,6 +928,52 @@ mod tests {
         assert_eq!(writer.queued_frames(), 0);
         drop(writer);
         assert!(!path.exists(), "writer removes its file on drop");
+    }
+
+    #[test]
+    fn a_copy_counts_exactly_the_rings_it_created_that_still_exist() {
+        let dir = tmp();
+        let a =
+            RingWriter::create(dir.path().join(unique_ring_file_name()), 48_000, 2, 64).unwrap();
+        let b =
+            RingWriter::create(dir.path().join(unique_ring_file_name()), 48_000, 2, 64).unwrap();
+        // Another process's ring, and another generation's (same pid, another nonce).
+        fs::write(dir.path().join("ring-1-2-0000000000000001-1.shm"), b"").unwrap();
+        let pid = std::process::id();
+        fs::write(
+            dir.path()
+                .join(format!("ring-{pid}-0-ffffffffffffffff-1.shm")),
+            b"",
+        )
+        .unwrap();
+        assert_ne!(a.path(), b.path());
+        assert_eq!(this_copy_ring_files(dir.path()), 2);
+        drop(a);
+        assert_eq!(this_copy_ring_files(dir.path()), 1);
+        drop(b);
+        assert_eq!(this_copy_ring_files(dir.path()), 0);
+    }
+
+    /// Windows: nobody removes a ring by its name; the system deletes it when the last handle
+    /// to it closes, the reader's included, so a crashed writer leaves nothing behind.
+    #[cfg(windows)]
+    #[test]
+    fn the_system_deletes_a_ring_when_its_last_handle_closes() {
+        let dir = tmp();
+        let path = dir.path().join(unique_ring_file_name());
+        let mut w = RingWriter::create(&path, 48_000, 1, 64).unwrap();
+        let mut r = RingReader::open(&path).unwrap();
+        drop(w);
+        // The reader's mapping still works after the writer is gone.
+        let mut out = [0.0f32; 8];
+        assert_eq!(r.read(&mut out), 0);
+        drop(r);
+        assert!(!path.exists(), "{path:?} outlived its last handle");
+        // Refilled, to show the name is free again only for a brand-new ring.
+        w = RingWriter::create(&path, 48_000, 1, 64).unwrap();
+        assert_eq!(w.write(&[0.5; 4]), 4);
+        r = RingReader::open(&path).unwrap();
+        assert_eq!(r.read(&mut out), 4);
     }
 
     #[test]
