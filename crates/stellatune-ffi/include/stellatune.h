@@ -213,8 +213,9 @@ int32_t stellatune_last_error(char *buf, size_t cap);
  *
  * `config_json` is NULL for defaults, or a JSON object whose keys are all optional:
  * `data_dir`, `plugin_dir` (strings), `client_lease_ms` (> 0, default 30000), `log_filter`
- * (e.g. `"info"`), `log_format` (`"text"` or `"json"`), `event_queue_capacity` (> 0, default
- * 256), `shutdown_timeout_ms` (default 5000). Unknown keys are refused.
+ * (e.g. `"info"`), `log_format` (`"text"` or `"json"`), `log_max_files` (daily log files kept
+ * in `<data_dir>/logs`, default 7, 0 for none), `event_queue_capacity` (> 0, default 256),
+ * `shutdown_timeout_ms` (default 5000). Unknown keys are refused.
  *
  * Blocks for milliseconds (it starts the runtime threads); if a shutdown is in progress on
  * another thread it first waits for it to finish.

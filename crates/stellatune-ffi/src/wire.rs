@@ -485,6 +485,7 @@ pub struct Config {
     pub client_lease_ms: Option<u64>,
     pub log_filter: Option<String>,
     pub log_format: Option<LogFormat>,
+    pub log_max_files: Option<usize>,
     pub event_queue_capacity: Option<usize>,
     pub shutdown_timeout_ms: Option<u64>,
     pub fault_injection: Option<FaultInjection>,
@@ -501,6 +502,7 @@ impl From<Config> for HostConfig {
                 LogFormat::Text => host::LogFormat::Text,
                 LogFormat::Json => host::LogFormat::Json,
             }),
+            log_max_files: c.log_max_files,
             event_queue_capacity: c.event_queue_capacity,
             shutdown_timeout_ms: c.shutdown_timeout_ms,
             fault_injection: c.fault_injection.map(|f| host::FaultInjection {
@@ -960,7 +962,7 @@ mod tests {
     #[test]
     fn config_is_parsed_with_every_key_and_refuses_unknown_ones() {
         let config = parse_config(
-            r#"{"data_dir":"/d","plugin_dir":"/p","client_lease_ms":10,"log_filter":"warn","log_format":"json","event_queue_capacity":4,"shutdown_timeout_ms":100}"#,
+            r#"{"data_dir":"/d","plugin_dir":"/p","client_lease_ms":10,"log_filter":"warn","log_format":"json","log_max_files":3,"event_queue_capacity":4,"shutdown_timeout_ms":100}"#,
         )
         .unwrap();
         assert_eq!(
@@ -971,6 +973,7 @@ mod tests {
                 client_lease_ms: Some(10),
                 log_filter: Some("warn".into()),
                 log_format: Some(host::LogFormat::Json),
+                log_max_files: Some(3),
                 event_queue_capacity: Some(4),
                 shutdown_timeout_ms: Some(100),
                 fault_injection: None,
@@ -993,6 +996,8 @@ mod tests {
         assert!(m.contains("unknown field `client_lease`"), "{m}");
         let m = error(r#"{"log_format":"xml"}"#);
         assert!(m.contains("xml"), "{m}");
+        let m = error(r#"{"log_max_files":-1}"#);
+        assert!(m.contains("`log_max_files`"), "{m}");
         let m = error(r#"{"fault_injection":{"leak":true}}"#);
         assert!(
             m.contains("`fault_injection.leak`") || m.contains("leak"),
@@ -1140,7 +1145,7 @@ mod fuzz {
     use super::*;
 
     /// Every key of the three documents; anything else is unknown to all of them.
-    const KNOWN_KEYS: [&str; 18] = [
+    const KNOWN_KEYS: [&str; 19] = [
         "kind",
         "path",
         "paced",
@@ -1154,6 +1159,7 @@ mod fuzz {
         "client_lease_ms",
         "log_filter",
         "log_format",
+        "log_max_files",
         "event_queue_capacity",
         "shutdown_timeout_ms",
         "fault_injection",
@@ -1162,12 +1168,13 @@ mod fuzz {
     ];
 
     /// The config keys; none takes a boolean or a negative number.
-    const CONFIG_KEYS: [&str; 8] = [
+    const CONFIG_KEYS: [&str; 9] = [
         "data_dir",
         "plugin_dir",
         "client_lease_ms",
         "log_filter",
         "log_format",
+        "log_max_files",
         "event_queue_capacity",
         "shutdown_timeout_ms",
         "fault_injection",
@@ -1379,6 +1386,7 @@ mod fuzz {
                 Just("error,stellatune_audio=trace".to_owned()),
             ]),
             json_logs in prop::option::of(any::<bool>()),
+            log_max_files in prop::option::of(0usize..100),
             event_queue_capacity in prop::option::of(1usize..100_000),
             shutdown_timeout_ms in prop::option::of(any::<u64>()),
         ) {
@@ -1389,6 +1397,7 @@ mod fuzz {
                 log_filter,
                 log_format: json_logs
                     .map(|j| if j { host::LogFormat::Json } else { host::LogFormat::Text }),
+                log_max_files,
                 event_queue_capacity,
                 shutdown_timeout_ms,
                 fault_injection: None,
@@ -1408,6 +1417,9 @@ mod fuzz {
             }
             if let Some(j) = json_logs {
                 text.insert("log_format".into(), json!(if j { "json" } else { "text" }));
+            }
+            if let Some(v) = expected.log_max_files {
+                text.insert("log_max_files".into(), json!(v));
             }
             if let Some(v) = expected.event_queue_capacity {
                 text.insert("event_queue_capacity".into(), json!(v));

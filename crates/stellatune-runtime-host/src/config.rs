@@ -6,6 +6,7 @@ use crate::error::HostError;
 pub const DEFAULT_CLIENT_LEASE: Duration = Duration::from_secs(30);
 pub const DEFAULT_EVENT_QUEUE_CAPACITY: usize = 256;
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+pub const DEFAULT_LOG_MAX_FILES: usize = 7;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum LogFormat {
@@ -28,6 +29,9 @@ pub struct HostConfig {
     /// A `tracing` filter such as `info` or `stellatune=debug`. Default `info`, or `RUST_LOG`.
     pub log_filter: Option<String>,
     pub log_format: Option<LogFormat>,
+    /// Daily log files kept in `<data_dir>/logs`; older ones are deleted when a file is
+    /// opened. Default 7; 0 writes no log file (stderr only).
+    pub log_max_files: Option<usize>,
     /// Events a client's queue holds before the oldest are dropped. Default 256.
     pub event_queue_capacity: Option<usize>,
     /// How long shutdown waits for the runtime's threads. Default 5000.
@@ -94,6 +98,10 @@ impl HostConfig {
             .unwrap_or(DEFAULT_EVENT_QUEUE_CAPACITY)
     }
 
+    pub fn log_max_files(&self) -> usize {
+        self.log_max_files.unwrap_or(DEFAULT_LOG_MAX_FILES)
+    }
+
     pub fn shutdown_timeout(&self) -> Duration {
         self.shutdown_timeout_ms
             .map_or(DEFAULT_SHUTDOWN_TIMEOUT, Duration::from_millis)
@@ -141,6 +149,7 @@ mod tests {
         assert_eq!(c.client_lease(), DEFAULT_CLIENT_LEASE);
         assert_eq!(c.event_queue_capacity(), DEFAULT_EVENT_QUEUE_CAPACITY);
         assert_eq!(c.shutdown_timeout(), DEFAULT_SHUTDOWN_TIMEOUT);
+        assert_eq!(c.log_max_files(), DEFAULT_LOG_MAX_FILES);
         assert_eq!(c.resolved_plugin_dir(), default_data_dir().join("plugins"));
 
         let c = HostConfig {
@@ -148,9 +157,11 @@ mod tests {
             client_lease_ms: Some(500),
             event_queue_capacity: Some(4),
             shutdown_timeout_ms: Some(100),
+            log_max_files: Some(0),
             ..HostConfig::default()
         };
         assert_eq!(c.client_lease(), Duration::from_millis(500));
+        assert_eq!(c.log_max_files(), 0);
         assert_eq!(c.event_queue_capacity(), 4);
         assert_eq!(c.shutdown_timeout(), Duration::from_millis(100));
         assert_eq!(c.resolved_plugin_dir(), PathBuf::from("/d/plugins"));

@@ -42,6 +42,7 @@ use crate::clients::ClientSession;
 use crate::config::HostConfig;
 use crate::error::{HostError, Result};
 use crate::events::{HostEvent, Polled};
+use crate::logging::LogFileClaim;
 use crate::metrics::MetricsSnapshot;
 use crate::plugin_ops::PluginOps;
 use crate::route::{DspSpec, OutputRoute};
@@ -80,6 +81,8 @@ struct Lifecycle {
     /// A runtime whose shutdown timed out: kept (not dropped, which would block) until its
     /// threads are gone, so that no second engine starts next to it.
     lingering: Option<Arc<Runtime>>,
+    /// The running runtime's log file (`<data_dir>/logs`), closed by shutdown.
+    log_file: Option<LogFileClaim>,
 }
 
 impl Phase {
@@ -142,6 +145,7 @@ impl RuntimeHost {
                 phase: Phase::Uninit,
                 in_flight: 0,
                 lingering: None,
+                log_file: None,
             }),
             lifecycle_changed: Condvar::new(),
             sessions: Arc::new(Sessions::new(name)),
@@ -185,6 +189,16 @@ impl RuntimeHost {
         if let Err(e) = std::fs::create_dir_all(&data_dir) {
             tracing::warn!(data_dir = %data_dir.display(), error = %e, "data directory is not usable; features that store files will fail");
         }
+        let log_file = LogFileClaim::open(&data_dir, config.log_max_files());
+        if let Some(file) = &log_file {
+            // Plugin loading below goes to this runtime's file already, unless a runtime is
+            // running or stopping: its file stays until it has stopped. Should another init
+            // start its runtime first, that one re-installs its own file when it starts.
+            let lifecycle = self.lock();
+            if matches!(lifecycle.phase, Phase::Uninit | Phase::Stopped) {
+                file.install();
+            }
+        }
         let plugins = PluginOps::start(&config, &self.sessions);
         let mut lifecycle = self.lock();
         while matches!(lifecycle.phase, Phase::ShuttingDown) {
@@ -220,6 +234,10 @@ impl RuntimeHost {
             )));
         }
         let inits = self.inits_total.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Some(file) = &log_file {
+            file.install();
+        }
+        lifecycle.log_file = log_file;
         lifecycle.phase = Phase::Running(runtime);
         self.sessions.open();
         self.lifecycle_changed.notify_all();
@@ -360,25 +378,31 @@ impl RuntimeHost {
             std::thread::sleep(Duration::from_millis(2));
         }
         let threads_left = self.threads.alive();
-        {
+        let log_file = {
             let mut lifecycle = self.lock();
             lifecycle.phase = Phase::Stopped;
             lifecycle.lingering = lingering.filter(|_| threads_left > 0);
             self.lifecycle_changed.notify_all();
-        }
-        if timed_out || threads_left > 0 {
+            lifecycle.log_file.take()
+        };
+        let result = if timed_out || threads_left > 0 {
             tracing::error!(host = %self.name, threads_left, "runtime host shutdown timed out");
-            return Err(HostError::ShutdownTimeout {
+            Err(HostError::ShutdownTimeout {
                 timeout_ms: timeout.as_millis() as u64,
                 threads_left,
-            });
-        }
-        tracing::info!(
-            host = %self.name,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "runtime host shut down; all runtime threads joined"
-        );
-        Ok(())
+            })
+        } else {
+            tracing::info!(
+                host = %self.name,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "runtime host shut down; all runtime threads joined"
+            );
+            Ok(())
+        };
+        // The last lines above are in the file; now it is closed, also after a timeout, so
+        // that the data dir can be deleted (threads still stopping log to stderr alone).
+        drop(log_file);
+        result
     }
 
     /// Starts a new client generation: every older client is evicted at once, playback

@@ -27,7 +27,7 @@ pub use config::{FaultInjection, HostConfig, LogFormat, default_data_dir};
 pub use error::{HostError, Result};
 pub use events::{Closed, EventQueue, HostEvent, HostNotice, Polled};
 pub use host::{InitOutcome, LifecycleState, RuntimeHost};
-pub use logging::init_logging;
+pub use logging::{LOG_FILE_PREFIX, LOG_FILE_SUFFIX, init_logging, log_dir};
 pub use metrics::MetricsSnapshot;
 pub use route::{DspSpec, OutputRoute, PluginRoute};
 pub use stellatune_audio::{
