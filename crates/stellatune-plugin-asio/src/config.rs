@@ -51,12 +51,13 @@ impl AsioConfig {
                 .ok_or_else(|| Error::bad_state("the host gave no plugin directory"))?
                 .join(sidecar_file_name()),
         };
-        // Headless devices and system devices live in different backends of the sidecar.
-        let backend = if target == "null" || target.starts_with("wav:") || target.is_empty() {
-            "builtin"
-        } else {
-            "system"
-        };
+        // Headless devices and system devices live in different backends of the sidecar. The
+        // wav device is `wav:PATH` (f32) or `wav[FORMAT]:PATH`.
+        let headless = target.is_empty()
+            || target == "null"
+            || target.starts_with("wav:")
+            || target.starts_with("wav[");
+        let backend = if headless { "builtin" } else { "system" };
         Ok(Signature {
             executable,
             args: self.sidecar_args.clone(),

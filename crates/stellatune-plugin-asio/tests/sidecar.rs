@@ -45,17 +45,21 @@ fn wait_event(rig: &Rig, timeout: Duration, mut want: impl FnMut(&HostEvent) -> 
     }
 }
 
-#[test]
-fn a_track_played_through_the_sidecar_reaches_its_wav_device_intact() {
-    let rig = rig("asio-wav");
+/// Plays a one-second two-tone track through the ASIO plugin to its sidecar's wav device
+/// `device_prefix` (`wav:` or `wav[FORMAT]:`), waits until the file is finalised and the
+/// sidecar gone, and returns the track's samples and the file.
+fn play_to_wav_device(rig: &Rig, device_prefix: &str) -> (Vec<f32>, std::path::PathBuf) {
     let input = rig.dir.path().join("tone.wav");
     let expected = write_two_tone(&input, 1.0);
     let out = rig.dir.path().join("heard.wav");
     rig.host
-        .apply_route(rig.client, asio(&format!("wav:{}", out.display())))
+        .apply_route(
+            rig.client,
+            asio(&format!("{device_prefix}{}", out.display())),
+        )
         .unwrap();
     rig.host.play(rig.client, &input).unwrap();
-    wait_event(&rig, Duration::from_secs(20), |e| {
+    wait_event(rig, Duration::from_secs(20), |e| {
         matches!(
             e,
             HostEvent::Engine(EngineEvent::StateChanged {
@@ -79,6 +83,14 @@ fn a_track_played_through_the_sidecar_reaches_its_wav_device_intact() {
     wait_until("sidecar gone", Duration::from_secs(3), || {
         sidecars_of(me()).0.is_empty()
     });
+    assert_eq!(ring_count(&rig.dir.path().join("data")), 0);
+    (expected, out)
+}
+
+#[test]
+fn a_track_played_through_the_sidecar_reaches_its_wav_device_intact() {
+    let rig = rig("asio-wav");
+    let (expected, out) = play_to_wav_device(&rig, "wav:");
     let mut reader = hound::WavReader::open(&out).unwrap();
     let heard: Vec<f32> = reader.samples::<f32>().map(Result::unwrap).collect();
     assert_eq!(heard.len(), expected.len(), "every frame arrived once");
@@ -88,7 +100,31 @@ fn a_track_played_through_the_sidecar_reaches_its_wav_device_intact() {
         .map(|(a, b)| (a - b).abs())
         .fold(0.0f32, f32::max);
     assert!(worst < 1e-6, "output differs from input by up to {worst}");
-    assert_eq!(ring_count(&rig.dir.path().join("data")), 0);
+    rig.host.shutdown().unwrap();
+}
+
+#[test]
+fn a_track_played_to_a_24_bit_wav_device_arrives_within_the_dither() {
+    let rig = rig("asio-wav-i24");
+    let (expected, out) = play_to_wav_device(&rig, "wav[i24]:");
+    let mut reader = hound::WavReader::open(&out).unwrap();
+    let spec = reader.spec();
+    assert_eq!(
+        (spec.sample_format, spec.bits_per_sample),
+        (hound::SampleFormat::Int, 24)
+    );
+    let heard: Vec<i32> = reader.samples::<i32>().map(Result::unwrap).collect();
+    assert_eq!(heard.len(), expected.len(), "every frame arrived once");
+    // The track's 16-bit values lie on the 24-bit grid: only the ±1 LSB dither moves them.
+    let worst = heard
+        .iter()
+        .zip(&expected)
+        .map(|(&got, &want)| (f64::from(got) - f64::from(want) * f64::from(1 << 23)).abs())
+        .fold(0.0f64, f64::max);
+    assert!(
+        worst <= 1.0,
+        "output differs from input by up to {worst} LSB"
+    );
     rig.host.shutdown().unwrap();
 }
 

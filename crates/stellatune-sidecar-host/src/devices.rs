@@ -1,11 +1,18 @@
 //! Output devices: the built-in `null` and `wav:PATH` devices, paced by their own real-time
 //! clock, and (feature `cpal`) the system's devices as `cpal:NAME`.
+//!
+//! The `wav` device writes 32-bit float (`wav:PATH`, the same as `wav[f32]:PATH`), or the
+//! sample format named in brackets: `wav[i16]:PATH`, `wav[i24]:PATH`, `wav[i32]:PATH`, so that
+//! every conversion a real device may need can be exercised headless. A cpal device is opened
+//! in a format its driver reports (`SampleFormat::preferred` chooses).
 
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::PathBuf;
 
 use stellatune_sidecar_proto::{DeviceInfo, MAX_CHANNELS};
+
+use crate::convert::{self, DeviceSample, SampleFormat, TpdfDither};
 
 /// Sample rates the built-in devices advertise; they accept any rate.
 const BUILTIN_RATES: [u32; 11] = [
@@ -16,7 +23,10 @@ const BUILTIN_RATES: [u32; 11] = [
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeviceSpec {
     Null,
-    Wav(PathBuf),
+    Wav {
+        path: PathBuf,
+        format: SampleFormat,
+    },
     #[cfg(feature = "cpal")]
     Cpal(String),
 }
@@ -26,11 +36,30 @@ impl DeviceSpec {
         if id == "null" {
             return Ok(DeviceSpec::Null);
         }
-        if let Some(path) = id.strip_prefix("wav:") {
-            if path.is_empty() {
-                return Err("wav device needs a path: wav:PATH".into());
+        if let Some(rest) = id.strip_prefix("wav") {
+            let wav = |format, path: &str| {
+                if path.is_empty() {
+                    return Err(format!("wav device needs a path: {}PATH", wav_id(format)));
+                }
+                Ok(DeviceSpec::Wav {
+                    path: PathBuf::from(path),
+                    format,
+                })
+            };
+            if let Some(path) = rest.strip_prefix(':') {
+                return wav(SampleFormat::F32, path);
             }
-            return Ok(DeviceSpec::Wav(PathBuf::from(path)));
+            if let Some(bracketed) = rest.strip_prefix('[') {
+                let Some((name, path)) = bracketed.split_once("]:") else {
+                    return Err(format!("bad wav device {id:?} (expected wav[FORMAT]:PATH)"));
+                };
+                let format = SampleFormat::from_name(name).ok_or_else(|| {
+                    format!(
+                        "wav device: unknown sample format {name:?} (expected i16, i24, i32 or f32)"
+                    )
+                })?;
+                return wav(format, path);
+            }
         }
         if let Some(name) = id.strip_prefix("cpal:") {
             #[cfg(feature = "cpal")]
@@ -41,58 +70,156 @@ impl DeviceSpec {
             ));
         }
         Err(format!(
-            "unknown device {id:?} (expected null, wav:PATH or cpal:NAME)"
+            "unknown device {id:?} (expected null, wav:PATH, wav[FORMAT]:PATH or cpal:NAME)"
         ))
     }
 }
 
+/// The id prefix of the wav device in `format`: `wav:` for f32 (the default), else `wav[i16]:`...
+fn wav_id(format: SampleFormat) -> String {
+    match format {
+        SampleFormat::F32 => "wav:".into(),
+        other => format!("wav[{other}]:"),
+    }
+}
+
+fn describe(format: SampleFormat) -> &'static str {
+    match format {
+        SampleFormat::I16 => "16-bit integer, TPDF dither",
+        SampleFormat::I24 => "24-bit integer, TPDF dither",
+        SampleFormat::I32 => "32-bit integer",
+        SampleFormat::F32 => "32-bit float",
+    }
+}
+
 pub fn list() -> Vec<DeviceInfo> {
-    #[allow(unused_mut)]
-    let mut devices = vec![
-        DeviceInfo {
-            id: "null".into(),
-            name: "Null output (discards audio in real time)".into(),
-        },
-        DeviceInfo {
-            id: "wav:".into(),
-            name: "WAV file (wav:PATH, 32-bit float, real time)".into(),
-        },
-    ];
+    let mut devices = vec![DeviceInfo {
+        id: "null".into(),
+        name: "Null output (discards audio in real time)".into(),
+    }];
+    // f32 first: `wav:` is the plain id, and `wav[f32]:` an alias of it.
+    for format in [
+        SampleFormat::F32,
+        SampleFormat::I16,
+        SampleFormat::I24,
+        SampleFormat::I32,
+    ] {
+        let id = wav_id(format);
+        let alias = if format.is_float() {
+            " or wav[f32]:PATH"
+        } else {
+            ""
+        };
+        devices.push(DeviceInfo {
+            name: format!(
+                "WAV file ({id}PATH{alias}, {}, real time)",
+                describe(format)
+            ),
+            id,
+        });
+    }
     #[cfg(feature = "cpal")]
     devices.extend(cpal_device::list());
     devices
 }
 
-/// `(sample_rates, max_channels)` of a device.
-pub fn caps(id: &str) -> Result<(Vec<u32>, u16), String> {
+/// What a device can be opened with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceCaps {
+    pub sample_rates: Vec<u32>,
+    pub max_channels: u16,
+    /// The sample format the device is opened in; the rates and channels are those it has in
+    /// that format.
+    pub format: SampleFormat,
+}
+
+pub fn caps(id: &str) -> Result<DeviceCaps, String> {
+    let builtin = |format| DeviceCaps {
+        sample_rates: BUILTIN_RATES.to_vec(),
+        max_channels: MAX_CHANNELS,
+        format,
+    };
     match DeviceSpec::parse(id)? {
-        DeviceSpec::Null | DeviceSpec::Wav(_) => Ok((BUILTIN_RATES.to_vec(), MAX_CHANNELS)),
+        // The null device consumes the ring's f32 as it is.
+        DeviceSpec::Null => Ok(builtin(SampleFormat::F32)),
+        DeviceSpec::Wav { format, .. } => Ok(builtin(format)),
         #[cfg(feature = "cpal")]
         DeviceSpec::Cpal(name) => cpal_device::caps(&name),
     }
 }
 
+/// A WAV file being written in one sample format.
+pub struct WavSink {
+    writer: hound::WavWriter<BufWriter<File>>,
+    format: SampleFormat,
+    dither: TpdfDither,
+}
+
+impl WavSink {
+    fn create(
+        path: &std::path::Path,
+        format: SampleFormat,
+        sample_rate: u32,
+        channels: u16,
+    ) -> Result<WavSink, String> {
+        let wav_spec = hound::WavSpec {
+            channels,
+            sample_rate,
+            bits_per_sample: format.bits(),
+            sample_format: if format.is_float() {
+                hound::SampleFormat::Float
+            } else {
+                hound::SampleFormat::Int
+            },
+        };
+        let writer = hound::WavWriter::create(path, wav_spec)
+            .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        Ok(WavSink {
+            writer,
+            format,
+            dither: TpdfDither::new(),
+        })
+    }
+
+    fn write(&mut self, samples: &[f32]) -> Result<(), hound::Error> {
+        let (w, dither) = (&mut self.writer, &mut self.dither);
+        match self.format {
+            SampleFormat::F32 => write_as::<f32>(w, samples, dither),
+            SampleFormat::I16 => write_as::<i16>(w, samples, dither),
+            SampleFormat::I32 => write_as::<i32>(w, samples, dither),
+            SampleFormat::I24 => samples
+                .iter()
+                .try_for_each(|&s| w.write_sample(convert::to_i24(s, dither))),
+        }
+    }
+}
+
+fn write_as<T: DeviceSample + hound::Sample>(
+    writer: &mut hound::WavWriter<BufWriter<File>>,
+    samples: &[f32],
+    dither: &mut TpdfDither,
+) -> Result<(), hound::Error> {
+    samples
+        .iter()
+        .try_for_each(|&s| writer.write_sample(T::from_f32(s, dither)))
+}
+
 /// Where a paced (built-in) device puts the audio it consumes.
 pub enum PacedSink {
     Null,
-    Wav(Box<hound::WavWriter<BufWriter<File>>>),
+    Wav(Box<WavSink>),
 }
 
 impl PacedSink {
     pub fn open(spec: &DeviceSpec, sample_rate: u32, channels: u16) -> Result<PacedSink, String> {
         match spec {
             DeviceSpec::Null => Ok(PacedSink::Null),
-            DeviceSpec::Wav(path) => {
-                let wav_spec = hound::WavSpec {
-                    channels,
-                    sample_rate,
-                    bits_per_sample: 32,
-                    sample_format: hound::SampleFormat::Float,
-                };
-                let w = hound::WavWriter::create(path, wav_spec)
-                    .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-                Ok(PacedSink::Wav(Box::new(w)))
-            }
+            DeviceSpec::Wav { path, format } => Ok(PacedSink::Wav(Box::new(WavSink::create(
+                path,
+                *format,
+                sample_rate,
+                channels,
+            )?))),
             #[cfg(feature = "cpal")]
             DeviceSpec::Cpal(_) => Err("not a paced device".into()),
         }
@@ -101,13 +228,9 @@ impl PacedSink {
     pub fn consume(&mut self, samples: &[f32]) -> Result<(), String> {
         match self {
             PacedSink::Null => Ok(()),
-            PacedSink::Wav(w) => {
-                for &s in samples {
-                    w.write_sample(s)
-                        .map_err(|e| format!("wav write failed: {e}"))?;
-                }
-                Ok(())
-            }
+            PacedSink::Wav(w) => w
+                .write(samples)
+                .map_err(|e| format!("wav write failed: {e}")),
         }
     }
 
@@ -115,7 +238,10 @@ impl PacedSink {
     pub fn flush(&mut self) -> Result<(), String> {
         match self {
             PacedSink::Null => Ok(()),
-            PacedSink::Wav(w) => w.flush().map_err(|e| format!("wav flush failed: {e}")),
+            PacedSink::Wav(w) => w
+                .writer
+                .flush()
+                .map_err(|e| format!("wav flush failed: {e}")),
         }
     }
 
@@ -123,9 +249,77 @@ impl PacedSink {
         match self {
             PacedSink::Null => Ok(()),
             PacedSink::Wav(w) => w
+                .writer
                 .finalize()
                 .map_err(|e| format!("wav finalize failed: {e}")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wav(path: &str, format: SampleFormat) -> Result<DeviceSpec, String> {
+        Ok(DeviceSpec::Wav {
+            path: PathBuf::from(path),
+            format,
+        })
+    }
+
+    #[test]
+    fn wav_ids_name_their_format() {
+        assert_eq!(
+            DeviceSpec::parse("wav:out.wav"),
+            wav("out.wav", SampleFormat::F32)
+        );
+        assert_eq!(
+            DeviceSpec::parse("wav[f32]:out.wav"),
+            wav("out.wav", SampleFormat::F32)
+        );
+        assert_eq!(
+            DeviceSpec::parse("wav[i16]:/tmp/a b.wav"),
+            wav("/tmp/a b.wav", SampleFormat::I16)
+        );
+        // Only the first `]:` ends the format: a Windows path keeps its drive colon.
+        assert_eq!(
+            DeviceSpec::parse(r"wav[i24]:C:\out]:x.wav"),
+            wav(r"C:\out]:x.wav", SampleFormat::I24)
+        );
+        assert_eq!(DeviceSpec::parse("wav[i32]:x"), wav("x", SampleFormat::I32));
+        for bad in [
+            "wav",
+            "wav:",
+            "wav[i16]:",
+            "wav[i8]:x",
+            "wav[]:x",
+            "wav[i16]x",
+            "wavx",
+            "wav[i16",
+        ] {
+            assert!(DeviceSpec::parse(bad).is_err(), "{bad} was accepted");
+        }
+    }
+
+    #[test]
+    fn every_listed_wav_id_parses_with_a_path_and_reports_its_format() {
+        let wav_ids: Vec<String> = list()
+            .into_iter()
+            .map(|d| d.id)
+            .filter(|id| id.starts_with("wav"))
+            .collect();
+        assert_eq!(wav_ids, ["wav:", "wav[i16]:", "wav[i24]:", "wav[i32]:"]);
+        for (id, format) in wav_ids.iter().zip([
+            SampleFormat::F32,
+            SampleFormat::I16,
+            SampleFormat::I24,
+            SampleFormat::I32,
+        ]) {
+            let device = format!("{id}x.wav");
+            assert_eq!(DeviceSpec::parse(&device), wav("x.wav", format));
+            assert_eq!(caps(&device).unwrap().format, format);
+        }
+        assert_eq!(caps("null").unwrap().format, SampleFormat::F32);
     }
 }
 
@@ -133,6 +327,10 @@ impl PacedSink {
 pub mod cpal_device {
     //! System devices through cpal's default host (on Windows with feature `asio`: the ASIO host
     //! when it is available).
+    //!
+    //! A device is opened in a sample format its driver reports: f32 if it has it, else the
+    //! widest integer format. cpal 0.15 has no 24-bit format (its ASIO host does not offer
+    //! 24-bit drivers at all), so here that means i32, then i16.
 
     use std::path::Path;
     use std::sync::Arc;
@@ -142,6 +340,8 @@ pub mod cpal_device {
     use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
     use stellatune_sidecar_proto::{DeviceInfo, RingReader};
 
+    use super::DeviceCaps;
+    use crate::convert::{DeviceSample, SampleFormat, TpdfDither, convert};
     use crate::stream::{StreamConfig, StreamStats};
 
     fn host() -> cpal::Host {
@@ -178,9 +378,15 @@ pub mod cpal_device {
         if let Ok(devices) = host().output_devices() {
             for d in devices {
                 if let Ok(name) = d.name() {
+                    let format = supported_configs(&d)
+                        .ok()
+                        .and_then(|configs| preferred_format(&configs, None));
                     out.push(DeviceInfo {
                         id: format!("cpal:{name}"),
-                        name,
+                        name: match format {
+                            Some(format) => format!("{name} ({format})"),
+                            None => name,
+                        },
                     });
                 }
             }
@@ -188,12 +394,53 @@ pub mod cpal_device {
         out
     }
 
-    pub fn caps(name: &str) -> Result<(Vec<u32>, u16), String> {
-        let device = find(name)?;
-        let configs: Vec<_> = device
+    /// The sidecar's name for a cpal format, if it can convert to it.
+    fn sample_format(format: cpal::SampleFormat) -> Option<SampleFormat> {
+        match format {
+            cpal::SampleFormat::I16 => Some(SampleFormat::I16),
+            cpal::SampleFormat::I32 => Some(SampleFormat::I32),
+            cpal::SampleFormat::F32 => Some(SampleFormat::F32),
+            _ => None,
+        }
+    }
+
+    /// The device's configurations in the formats the sidecar converts to.
+    fn supported_configs(
+        device: &cpal::Device,
+    ) -> Result<Vec<(SampleFormat, cpal::SupportedStreamConfigRange)>, String> {
+        Ok(device
             .supported_output_configs()
-            .map_err(|e| format!("cannot query {name:?}: {e}"))?
-            .filter(|c| c.sample_format() == cpal::SampleFormat::F32)
+            .map_err(|e| format!("cannot query the device: {e}"))?
+            .filter_map(|c| sample_format(c.sample_format()).map(|f| (f, c)))
+            .collect())
+    }
+
+    /// The format to open the device in; with `wanted` = (rate, channels), among the
+    /// configurations that fit it first.
+    fn preferred_format(
+        configs: &[(SampleFormat, cpal::SupportedStreamConfigRange)],
+        wanted: Option<(u32, u16)>,
+    ) -> Option<SampleFormat> {
+        let fitting = configs.iter().filter(|(_, c)| {
+            wanted.is_none_or(|(rate, channels)| {
+                c.channels() == channels
+                    && c.min_sample_rate().0 <= rate
+                    && rate <= c.max_sample_rate().0
+            })
+        });
+        SampleFormat::preferred(fitting.map(|(f, _)| *f))
+            .or_else(|| SampleFormat::preferred(configs.iter().map(|(f, _)| *f)))
+    }
+
+    pub fn caps(name: &str) -> Result<DeviceCaps, String> {
+        let device = find(name)?;
+        let configs = supported_configs(&device).map_err(|e| format!("{name:?}: {e}"))?;
+        let format = preferred_format(&configs, None)
+            .ok_or_else(|| format!("{name:?} offers no i16, i32 or f32 format"))?;
+        let configs: Vec<_> = configs
+            .iter()
+            .filter(|(f, _)| *f == format)
+            .map(|(_, c)| c)
             .collect();
         let mut rates: Vec<u32> = super::BUILTIN_RATES
             .iter()
@@ -206,29 +453,95 @@ pub mod cpal_device {
             .collect();
         rates.dedup();
         let max_channels = configs.iter().map(|c| c.channels()).max().unwrap_or(0);
-        Ok((rates, max_channels))
+        Ok(DeviceCaps {
+            sample_rates: rates,
+            max_channels,
+            format,
+        })
     }
 
-    fn callback(
+    /// The device callback: drains the ring through a scratch buffer of f32 (allocated here,
+    /// never in the callback) and converts into the device's format; what the ring cannot
+    /// supply is silence.
+    fn callback<T: DeviceSample>(
         mut reader: RingReader,
         ch: usize,
+        scratch_frames: usize,
         stats: Arc<StreamStats>,
-    ) -> impl FnMut(&mut [f32], &cpal::OutputCallbackInfo) + Send + 'static {
-        move |data: &mut [f32], _: &cpal::OutputCallbackInfo| {
+    ) -> impl FnMut(&mut [T], &cpal::OutputCallbackInfo) + Send + 'static {
+        let mut scratch = vec![0f32; scratch_frames.max(1) * ch];
+        let mut dither = TpdfDither::new();
+        move |data: &mut [T], _: &cpal::OutputCallbackInfo| {
             let wanted = data.len() / ch;
-            let mut got = reader.read(data);
-            if got < wanted {
-                // The first read may only have acknowledged a reset.
-                got += reader.read(&mut data[got * ch..]);
+            let mut done = 0;
+            while done < wanted {
+                let chunk = (wanted - done).min(scratch.len() / ch);
+                let src = &mut scratch[..chunk * ch];
+                let mut got = reader.read(src);
+                if got < chunk {
+                    // The first read may only have acknowledged a reset.
+                    got += reader.read(&mut src[got * ch..]);
+                }
+                convert(
+                    &src[..got * ch],
+                    &mut data[done * ch..(done + got) * ch],
+                    &mut dither,
+                );
+                done += got;
+                if got < chunk {
+                    break;
+                }
             }
-            data[got * ch..].fill(0.0);
-            stats.played(got as u64, got < wanted);
+            data[done * ch..].fill(T::default());
+            stats.played(done as u64, done < wanted);
         }
     }
 
-    /// The playback thread of a cpal stream: opens the ring, builds the stream (reporting the
-    /// outcome on `ready`), plays until `stop`, then drops it. The ring reader lives in the device
-    /// callback and is dropped with the stream.
+    /// Builds and starts the stream with samples of type `T`. Fixed buffer sizes are not
+    /// supported everywhere: on failure it retries with the device's default size. The callback
+    /// (and its reader) moves into the first attempt, so a retry opens another reader.
+    fn start_stream<T: DeviceSample + cpal::SizedSample>(
+        device: &cpal::Device,
+        reader: RingReader,
+        reopen: impl Fn() -> Result<RingReader, String>,
+        cfg: StreamConfig,
+        stats: &Arc<StreamStats>,
+    ) -> Result<cpal::Stream, String> {
+        let ch = usize::from(cfg.channels);
+        let period = cfg.buffer_frames as usize;
+        let on_error = |e: cpal::StreamError| log!("device error: {e}");
+        let mut config = cpal::StreamConfig {
+            channels: cfg.channels,
+            sample_rate: cpal::SampleRate(cfg.sample_rate),
+            buffer_size: cpal::BufferSize::Fixed(cfg.buffer_frames),
+        };
+        let stream = match device.build_output_stream(
+            &config,
+            callback::<T>(reader, ch, period, stats.clone()),
+            on_error,
+            None,
+        ) {
+            Ok(s) => Ok(s),
+            Err(_) => {
+                config.buffer_size = cpal::BufferSize::Default;
+                reopen().and_then(|reader| {
+                    device
+                        .build_output_stream(
+                            &config,
+                            callback::<T>(reader, ch, period, stats.clone()),
+                            on_error,
+                            None,
+                        )
+                        .map_err(|e| e.to_string())
+                })
+            }
+        };
+        stream.and_then(|s| s.play().map(|()| s).map_err(|e| e.to_string()))
+    }
+
+    /// The playback thread of a cpal stream: opens the ring, builds the stream in the device's
+    /// format (reporting the outcome on `ready`), plays until `stop`, then drops it. The ring
+    /// reader lives in the device callback and is dropped with the stream.
     pub fn run(
         name: &str,
         ring_path: &Path,
@@ -237,52 +550,34 @@ pub mod cpal_device {
         stop: Arc<AtomicBool>,
         ready: Sender<Result<(), String>>,
     ) {
-        let ch = usize::from(cfg.channels);
         let open = || {
             RingReader::open(ring_path)
                 .map_err(|e| format!("cannot open ring {}: {e}", ring_path.display()))
         };
-        let device = match find(name).and_then(|d| open().map(|r| (d, r))) {
+        let opened = find(name).and_then(|device| {
+            let configs = supported_configs(&device).map_err(|e| format!("{name:?}: {e}"))?;
+            let format = preferred_format(&configs, Some((cfg.sample_rate, cfg.channels)))
+                .ok_or_else(|| format!("{name:?} offers no i16, i32 or f32 format"))?;
+            Ok((device, format, open()?))
+        });
+        let (device, format, reader) = match opened {
             Ok(d) => d,
             Err(e) => {
                 let _ = ready.send(Err(e));
                 return;
             }
         };
-        let (device, reader) = device;
-        let on_error = |e: cpal::StreamError| log!("device error: {e}");
-        let mut config = cpal::StreamConfig {
-            channels: cfg.channels,
-            sample_rate: cpal::SampleRate(cfg.sample_rate),
-            buffer_size: cpal::BufferSize::Fixed(cfg.buffer_frames),
+        log!("opening {name:?} in {format}");
+        let stream = match format {
+            SampleFormat::F32 => start_stream::<f32>(&device, reader, open, cfg, &stats),
+            SampleFormat::I32 => start_stream::<i32>(&device, reader, open, cfg, &stats),
+            SampleFormat::I16 => start_stream::<i16>(&device, reader, open, cfg, &stats),
+            SampleFormat::I24 => Err("cpal has no 24-bit format".to_string()),
         };
-        // Fixed buffer sizes are not supported everywhere: fall back to the device's default.
-        // The callback (and its reader) moves into the first attempt, so a retry opens another.
-        let stream = match device.build_output_stream(
-            &config,
-            callback(reader, ch, stats.clone()),
-            on_error,
-            None,
-        ) {
-            Ok(s) => Ok(s),
-            Err(_) => {
-                config.buffer_size = cpal::BufferSize::Default;
-                open().and_then(|reader| {
-                    device
-                        .build_output_stream(
-                            &config,
-                            callback(reader, ch, stats.clone()),
-                            on_error,
-                            None,
-                        )
-                        .map_err(|e| e.to_string())
-                })
-            }
-        };
-        let stream = match stream.and_then(|s| s.play().map(|()| s).map_err(|e| e.to_string())) {
+        let stream = match stream {
             Ok(s) => s,
             Err(e) => {
-                let _ = ready.send(Err(format!("cannot start {name:?}: {e}")));
+                let _ = ready.send(Err(format!("cannot start {name:?} in {format}: {e}")));
                 return;
             }
         };

@@ -5,6 +5,18 @@
 //! goes through a shared-memory ring per stream that the player creates; the sidecar opens it
 //! on `OpenStream` and a playback thread drains it into the device between `Start` and `Stop`.
 //!
+//! Devices (the ids `ListDevices` reports and `OpenStream` takes):
+//!
+//! - `null`: discards audio in real time;
+//! - `wav:PATH`: writes a 32-bit float WAV file in real time (exactly the ring's samples);
+//!   `wav[FORMAT]:PATH` writes FORMAT instead: `i16`, `i24` or `i32` integer, or `f32` (the
+//!   same as `wav:PATH`);
+//! - `cpal:NAME` (feature `cpal`; `cpal:` is the default device): a system device, opened in a
+//!   sample format its driver reports: f32 if it has it, else the widest integer format.
+//!
+//! The ring always carries f32. Integer devices get it scaled to full scale, rounded and
+//! clamped (never wrapped); 16- and 24-bit output is TPDF-dithered (see `convert`).
+//!
 //! Logs go to stderr only; stdout carries nothing but response frames.
 //!
 //! The sidecar exits cleanly (streams stopped, threads joined, WAV files finalized, rings
@@ -29,6 +41,7 @@ macro_rules! log {
     };
 }
 
+mod convert;
 mod devices;
 mod server;
 #[cfg(unix)]

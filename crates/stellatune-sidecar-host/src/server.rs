@@ -118,7 +118,12 @@ impl<W: Write> Server<W> {
                 devices: devices::list(),
             }),
             Request::DeviceCaps { device } => {
-                let (sample_rates, max_channels) = devices::caps(&device)?;
+                let devices::DeviceCaps {
+                    sample_rates,
+                    max_channels,
+                    format,
+                } = devices::caps(&device)?;
+                log!("device {device}: {format}, up to {max_channels} ch");
                 Ok(Response::Caps {
                     sample_rates,
                     max_channels,

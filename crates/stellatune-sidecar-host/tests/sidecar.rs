@@ -10,7 +10,7 @@ use stellatune_sidecar_proto::{
     Frame, PROTOCOL_VERSION, ProtoError, Request, Response, RingWriter, encode_frame, read_frame,
     ring_file_name,
 };
-use stellatune_test_support::process;
+use stellatune_test_support::{process, tone};
 
 const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -239,6 +239,153 @@ fn wav_output_is_the_ring_input_exactly_and_paced_in_real_time() {
     assert!(!ring.exists());
 }
 
+/// The standard two-channel test tone as f32 (values on the 16-bit grid, as a decoder reads
+/// them), followed by frames at and beyond full scale that integer formats must clamp.
+fn tone_with_extremes() -> Vec<f32> {
+    let mut samples: Vec<f32> = tone::stereo_sines(0.5, (440.0, 9000.0), (660.0, 7000.0))
+        .into_iter()
+        .map(tone::i16_to_f32)
+        .collect();
+    samples.extend([1.0, -1.0, -1.0, 1.0, 1.5, -1.5, -4.0, 4.0]);
+    samples
+}
+
+/// Plays `input` (stereo at the tone's rate) through the sidecar to the wav device
+/// `device_prefix` (`wav:` or `wav[FORMAT]:`) and returns the file written.
+fn play_to_wav(dir: &Path, stream_id: u64, device_prefix: &str, input: &[f32]) -> PathBuf {
+    let ring = ring_path(dir, stream_id);
+    let out = dir.join(format!("out-{stream_id}.wav"));
+    let frames = (input.len() / 2) as u32;
+    let mut writer = RingWriter::create(&ring, tone::RATE, 2, frames).unwrap();
+    assert_eq!(writer.write(input), frames as usize);
+
+    let mut sidecar = Sidecar::spawn();
+    sidecar.hello();
+    sidecar.ok(Request::OpenStream {
+        stream_id,
+        device: format!("{device_prefix}{}", out.display()),
+        ring_path: ring.clone(),
+        sample_rate: tone::RATE,
+        channels: 2,
+        buffer_frames: tone::RATE / 100,
+    });
+    sidecar.ok(Request::Start { stream_id });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (played, _, running) = sidecar.stats(stream_id);
+        assert!(running);
+        if played >= u64::from(frames) {
+            assert_eq!(played, u64::from(frames));
+            break;
+        }
+        assert!(Instant::now() < deadline, "played only {played} frames");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    sidecar.ok(Request::CloseStream { stream_id });
+    sidecar.ok(Request::Shutdown);
+    let status = sidecar
+        .wait_exit(Duration::from_secs(2))
+        .expect("exits after shutdown");
+    assert!(status.success(), "{status:?}");
+    drop(writer);
+    out
+}
+
+/// Plays the tone to `wav[format]:` and checks the file: its header says `bits`-bit integer,
+/// it holds every frame, and each sample is the input scaled to `bits` bits and clamped, give
+/// or take the dither. Returns the errors in LSBs over the tone (without the clamped frames).
+fn integer_wav_errors(format: &str, bits: u32, stream_id: u64) -> Vec<f64> {
+    let dir = tempfile::tempdir().unwrap();
+    let input = tone_with_extremes();
+    let out = play_to_wav(dir.path(), stream_id, &format!("wav[{format}]:"), &input);
+
+    let mut wav = hound::WavReader::open(&out).unwrap();
+    let spec = wav.spec();
+    assert_eq!(spec.sample_format, hound::SampleFormat::Int, "{format}");
+    assert_eq!(
+        (
+            spec.channels,
+            spec.sample_rate,
+            u32::from(spec.bits_per_sample)
+        ),
+        (2, tone::RATE, bits),
+        "{format}"
+    );
+    assert_eq!(wav.duration() as usize, input.len() / 2, "{format}: frames");
+    let samples: Vec<i32> = wav.samples::<i32>().map(Result::unwrap).collect();
+    assert_eq!(samples.len(), input.len(), "{format}: samples");
+
+    let full_scale = f64::from(1u32 << (bits - 1));
+    let errors: Vec<f64> = samples
+        .iter()
+        .zip(&input)
+        .map(|(&got, &x)| {
+            let want = (f64::from(x) * full_scale).clamp(-full_scale, full_scale - 1.0);
+            f64::from(got) - want
+        })
+        .collect();
+    // The input lies on the 16-bit grid, hence on every wider one: only dither moves it, by at
+    // most one step; the clamped extremes have no room to move outwards.
+    let worst = errors.iter().fold(0.0f64, |m, e| m.max(e.abs()));
+    assert!(worst <= 1.0, "{format}: error of {worst} LSB");
+    let extremes = &samples[input.len() - 8..];
+    let (max, min) = ((full_scale - 1.0) as i32, -full_scale as i32);
+    assert_eq!(extremes[4..], [max, min, min, max], "{format}: over range");
+    assert!(extremes[0] == max && extremes[3] == max, "{format}: +1.0");
+    assert!(
+        extremes[1] <= min + 1 && extremes[2] <= min + 1,
+        "{format}: -1.0"
+    );
+    errors[..input.len() - 8].to_vec()
+}
+
+/// The error statistics of rounding with TPDF dither of ±1 LSB applied to values on the grid:
+/// the error is 0 with probability 3/4, else ±1, so its mean is 0 and its RMS is 1/2 LSB
+/// (plain rounding would give 0, rectangular dither of ±1 LSB 0.71).
+fn assert_tpdf_dithered(format: &str, errors: &[f64]) {
+    let n = errors.len() as f64;
+    let mean = errors.iter().sum::<f64>() / n;
+    let rms = (errors.iter().map(|e| e * e).sum::<f64>() / n).sqrt();
+    assert!(mean.abs() < 0.02, "{format}: mean error {mean} LSB");
+    assert!((0.45..0.55).contains(&rms), "{format}: rms error {rms} LSB");
+}
+
+#[test]
+fn wav_i16_is_the_tone_with_tpdf_dither() {
+    let errors = integer_wav_errors("i16", 16, 11);
+    assert_tpdf_dithered("i16", &errors);
+}
+
+#[test]
+fn wav_i24_is_the_tone_with_tpdf_dither() {
+    let errors = integer_wav_errors("i24", 24, 12);
+    assert_tpdf_dithered("i24", &errors);
+}
+
+#[test]
+fn wav_i32_is_the_tone_rounded_without_dither() {
+    // 16-bit values are exact at 32 bits, and 32 bits get no dither: not one step off.
+    let errors = integer_wav_errors("i32", 32, 13);
+    assert!(errors.iter().all(|&e| e == 0.0));
+}
+
+#[test]
+fn wav_f32_is_the_tone_exactly_both_spellings() {
+    for (stream_id, prefix) in [(14, "wav[f32]:"), (15, "wav:")] {
+        let dir = tempfile::tempdir().unwrap();
+        let input = tone_with_extremes();
+        let out = play_to_wav(dir.path(), stream_id, prefix, &input);
+        let mut wav = hound::WavReader::open(&out).unwrap();
+        let spec = wav.spec();
+        assert_eq!(spec.sample_format, hound::SampleFormat::Float, "{prefix}");
+        assert_eq!(spec.bits_per_sample, 32, "{prefix}");
+        assert_eq!(wav.duration() as usize, input.len() / 2, "{prefix}: frames");
+        let samples: Vec<f32> = wav.samples::<f32>().map(Result::unwrap).collect();
+        // Float output passes the ring's samples through, over-range ones included.
+        assert!(samples == input, "{prefix}: content differs from the input");
+    }
+}
+
 #[test]
 fn exits_within_a_second_when_stdin_closes_with_a_stream_running() {
     let dir = tempfile::tempdir().unwrap();
@@ -276,6 +423,11 @@ fn invalid_requests_get_errors_and_the_sidecar_survives() {
     let msg = sidecar.error(open_request(3, "bogus".into(), &ring, 256));
     assert!(msg.contains("unknown device"), "{msg}");
     sidecar.error(open_request(3, "wav:".into(), &ring, 256));
+    sidecar.error(open_request(3, "wav[i16]:".into(), &ring, 256));
+    let msg = sidecar.error(open_request(3, "wav[i8]:x.wav".into(), &ring, 256));
+    assert!(msg.contains("i8"), "{msg}");
+    sidecar.error(open_request(3, "wav[i16]x.wav".into(), &ring, 256));
+    sidecar.error(open_request(3, "wavx.wav".into(), &ring, 256));
     sidecar.error(open_request(
         3,
         "null".into(),
@@ -320,6 +472,10 @@ fn invalid_requests_get_errors_and_the_sidecar_survives() {
         Response::Devices { devices } => {
             assert!(devices.iter().any(|d| d.id == "null"));
             assert!(devices.iter().any(|d| d.id.starts_with("wav:")));
+            for format in ["i16", "i24", "i32"] {
+                let id = format!("wav[{format}]:");
+                assert!(devices.iter().any(|d| d.id == id), "{id} not listed");
+            }
         }
         other => panic!("expected Devices, got {other:?}"),
     }
