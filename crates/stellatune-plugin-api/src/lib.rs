@@ -160,9 +160,11 @@ pub struct HostVTable {
     /// The runtime's data directory: where a plugin keeps files it creates at run time
     /// (e.g. shared-memory ring files). Valid as long as the vtable.
     pub data_dir: StStr,
-    /// This plugin's installed directory (plugin.json and anything shipped beside the
-    /// library, such as a helper executable). The library itself runs from a shadow copy
-    /// elsewhere, so this is the way to find shipped files. Valid as long as the vtable.
+    /// The directory this generation runs from: the host's private copy of the plugin's
+    /// installed directory (plugin.json, the library this code was loaded from, and anything
+    /// shipped beside it, such as a helper executable). Start shipped programs from here, never
+    /// from the installed directory, which install, upgrade and uninstall replace while the
+    /// plugin runs. Read-only; run-time files belong in `data_dir`. Valid as long as the vtable.
     pub plugin_dir: StStr,
     /// (ABI 1.1) Starts a host-owned thread named `name` that runs `entry(arg)` once and
     /// ends when it returns; writes a non-zero handle into `*out_thread`. Returns a

@@ -461,13 +461,15 @@ fn a_hung_sidecar_is_detected_killed_and_replaced() {
     rig.host.shutdown().unwrap();
 }
 
-/// Distinct shadow copies of the asio plugin still loaded in this process.
+/// Distinct generations of the asio plugin whose library is still loaded in this process
+/// (each runs from its own shadow directory `asio-p<pid>-...`).
 fn mapped_asio_generations(data: &Path) -> usize {
     stellatune_probe::mapped_libraries_under(&data.join("plugins").join(".shadow"))
         .expect("loaded libraries")
         .iter()
         .filter(|p| {
-            p.file_name()
+            p.parent()
+                .and_then(Path::file_name)
                 .is_some_and(|n| n.to_string_lossy().starts_with("asio-"))
         })
         .count()

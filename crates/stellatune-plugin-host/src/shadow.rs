@@ -3,7 +3,7 @@
 //!
 //! The library is loaded from there and the plugin is told that directory as its
 //! `plugin_dir`, so whatever it ships beside the library (a helper executable such as the
-//! ASIO sidecar) runs from the copy too. The installed files are then never in use: on
+//! output sidecar process) runs from the copy too. The installed files are then never in use: on
 //! Windows, where a loaded DLL or a running executable cannot be deleted or overwritten,
 //! install, upgrade and uninstall work while the plugin plays; on every OS a generation keeps
 //! running the files it was loaded with, even after an upgrade replaced them.

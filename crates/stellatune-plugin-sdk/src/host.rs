@@ -61,8 +61,9 @@ pub fn data_dir() -> Option<std::path::PathBuf> {
     host_path(|h| h.data_dir)
 }
 
-/// This plugin's installed directory (beside plugin.json), where shipped files are found:
-/// the library itself runs from a shadow copy elsewhere. `None` before the entry.
+/// The directory this generation runs from: the host's private copy of the installed directory
+/// (plugin.json, this library, and whatever ships beside it). Shipped programs are started
+/// from here, so the installed files are never in use. Read-only. `None` before the entry.
 pub fn plugin_dir() -> Option<std::path::PathBuf> {
     host_path(|h| h.plugin_dir)
 }
