@@ -121,6 +121,9 @@ fn a_deliberate_stop_is_silent_but_a_killed_sidecar_is_still_reported() {
     let mut sink = rig.sink();
     sink.open(spec).unwrap();
     sink.close().unwrap();
+    // A closed sink keeps its lease (its next open reuses the sidecar); destroying it
+    // releases the last lease.
+    drop(sink);
     rig.wait_sidecar_stopped();
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(
@@ -128,6 +131,7 @@ fn a_deliberate_stop_is_silent_but_a_killed_sidecar_is_still_reported() {
         0,
         "a deliberate stop is no fault"
     );
+    let mut sink = rig.sink();
     sink.open(spec).unwrap();
     {
         let (live, _) = sidecars_of(me());
@@ -148,6 +152,23 @@ fn a_deliberate_stop_is_silent_but_a_killed_sidecar_is_still_reported() {
     rig.wait_sidecar_stopped();
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(rig.events("sidecar_exited"), 1, "only the kill was a fault");
+    rig.runtime.shutdown();
+}
+
+#[test]
+fn a_sink_reopened_at_another_spec_keeps_its_sidecar() {
+    let rig = Rig::new();
+    let mut sink = rig.sink();
+    for (rate, channels) in [(44_100, 2), (48_000, 2), (96_000, 1), (44_100, 2)] {
+        sink.open(StreamSpec::new(rate, channels)).unwrap();
+        let frames = vec![0.1f32; 256 * usize::from(channels)];
+        assert!(sink.write(&frames).unwrap() > 0, "{rate} Hz, {channels} ch");
+        sink.close().unwrap();
+        assert_eq!(rig.metric("asio_sidecar_running"), 1);
+    }
+    assert_eq!(rig.metric("asio_sidecar_spawns_total"), 1);
+    drop(sink);
+    rig.wait_sidecar_stopped();
     rig.runtime.shutdown();
 }
 
