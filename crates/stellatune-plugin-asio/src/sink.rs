@@ -1,7 +1,7 @@
 //! The `asio` output sink: a stream on a leased sidecar, fed through a ring file.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,6 +17,8 @@ use crate::sidecar::{Sidecar, Signature, client_error};
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 pub const RING_FILES_METRIC: &str = "ring_files";
+/// The generic counter of a sink running dry while playing, as every output reports it.
+pub const UNDERRUNS_METRIC: &str = "audio_underruns_total";
 
 /// Device lists by signature: a query goes through a leased sidecar once, then comes from here.
 static DEVICE_CACHE: Mutex<Vec<(Signature, Vec<Target>)>> = Mutex::new(Vec::new());
@@ -137,6 +139,8 @@ impl OutputSinkType for AsioSinkType {
             stream: None,
             lease: None,
             restart: None,
+            underruns_before: 0,
+            underruns_reported: AtomicU64::new(0),
         })
     }
 }
@@ -204,6 +208,10 @@ pub struct AsioSink {
     /// running sidecar with a new stream instead of stopping it and spawning another.
     lease: Option<Lease>,
     restart: Option<Restart>,
+    /// Underruns the sidecar counted on this sink's earlier streams.
+    underruns_before: u64,
+    /// The underruns already added to [`UNDERRUNS_METRIC`].
+    underruns_reported: AtomicU64,
 }
 
 impl AsioSink {
@@ -235,8 +243,26 @@ impl AsioSink {
             }
         }
         if let Some(Stream { ring, sidecar }) = self.stream.take() {
+            self.underruns_before += ring.underruns();
+            // The sidecar plays out what the ring holds before it answers the stop.
             sidecar.close_stream(ring, REQUEST_TIMEOUT);
             report_ring_files();
+        }
+        self.report_underruns();
+    }
+
+    /// Underruns of every stream this sink had, the current one included.
+    fn underruns(&self) -> u64 {
+        self.underruns_before + self.stream.as_ref().map_or(0, |s| s.ring.underruns())
+    }
+
+    /// Adds the underruns not reported yet to the generic counter. Lock-free (shared memory
+    /// and an atomic), so `write` and `status` can call it.
+    fn report_underruns(&self) {
+        let now = self.underruns();
+        let before = self.underruns_reported.fetch_max(now, Ordering::SeqCst);
+        if now > before {
+            metric_add(UNDERRUNS_METRIC, (now - before) as i64);
         }
     }
 
@@ -244,6 +270,9 @@ impl AsioSink {
     /// it is ready.
     fn begin_restart(&mut self, spec: Spec) -> Result<()> {
         let previous = self.stream.take();
+        if let Some(stream) = &previous {
+            self.underruns_before += stream.ring.underruns();
+        }
         let old_lease = self.lease.take();
         let previous_pid = previous
             .as_ref()
@@ -346,7 +375,12 @@ impl OutputSink for AsioSink {
             return Ok(0);
         };
         let taken = stream.ring.write(interleaved);
-        if taken == 0 && stream.ring.reader_silent_for() > HANG_TIMEOUT {
+        let silent = stream.ring.reader_silent_for();
+        self.report_underruns();
+        let Some(stream) = self.stream.as_ref() else {
+            return Ok(taken);
+        };
+        if taken == 0 && silent > HANG_TIMEOUT {
             let sidecar = stream.sidecar.clone();
             log(
                 log_level::WARN,
@@ -361,14 +395,26 @@ impl OutputSink for AsioSink {
         Ok(taken)
     }
 
+    /// Queued: what the ring holds plus what the sidecar took from it that its device has not
+    /// played yet, so it reaches 0 when everything written has been played.
     fn status(&self) -> SinkStatus {
+        self.report_underruns();
         SinkStatus {
             queued_frames: self
                 .stream
                 .as_ref()
                 .map_or(0, |s| s.ring.queued_frames() as u64),
-            underruns: 0,
+            underruns: self.underruns(),
         }
+    }
+
+    /// Marks what was written as the end of the audio for now (end of a track): the sidecar
+    /// running dry after it is no underrun.
+    fn flush(&mut self) -> Result<()> {
+        if let Some(stream) = self.stream.as_mut() {
+            stream.ring.mark_drained();
+        }
+        Ok(())
     }
 
     fn reset(&mut self) -> Result<()> {

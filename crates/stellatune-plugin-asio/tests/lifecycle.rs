@@ -172,6 +172,59 @@ fn a_sink_reopened_at_another_spec_keeps_its_sidecar() {
     rig.runtime.shutdown();
 }
 
+/// Writes all of `frames` (stereo) into `sink`, as fast as its ring takes them.
+fn feed(sink: &mut Box<dyn Sink>, frames: usize) {
+    let block = vec![0.25f32; 2 * 1024];
+    let mut left = frames;
+    wait_until("the ring took every frame", Duration::from_secs(10), || {
+        let offer = left.min(1024) * 2;
+        left -= sink.write(&block[..offer]).unwrap();
+        left == 0
+    });
+}
+
+fn wait_played_out(sink: &Box<dyn Sink>) {
+    wait_until("queued frames played", Duration::from_secs(10), || {
+        sink.status().queued_frames == 0
+    });
+}
+
+#[test]
+fn an_underrun_of_the_sidecar_reaches_the_sink_status_and_the_generic_counter() {
+    let rig = Rig::new();
+    let mut sink = rig.sink();
+    sink.open(StreamSpec::new(RATE, 2)).unwrap();
+    // A track that ends: written, marked drained (flush), played out, then the next one. The
+    // silence between them is no underrun.
+    feed(&mut sink, RATE as usize / 10);
+    sink.flush().unwrap();
+    wait_played_out(&sink);
+    feed(&mut sink, RATE as usize / 10);
+    sink.flush().unwrap();
+    wait_played_out(&sink);
+    assert_eq!(sink.status().underruns, 0, "a drained end is no underrun");
+    assert_eq!(rig.metric("audio_underruns_total"), 0);
+    // The writer stops feeding in the middle of the stream: the device runs dry, and when
+    // audio comes again the gap is one underrun.
+    feed(&mut sink, RATE as usize / 10);
+    wait_played_out(&sink);
+    feed(&mut sink, RATE as usize / 10);
+    wait_until("underrun reported", Duration::from_secs(5), || {
+        sink.status().underruns == 1
+    });
+    assert_eq!(rig.metric("audio_underruns_total"), 1);
+    sink.flush().unwrap();
+    sink.close().unwrap();
+    // The count stays the sink's across streams.
+    sink.open(StreamSpec::new(48_000, 2)).unwrap();
+    assert_eq!(sink.status().underruns, 1);
+    sink.close().unwrap();
+    drop(sink);
+    rig.wait_sidecar_stopped();
+    assert_eq!(rig.metric("audio_underruns_total"), 1);
+    rig.runtime.shutdown();
+}
+
 /// The log lines of `body`, run in a child process of this test binary whose stderr carries
 /// the host's log (the subscriber writes straight to stderr, past the test harness).
 fn host_log_of(test_name: &str, body: impl FnOnce(&Path)) -> Option<String> {

@@ -67,12 +67,8 @@ fn play_to_wav_device(rig: &Rig, device_prefix: &str) -> (Vec<f32>, std::path::P
             })
         )
     });
-    // The sink keeps running until the ring drains into the device; clearing the route
-    // closes the stream, which finalises the sidecar's file.
-    wait_until("ring drained", Duration::from_secs(5), || {
-        rig.host.status(rig.client).unwrap().state == PlaybackState::Stopped
-    });
-    std::thread::sleep(Duration::from_millis(400));
+    // Cleared right after the track ended, with the last part of it still in the ring: the
+    // close has the sidecar play out the ring into the device before it finalises the file.
     rig.host.clear_route(rig.client).unwrap();
     let metrics = rig.host.metrics();
     assert_eq!(

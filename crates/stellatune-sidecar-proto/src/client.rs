@@ -674,9 +674,11 @@ impl Sidecar {
         })
     }
 
-    /// Has the sidecar stop and close `stream` (if it is still alive to hear it), then
-    /// removes the ring.
-    pub fn close_stream(&self, stream: RingStream, timeout: Duration) {
+    /// Has the sidecar play out what the ring holds, stop and close `stream` (if it is still
+    /// alive to hear it), then removes the ring.
+    pub fn close_stream(&self, mut stream: RingStream, timeout: Duration) {
+        // Whatever is still queued is the stream's end, not a gap.
+        stream.mark_drained();
         if self.is_alive() {
             let _ = self.request(
                 &Request::Stop {
@@ -791,8 +793,21 @@ impl RingStream {
         self.heartbeat_seen.elapsed()
     }
 
+    /// Frames written and not yet heard: those in the ring and those the sidecar took from it
+    /// that its device has not played yet. Reaches 0 once everything written was played.
     pub fn queued_frames(&self) -> usize {
-        self.ring.queued_frames()
+        self.ring.queued_frames() + self.ring.device_queued_frames()
+    }
+
+    /// Underruns the sidecar counted on this stream (see `RingReader::note_period`).
+    pub fn underruns(&self) -> u64 {
+        self.ring.reader_underruns()
+    }
+
+    /// Marks what was written so far as the end of the audio for now: the sidecar running dry
+    /// after it is no underrun.
+    pub fn mark_drained(&mut self) {
+        self.ring.mark_drained();
     }
 
     /// Drops the queued audio (an epoch handshake with the reader).
