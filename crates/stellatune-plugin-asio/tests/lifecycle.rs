@@ -173,7 +173,7 @@ fn a_sink_reopened_at_another_spec_keeps_its_sidecar() {
 }
 
 /// Writes all of `frames` (stereo) into `sink`, as fast as its ring takes them.
-fn feed(sink: &mut Box<dyn Sink>, frames: usize) {
+fn feed(sink: &mut dyn Sink, frames: usize) {
     let block = vec![0.25f32; 2 * 1024];
     let mut left = frames;
     wait_until("the ring took every frame", Duration::from_secs(10), || {
@@ -183,7 +183,7 @@ fn feed(sink: &mut Box<dyn Sink>, frames: usize) {
     });
 }
 
-fn wait_played_out(sink: &Box<dyn Sink>) {
+fn wait_played_out(sink: &dyn Sink) {
     wait_until("queued frames played", Duration::from_secs(10), || {
         sink.status().queued_frames == 0
     });
@@ -196,19 +196,19 @@ fn an_underrun_of_the_sidecar_reaches_the_sink_status_and_the_generic_counter() 
     sink.open(StreamSpec::new(RATE, 2)).unwrap();
     // A track that ends: written, marked drained (flush), played out, then the next one. The
     // silence between them is no underrun.
-    feed(&mut sink, RATE as usize / 10);
+    feed(sink.as_mut(), RATE as usize / 10);
     sink.flush().unwrap();
-    wait_played_out(&sink);
-    feed(&mut sink, RATE as usize / 10);
+    wait_played_out(sink.as_ref());
+    feed(sink.as_mut(), RATE as usize / 10);
     sink.flush().unwrap();
-    wait_played_out(&sink);
+    wait_played_out(sink.as_ref());
     assert_eq!(sink.status().underruns, 0, "a drained end is no underrun");
     assert_eq!(rig.metric("audio_underruns_total"), 0);
     // The writer stops feeding in the middle of the stream: the device runs dry, and when
     // audio comes again the gap is one underrun.
-    feed(&mut sink, RATE as usize / 10);
-    wait_played_out(&sink);
-    feed(&mut sink, RATE as usize / 10);
+    feed(sink.as_mut(), RATE as usize / 10);
+    wait_played_out(sink.as_ref());
+    feed(sink.as_mut(), RATE as usize / 10);
     wait_until("underrun reported", Duration::from_secs(5), || {
         sink.status().underruns == 1
     });
