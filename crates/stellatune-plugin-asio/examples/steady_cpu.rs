@@ -2,7 +2,9 @@
 //! 44.1 kHz stereo tone plays in real time through `plugin:asio@null` (or, with
 //! `--route null`, through the built-in paced null sink, for comparison), read from
 //! `/proc/<pid>/stat` (utime + stime) at the start and the end of the window, plus a per-thread
-//! breakdown from `/proc/<pid>/task/*/stat`.
+//! breakdown from `/proc/<pid>/task/*/stat`, and wake-ups: the voluntary context switches
+//! (`voluntary_ctxt_switches` in `/proc/<pid>/task/*/status`) of every thread of the host
+//! process and of the sidecar, per second of the window.
 //!
 //! The main thread behaves like a front end: it polls the client's events with a 250 ms
 //! timeout for the whole window.
@@ -144,11 +146,22 @@ mod linux {
             .ok()
     }
 
-    /// A process's total ticks, and its live threads' ticks and on-CPU nanoseconds keyed by
-    /// (tid, name).
+    /// A thread's voluntary context switches (each one a sleep, so each one a wake-up).
+    fn voluntary_switches(path: &Path) -> Option<u64> {
+        std::fs::read_to_string(path)
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// A process's total ticks, and its live threads' ticks, on-CPU nanoseconds and voluntary
+    /// context switches keyed by (tid, name).
     struct Sample {
         ticks: u64,
-        threads: BTreeMap<(u32, String), (u64, u64)>,
+        threads: BTreeMap<(u32, String), (u64, u64, u64)>,
     }
 
     fn sample(pid: u32) -> Sample {
@@ -162,7 +175,8 @@ mod linux {
                 };
                 if let Some((comm, ticks)) = stat_ticks(&task.path().join("stat")) {
                     let ns = schedstat_ns(&task.path().join("schedstat")).unwrap_or(0);
-                    threads.insert((tid, comm), (ticks, ns));
+                    let switches = voluntary_switches(&task.path().join("status")).unwrap_or(0);
+                    threads.insert((tid, comm), (ticks, ns, switches));
                 }
             }
         }
@@ -177,7 +191,8 @@ mod linux {
         ns as f64 / 1e9 / wall.as_secs_f64() * 100.0
     }
 
-    /// Prints the process's figure and its threads'; returns (stat %, schedstat %).
+    /// Prints the process's figure and its threads'; returns (stat %, schedstat %, wake-ups
+    /// per second).
     fn report(
         label: &str,
         pid: u32,
@@ -185,8 +200,16 @@ mod linux {
         after: &Sample,
         hz: f64,
         wall: Duration,
-    ) -> (f64, f64) {
+    ) -> (f64, f64, f64) {
         let ticks = after.ticks.saturating_sub(before.ticks);
+        let switches: u64 = after
+            .threads
+            .iter()
+            .map(|(key, t)| {
+                t.2.saturating_sub(before.threads.get(key).map_or(0, |b| b.2))
+            })
+            .sum();
+        let wakeups = switches as f64 / wall.as_secs_f64();
         // Threads that started inside the window count from zero; threads that ended are missing.
         let ns: u64 = after
             .threads
@@ -198,22 +221,27 @@ mod linux {
         let (stat_pct, sched_pct) = (pct(ticks, hz, wall), pct_ns(ns, wall));
         println!(
             "{label} (pid {pid}): {stat_pct:.3}% of one core from stat ({ticks} ticks in {:.1} s); \
-         {sched_pct:.3}% from schedstat of its live threads",
+         {sched_pct:.3}% from schedstat of its live threads; {wakeups:.1} wake-ups/s",
             wall.as_secs_f64()
         );
-        for (key, (ticks, ns)) in &after.threads {
-            let (t0, n0) = before.threads.get(key).copied().unwrap_or((0, 0));
-            let (ticks, ns) = (ticks.saturating_sub(t0), ns.saturating_sub(n0));
-            if ns > 0 || ticks > 0 {
+        for (key, (ticks, ns, switches)) in &after.threads {
+            let (t0, n0, s0) = before.threads.get(key).copied().unwrap_or((0, 0, 0));
+            let (ticks, ns, switches) = (
+                ticks.saturating_sub(t0),
+                ns.saturating_sub(n0),
+                switches.saturating_sub(s0),
+            );
+            if ns > 0 || ticks > 0 || switches > 0 {
                 println!(
-                    "    thread {:<7} {:<18} {:>7.3}% ({ticks} ticks)",
+                    "    thread {:<7} {:<18} {:>7.3}% ({ticks} ticks) {:>8.1} wake-ups/s",
                     key.0,
                     key.1,
-                    pct_ns(ns, wall)
+                    pct_ns(ns, wall),
+                    switches as f64 / wall.as_secs_f64()
                 );
             }
         }
-        (stat_pct, sched_pct)
+        (stat_pct, sched_pct, wakeups)
     }
 
     pub fn main() {
@@ -312,21 +340,29 @@ mod linux {
          ({positions} position events, last at {last_position_ms} ms; CLK_TCK {hz})",
             wall.as_secs_f64()
         );
-        let (host_pct, host_sched) = report("host", me, &host_before, &host_after, hz, wall);
-        let (mut sidecar_pct, mut sidecar_sched) = (0.0, 0.0);
+        let (host_pct, host_sched, host_wakeups) =
+            report("host", me, &host_before, &host_after, hz, wall);
+        let (mut sidecar_pct, mut sidecar_sched, mut sidecar_wakeups) = (0.0, 0.0, 0.0);
         if let (Some(pid), Some(before), Some(after)) = (sidecar, &sidecar_before, &sidecar_after) {
-            (sidecar_pct, sidecar_sched) = report("sidecar", pid, before, after, hz, wall);
+            (sidecar_pct, sidecar_sched, sidecar_wakeups) =
+                report("sidecar", pid, before, after, hz, wall);
         }
+        println!(
+            "wake-ups per second: host {host_wakeups:.1}, sidecar {sidecar_wakeups:.1}, together {:.1}",
+            host_wakeups + sidecar_wakeups
+        );
         if !errors.is_empty() {
             println!("errors during the window: {errors:?}");
         }
         println!(
             "bench-result steady_cpu route={} host_pct={host_pct:.3} sidecar_pct={sidecar_pct:.3} \
          total_pct={:.3} host_sched_pct={host_sched:.3} sidecar_sched_pct={sidecar_sched:.3} \
-         total_sched_pct={:.3} seconds={:.1}",
+         total_sched_pct={:.3} host_wakeups_per_s={host_wakeups:.1} \
+         sidecar_wakeups_per_s={sidecar_wakeups:.1} total_wakeups_per_s={:.1} seconds={:.1}",
             if o.asio { "asio" } else { "null" },
             host_pct + sidecar_pct,
             host_sched + sidecar_sched,
+            host_wakeups + sidecar_wakeups,
             wall.as_secs_f64()
         );
         host.shutdown().expect("shutdown");

@@ -121,6 +121,9 @@ fn a_deliberate_stop_is_silent_but_a_killed_sidecar_is_still_reported() {
     let mut sink = rig.sink();
     sink.open(spec).unwrap();
     sink.close().unwrap();
+    // A closed sink keeps its lease (its next open reuses the sidecar); destroying it
+    // releases the last lease.
+    drop(sink);
     rig.wait_sidecar_stopped();
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(
@@ -128,6 +131,7 @@ fn a_deliberate_stop_is_silent_but_a_killed_sidecar_is_still_reported() {
         0,
         "a deliberate stop is no fault"
     );
+    let mut sink = rig.sink();
     sink.open(spec).unwrap();
     {
         let (live, _) = sidecars_of(me());
@@ -148,6 +152,76 @@ fn a_deliberate_stop_is_silent_but_a_killed_sidecar_is_still_reported() {
     rig.wait_sidecar_stopped();
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(rig.events("sidecar_exited"), 1, "only the kill was a fault");
+    rig.runtime.shutdown();
+}
+
+#[test]
+fn a_sink_reopened_at_another_spec_keeps_its_sidecar() {
+    let rig = Rig::new();
+    let mut sink = rig.sink();
+    for (rate, channels) in [(44_100, 2), (48_000, 2), (96_000, 1), (44_100, 2)] {
+        sink.open(StreamSpec::new(rate, channels)).unwrap();
+        let frames = vec![0.1f32; 256 * usize::from(channels)];
+        assert!(sink.write(&frames).unwrap() > 0, "{rate} Hz, {channels} ch");
+        sink.close().unwrap();
+        assert_eq!(rig.metric("asio_sidecar_running"), 1);
+    }
+    assert_eq!(rig.metric("asio_sidecar_spawns_total"), 1);
+    drop(sink);
+    rig.wait_sidecar_stopped();
+    rig.runtime.shutdown();
+}
+
+/// Writes all of `frames` (stereo) into `sink`, as fast as its ring takes them.
+fn feed(sink: &mut dyn Sink, frames: usize) {
+    let block = vec![0.25f32; 2 * 1024];
+    let mut left = frames;
+    wait_until("the ring took every frame", Duration::from_secs(10), || {
+        let offer = left.min(1024) * 2;
+        left -= sink.write(&block[..offer]).unwrap();
+        left == 0
+    });
+}
+
+fn wait_played_out(sink: &dyn Sink) {
+    wait_until("queued frames played", Duration::from_secs(10), || {
+        sink.status().queued_frames == 0
+    });
+}
+
+#[test]
+fn an_underrun_of_the_sidecar_reaches_the_sink_status_and_the_generic_counter() {
+    let rig = Rig::new();
+    let mut sink = rig.sink();
+    sink.open(StreamSpec::new(RATE, 2)).unwrap();
+    // A track that ends: written, marked drained (flush), played out, then the next one. The
+    // silence between them is no underrun.
+    feed(sink.as_mut(), RATE as usize / 10);
+    sink.flush().unwrap();
+    wait_played_out(sink.as_ref());
+    feed(sink.as_mut(), RATE as usize / 10);
+    sink.flush().unwrap();
+    wait_played_out(sink.as_ref());
+    assert_eq!(sink.status().underruns, 0, "a drained end is no underrun");
+    assert_eq!(rig.metric("audio_underruns_total"), 0);
+    // The writer stops feeding in the middle of the stream: the device runs dry, and when
+    // audio comes again the gap is one underrun.
+    feed(sink.as_mut(), RATE as usize / 10);
+    wait_played_out(sink.as_ref());
+    feed(sink.as_mut(), RATE as usize / 10);
+    wait_until("underrun reported", Duration::from_secs(5), || {
+        sink.status().underruns == 1
+    });
+    assert_eq!(rig.metric("audio_underruns_total"), 1);
+    sink.flush().unwrap();
+    sink.close().unwrap();
+    // The count stays the sink's across streams.
+    sink.open(StreamSpec::new(48_000, 2)).unwrap();
+    assert_eq!(sink.status().underruns, 1);
+    sink.close().unwrap();
+    drop(sink);
+    rig.wait_sidecar_stopped();
+    assert_eq!(rig.metric("audio_underruns_total"), 1);
     rig.runtime.shutdown();
 }
 

@@ -67,12 +67,8 @@ fn play_to_wav_device(rig: &Rig, device_prefix: &str) -> (Vec<f32>, std::path::P
             })
         )
     });
-    // The sink keeps running until the ring drains into the device; clearing the route
-    // closes the stream, which finalises the sidecar's file.
-    wait_until("ring drained", Duration::from_secs(5), || {
-        rig.host.status(rig.client).unwrap().state == PlaybackState::Stopped
-    });
-    std::thread::sleep(Duration::from_millis(400));
+    // Cleared right after the track ended, with the last part of it still in the ring: the
+    // close has the sidecar play out the ring into the device before it finalises the file.
     rig.host.clear_route(rig.client).unwrap();
     let metrics = rig.host.metrics();
     assert_eq!(
@@ -507,4 +503,76 @@ fn replaced_generations_really_leave_the_address_space() {
         0,
         "shutdown unloads the last one too"
     );
+}
+
+/// Short stereo tones at `rates`, one file each.
+fn tracks_at(dir: &Path, rates: &[u32], seconds: f32) -> Vec<std::path::PathBuf> {
+    use stellatune_test_support::tone::{stereo_sines, write_wav_i16};
+    rates
+        .iter()
+        .enumerate()
+        .map(|(i, &rate)| {
+            let path = dir.join(format!("track{i}-{rate}.wav"));
+            // The samples are made at 44.1 kHz and labelled with `rate`: only the rate matters.
+            let samples = stereo_sines(seconds, (440.0, 6000.0), (550.0, 6000.0));
+            write_wav_i16(&path, rate, 2, &samples);
+            path
+        })
+        .collect()
+}
+
+fn wait_stopped(rig: &Rig) {
+    wait_event(rig, Duration::from_secs(20), |e| {
+        matches!(
+            e,
+            HostEvent::Engine(EngineEvent::StateChanged {
+                state: PlaybackState::Stopped
+            })
+        )
+    });
+}
+
+#[test]
+fn a_playlist_of_mixed_rates_reconfigures_one_sidecar_instead_of_respawning() {
+    let rig = rig("asio-rates");
+    let rates = [44_100, 48_000, 96_000, 44_100];
+    let tracks = tracks_at(rig.dir.path(), &rates, 0.3);
+    rig.host.apply_route(rig.client, asio("null")).unwrap();
+    // One after another, each started by `play`.
+    for (track, rate) in tracks.iter().zip(rates) {
+        rig.host.play(rig.client, track).unwrap();
+        wait_stopped(&rig);
+        assert!(sidecars_of(me()).0.len() <= 1, "after the {rate} Hz track");
+    }
+    // The same playlist through the queue: each next track is queued while one plays.
+    let mut ids = vec![rig.host.play(rig.client, &tracks[0]).unwrap()];
+    for track in &tracks[1..] {
+        let playing = *ids.last().unwrap();
+        wait_event(
+            &rig,
+            Duration::from_secs(20),
+            |e| matches!(e, HostEvent::Engine(EngineEvent::TrackStarted { track_id, .. }) if *track_id == playing),
+        );
+        ids.push(rig.host.queue_next(rig.client, track).unwrap());
+        assert!(sidecars_of(me()).0.len() <= 1);
+    }
+    let last = *ids.last().unwrap();
+    wait_event(
+        &rig,
+        Duration::from_secs(20),
+        |e| matches!(e, HostEvent::Engine(EngineEvent::TrackEnded { track_id }) if *track_id == last),
+    );
+    let metrics = rig.host.metrics();
+    assert_eq!(
+        reported(&metrics, "asio_sidecar_spawns_total"),
+        1,
+        "one sidecar for the whole playback: {metrics:?}"
+    );
+    assert_eq!(reported(&metrics, "asio_sidecar_running"), 1);
+    assert!(sidecars_of(me()).0.len() <= 1);
+    rig.host.clear_route(rig.client).unwrap();
+    wait_until("sidecar gone", Duration::from_secs(3), || {
+        sidecars_of(me()).0.is_empty()
+    });
+    rig.host.shutdown().unwrap();
 }

@@ -334,7 +334,7 @@ pub mod cpal_device {
 
     use std::path::Path;
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicU8, Ordering};
     use std::sync::mpsc::Sender;
 
     use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
@@ -471,7 +471,14 @@ pub mod cpal_device {
     ) -> impl FnMut(&mut [T], &cpal::OutputCallbackInfo) + Send + 'static {
         let mut scratch = vec![0f32; scratch_frames.max(1) * ch];
         let mut dither = TpdfDither::new();
+        let mut raised = false;
         move |data: &mut [T], _: &cpal::OutputCallbackInfo| {
+            if !raised {
+                // The driver's callback thread feeds the device: ask for real-time priority
+                // once, from the thread itself (a no-op where the driver already has it).
+                raised = true;
+                crate::priority::raise_current_thread();
+            }
             let wanted = data.len() / ch;
             let mut done = 0;
             while done < wanted {
@@ -493,7 +500,10 @@ pub mod cpal_device {
                 }
             }
             data[done * ch..].fill(T::default());
-            stats.played(done as u64, done < wanted);
+            // The device plays this buffer next; its own queue beyond it is not known here.
+            reader.set_device_queued(done);
+            let underrun = reader.note_period(wanted, done);
+            stats.played(done as u64, underrun, reader.queued_frames());
         }
     }
 
@@ -547,7 +557,7 @@ pub mod cpal_device {
         ring_path: &Path,
         cfg: StreamConfig,
         stats: Arc<StreamStats>,
-        stop: Arc<AtomicBool>,
+        mode: Arc<AtomicU8>,
         ready: Sender<Result<(), String>>,
     ) {
         let open = || {
@@ -582,7 +592,8 @@ pub mod cpal_device {
             }
         };
         let _ = ready.send(Ok(()));
-        while !stop.load(Ordering::Acquire) {
+        // Woken by the stop (which unparks this thread); the device's own thread plays.
+        while mode.load(Ordering::Acquire) == crate::stream::RUN {
             std::thread::park();
         }
         drop(stream);

@@ -43,6 +43,7 @@ macro_rules! log {
 
 mod convert;
 mod devices;
+mod priority;
 mod server;
 #[cfg(unix)]
 mod signals;

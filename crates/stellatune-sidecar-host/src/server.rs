@@ -163,7 +163,7 @@ impl<W: Write> Server<W> {
                     .streams
                     .remove(&stream_id)
                     .ok_or_else(|| no_stream(stream_id))?;
-                stream.close()?;
+                stream.close(true)?;
                 log!("stream {stream_id}: closed");
                 Ok(Response::Ok)
             }
@@ -185,10 +185,11 @@ impl<W: Write> Server<W> {
             .ok_or_else(|| no_stream(stream_id))
     }
 
-    /// Stops every stream, joins its thread, finalizes its device and unmaps its ring.
+    /// Stops every stream at once (the player is gone or going), joins its thread, finalizes
+    /// its device and unmaps its ring.
     fn close_all(&mut self) {
         for (id, stream) in std::mem::take(&mut self.streams) {
-            match stream.close() {
+            match stream.close(false) {
                 Ok(()) => log!("stream {id}: closed"),
                 Err(e) => log!("stream {id}: {e}"),
             }

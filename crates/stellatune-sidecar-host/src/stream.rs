@@ -1,7 +1,7 @@
 //! One open stream: its ring, its device, and while started, its playback thread.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -24,16 +24,21 @@ pub struct StreamStats {
     frames_played: AtomicU64,
     underruns: AtomicU64,
     running: AtomicBool,
+    /// Frames left in the ring after the device's last period (a device callback reports it,
+    /// so a draining stop can wait for it to reach 0).
+    ring_left: AtomicU64,
     error: Mutex<Option<String>>,
 }
 
 impl StreamStats {
-    /// Records one device period: `frames` taken from the ring, and whether the ring ran short.
-    pub fn played(&self, frames: u64, short: bool) {
+    /// Records one device period: `frames` taken from the ring, whether it completed an
+    /// underrun (see `RingReader::note_period`), and what the ring still holds.
+    pub fn played(&self, frames: u64, underrun: bool, ring_left: usize) {
         self.frames_played.fetch_add(frames, Ordering::Relaxed);
-        if short {
+        if underrun {
             self.underruns.fetch_add(1, Ordering::Relaxed);
         }
+        self.ring_left.store(ring_left as u64, Ordering::Release);
     }
 
     fn fail(&self, message: String) {
@@ -54,15 +59,29 @@ struct Parked {
     sink: Option<PacedSink>,
 }
 
+/// What the playback thread is told through `Running::mode`.
+pub const RUN: u8 = 0;
+/// Stop at once: what the ring still holds is dropped (shutdown).
+const STOP_NOW: u8 = 1;
+/// Play out what the ring holds, then stop.
+const DRAIN: u8 = 2;
+
 struct Running {
-    stop: Arc<AtomicBool>,
+    mode: Arc<AtomicU8>,
     thread: JoinHandle<Parked>,
 }
+
+/// How long a draining stop may take at most: well within the client's 2 s request timeout.
+#[cfg_attr(not(feature = "cpal"), allow(dead_code))]
+const MAX_DRAIN: Duration = Duration::from_millis(1500);
 
 pub struct Stream {
     device: DeviceSpec,
     ring_path: PathBuf,
     cfg: StreamConfig,
+    /// The ring's capacity: bounds how long a draining stop can take.
+    #[cfg_attr(not(feature = "cpal"), allow(dead_code))]
+    capacity_frames: u32,
     stats: Arc<StreamStats>,
     /// `None` while running, or after the playback thread panicked (the stream is then dead).
     parked: Option<Parked>,
@@ -108,6 +127,7 @@ impl Stream {
             device,
             ring_path,
             cfg,
+            capacity_frames: spec.capacity_frames,
             stats: Arc::default(),
             parked: Some(Parked {
                 reader: Some(reader),
@@ -125,7 +145,7 @@ impl Stream {
         let Some(parked) = self.parked.take() else {
             return Err("stream failed earlier; close it".into());
         };
-        let stop = Arc::new(AtomicBool::new(false));
+        let mode = Arc::new(AtomicU8::new(RUN));
         let stats = self.stats.clone();
         let cfg = self.cfg;
         let name = format!("stream-{stream_id}");
@@ -135,7 +155,7 @@ impl Stream {
         if let DeviceSpec::Cpal(device) = &self.device {
             drop(parked.reader);
             let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-            let (device, path, stop2) = (device.clone(), self.ring_path.clone(), stop.clone());
+            let (device, path, mode2) = (device.clone(), self.ring_path.clone(), mode.clone());
             stats.running.store(true, Ordering::Release);
             let thread = std::thread::Builder::new()
                 .name(name)
@@ -145,7 +165,7 @@ impl Stream {
                         &path,
                         cfg,
                         stats.clone(),
-                        stop2,
+                        mode2,
                         ready_tx,
                     );
                     stats.running.store(false, Ordering::Release);
@@ -165,9 +185,9 @@ impl Stream {
             let ready = ready_rx
                 .recv_timeout(Duration::from_secs(10))
                 .unwrap_or_else(|_| Err("device did not start in time".into()));
-            self.running = Some(Running { stop, thread });
+            self.running = Some(Running { mode, thread });
             if let Err(e) = ready {
-                let _ = self.stop();
+                let _ = self.halt();
                 return Err(e);
             }
             return Ok(());
@@ -191,22 +211,37 @@ impl Stream {
             (_, None) => return Err("stream has no device".into()),
         };
         stats.running.store(true, Ordering::Release);
-        let stop2 = stop.clone();
+        let mode2 = mode.clone();
         let thread = std::thread::Builder::new()
             .name(name)
-            .spawn(move || run_paced(reader, sink, cfg, &stats, &stop2))
+            .spawn(move || run_paced(reader, sink, cfg, &stats, &mode2))
             .map_err(|e| {
                 self.stats.running.store(false, Ordering::Release);
                 format!("cannot start playback thread: {e}")
             })?;
-        self.running = Some(Running { stop, thread });
+        self.running = Some(Running { mode, thread });
         Ok(())
     }
 
-    /// Stops and joins the playback thread (no-op when stopped); the stream can start again.
+    /// Plays out what the ring holds (bounded by [`MAX_DRAIN`]), then stops and joins the
+    /// playback thread (no-op when stopped); the stream can start again. The built-in devices
+    /// take the rest at once; a system device plays it in real time.
     pub fn stop(&mut self) -> Result<(), String> {
+        self.end(DRAIN)
+    }
+
+    /// Stops at once, dropping what the ring holds.
+    pub fn halt(&mut self) -> Result<(), String> {
+        self.end(STOP_NOW)
+    }
+
+    fn end(&mut self, how: u8) -> Result<(), String> {
         if let Some(running) = self.running.take() {
-            running.stop.store(true, Ordering::Release);
+            #[cfg(feature = "cpal")]
+            if how == DRAIN && matches!(self.device, DeviceSpec::Cpal(_)) {
+                self.wait_played_out();
+            }
+            running.mode.store(how, Ordering::Release);
             running.thread.thread().unpark();
             match running.thread.join() {
                 Ok(parked) => self.parked = Some(parked),
@@ -222,10 +257,25 @@ impl Stream {
         }
     }
 
-    /// Stops, finalizes the device (WAV header), and unmaps the ring. Errors met while the stream
-    /// ran (a failed WAV write) are reported here.
-    pub fn close(mut self) -> Result<(), String> {
-        let stopped = self.stop();
+    /// A system device plays in real time: waits (one period at a time) until its callbacks
+    /// found the ring empty, at most for the ring's length and never past [`MAX_DRAIN`].
+    #[cfg(feature = "cpal")]
+    fn wait_played_out(&self) {
+        let ring_time = period_time(u64::from(self.capacity_frames), self.cfg.sample_rate);
+        let period = period_time(u64::from(self.cfg.buffer_frames), self.cfg.sample_rate);
+        let deadline = Instant::now() + (ring_time + period * 2).min(MAX_DRAIN);
+        while self.stats.ring_left.load(Ordering::Acquire) > 0
+            && self.stats.running.load(Ordering::Acquire)
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(period);
+        }
+    }
+
+    /// Stops (playing out the ring when `drain`), finalizes the device (WAV header), and unmaps
+    /// the ring. Errors met while the stream ran (a failed WAV write) are reported here.
+    pub fn close(mut self, drain: bool) -> Result<(), String> {
+        let stopped = if drain { self.stop() } else { self.halt() };
         let finalized = match self.parked.take().and_then(|p| p.sink) {
             Some(sink) => sink.finalize(),
             None => Ok(()),
@@ -249,37 +299,41 @@ impl Stream {
 
 impl Drop for Stream {
     fn drop(&mut self) {
-        let _ = self.stop();
+        let _ = self.halt();
     }
 }
 
 /// The playback loop of the built-in devices: every period of `buffer_frames` frames of real
-/// time, takes up to a period from the ring and hands it to the sink. A period the ring cannot
-/// fill counts as an underrun (a real device would play silence for the rest; the WAV device
-/// records only what it received, so the file holds exactly the stream's audio).
+/// time, takes up to a period from the ring and hands it to the sink, then sleeps until the
+/// next period is due (one wake-up per period; a stop wakes it early). A period the ring cannot
+/// fill is not padded (the WAV device records only what it received, so the file holds exactly
+/// the stream's audio); a gap inside the stream counts as an underrun
+/// (`RingReader::note_period`). Told to drain, it takes what is left at once.
 fn run_paced(
     mut reader: RingReader,
     mut sink: PacedSink,
     cfg: StreamConfig,
     stats: &StreamStats,
-    stop: &AtomicBool,
+    mode: &AtomicU8,
 ) -> Parked {
+    crate::priority::raise_current_thread();
     let ch = usize::from(cfg.channels);
     let period = cfg.buffer_frames as usize;
     let mut buf = vec![0f32; period * ch];
     let mut epoch_start = Instant::now();
     let mut periods: u64 = 0;
-    while !stop.load(Ordering::Acquire) {
-        let mut got = reader.read(&mut buf);
-        if got < period {
-            // The first read may only have acknowledged a reset.
-            got += reader.read(&mut buf[got * ch..]);
-        }
+    let mut failed = false;
+    while mode.load(Ordering::Acquire) == RUN {
+        let got = read_period(&mut reader, &mut buf);
         if let Err(e) = sink.consume(&buf[..got * ch]) {
             stats.fail(e);
+            failed = true;
             break;
         }
-        stats.played(got as u64, got < period);
+        // The device plays these during the period that starts now.
+        reader.set_device_queued(got);
+        let underrun = reader.note_period(period, got);
+        stats.played(got as u64, underrun, reader.queued_frames());
 
         periods += 1;
         let due = epoch_start + period_time(periods * period as u64, cfg.sample_rate);
@@ -289,7 +343,7 @@ fn run_paced(
             periods = 0;
             continue;
         }
-        while !stop.load(Ordering::Acquire) {
+        while mode.load(Ordering::Acquire) == RUN {
             let now = Instant::now();
             if now >= due {
                 break;
@@ -297,11 +351,42 @@ fn run_paced(
             std::thread::park_timeout(due - now);
         }
     }
+    if !failed && mode.load(Ordering::Acquire) == DRAIN {
+        // At most a ring's worth (plus a period for a reset's acknowledgement): a writer that
+        // kept writing could not hold the stop up.
+        let capacity = reader.spec().capacity_frames as usize;
+        let mut budget = capacity / period.max(1) + 2;
+        while budget > 0 {
+            budget -= 1;
+            let got = read_period(&mut reader, &mut buf);
+            if got == 0 && reader.queued_frames() == 0 {
+                break;
+            }
+            if let Err(e) = sink.consume(&buf[..got * ch]) {
+                stats.fail(e);
+                break;
+            }
+            stats.played(got as u64, false, reader.queued_frames());
+        }
+    }
+    reader.set_device_queued(0);
+    reader.forget_dry_spell();
     stats.running.store(false, Ordering::Release);
     Parked {
         reader: Some(reader),
         sink: Some(sink),
     }
+}
+
+/// Reads up to a period; a first read that only acknowledged a reset is followed by another.
+fn read_period(reader: &mut RingReader, buf: &mut [f32]) -> usize {
+    let ch = usize::from(reader.spec().channels);
+    let period = buf.len() / ch;
+    let mut got = reader.read(buf);
+    if got < period {
+        got += reader.read(&mut buf[got * ch..]);
+    }
+    got
 }
 
 fn period_time(frames: u64, sample_rate: u32) -> Duration {

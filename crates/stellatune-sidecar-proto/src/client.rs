@@ -336,13 +336,34 @@ impl Shared {
             Err((fault, detail)) => {
                 // One that closed its pipe is exiting: let it. One that talks garbage is of
                 // no further use.
-                reap(&self.process, if eof { EXIT_GRACE } else { Duration::ZERO });
+                let grace = if eof { EXIT_GRACE } else { Duration::ZERO };
+                reap(&self.process, Instant::now() + grace);
                 self.env.log(
                     Level::Warn,
                     &format!("{name} {pid} stopped talking ({fault}): {detail}"),
                 );
                 self.env.faulted(pid, fault, &detail);
             }
+        }
+    }
+
+    /// Waits until the reader thread saw the pipe close (the process is exiting) or
+    /// `deadline` passes; tells whether it closed. Woken by the reader, never polled.
+    fn wait_pipe_closed(&self, deadline: Instant) -> bool {
+        let mut replies = lock(&self.replies);
+        loop {
+            if replies.closed {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            replies = self
+                .replied
+                .wait_timeout(replies, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
     }
 
@@ -526,6 +547,11 @@ impl Sidecar {
         self.shared.pid
     }
 
+    /// How many of the pipe threads (writer, reader) were started and not yet joined.
+    fn threads_started(&self) -> usize {
+        lock(&self.threads).len()
+    }
+
     /// How long the spawn and handshake took.
     pub fn started_in(&self) -> Duration {
         self.started_in
@@ -648,9 +674,11 @@ impl Sidecar {
         })
     }
 
-    /// Has the sidecar stop and close `stream` (if it is still alive to hear it), then
-    /// removes the ring.
-    pub fn close_stream(&self, stream: RingStream, timeout: Duration) {
+    /// Has the sidecar play out what the ring holds, stop and close `stream` (if it is still
+    /// alive to hear it), then removes the ring.
+    pub fn close_stream(&self, mut stream: RingStream, timeout: Duration) {
+        // Whatever is still queued is the stream's end, not a gap.
+        stream.mark_drained();
         if self.is_alive() {
             let _ = self.request(
                 &Request::Stop {
@@ -694,7 +722,14 @@ impl Sidecar {
         } else {
             STOP_GRACE
         };
-        reap(&self.shared.process, grace);
+        let deadline = Instant::now() + grace;
+        // A sidecar whose stdin closed exits; its stdout closes as it does, which wakes the
+        // reader thread and through it this wait: no fixed sleep stands between the exit and
+        // the reap.
+        if !grace.is_zero() && self.threads_started() == 2 {
+            self.shared.wait_pipe_closed(deadline);
+        }
+        reap(&self.shared.process, deadline);
         self.shared.alive.store(false, Ordering::SeqCst);
         let threads: Vec<Join> = std::mem::take(&mut *lock(&self.threads));
         for join in threads {
@@ -758,8 +793,21 @@ impl RingStream {
         self.heartbeat_seen.elapsed()
     }
 
+    /// Frames written and not yet heard: those in the ring and those the sidecar took from it
+    /// that its device has not played yet. Reaches 0 once everything written was played.
     pub fn queued_frames(&self) -> usize {
-        self.ring.queued_frames()
+        self.ring.queued_frames() + self.ring.device_queued_frames()
+    }
+
+    /// Underruns the sidecar counted on this stream (see `RingReader::note_period`).
+    pub fn underruns(&self) -> u64 {
+        self.ring.reader_underruns()
+    }
+
+    /// Marks what was written so far as the end of the audio for now: the sidecar running dry
+    /// after it is no underrun.
+    pub fn mark_drained(&mut self) {
+        self.ring.mark_drained();
     }
 
     /// Drops the queued audio (an epoch handshake with the reader).
@@ -768,19 +816,19 @@ impl RingStream {
     }
 }
 
-/// Waits up to `grace` for the process to exit, then lets go of it, which kills it if it
-/// still runs, reaps it and reports its end.
-fn reap(process: &Mutex<Option<Process>>, grace: Duration) {
+/// Waits until `deadline` for the process to exit, then lets go of it, which kills it if it
+/// still runs, reaps it and reports its end. Called once the pipe closed (the process is
+/// exiting, so its exit is a matter of microseconds), or with a deadline that has passed.
+fn reap(process: &Mutex<Option<Process>>, deadline: Instant) {
     let Some(mut process) = lock(process).take() else {
         return;
     };
-    let deadline = Instant::now() + grace;
-    // A sidecar whose stdin closed exits within a fraction of a millisecond: poll fast at
-    // first, then back off.
-    let mut nap = Duration::from_micros(50);
+    // The process closed its pipes on its way out; the exit itself follows at once. A short
+    // backoff covers that last step without a fixed sleep.
+    let mut nap = Duration::from_micros(20);
     while matches!(process.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-        std::thread::sleep(nap);
-        nap = (nap * 2).min(Duration::from_millis(5));
+        std::thread::sleep(nap.min(deadline.saturating_duration_since(Instant::now())));
+        nap = (nap * 2).min(Duration::from_millis(2));
     }
     drop(process);
 }

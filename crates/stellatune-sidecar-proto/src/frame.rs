@@ -8,8 +8,10 @@ use std::path::PathBuf;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-/// Version of the control protocol and ring layout pair; exchanged in `Hello`.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Version of the control protocol and ring layout pair; exchanged in `Hello`. 2: the ring's
+/// drained-at position, underrun count and device-queued frames (ring layout 2); `Stop` plays
+/// out what the ring holds before it answers.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Largest accepted payload (the bytes after the length prefix). A bigger length prefix is
 /// refused before anything is allocated for it.
@@ -50,6 +52,7 @@ pub enum Request {
     Start {
         stream_id: u64,
     },
+    /// Plays out what the ring still holds (bounded in time), then stops the stream.
     Stop {
         stream_id: u64,
     },

@@ -1,7 +1,7 @@
 //! Single-producer single-consumer ring of interleaved `f32` in a memory-mapped file, shared by
 //! the player (writer, owner of the file) and the sidecar (reader).
 //!
-//! # Layout (native endianness, layout version 1)
+//! # Layout (native endianness, layout version 2)
 //!
 //! | offset | field |
 //! | --- | --- |
@@ -14,14 +14,25 @@
 //! | 32 | sample rate `u32` |
 //! | 36 | reserved `u32` |
 //! | 40 | capacity in frames `u64` |
-//! | 64 | writer cache line: write position `AtomicU64`, epoch `AtomicU64` |
-//! | 128 | reader cache line: read position `AtomicU64`, acknowledged epoch `AtomicU64`, heartbeat `AtomicU64`, reader pid `AtomicU32` |
+//! | 64 | writer cache line: write position `AtomicU64`, epoch `AtomicU64`, drained-at position `AtomicU64` |
+//! | 128 | reader cache line: read position `AtomicU64`, acknowledged epoch `AtomicU64`, heartbeat `AtomicU64`, reader pid `AtomicU32`, underruns `AtomicU64`, device-queued frames `AtomicU64` |
 //! | 192 | `capacity * channels` samples of `f32` |
 //!
 //! Positions count frames since creation and never wrap in practice (`u64`); a frame's slot is
-//! `position % capacity`. Only the writer stores the write position and the epoch; only the reader
-//! stores the read position, the acknowledged epoch, the heartbeat and the reader pid. There are no
-//! locks in shared memory, so either side survives the other dying at any point.
+//! `position % capacity`. Only the writer stores the write position, the epoch and the drained-at
+//! position; only the reader stores the read position, the acknowledged epoch, the heartbeat, the
+//! reader pid, the underrun count and the device-queued frames. There are no locks in shared
+//! memory, so either side survives the other dying at any point.
+//!
+//! # Underruns and the device's queue
+//!
+//! The writer marks where its data deliberately ends ([`RingWriter::mark_drained`]: end of a
+//! track, a reset): the drained-at position is the write position then. The reader counts an
+//! underrun when its device wanted more than the ring held and audio came again later, unless the
+//! writer had marked the data drained at or after the point where it ran dry: a gap inside the
+//! stream, not its end ([`RingReader::note_period`]). The reader also publishes how many frames it
+//! took from the ring that its device has not played yet, so the writer can tell when everything
+//! it wrote has been heard ([`RingWriter::device_queued_frames`]).
 //!
 //! # Reset
 //!
@@ -58,7 +69,7 @@ use memmap2::{MmapOptions, MmapRaw};
 use stellatune_process::{process_is_owner, process_start_time};
 
 pub const RING_MAGIC: [u8; 8] = *b"STLTRING";
-pub const RING_LAYOUT_VERSION: u32 = 1;
+pub const RING_LAYOUT_VERSION: u32 = 2;
 pub const RING_HEADER_SIZE: usize = 192;
 /// Most interleaved channels a ring may carry.
 pub const MAX_CHANNELS: u16 = 64;
@@ -69,6 +80,7 @@ pub const MAX_RING_BYTES: u64 = 1 << 30;
 struct WriterLine {
     write_pos: AtomicU64,
     epoch: AtomicU64,
+    drained_at: AtomicU64,
 }
 
 #[repr(C, align(64))]
@@ -77,6 +89,8 @@ struct ReaderLine {
     ack_epoch: AtomicU64,
     heartbeat: AtomicU64,
     reader_pid: AtomicU32,
+    underruns: AtomicU64,
+    device_queued: AtomicU64,
 }
 
 /// The header's layout. Never referenced as a whole: the immutable fields are written once by the
@@ -107,6 +121,10 @@ const OFF_READ_POS: usize = offset_of!(RingHeader, reader) + offset_of!(ReaderLi
 const OFF_ACK_EPOCH: usize = offset_of!(RingHeader, reader) + offset_of!(ReaderLine, ack_epoch);
 const OFF_HEARTBEAT: usize = offset_of!(RingHeader, reader) + offset_of!(ReaderLine, heartbeat);
 const OFF_READER_PID: usize = offset_of!(RingHeader, reader) + offset_of!(ReaderLine, reader_pid);
+const OFF_DRAINED_AT: usize = offset_of!(RingHeader, writer) + offset_of!(WriterLine, drained_at);
+const OFF_UNDERRUNS: usize = offset_of!(RingHeader, reader) + offset_of!(ReaderLine, underruns);
+const OFF_DEVICE_QUEUED: usize =
+    offset_of!(RingHeader, reader) + offset_of!(ReaderLine, device_queued);
 
 /// Format of a ring, fixed at creation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -533,6 +551,9 @@ impl RingWriter {
     /// its read position to the current write position and acknowledged the epoch (on its next
     /// `read`). Never stores the reader's index.
     pub fn reset(&mut self) {
+        // Nothing queued is wanted any more: the ring running dry from here is no underrun.
+        // Stored before the epoch, whose release publishes it to the reader.
+        self.mark_drained();
         self.epoch = self.epoch.wrapping_add(1);
         self.shared
             .atomic_u64(OFF_EPOCH)
@@ -556,6 +577,33 @@ impl RingWriter {
             self.reset_pending = false;
         }
         !self.reset_pending
+    }
+
+    /// Marks the data written so far as the end of what is to be played for now (a track ended,
+    /// the stream is about to close): the reader running dry after it is no underrun. Writing
+    /// more later makes it a stream again.
+    pub fn mark_drained(&mut self) {
+        self.shared
+            .atomic_u64(OFF_DRAINED_AT)
+            .store(self.write_pos, Ordering::Release);
+    }
+
+    /// Underruns the reader counted in this ring (see the module docs).
+    pub fn reader_underruns(&self) -> u64 {
+        self.shared
+            .atomic_u64(OFF_UNDERRUNS)
+            .load(Ordering::Relaxed)
+    }
+
+    /// Frames the reader took from the ring that its device has not played yet.
+    pub fn device_queued_frames(&self) -> usize {
+        let frames = self
+            .shared
+            .atomic_u64(OFF_DEVICE_QUEUED)
+            .load(Ordering::Acquire);
+        // A hostile reader's figure is capped: it cannot make the writer wait forever on more
+        // than a ring's worth.
+        frames.min(u64::from(self.shared.spec.capacity_frames)) as usize
     }
 
     /// A counter the reader bumps on every `read`; unchanged over time means no reader is polling.
@@ -626,6 +674,11 @@ pub struct RingReader {
     heartbeat: u64,
     owner_pid: u32,
     owner_start_time: u64,
+    /// Where the ring ran dry, while it stays dry (see [`RingReader::note_period`]).
+    starved_at: Option<u64>,
+    /// Whether the last period got all it wanted: only a device that was being fed can run dry.
+    fed: bool,
+    underruns: u64,
 }
 
 impl RingReader {
@@ -648,7 +701,11 @@ impl RingReader {
         let read_pos = shared.atomic_u64(OFF_READ_POS).load(Ordering::Acquire);
         let acked_epoch = shared.atomic_u64(OFF_ACK_EPOCH).load(Ordering::Acquire);
         let heartbeat = shared.atomic_u64(OFF_HEARTBEAT).load(Ordering::Relaxed);
+        let underruns = shared.atomic_u64(OFF_UNDERRUNS).load(Ordering::Relaxed);
         Ok(RingReader {
+            starved_at: None,
+            fed: false,
+            underruns,
             shared,
             path: path.to_path_buf(),
             read_pos,
@@ -703,6 +760,55 @@ impl RingReader {
         self.shared.copy_out(self.read_pos, &mut out[..frames * ch]);
         self.publish_read_pos(self.read_pos.wrapping_add(frames as u64));
         frames
+    }
+
+    /// Records one device period that wanted `wanted` frames and got `got` from the ring, and
+    /// tells whether it completed an underrun: audio came again after the ring had run dry in
+    /// the middle of the stream (a full period before, and the writer had not marked its data
+    /// drained there). A start (the first periods finding the ring filling) is no underrun.
+    pub fn note_period(&mut self, wanted: usize, got: usize) -> bool {
+        let mut underrun = false;
+        let resumed_after = if got > 0 {
+            self.starved_at.take()
+        } else {
+            None
+        };
+        if let Some(dry_at) = resumed_after {
+            let drained_at = self
+                .shared
+                .atomic_u64(OFF_DRAINED_AT)
+                .load(Ordering::Acquire);
+            if drained_at < dry_at {
+                underrun = true;
+                self.underruns += 1;
+                self.shared
+                    .atomic_u64(OFF_UNDERRUNS)
+                    .store(self.underruns, Ordering::Relaxed);
+            }
+        }
+        if got < wanted && self.fed && self.starved_at.is_none() {
+            self.starved_at = Some(self.read_pos);
+        }
+        self.fed = got >= wanted;
+        underrun
+    }
+
+    /// Forgets a dry spell: the stream stopped, so what follows is a new start, not a gap.
+    pub fn forget_dry_spell(&mut self) {
+        self.starved_at = None;
+        self.fed = false;
+    }
+
+    /// Underruns counted in this ring so far.
+    pub fn underruns(&self) -> u64 {
+        self.underruns
+    }
+
+    /// Publishes how many frames taken from the ring the device has not played yet.
+    pub fn set_device_queued(&self, frames: usize) {
+        self.shared
+            .atomic_u64(OFF_DEVICE_QUEUED)
+            .store(frames as u64, Ordering::Release);
     }
 
     fn publish_read_pos(&mut self, pos: u64) {
@@ -1081,6 +1187,56 @@ mod tests {
         reader.join().unwrap();
     }
 
+    /// One device period of `wanted` frames read from `r`; returns (frames got, underrun).
+    fn period(r: &mut RingReader, wanted: usize) -> (usize, bool) {
+        let mut buf = vec![0f32; wanted * 2];
+        let got = r.read(&mut buf);
+        (got, r.note_period(wanted, got))
+    }
+
+    #[test]
+    fn only_a_gap_inside_the_stream_is_an_underrun() {
+        let dir = tmp();
+        let path = dir.path().join("ring-1-9.shm");
+        let mut w = RingWriter::create(&path, 48_000, 2, 64).unwrap();
+        let mut r = RingReader::open(&path).unwrap();
+        let frames = |n: usize| vec![0.5f32; n * 2];
+        // A start: the first periods find the ring empty, then filling.
+        assert_eq!(period(&mut r, 8), (0, false));
+        w.write(&frames(4));
+        assert_eq!(period(&mut r, 8), (4, false));
+        w.write(&frames(16));
+        assert_eq!(period(&mut r, 8), (8, false));
+        // The writer stops feeding: the device runs dry; audio again is one underrun.
+        assert_eq!(period(&mut r, 8), (8, false));
+        assert_eq!(period(&mut r, 8), (0, false));
+        assert_eq!(period(&mut r, 8), (0, false));
+        w.write(&frames(16));
+        assert_eq!(period(&mut r, 8), (8, true));
+        assert_eq!((r.underruns(), w.reader_underruns()), (1, 1));
+        // A drained end (a track that ended) and a later start: no underrun.
+        w.mark_drained();
+        assert_eq!(period(&mut r, 8), (8, false));
+        assert_eq!(period(&mut r, 8), (0, false));
+        w.write(&frames(16));
+        assert_eq!(period(&mut r, 8), (8, false));
+        assert_eq!(period(&mut r, 8), (8, false));
+        // A reset drops the queue: the silence after it is no underrun either.
+        w.write(&frames(16));
+        assert_eq!(period(&mut r, 8), (8, false));
+        w.reset();
+        assert_eq!(period(&mut r, 8), (0, false));
+        assert!(!w.reset_pending());
+        w.write(&frames(16));
+        assert_eq!(period(&mut r, 8), (8, false));
+        assert_eq!(w.reader_underruns(), 1);
+        // The device's queue is reported to the writer.
+        r.set_device_queued(8);
+        assert_eq!(w.device_queued_frames(), 8);
+        r.set_device_queued(0);
+        assert_eq!(w.device_queued_frames(), 0);
+    }
+
     #[test]
     fn truncated_or_garbage_files_are_refused() {
         let dir = tmp();
@@ -1118,7 +1274,7 @@ mod tests {
             RingError::BadHeader(_)
         ));
         assert!(matches!(
-            check(&patched(8, &2u32.to_ne_bytes())),
+            check(&patched(8, &(RING_LAYOUT_VERSION + 1).to_ne_bytes())),
             RingError::BadHeader(_)
         ));
         assert!(matches!(
