@@ -100,6 +100,9 @@ pub(super) struct UnderrunCounter {
     /// write after a (re)start, since a sink counts the gap of a pause or a seek as an
     /// underrun too.
     sink_seen: Option<u64>,
+    /// The sink was full once since the last (re)start: before that it is still filling (a
+    /// track's start, after a seek), and running short then is no underrun.
+    filled: bool,
     /// The sink had frames queued when last looked at.
     sink_had_queue: bool,
     /// This dry spell was counted already by the engine.
@@ -115,6 +118,7 @@ impl UnderrunCounter {
             total,
             events,
             sink_seen: None,
+            filled: false,
             sink_had_queue: false,
             dry_counted: false,
             last_event: None,
@@ -137,6 +141,7 @@ impl UnderrunCounter {
     /// an underrun of ours.
     pub(super) fn restart(&mut self) {
         self.sink_seen = None;
+        self.filled = false;
         self.sink_had_queue = false;
         self.dry_counted = false;
     }
@@ -146,15 +151,16 @@ impl UnderrunCounter {
         self.restart();
     }
 
-    /// After a write while playing.
-    pub(super) fn wrote(&mut self, taken: usize, status: SinkStatus) {
-        if let Some(seen) = self.sink_seen {
+    /// After a write while playing; `full` when the sink took less than offered.
+    pub(super) fn wrote(&mut self, taken: usize, full: bool, status: SinkStatus) {
+        if let Some(seen) = self.sink_seen.filter(|_| self.filled) {
             let reported = status.underruns.saturating_sub(seen);
             // The engine already counted the dry spell the sink reports now.
             let reported = reported.saturating_sub(u64::from(self.dry_counted && reported > 0));
             self.add(reported);
         }
         self.sink_seen = Some(status.underruns);
+        self.filled |= full;
         self.sink_had_queue = status.queued_frames > 0;
         if taken > 0 {
             self.dry_counted = false;
@@ -165,7 +171,7 @@ impl UnderrunCounter {
     /// had frames queued, now has none; otherwise returns the frames still queued, so the
     /// caller can look again when they should have played.
     pub(super) fn starving(&mut self, status: SinkStatus) -> Option<u64> {
-        if !self.primed() || self.dry_counted {
+        if !self.filled || self.dry_counted {
             return None;
         }
         if status.queued_frames > 0 {

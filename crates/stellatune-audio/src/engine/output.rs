@@ -657,8 +657,9 @@ impl Output {
         if block_done {
             self.pending = None;
         }
+        let full = !block_done && taken < offer / channels;
         let status = open.sink.status();
-        self.underruns.wrote(taken, status);
+        self.underruns.wrote(taken, full, status);
         if taken > 0 {
             let mut pb = lock(&self.shared);
             pb.total_frames_written += taken as u64;
@@ -669,7 +670,7 @@ impl Output {
                 pb.emit_position(false);
             }
         }
-        if block_done || taken == offer / channels {
+        if !full {
             self.blind_wait = BLIND_WAIT_FIRST;
             return None;
         }
