@@ -263,18 +263,15 @@ fn a_stalling_sink_is_counted_as_underruns_with_an_event() {
     engine.apply_route(TestRoute::boxed(sink)).unwrap();
     let id = engine.play(&src).unwrap();
     wait_frames_written(&engine, 4410);
-    assert_eq!(
-        engine.underruns_total(),
-        0,
-        "no underrun while the sink keeps up"
-    );
+    // A loaded machine may have starved the output already; the stall must add to that.
+    let before_stall = engine.underruns_total();
     stalled.store(true, Ordering::SeqCst);
-    events.wait_for("an underrun event", |ev| {
+    events.wait_for("an underrun event counting the stall", |ev| {
         ev.iter()
-            .any(|e| matches!(e, EngineEvent::Underrun { count } if *count > 0))
+            .any(|e| matches!(e, EngineEvent::Underrun { count } if *count > before_stall))
     });
     stalled.store(false, Ordering::SeqCst);
-    assert!(engine.underruns_total() > 0);
+    assert!(engine.underruns_total() > before_stall);
     // The music goes on after the stall.
     let before = engine.status().unwrap().frames_written;
     wait_frames_written(&engine, before + 4410);
