@@ -451,7 +451,11 @@ impl RuntimeHost {
     pub fn play(&self, id: u64, path: &Path) -> Result<TrackId> {
         let call = self.enter_client(id)?;
         let source = TrackSource::open(path)?;
-        command_as(&call, |_, e| e.play_source(source))
+        command_as(&call, |_, e| {
+            let id = e.play_source(source)?;
+            crate::output::settle(e);
+            Ok(id)
+        })
     }
 
     pub fn queue_next(&self, id: u64, path: &Path) -> Result<TrackId> {

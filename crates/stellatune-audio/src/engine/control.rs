@@ -15,7 +15,7 @@ use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 
 use super::output::{OutputCmd, run_output};
 use super::track::{CurrentTrack, Playback};
-use super::{Command, UnderrunCounter};
+use super::{Command, OutputProgress, UnderrunCounter};
 use crate::error::{AudioError, Result};
 use crate::event::{EngineEvent, EventHandler, PlaybackState};
 use crate::worker;
@@ -36,6 +36,7 @@ pub(super) fn lock(shared: &SharedPlayback) -> MutexGuard<'_, Playback> {
 struct Control {
     shared: SharedPlayback,
     output: Sender<OutputCmd>,
+    progress: Arc<OutputProgress>,
 }
 
 pub(super) fn run_control(
@@ -44,6 +45,7 @@ pub(super) fn run_control(
     commands: Receiver<Command>,
     events: EventHandler,
     underruns: Arc<AtomicU64>,
+    progress: Arc<OutputProgress>,
 ) {
     let (worker_cmd_tx, worker_cmd_rx) = unbounded();
     let (worker_msg_tx, worker_msg_rx) = bounded(WORKER_QUEUE_BLOCKS);
@@ -66,8 +68,16 @@ pub(super) fn run_control(
         let shared = shared.clone();
         let worker_tx = worker_cmd_tx.clone();
         let underruns = UnderrunCounter::new(underruns, events.clone());
+        let progress = progress.clone();
         threads.spawn(&format!("{name}-output"), move || {
-            run_output(shared, output_rx, worker_tx, worker_msg_rx, underruns)
+            run_output(
+                shared,
+                output_rx,
+                worker_tx,
+                worker_msg_rx,
+                underruns,
+                progress,
+            )
         })
     };
     let output = match output {
@@ -81,6 +91,7 @@ pub(super) fn run_control(
     let control = Control {
         shared,
         output: output_tx,
+        progress,
     };
     control.run(&commands);
     // The output thread closes the sink and stops the worker before it ends.
@@ -101,7 +112,10 @@ impl Control {
 
     fn send(&self, cmd: OutputCmd) {
         // The output thread lives until this thread tells it to end.
-        let _ = self.output.send(cmd);
+        self.progress.sent();
+        if self.output.send(cmd).is_err() {
+            self.progress.handled();
+        }
     }
 
     /// Returns false on shutdown.

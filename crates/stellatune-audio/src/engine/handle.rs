@@ -12,7 +12,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 
 use super::control::run_control;
-use super::{Command, EngineConfig, EngineStatus, Reply};
+use super::{Command, EngineConfig, EngineStatus, OutputProgress, Reply};
 use crate::error::{AudioError, Result};
 use crate::event::{EventHandler, TrackId};
 use crate::sink::SinkFactory;
@@ -31,6 +31,7 @@ pub struct Engine {
     exited: Receiver<()>,
     name: String,
     underruns: Arc<AtomicU64>,
+    progress: Arc<OutputProgress>,
 }
 
 impl Engine {
@@ -41,6 +42,8 @@ impl Engine {
         let name = config.name.clone();
         let underruns = Arc::new(AtomicU64::new(0));
         let counted = underruns.clone();
+        let progress = Arc::new(OutputProgress::default());
+        let tracked = progress.clone();
         let control = config
             .threads
             .spawn(&format!("{name}-control"), move || {
@@ -49,7 +52,7 @@ impl Engine {
                 // `EngineStopped`, and the owner (the runtime host) restarts the engine.
                 let engine_name = name.clone();
                 let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
-                    run_control(name, threads, cmd_rx, events, counted)
+                    run_control(name, threads, cmd_rx, events, counted, tracked)
                 }));
                 if let Err(panic) = ran {
                     let message = panic
@@ -71,6 +74,7 @@ impl Engine {
             exited: exit_rx,
             name: config.name,
             underruns,
+            progress,
         })
     }
 
@@ -166,6 +170,13 @@ impl Engine {
 
     pub fn status(&self) -> Result<EngineStatus> {
         self.request(Command::Status)
+    }
+
+    /// Waits until the output thread has carried out every command answered so far (a sink
+    /// opened or closed), at most `timeout`; false if it had not. For callers that want a
+    /// command's sink work done before they go on; the engine itself never waits on it.
+    pub fn wait_output_settled(&self, timeout: Duration) -> bool {
+        self.progress.wait_settled(timeout)
     }
 
     /// Underruns since the engine started: the output ran dry while playing (the engine had

@@ -205,3 +205,48 @@ impl UnderrunCounter {
         (self.events)(EngineEvent::Underrun { count: total });
     }
 }
+
+/// How far the output thread has got through the commands the control thread handed it, so
+/// that a caller that wants to (the runtime host, for its own callers) can wait until a
+/// command's sink work is done. The control thread itself never waits on it.
+#[derive(Default)]
+pub(super) struct OutputProgress {
+    counts: std::sync::Mutex<(u64, u64)>,
+    done: std::sync::Condvar,
+}
+
+impl OutputProgress {
+    fn counts(&self) -> std::sync::MutexGuard<'_, (u64, u64)> {
+        self.counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(super) fn sent(&self) {
+        self.counts().0 += 1;
+    }
+
+    pub(super) fn handled(&self) {
+        self.counts().1 += 1;
+        self.done.notify_all();
+    }
+
+    /// Waits until every command sent so far is handled; false on timeout.
+    pub(super) fn wait_settled(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut counts = self.counts();
+        let target = counts.0;
+        while counts.1 < target {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            counts = self
+                .done
+                .wait_timeout(counts, deadline - now)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+        }
+        true
+    }
+}

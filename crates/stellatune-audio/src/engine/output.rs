@@ -13,13 +13,14 @@
 //! does not wait for this thread, so commands are still answered meanwhile; this thread
 //! catches up with them when the call returns, skipping those that later ones replaced.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, select};
 
-use super::UnderrunCounter;
 use super::control::{SharedPlayback, lock};
 use super::track::Playback;
+use super::{OutputProgress, UnderrunCounter};
 use crate::event::{EngineEvent, PlaybackState, TrackId};
 use crate::sink::{Sink, SinkFactory};
 use crate::source::TrackSource;
@@ -37,6 +38,9 @@ const MAX_WAIT: Duration = Duration::from_millis(500);
 /// Back-off for a sink that refuses frames but reports nothing queued.
 const BLIND_WAIT_FIRST: Duration = Duration::from_millis(5);
 const BLIND_WAIT_MAX: Duration = Duration::from_millis(100);
+/// How long to wait for the decoder when the sink has nothing queued to watch: a command or
+/// a block wakes the thread long before.
+const IDLE_WAIT: Duration = Duration::from_secs(3600);
 /// How long past the expected end a drain waits for a sink whose queue does not empty.
 const DRAIN_GRACE: Duration = Duration::from_secs(1);
 
@@ -110,6 +114,7 @@ pub(super) struct Output {
     pub(super) dsp_spec: Option<StreamSpec>,
     underruns: UnderrunCounter,
     blind_wait: Duration,
+    progress: Arc<OutputProgress>,
 }
 
 pub(super) fn run_output(
@@ -118,6 +123,7 @@ pub(super) fn run_output(
     worker_tx: Sender<WorkerCmd>,
     worker_rx: Receiver<WorkerMsg>,
     underruns: UnderrunCounter,
+    progress: Arc<OutputProgress>,
 ) {
     let priority = super::priority::promote_current_thread();
     let mut output = Output {
@@ -135,6 +141,7 @@ pub(super) fn run_output(
         dsp_spec: None,
         underruns,
         blind_wait: BLIND_WAIT_FIRST,
+        progress,
     };
     output.run(&commands);
     output.stop_stream();
@@ -196,7 +203,7 @@ impl Output {
                                     self.fail(None, "decode worker stopped unexpectedly".into());
                                 }
                             },
-                            default(wait.unwrap_or(Duration::MAX)) => {}
+                            default(wait.unwrap_or(IDLE_WAIT)) => {}
                         }
                         continue;
                     }
@@ -269,6 +276,12 @@ impl Output {
 
     /// Returns false on shutdown.
     fn handle(&mut self, cmd: OutputCmd) -> bool {
+        let go_on = self.carry_out(cmd);
+        self.progress.handled();
+        go_on
+    }
+
+    fn carry_out(&mut self, cmd: OutputCmd) -> bool {
         match cmd {
             OutputCmd::Play {
                 epoch,
