@@ -36,7 +36,18 @@ pub enum EngineEvent {
         message: String,
         track_id: Option<TrackId>,
     },
+    /// An output is being opened (a plugin sink may start a helper process for it); the
+    /// engine keeps answering commands, and the music starts once it is open.
+    OutputStarting {
+        route: String,
+    },
+    /// The output ran dry while playing; `count` is the engine's total so far. At most one a
+    /// second.
+    Underrun {
+        count: u64,
+    },
 }
 
-/// Where the engine's events go. Called on the control thread: it must not block.
+/// Where the engine's events go. Called on the engine's control and output threads:
+/// it must not block.
 pub type EventHandler = std::sync::Arc<dyn Fn(EngineEvent) + Send + Sync>;

@@ -98,7 +98,7 @@ struct Decoding {
 const FINISHED_KEPT: usize = 2;
 
 /// Frames per message to the control thread once a track is under way.
-const BATCH_FRAMES: usize = 8192;
+const BATCH_FRAMES: usize = 16_384;
 
 struct Worker {
     epoch: u64,

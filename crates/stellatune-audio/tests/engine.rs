@@ -1080,6 +1080,8 @@ fn bad_inputs_are_refused_and_the_engine_keeps_playing() {
     events.wait_finished(id);
 
     engine.clear_route().unwrap();
+    // The output thread closes (finalises) the files; shutdown joins it.
+    engine.shutdown(SHUTDOWN).unwrap();
     let all = events.all();
     assert!(
         errors(&all).is_empty(),
@@ -1216,10 +1218,11 @@ fn clear_route_while_playing_ends_the_track() {
     assert_eq!(status.state, PlaybackState::Stopped);
     assert_eq!(status.route, None);
     assert!(finished_after(&events.all(), id));
-    // The file is a valid, finalised WAV with what was heard.
+    // The output thread closes the sink right after; shutdown joins it. The file is a
+    // valid, finalised WAV with what was heard.
+    engine.shutdown(SHUTDOWN).unwrap();
     let (_, written) = read_wav_f32(&out);
     assert_eq!(written.len() / 2, 5000);
-    engine.shutdown(SHUTDOWN).unwrap();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1243,12 +1246,12 @@ fn counted_engine(name: &str) -> (Engine, ThreadCounter, std::sync::Arc<Events>)
 }
 
 #[test]
-fn shutdown_joins_both_threads() {
+fn shutdown_joins_every_thread() {
     let (engine, threads, _) = counted_engine("threads-idle");
     assert_eq!(
         threads.alive(),
-        2,
-        "one control thread and one decode worker"
+        3,
+        "one control thread, one output thread and one decode worker"
     );
     engine.shutdown(SHUTDOWN).unwrap();
     assert_eq!(
@@ -1259,7 +1262,7 @@ fn shutdown_joins_both_threads() {
 }
 
 #[test]
-fn shutdown_while_playing_joins_both_threads() {
+fn shutdown_while_playing_joins_every_thread() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("long.wav");
     write_wav_i16(
@@ -1272,14 +1275,14 @@ fn shutdown_while_playing_joins_both_threads() {
     engine.apply_route(Box::new(BuiltinRoute::Null)).unwrap();
     let id = engine.play(&src).unwrap();
     wait_frames_written(&engine, 4410);
-    assert_eq!(threads.alive(), 2);
+    assert_eq!(threads.alive(), 3);
     engine.shutdown(SHUTDOWN).unwrap();
     assert_eq!(threads.alive(), 0);
     assert!(finished_after(&events.all(), id), "shutdown ends the track");
 }
 
 #[test]
-fn shutdown_with_held_output_joins_both_threads() {
+fn shutdown_with_held_output_joins_every_thread() {
     // The output takes nothing, so the decoder's queue is full and it waits to send.
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("music.wav");
@@ -1314,9 +1317,9 @@ fn commands_after_shutdown_answer_engine_stopped() {
 }
 
 #[test]
-fn dropping_the_engine_joins_both_threads() {
+fn dropping_the_engine_joins_every_thread() {
     let (engine, threads, _) = counted_engine("threads-drop");
-    assert_eq!(threads.alive(), 2);
+    assert_eq!(threads.alive(), 3);
     drop(engine);
     assert_eq!(threads.alive(), 0);
 }

@@ -13,7 +13,7 @@ pub struct SinkStatus {
     pub underruns: u64,
 }
 
-/// An audio output. Only the engine's control thread calls it, one call at a time: negotiate
+/// An audio output. Only the engine's output thread calls it, one call at a time: negotiate
 /// a spec, open, write interleaved f32 without blocking, query status, flush, reset, close.
 pub trait Sink {
     /// A short human name for logs, e.g. `null` or `wav:/tmp/out.wav`.
@@ -33,9 +33,16 @@ pub trait Sink {
     fn close(&mut self) -> Result<(), SinkError>;
 }
 
-/// Builds a sink on the engine's control thread. Sinks themselves need not be `Send` (a
+/// Builds a sink on the engine's output thread. Sinks themselves need not be `Send` (a
 /// cpal stream is not), so what crosses threads is the recipe, not the sink.
 pub trait SinkFactory: Send {
     fn describe(&self) -> String;
+    /// Checks the route on the caller's thread before it goes to the engine, so that a route
+    /// that cannot work (an unwritable file, an output this build lacks) is refused by the
+    /// call that named it. Quick and non-blocking; what only opening can tell is reported
+    /// later, by events.
+    fn validate(&self) -> Result<(), SinkError> {
+        Ok(())
+    }
     fn create(self: Box<Self>) -> Result<Box<dyn Sink>, SinkError>;
 }

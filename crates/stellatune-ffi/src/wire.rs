@@ -104,6 +104,12 @@ pub enum Event {
         message: String,
         track_id: Option<u64>,
     },
+    OutputStarting {
+        route: String,
+    },
+    Underrun {
+        count: u64,
+    },
     Lagged {
         dropped: u64,
     },
@@ -163,6 +169,10 @@ impl From<&EngineEvent> for Event {
                 message: message.clone(),
                 track_id: *track_id,
             },
+            EngineEvent::OutputStarting { route } => Event::OutputStarting {
+                route: route.clone(),
+            },
+            EngineEvent::Underrun { count } => Event::Underrun { count: *count },
         }
     }
 }
@@ -311,6 +321,7 @@ pub struct Metrics {
     pub client_events_queued: u64,
     pub runtime_threads: u64,
     pub engine_restarts_total: u64,
+    pub audio_underruns_total: u64,
     pub plugin_generations_active: u64,
     pub plugin_generations_draining: u64,
     pub plugin_shadow_copies: u64,
@@ -322,7 +333,7 @@ pub struct Metrics {
 impl Metrics {
     /// The keys of the runtime's own counters. A plugin-reported counter of the same name is
     /// left out: JSON with a key twice means different things to different parsers.
-    pub const RUNTIME_KEYS: [&'static str; 12] = [
+    pub const RUNTIME_KEYS: [&'static str; 13] = [
         "state",
         "runtime_host_inits_total",
         "player_clients_active",
@@ -331,6 +342,7 @@ impl Metrics {
         "client_events_queued",
         "runtime_threads",
         "engine_restarts_total",
+        "audio_underruns_total",
         "plugin_generations_active",
         "plugin_generations_draining",
         "plugin_shadow_copies",
@@ -349,6 +361,7 @@ impl From<&host::MetricsSnapshot> for Metrics {
             client_events_queued: m.client_events_queued,
             runtime_threads: m.runtime_threads,
             engine_restarts_total: m.engine_restarts_total,
+            audio_underruns_total: m.audio_underruns_total,
             plugin_generations_active: m.plugin_generations_active,
             plugin_generations_draining: m.plugin_generations_draining,
             plugin_shadow_copies: m.plugin_shadow_copies,
@@ -757,6 +770,16 @@ mod tests {
             })),
             r#"{"type":"error","message":"m","track_id":null}"#
         );
+        assert_eq!(
+            json(engine(EngineEvent::OutputStarting {
+                route: "plugin:asio@null".into()
+            })),
+            r#"{"type":"output_starting","route":"plugin:asio@null"}"#
+        );
+        assert_eq!(
+            json(engine(EngineEvent::Underrun { count: 3 })),
+            r#"{"type":"underrun","count":3}"#
+        );
     }
 
     #[test]
@@ -862,6 +885,7 @@ mod tests {
             client_events_queued: 5,
             runtime_threads: 6,
             engine_restarts_total: 7,
+            audio_underruns_total: 12,
             plugin_generations_active: 8,
             plugin_generations_draining: 9,
             plugin_shadow_copies: 10,
@@ -870,7 +894,7 @@ mod tests {
         };
         assert_eq!(
             to_json(&Metrics::from(&m)).unwrap(),
-            r#"{"state":"running","runtime_host_inits_total":1,"player_clients_active":2,"client_generation":3,"clients_evicted_total":4,"client_events_queued":5,"runtime_threads":6,"engine_restarts_total":7,"plugin_generations_active":8,"plugin_generations_draining":9,"plugin_shadow_copies":10,"plugin_helper_threads":11}"#
+            r#"{"state":"running","runtime_host_inits_total":1,"player_clients_active":2,"client_generation":3,"clients_evicted_total":4,"client_events_queued":5,"runtime_threads":6,"engine_restarts_total":7,"audio_underruns_total":12,"plugin_generations_active":8,"plugin_generations_draining":9,"plugin_shadow_copies":10,"plugin_helper_threads":11}"#
         );
         // Plugin counters pass through by their own names; one named like a runtime counter
         // cannot shadow it.
@@ -879,9 +903,11 @@ mod tests {
             .insert("asio_sidecar_spawns_total".into(), 3);
         m.plugin_reported.insert("ring_files".into(), -1);
         m.plugin_reported.insert("runtime_threads".into(), 99);
+        // A plugin's underrun count is summed into the runtime's (by the host), not repeated.
+        m.plugin_reported.insert("audio_underruns_total".into(), 4);
         assert_eq!(
             to_json(&Metrics::from(&m)).unwrap(),
-            r#"{"state":"running","runtime_host_inits_total":1,"player_clients_active":2,"client_generation":3,"clients_evicted_total":4,"client_events_queued":5,"runtime_threads":6,"engine_restarts_total":7,"plugin_generations_active":8,"plugin_generations_draining":9,"plugin_shadow_copies":10,"plugin_helper_threads":11,"asio_sidecar_running":1,"asio_sidecar_spawns_total":3,"ring_files":-1}"#
+            r#"{"state":"running","runtime_host_inits_total":1,"player_clients_active":2,"client_generation":3,"clients_evicted_total":4,"client_events_queued":5,"runtime_threads":6,"engine_restarts_total":7,"audio_underruns_total":12,"plugin_generations_active":8,"plugin_generations_draining":9,"plugin_shadow_copies":10,"plugin_helper_threads":11,"asio_sidecar_running":1,"asio_sidecar_spawns_total":3,"ring_files":-1}"#
         );
         use host::LifecycleState as L;
         for (state, text) in [

@@ -87,16 +87,19 @@ fn plugin_failures_are_plugin_errors_on_every_path() {
         STELLATUNE_ERR_PLUGIN,
         &["route_apply"],
     );
-    // A sink that fails at open: noticed by the engine when playback opens it.
+    // A sink that fails at open: noticed by the engine's output thread when playback opens
+    // it, after `play` returned (the engine never waits on a sink), so it comes as an
+    // `error` event and playback stops.
     ok(apply_route(
         client,
         &misbehave(serde_json::json!({"error_in": ["open"]})),
     ));
-    expect_err(
-        play(client, &wav),
-        STELLATUNE_ERR_PLUGIN,
-        &["player_play", PLUGIN],
-    );
+    ok(play(client, &wav));
+    let error = poll_until(client, "error", Duration::from_secs(5));
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains(PLUGIN), "{error}");
+    let stopped = poll_until(client, "state_changed", Duration::from_secs(5));
+    assert_eq!(stopped["state"], "stopped", "{stopped}");
     expect_err(
         apply_route(
             client,
@@ -127,11 +130,15 @@ fn plugin_failures_are_plugin_errors_on_every_path() {
     // Playing, so the output is open and a new DSP stage is created at once.
     ok(play(client, &wav));
     poll_until(client, "track_started", Duration::from_secs(5));
-    // The plugin refuses the config in its create: the engine noticed it.
-    expect_err(
-        set_dsp_chain(client, &gain(r#"{"gain":"loud"}"#)),
-        STELLATUNE_ERR_PLUGIN,
-        &["set_dsp_chain", "gain"],
+    // The plugin refuses the config in its create: the engine's output thread prepares the
+    // chain after the call returned, so the stage is removed with an `error` event and the
+    // music goes on.
+    ok(set_dsp_chain(client, &gain(r#"{"gain":"loud"}"#)));
+    let error = poll_until(client, "error", Duration::from_secs(5));
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("gain") && message.contains("removed"),
+        "{error}"
     );
     // No such DSP type: the host noticed it before the engine saw the chain.
     expect_err(
@@ -155,16 +162,18 @@ fn plugin_failures_are_plugin_errors_on_every_path() {
     ok(set_dsp_chain(client, &gain(r#"{"gain":0.5}"#)));
     ok(set_dsp_chain(client, "[]"));
 
-    // A sink that fails at open while music plays: the route must take over at once, so
-    // route_apply itself reports it.
-    expect_err(
-        apply_route(
-            client,
-            &misbehave(serde_json::json!({"error_in": ["open"]})),
-        ),
-        STELLATUNE_ERR_PLUGIN,
-        &["route_apply", PLUGIN],
-    );
+    // A sink that fails at open while music plays: the route is handed over and opened by
+    // the output thread after route_apply returned; the failure comes as an `error` event,
+    // playback stops and the route is cleared.
+    ok(apply_route(
+        client,
+        &misbehave(serde_json::json!({"error_in": ["open"]})),
+    ));
+    let error = poll_until(client, "error", Duration::from_secs(5));
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains(PLUGIN), "{error}");
+    let cleared = poll_until(client, "route_changed", Duration::from_secs(5));
+    assert!(cleared["route"].is_null(), "{cleared}");
 
     ok(stellatune_player_stop(client));
     ok(stellatune_output_route_clear(client));

@@ -451,7 +451,11 @@ impl RuntimeHost {
     pub fn play(&self, id: u64, path: &Path) -> Result<TrackId> {
         let call = self.enter_client(id)?;
         let source = TrackSource::open(path)?;
-        command_as(&call, |_, e| e.play_source(source))
+        command_as(&call, |_, e| {
+            let id = e.play_source(source)?;
+            crate::output::settle(e);
+            Ok(id)
+        })
     }
 
     pub fn queue_next(&self, id: u64, path: &Path) -> Result<TrackId> {
@@ -577,7 +581,12 @@ impl RuntimeHost {
             _ => None,
         };
         // Read with no lifecycle lock held: the plugin runtime takes its own locks.
-        let plugins = running.and_then(|runtime| runtime.plugins.metrics());
+        let plugins = running
+            .as_ref()
+            .and_then(|runtime| runtime.plugins.metrics());
+        let engine_underruns = running
+            .as_ref()
+            .map_or(0, |runtime| runtime.engine().underruns_total());
         let mut snapshot = MetricsSnapshot {
             state: self.state(),
             runtime_host_inits_total: self.inits_total.load(Ordering::SeqCst),
@@ -587,6 +596,7 @@ impl RuntimeHost {
             client_events_queued: self.sessions.queued_events() as u64,
             runtime_threads: self.threads.alive() as u64,
             engine_restarts_total: self.engine_restarts_total.load(Ordering::SeqCst),
+            audio_underruns_total: engine_underruns,
             ..MetricsSnapshot::default()
         };
         if let Some(plugins) = plugins {

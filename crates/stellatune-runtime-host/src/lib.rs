@@ -28,7 +28,7 @@ pub use error::{HostError, Result};
 pub use events::{Closed, EventQueue, HostEvent, HostNotice, Polled};
 pub use host::{InitOutcome, LifecycleState, RuntimeHost};
 pub use logging::{LOG_FILE_PREFIX, LOG_FILE_SUFFIX, init_logging, log_dir};
-pub use metrics::MetricsSnapshot;
+pub use metrics::{AUDIO_UNDERRUNS_TOTAL, MetricsSnapshot};
 pub use route::{DspSpec, OutputRoute, PluginRoute};
 pub use stellatune_audio::{
     AudioError, BuiltinRoute, EngineEvent, EngineStatus, PlaybackState, SinkError, TrackId,

@@ -28,6 +28,20 @@ struct Desired {
     engine_may_have_dsp: bool,
 }
 
+/// How long a client's route, clear or play call waits for the engine's output thread to
+/// have opened or closed the sink.
+const OUTPUT_SETTLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Lets a client's call return once the engine's output thread has done the sink work of
+/// the command (the old sink closed, the new one opened), as callers expect of a route or
+/// play call; the engine itself answered at once and keeps answering other calls
+/// meanwhile. A sink slower than the bound is reported by events, as ever.
+pub(crate) fn settle(engine: &Engine) {
+    if !engine.wait_output_settled(OUTPUT_SETTLE_TIMEOUT) {
+        tracing::debug!("the output is still busy; the call returns without waiting for it");
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct Output {
     desired: Mutex<Desired>,
@@ -52,6 +66,9 @@ impl Output {
             desired.engine_may_have_route = true;
         }
         let applied = engine.apply_route(factory);
+        if applied.is_ok() {
+            settle(engine);
+        }
         if applied.is_err() {
             // The route did not take (or not yet): it is no longer something to move to a new
             // plugin generation, but the engine may still hold it, so it stays "maybe set".
@@ -63,6 +80,7 @@ impl Output {
     pub fn clear_route(&self, engine: &Engine) -> Result<(), AudioError> {
         self.lock().route = None;
         engine.clear_route()?;
+        settle(engine);
         self.lock().engine_may_have_route = false;
         Ok(())
     }
@@ -115,6 +133,7 @@ impl Output {
             tracing::warn!(error = %e, "stopping playback failed");
         }
         engine.clear_route()?;
+        settle(engine);
         self.lock().engine_may_have_route = false;
         Ok(())
     }

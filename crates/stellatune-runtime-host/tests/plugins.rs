@@ -213,13 +213,22 @@ fn a_panicking_plugin_becomes_an_error_and_the_engine_plays_on() {
         );
         match call {
             "create" | "negotiate" | "open" => {
-                // Either the route is refused, or (if the track had already ended) the
-                // next play is.
-                let err = match applied {
-                    Err(e) => e,
-                    Ok(()) => host.play(c.id, &f.tone).unwrap_err(),
+                // Either the route is refused on the calling thread, or the engine's output
+                // thread meets the panic (at once if something plays, else at the next
+                // play) and reports it as an `error` event.
+                let message = match applied {
+                    Err(e) => e.to_string(),
+                    Ok(()) => {
+                        if host.status(c.id).unwrap().route.is_some() {
+                            let _ = host.play(c.id, &f.tone);
+                        }
+                        let event = wait_event(&host, c.id, Duration::from_secs(20), |e| {
+                            is_error_event(e).is_some()
+                        })
+                        .unwrap_or_else(|| panic!("{call}: no error event"));
+                        is_error_event(&event).unwrap()
+                    }
                 };
-                let message = err.to_string();
                 assert!(
                     message.contains("panicked") && message.contains(call),
                     "{call}: {message}"

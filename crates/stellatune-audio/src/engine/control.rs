@@ -1,49 +1,42 @@
-//! The control thread: the one thread that owns the output sink, the DSP chain and the
-//! playback state. It starts the decode worker, then loops over commands and decoded blocks,
-//! giving commands priority so that a full pipeline never delays pause, seek or shutdown.
-//! Command dispatch lives here; what each command does lives with its concern ([`super::track`],
-//! [`super::output`], [`super::dsp`]), as further `impl Control` blocks.
+//! The control thread: it answers every command at once from the shared playback state and
+//! hands what needs the sink or the decoder to the output thread, without waiting for it. A
+//! sink that takes seconds to open (a plugin starting its sidecar) therefore never delays
+//! pause, volume, status or shutdown.
+//!
+//! What a command can only learn from the output thread (a route whose sink cannot be
+//! created or opened, a track the sink cannot take) comes back as events: an `error` event,
+//! the playback stopping, and for a failed route a `route_changed` to none. The command
+//! itself has already answered `Ok` when it was accepted.
 
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use crossbeam_channel::{Receiver, Sender, bounded, select, unbounded};
+use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 
-use super::output::{OpenSink, Pending};
-use super::track::CurrentTrack;
-use super::{Command, EngineStatus};
-use crate::error::AudioError;
-use crate::event::{EngineEvent, EventHandler, PlaybackState, TrackId};
-use crate::source::TrackInfo;
-use crate::worker::{self, WorkerCmd, WorkerMsg};
-use stellatune_core::DspStage;
-use stellatune_core::StreamSpec;
+use super::output::{OutputCmd, run_output};
+use super::track::{CurrentTrack, Playback};
+use super::{Command, OutputProgress, UnderrunCounter};
+use crate::error::{AudioError, Result};
+use crate::event::{EngineEvent, EventHandler, PlaybackState};
+use crate::worker;
 use stellatune_core::ThreadCounter;
 
-/// Blocks the decode worker may run ahead of the sink (a block is up to 8192 frames, about
-/// 3 s in all at 44.1 kHz).
-const WORKER_QUEUE_BLOCKS: usize = 16;
-/// How long the control thread sleeps when a paced sink is full.
-const SINK_FULL_WAIT: Duration = Duration::from_millis(5);
+/// Messages the decode worker may run ahead of the sink (a message is up to 16 384 frames,
+/// about 3 s in all at 44.1 kHz).
+const WORKER_QUEUE_BLOCKS: usize = 8;
 
-pub(super) struct Control {
-    pub(super) events: EventHandler,
-    pub(super) worker_tx: Sender<WorkerCmd>,
-    pub(super) worker_rx: Receiver<WorkerMsg>,
-    pub(super) state: PlaybackState,
-    pub(super) sink: Option<OpenSink>,
-    pub(super) epoch: u64,
-    pub(super) next_track_id: TrackId,
-    pub(super) current: Option<CurrentTrack>,
-    pub(super) queued_next: Option<(TrackId, TrackInfo)>,
-    pub(super) pending: Option<Pending>,
-    pub(super) volume: f32,
-    pub(super) applied_volume: f32,
-    pub(super) scratch: Vec<f32>,
-    pub(super) last_position_event: Option<Instant>,
-    pub(super) total_frames_written: u64,
-    pub(super) dsp: Vec<Box<dyn DspStage>>,
-    /// The spec the DSP chain was last prepared for.
-    pub(super) dsp_spec: Option<StreamSpec>,
+pub(super) type SharedPlayback = Arc<Mutex<Playback>>;
+
+pub(super) fn lock(shared: &SharedPlayback) -> MutexGuard<'_, Playback> {
+    shared
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+struct Control {
+    shared: SharedPlayback,
+    output: Sender<OutputCmd>,
+    progress: Arc<OutputProgress>,
 }
 
 pub(super) fn run_control(
@@ -51,217 +44,273 @@ pub(super) fn run_control(
     threads: ThreadCounter,
     commands: Receiver<Command>,
     events: EventHandler,
+    underruns: Arc<AtomicU64>,
+    progress: Arc<OutputProgress>,
 ) {
     let (worker_cmd_tx, worker_cmd_rx) = unbounded();
     let (worker_msg_tx, worker_msg_rx) = bounded(WORKER_QUEUE_BLOCKS);
+    let fail = |what: &str, e: std::io::Error| {
+        tracing::error!(error = %e, "cannot start {what}");
+        events(EngineEvent::Error {
+            message: format!("cannot start {what}: {e}"),
+            track_id: None,
+        });
+    };
     let worker = match threads.spawn(&format!("{name}-decode"), move || {
         worker::run(worker_cmd_rx, worker_msg_tx)
     }) {
         Ok(handle) => handle,
+        Err(e) => return fail("decode worker", e),
+    };
+    let shared: SharedPlayback = Arc::new(Mutex::new(Playback::new(events.clone())));
+    let (output_tx, output_rx) = unbounded();
+    let output = {
+        let shared = shared.clone();
+        let worker_tx = worker_cmd_tx.clone();
+        let underruns = UnderrunCounter::new(underruns, events.clone());
+        let progress = progress.clone();
+        threads.spawn(&format!("{name}-output"), move || {
+            run_output(
+                shared,
+                output_rx,
+                worker_tx,
+                worker_msg_rx,
+                underruns,
+                progress,
+            )
+        })
+    };
+    let output = match output {
+        Ok(handle) => handle,
         Err(e) => {
-            tracing::error!(error = %e, "cannot start decode worker");
-            events(EngineEvent::Error {
-                message: format!("cannot start decode worker: {e}"),
-                track_id: None,
-            });
-            return;
+            let _ = worker_cmd_tx.send(worker::WorkerCmd::Shutdown);
+            let _ = worker.join();
+            return fail("output thread", e);
         }
     };
-    let mut control = Control {
-        events,
-        worker_tx: worker_cmd_tx,
-        worker_rx: worker_msg_rx,
-        state: PlaybackState::Stopped,
-        sink: None,
-        epoch: 0,
-        next_track_id: 1,
-        current: None,
-        queued_next: None,
-        pending: None,
-        volume: 1.0,
-        applied_volume: 1.0,
-        scratch: Vec::new(),
-        last_position_event: None,
-        total_frames_written: 0,
-        dsp: Vec::new(),
-        dsp_spec: None,
+    let control = Control {
+        shared,
+        output: output_tx,
+        progress,
     };
     control.run(&commands);
-    control.close_sink();
-    let _ = control.worker_tx.send(WorkerCmd::Shutdown);
-    drop(control);
+    // The output thread closes the sink and stops the worker before it ends.
+    let _ = control.output.send(OutputCmd::Shutdown);
+    let _ = output.join();
+    let _ = worker_cmd_tx.send(worker::WorkerCmd::Shutdown);
     let _ = worker.join();
 }
 
 impl Control {
-    pub(super) fn run(&mut self, commands: &Receiver<Command>) {
-        loop {
-            // Commands first, so a full pipeline never delays pause, seek or shutdown.
-            loop {
-                match commands.try_recv() {
-                    Ok(cmd) => {
-                        if !self.handle(cmd) {
-                            return;
-                        }
-                    }
-                    Err(crossbeam_channel::TryRecvError::Empty) => break,
-                    Err(crossbeam_channel::TryRecvError::Disconnected) => return,
-                }
-            }
-            if self.state != PlaybackState::Playing {
-                match commands.recv() {
-                    Ok(cmd) => {
-                        if !self.handle(cmd) {
-                            return;
-                        }
-                    }
-                    Err(_) => return,
-                }
-                continue;
-            }
-            if self.pending.is_none() {
-                select! {
-                    recv(commands) -> cmd => match cmd {
-                        Ok(cmd) => if !self.handle(cmd) { return },
-                        Err(_) => return,
-                    },
-                    recv(self.worker_rx) -> msg => match msg {
-                        Ok(msg) => self.on_worker(msg),
-                        Err(_) => {
-                            self.fail(None, "decode worker stopped unexpectedly".into());
-                        }
-                    },
-                }
-                continue;
-            }
-            let made_progress = self.write_pending();
-            if !made_progress && self.state == PlaybackState::Playing {
-                select! {
-                    recv(commands) -> cmd => match cmd {
-                        Ok(cmd) => if !self.handle(cmd) { return },
-                        Err(_) => return,
-                    },
-                    default(SINK_FULL_WAIT) => {}
-                }
+    fn run(&self, commands: &Receiver<Command>) {
+        while let Ok(cmd) = commands.recv() {
+            if !self.handle(cmd) {
+                return;
             }
         }
     }
 
-    pub(super) fn emit(&self, event: EngineEvent) {
-        (self.events)(event);
-    }
-
-    pub(super) fn set_state(&mut self, state: PlaybackState) {
-        if self.state != state {
-            self.state = state;
-            tracing::debug!(?state, "playback state changed");
-            self.emit(EngineEvent::StateChanged { state });
+    fn send(&self, cmd: OutputCmd) {
+        // The output thread lives until this thread tells it to end.
+        self.progress.sent();
+        if self.output.send(cmd).is_err() {
+            self.progress.handled();
         }
-    }
-
-    pub(super) fn fail(&mut self, track_id: Option<TrackId>, message: String) {
-        tracing::warn!(message, "playback error");
-        self.emit(EngineEvent::Error { message, track_id });
-        self.stop_playback();
     }
 
     /// Returns false on shutdown.
-    pub(super) fn handle(&mut self, cmd: Command) -> bool {
+    fn handle(&self, cmd: Command) -> bool {
         match cmd {
             Command::Play(source, reply) => {
-                let _ = reply.send(self.play(source));
+                let result = {
+                    let mut pb = lock(&self.shared);
+                    if pb.route.is_none() {
+                        Err(AudioError::NoRoute)
+                    } else {
+                        pb.stop_playback();
+                        let id = pb.allocate_track_id();
+                        pb.current = Some(CurrentTrack {
+                            id,
+                            info: source.info().clone(),
+                            start_ms: 0,
+                            frames_written: 0,
+                            announced: false,
+                        });
+                        pb.last_position_event = None;
+                        pb.set_state(PlaybackState::Playing);
+                        Ok((id, pb.epoch))
+                    }
+                };
+                let result = result.map(|(track_id, epoch)| {
+                    self.send(OutputCmd::Play {
+                        epoch,
+                        track_id,
+                        source,
+                    });
+                    track_id
+                });
+                let _ = reply.send(result);
             }
             Command::QueueNext(source, reply) => {
-                let result = if self.current.is_none() {
-                    Err(AudioError::NothingPlaying)
-                } else {
-                    let id = self.allocate_track_id();
-                    let replaces = self.queued_next.as_ref().map(|q| q.0);
-                    self.queued_next = Some((id, source.info().clone()));
-                    let _ = self.worker_tx.send(WorkerCmd::Enqueue {
-                        track_id: id,
+                let result = {
+                    let mut pb = lock(&self.shared);
+                    if pb.current.is_none() {
+                        Err(AudioError::NothingPlaying)
+                    } else {
+                        let id = pb.allocate_track_id();
+                        let replaces = pb.queued_next.as_ref().map(|q| q.0);
+                        pb.queued_next = Some((id, source.info().clone()));
+                        Ok((id, replaces))
+                    }
+                };
+                let result = result.map(|(track_id, replaces)| {
+                    self.send(OutputCmd::Enqueue {
+                        track_id,
                         source,
                         replaces,
                     });
-                    Ok(id)
-                };
+                    track_id
+                });
                 let _ = reply.send(result);
             }
             Command::Pause(reply) => {
-                let result = match self.state {
-                    PlaybackState::Playing | PlaybackState::Paused => {
-                        self.set_state(PlaybackState::Paused);
-                        Ok(())
+                let result = {
+                    let mut pb = lock(&self.shared);
+                    match pb.state {
+                        PlaybackState::Playing | PlaybackState::Paused => {
+                            pb.set_state(PlaybackState::Paused);
+                            Ok(())
+                        }
+                        PlaybackState::Stopped => Err(AudioError::NothingPlaying),
                     }
-                    PlaybackState::Stopped => Err(AudioError::NothingPlaying),
                 };
                 let _ = reply.send(result);
             }
             Command::Resume(reply) => {
-                let result = match self.state {
-                    PlaybackState::Paused | PlaybackState::Playing => {
-                        self.set_state(PlaybackState::Playing);
-                        Ok(())
+                let result = {
+                    let mut pb = lock(&self.shared);
+                    match pb.state {
+                        PlaybackState::Paused | PlaybackState::Playing => {
+                            pb.set_state(PlaybackState::Playing);
+                            Ok(())
+                        }
+                        PlaybackState::Stopped => Err(AudioError::NothingPlaying),
                     }
-                    PlaybackState::Stopped => Err(AudioError::NothingPlaying),
                 };
+                if result.is_ok() {
+                    // The output thread sleeps while paused; it writes again from now.
+                    self.send(OutputCmd::Wake);
+                }
                 let _ = reply.send(result);
             }
             Command::Stop(reply) => {
-                self.stop_playback();
+                let epoch = {
+                    let mut pb = lock(&self.shared);
+                    pb.stop_playback();
+                    pb.epoch
+                };
+                self.send(OutputCmd::Stop { epoch });
                 let _ = reply.send(Ok(()));
             }
             Command::Seek(position_ms, reply) => {
                 let _ = reply.send(self.seek(position_ms));
             }
             Command::SetVolume(volume, reply) => {
-                self.volume = volume;
+                // The output thread reads it before each write and ramps to it.
+                lock(&self.shared).volume = volume;
                 let _ = reply.send(Ok(()));
             }
             Command::ApplyRoute(factory, reply) => {
-                let _ = reply.send(self.apply_route(factory));
+                let describe = factory.describe();
+                let generation = {
+                    let mut pb = lock(&self.shared);
+                    pb.route_generation += 1;
+                    pb.route = Some(describe.clone());
+                    tracing::info!(route = %describe, "output route applied");
+                    pb.emit(EngineEvent::RouteChanged {
+                        route: Some(describe),
+                    });
+                    pb.route_generation
+                };
+                self.send(OutputCmd::Route {
+                    factory,
+                    generation,
+                });
+                let _ = reply.send(Ok(()));
             }
             Command::ClearRoute(reply) => {
-                if self.sink.is_some() {
-                    self.stop_playback();
-                    self.close_sink();
-                    self.emit(EngineEvent::RouteChanged { route: None });
+                let cleared = {
+                    let mut pb = lock(&self.shared);
+                    if pb.route.is_some() {
+                        pb.stop_playback();
+                        pb.route = None;
+                        pb.spec = None;
+                        pb.route_generation += 1;
+                        pb.emit(EngineEvent::RouteChanged { route: None });
+                        Some(pb.epoch)
+                    } else {
+                        None
+                    }
+                };
+                if let Some(epoch) = cleared {
+                    self.send(OutputCmd::ClearRoute { epoch });
                 }
                 let _ = reply.send(Ok(()));
             }
             Command::SetDspChain(chain, reply) => {
-                let _ = reply.send(self.set_dsp_chain(chain));
+                let names: Vec<String> = chain.iter().map(|s| s.describe()).collect();
+                tracing::info!(chain = ?names, "dsp chain set");
+                self.send(OutputCmd::DspChain(chain));
+                let _ = reply.send(Ok(()));
             }
             Command::Status(reply) => {
-                let _ = reply.send(Ok(self.status()));
+                let _ = reply.send(Ok(lock(&self.shared).status()));
             }
             #[cfg(feature = "fault-injection")]
             Command::Panic => panic!("fault injection: engine control thread panics"),
             Command::Shutdown => {
-                self.stop_playback();
+                let epoch = {
+                    let mut pb = lock(&self.shared);
+                    pb.stop_playback();
+                    pb.epoch
+                };
+                self.send(OutputCmd::Stop { epoch });
                 return false;
             }
         }
         true
     }
 
-    pub(super) fn allocate_track_id(&mut self) -> TrackId {
-        let id = self.next_track_id;
-        self.next_track_id += 1;
-        id
-    }
-
-    pub(super) fn status(&self) -> EngineStatus {
-        EngineStatus {
-            state: self.state,
-            track_id: self.current.as_ref().map(|c| c.id),
-            track: self.current.as_ref().map(|c| c.info.clone()),
-            position_ms: self.position_ms(),
-            volume: self.volume,
-            route: self.sink.as_ref().map(|s| s.describe.clone()),
-            output_spec: self.sink.as_ref().and_then(|s| s.spec),
-            queued_next: self.queued_next.as_ref().map(|q| q.0),
-            frames_written: self.total_frames_written,
-        }
+    fn seek(&self, position_ms: u64) -> Result<()> {
+        let (epoch, track_id) = {
+            let mut pb = lock(&self.shared);
+            let Some(current) = pb.current.as_ref() else {
+                return Err(AudioError::NothingPlaying);
+            };
+            if let Some(duration) = current.info.duration_ms {
+                if position_ms > duration {
+                    return Err(AudioError::InvalidArgument(format!(
+                        "seek to {position_ms} ms is past the end ({duration} ms)"
+                    )));
+                }
+            }
+            if pb.route.is_none() {
+                return Err(AudioError::NoRoute);
+            }
+            let track_id = current.id;
+            pb.epoch += 1;
+            if let Some(current) = pb.current.as_mut() {
+                current.start_ms = position_ms;
+                current.frames_written = 0;
+            }
+            pb.emit_position(true);
+            (pb.epoch, track_id)
+        };
+        self.send(OutputCmd::Seek {
+            epoch,
+            track_id,
+            position_ms,
+        });
+        Ok(())
     }
 }

@@ -4,14 +4,15 @@
 //! joins it on shutdown.
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 
 use super::control::run_control;
-use super::{Command, EngineConfig, EngineStatus, Reply};
+use super::{Command, EngineConfig, EngineStatus, OutputProgress, Reply};
 use crate::error::{AudioError, Result};
 use crate::event::{EventHandler, TrackId};
 use crate::sink::SinkFactory;
@@ -19,16 +20,18 @@ use crate::source::TrackSource;
 use stellatune_core::DspStage;
 
 /// How long a caller waits for the control thread to answer a command. The control thread
-/// never blocks on I/O, so only opening an output device comes anywhere near this.
+/// never blocks on I/O or on a sink (the output thread does that), so it answers at once.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// One audio engine: exactly one control thread, which owns the output sink, and one decode
-/// worker. All methods are safe to call from any thread and answer within a bounded time.
+/// One audio engine: exactly one control thread, which answers commands, one output thread,
+/// which owns the output sink, and one decode worker. All methods are safe to call from any thread and answer within a bounded time.
 pub struct Engine {
     commands: Sender<Command>,
     control: Mutex<Option<JoinHandle<()>>>,
     exited: Receiver<()>,
     name: String,
+    underruns: Arc<AtomicU64>,
+    progress: Arc<OutputProgress>,
 }
 
 impl Engine {
@@ -37,6 +40,10 @@ impl Engine {
         let (exit_tx, exit_rx) = bounded(1);
         let threads = config.threads.clone();
         let name = config.name.clone();
+        let underruns = Arc::new(AtomicU64::new(0));
+        let counted = underruns.clone();
+        let progress = Arc::new(OutputProgress::default());
+        let tracked = progress.clone();
         let control = config
             .threads
             .spawn(&format!("{name}-control"), move || {
@@ -45,7 +52,7 @@ impl Engine {
                 // `EngineStopped`, and the owner (the runtime host) restarts the engine.
                 let engine_name = name.clone();
                 let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
-                    run_control(name, threads, cmd_rx, events)
+                    run_control(name, threads, cmd_rx, events, counted, tracked)
                 }));
                 if let Err(panic) = ran {
                     let message = panic
@@ -66,6 +73,8 @@ impl Engine {
             control: Mutex::new(Some(control)),
             exited: exit_rx,
             name: config.name,
+            underruns,
+            progress,
         })
     }
 
@@ -137,10 +146,17 @@ impl Engine {
         self.request(|r| Command::SetVolume(volume, r))
     }
 
+    /// Checks the route on the calling thread ([`SinkFactory::validate`]), then hands it to
+    /// the output thread, which creates and (if something plays) opens its sink; answers once
+    /// the route is accepted. A sink that cannot be created or opened
+    /// is reported afterwards: an `error` event and `route_changed` to none.
     pub fn apply_route(&self, route: Box<dyn SinkFactory>) -> Result<()> {
+        route.validate().map_err(AudioError::Sink)?;
         self.request(|r| Command::ApplyRoute(route, r))
     }
 
+    /// Stops playback and clears the route at once; the output thread flushes and closes
+    /// the sink right after.
     pub fn clear_route(&self) -> Result<()> {
         self.request(Command::ClearRoute)
     }
@@ -154,6 +170,19 @@ impl Engine {
 
     pub fn status(&self) -> Result<EngineStatus> {
         self.request(Command::Status)
+    }
+
+    /// Waits until the output thread has carried out every command answered so far (a sink
+    /// opened or closed), at most `timeout`; false if it had not. For callers that want a
+    /// command's sink work done before they go on; the engine itself never waits on it.
+    pub fn wait_output_settled(&self, timeout: Duration) -> bool {
+        self.progress.wait_settled(timeout)
+    }
+
+    /// Underruns since the engine started: the output ran dry while playing (the engine had
+    /// nothing to give, or the sink reported it). Read without a round trip.
+    pub fn underruns_total(&self) -> u64 {
+        self.underruns.load(Ordering::Relaxed)
     }
 
     /// False once the control thread has ended (shut down, or panicked): every command then
@@ -172,7 +201,7 @@ impl Engine {
         let _ = self.commands.send(Command::Panic);
     }
 
-    /// Stops playback, closes the sink and joins both threads, waiting at most `timeout`.
+    /// Stops playback, closes the sink and joins the engine's threads, waiting at most `timeout`.
     /// Later commands answer `EngineStopped`; a second call is a no-op.
     pub fn shutdown(&self, timeout: Duration) -> Result<()> {
         let control = self

@@ -1,85 +1,506 @@
-//! The output side of the control thread: the open sink and the spec it was opened with,
-//! negotiating and (re)opening it for a track, replacing it when a route is applied,
-//! writing decoded blocks with the volume ramp, and draining and closing it. A sink is only
-//! ever touched from the control thread.
+//! The output thread: the only thread that touches a sink. It creates the sink from the
+//! route's factory, negotiates and opens it, writes decoded blocks to it with the volume ramp
+//! and the DSP chain, drains it at the end of the music, resets it on seek and closes it. It
+//! also drives the decode worker, whose blocks it takes straight from the worker's queue.
+//!
+//! Waits are event-driven: when the sink is full the thread sleeps until the sink's queue
+//! (`SinkStatus::queued_frames`) would have fallen to about half, which with a 200 ms device
+//! buffer is about ten wake-ups a second; a command wakes it at once. It never polls on a
+//! fixed short period, except for a sink that refuses frames and reports no queue, where it
+//! backs off up to 100 ms.
+//!
+//! A sink call may block (a plugin sink starts its sidecar in `open`): the control thread
+//! does not wait for this thread, so commands are still answered meanwhile; this thread
+//! catches up with them when the call returns, skipping those that later ones replaced.
 
-use super::control::Control;
-use crate::error::{AudioError, Result};
-use crate::event::{EngineEvent, TrackId};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, select};
+
+use super::control::{SharedPlayback, lock};
+use super::track::Playback;
+use super::{OutputProgress, UnderrunCounter};
+use crate::event::{EngineEvent, PlaybackState, TrackId};
 use crate::sink::{Sink, SinkFactory};
-use stellatune_core::StreamSpec;
+use crate::source::TrackSource;
+use crate::worker::{WorkerCmd, WorkerMsg};
+use stellatune_core::{DspStage, StreamSpec};
 
 /// The most frames offered to a sink in one write, so volume changes apply promptly.
 const WRITE_FRAMES: usize = 2048;
 /// One-pole smoothing per frame for volume changes: about 5 ms to settle, no clicks.
 const VOLUME_SMOOTHING: f32 = 0.005;
+/// The shortest sleep on a full sink: below it a wake-up costs more than it gains.
+const MIN_WAIT: Duration = Duration::from_millis(2);
+/// The longest sleep on a full sink, so a sink whose queue estimate is off is retried.
+const MAX_WAIT: Duration = Duration::from_millis(500);
+/// Back-off for a sink that refuses frames but reports nothing queued.
+const BLIND_WAIT_FIRST: Duration = Duration::from_millis(5);
+const BLIND_WAIT_MAX: Duration = Duration::from_millis(100);
+/// How long to wait for the decoder when the sink has nothing queued to watch: a command or
+/// a block wakes the thread long before.
+const IDLE_WAIT: Duration = Duration::from_secs(3600);
+/// How long past the expected end a drain waits for a sink whose queue does not empty.
+const DRAIN_GRACE: Duration = Duration::from_secs(1);
 
-pub(super) struct OpenSink {
-    pub(super) sink: Box<dyn Sink>,
-    pub(super) describe: String,
-    pub(super) spec: Option<StreamSpec>,
+pub(super) enum OutputCmd {
+    Play {
+        epoch: u64,
+        track_id: TrackId,
+        source: TrackSource,
+    },
+    Enqueue {
+        track_id: TrackId,
+        source: TrackSource,
+        replaces: Option<TrackId>,
+    },
+    Seek {
+        epoch: u64,
+        track_id: TrackId,
+        position_ms: u64,
+    },
+    Stop {
+        epoch: u64,
+    },
+    Route {
+        factory: Box<dyn SinkFactory>,
+        generation: u64,
+    },
+    ClearRoute {
+        epoch: u64,
+    },
+    DspChain(Vec<Box<dyn DspStage>>),
+    /// Re-read the playback state (after a resume).
+    Wake,
+    Shutdown,
+}
+
+struct OpenSink {
+    sink: Box<dyn Sink>,
+    describe: String,
+    generation: u64,
+    spec: Option<StreamSpec>,
 }
 
 /// A decoded block, partly written: a sink may take fewer frames than offered.
-pub(super) struct Pending {
-    pub(super) track_id: TrackId,
-    pub(super) samples: Vec<f32>,
-    pub(super) offset: usize,
+struct Pending {
+    track_id: TrackId,
+    samples: Vec<f32>,
+    offset: usize,
 }
 
-impl Control {
+/// The last track's blocks are all in the sink: wait until it has played them.
+struct Drain {
+    track_id: TrackId,
+    deadline: Instant,
+}
+
+pub(super) struct Output {
+    pub(super) shared: SharedPlayback,
+    worker_tx: Sender<WorkerCmd>,
+    worker_rx: Receiver<WorkerMsg>,
+    sink: Option<OpenSink>,
+    /// The playback epoch of the last command carried out.
+    epoch: u64,
+    /// The epoch of the worker's current stream; its older messages are dropped.
+    worker_epoch: u64,
+    pending: Option<Pending>,
+    draining: Option<Drain>,
+    applied_volume: f32,
+    scratch: Vec<f32>,
+    pub(super) dsp: Vec<Box<dyn DspStage>>,
+    /// The spec the DSP chain was last prepared for.
+    pub(super) dsp_spec: Option<StreamSpec>,
+    underruns: UnderrunCounter,
+    blind_wait: Duration,
+    progress: Arc<OutputProgress>,
+}
+
+pub(super) fn run_output(
+    shared: SharedPlayback,
+    commands: Receiver<OutputCmd>,
+    worker_tx: Sender<WorkerCmd>,
+    worker_rx: Receiver<WorkerMsg>,
+    underruns: UnderrunCounter,
+    progress: Arc<OutputProgress>,
+) {
+    let priority = super::priority::promote_current_thread();
+    let mut output = Output {
+        shared,
+        worker_tx,
+        worker_rx,
+        sink: None,
+        epoch: 0,
+        worker_epoch: 0,
+        pending: None,
+        draining: None,
+        applied_volume: 1.0,
+        scratch: Vec::new(),
+        dsp: Vec::new(),
+        dsp_spec: None,
+        underruns,
+        blind_wait: BLIND_WAIT_FIRST,
+        progress,
+    };
+    output.run(&commands);
+    output.stop_stream();
+    output.close_sink();
+    // DSP stages and the sink drop here, on the thread that ran them.
+    drop(output);
+    drop(priority);
+}
+
+/// What the loop does next, decided under the playback lock and done outside it.
+enum Step {
+    /// Nothing to do until a command comes.
+    Idle,
+    Write {
+        volume: f32,
+    },
+    Drain,
+    Take,
+}
+
+impl Output {
+    fn run(&mut self, commands: &Receiver<OutputCmd>) {
+        loop {
+            // Commands first, so a full pipeline never delays pause, seek or shutdown.
+            loop {
+                match commands.try_recv() {
+                    Ok(cmd) => {
+                        if !self.handle(cmd) {
+                            return;
+                        }
+                    }
+                    Err(crossbeam_channel::TryRecvError::Empty) => break,
+                    Err(crossbeam_channel::TryRecvError::Disconnected) => return,
+                }
+            }
+            self.underruns.emit_due();
+            let step = self.next_step();
+            let wait = match step {
+                Step::Idle => {
+                    self.underruns.idle();
+                    None
+                }
+                Step::Drain => self.drain_step(),
+                Step::Take => match self.worker_rx.try_recv() {
+                    Ok(msg) => {
+                        self.on_worker(msg);
+                        continue;
+                    }
+                    Err(crossbeam_channel::TryRecvError::Empty) => {
+                        let wait = self.starving_wait();
+                        select! {
+                            recv(commands) -> cmd => match cmd {
+                                Ok(cmd) => if !self.handle(cmd) { return },
+                                Err(_) => return,
+                            },
+                            recv(self.worker_rx) -> msg => match msg {
+                                Ok(msg) => self.on_worker(msg),
+                                Err(_) => {
+                                    self.fail(None, "decode worker stopped unexpectedly".into());
+                                }
+                            },
+                            default(wait.unwrap_or(IDLE_WAIT)) => {}
+                        }
+                        continue;
+                    }
+                    Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                        self.fail(None, "decode worker stopped unexpectedly".into());
+                        continue;
+                    }
+                },
+                Step::Write { volume } => match self.write_pending(volume) {
+                    Some(wait) => Some(wait),
+                    None => continue,
+                },
+            };
+            let cmd = match wait {
+                None => commands.recv().map_err(|_| ()),
+                Some(wait) => match commands.recv_timeout(wait) {
+                    Ok(cmd) => Ok(cmd),
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => Err(()),
+                },
+            };
+            match cmd {
+                Ok(cmd) => {
+                    if !self.handle(cmd) {
+                        return;
+                    }
+                }
+                Err(()) => return,
+            }
+        }
+    }
+
+    fn next_step(&mut self) -> Step {
+        let pb = lock(&self.shared);
+        let writing = pb.epoch == self.epoch
+            && pb.state == PlaybackState::Playing
+            && self.sink.as_ref().is_some_and(|s| s.spec.is_some());
+        if !writing {
+            return Step::Idle;
+        }
+        if self.draining.is_some() {
+            return Step::Drain;
+        }
+        if self.pending.is_some() {
+            Step::Write { volume: pb.volume }
+        } else {
+            Step::Take
+        }
+    }
+
+    pub(super) fn spec(&self) -> Option<StreamSpec> {
+        self.sink.as_ref().and_then(|s| s.spec)
+    }
+
+    /// The playback state, if no command has replaced the stream this thread is writing.
+    fn current_playback(&self) -> Option<std::sync::MutexGuard<'_, Playback>> {
+        let pb = lock(&self.shared);
+        (pb.epoch == self.epoch).then_some(pb)
+    }
+
+    fn fail(&mut self, track_id: Option<TrackId>, message: String) {
+        let mut pb = lock(&self.shared);
+        if pb.epoch == self.epoch {
+            pb.fail(track_id, message);
+            self.epoch = pb.epoch;
+        }
+        drop(pb);
+        self.stop_stream();
+    }
+
+    /// Returns false on shutdown.
+    fn handle(&mut self, cmd: OutputCmd) -> bool {
+        let go_on = self.carry_out(cmd);
+        self.progress.handled();
+        go_on
+    }
+
+    fn carry_out(&mut self, cmd: OutputCmd) -> bool {
+        match cmd {
+            OutputCmd::Play {
+                epoch,
+                track_id,
+                source,
+            } => self.play(epoch, track_id, source),
+            OutputCmd::Enqueue {
+                track_id,
+                source,
+                replaces,
+            } => {
+                let _ = self.worker_tx.send(WorkerCmd::Enqueue {
+                    track_id,
+                    source,
+                    replaces,
+                });
+                if let Some(drain) = self.draining.take() {
+                    // A track queued while the last one drains follows it without a gap.
+                    if let Some(mut pb) = self.current_playback() {
+                        pb.end_current(drain.track_id);
+                    }
+                }
+            }
+            OutputCmd::Seek {
+                epoch,
+                track_id,
+                position_ms,
+            } => {
+                self.epoch = epoch;
+                self.reposition(track_id, position_ms);
+            }
+            OutputCmd::Stop { epoch } => {
+                self.epoch = epoch;
+                self.stop_stream();
+            }
+            OutputCmd::Route {
+                factory,
+                generation,
+            } => self.apply_route(factory, generation),
+            OutputCmd::ClearRoute { epoch } => {
+                self.epoch = epoch;
+                self.stop_stream();
+                self.close_sink();
+            }
+            OutputCmd::DspChain(chain) => self.set_dsp_chain(chain),
+            OutputCmd::Wake => {}
+            OutputCmd::Shutdown => return false,
+        }
+        true
+    }
+
+    /// Ends the stream being written: the worker stops, what was decoded ahead is dropped
+    /// and the sink forgets what it queued.
+    fn stop_stream(&mut self) {
+        self.worker_epoch += 1;
+        let _ = self.worker_tx.send(WorkerCmd::Stop {
+            epoch: self.worker_epoch,
+        });
+        let was_active =
+            self.pending.is_some() || self.draining.is_some() || self.underruns.primed();
+        self.pending = None;
+        self.draining = None;
+        self.underruns.restart();
+        if was_active {
+            if let Some(sink) = self.sink.as_mut() {
+                let _ = sink.sink.reset();
+            }
+            self.reset_dsp();
+        }
+    }
+
+    fn play(&mut self, epoch: u64, track_id: TrackId, source: TrackSource) {
+        self.epoch = epoch;
+        self.stop_stream();
+        let spec = match self.ensure_sink_open(source.info().spec()) {
+            Ok(spec) => spec,
+            Err(message) => {
+                self.fail(Some(track_id), message);
+                return;
+            }
+        };
+        // A new track starts from silence: no ramp, or a volume set while stopped is late.
+        self.applied_volume = lock(&self.shared).volume;
+        self.worker_epoch += 1;
+        let _ = self.worker_tx.send(WorkerCmd::Load {
+            epoch: self.worker_epoch,
+            track_id,
+            source,
+            spec,
+            start_ms: 0,
+        });
+    }
+
     /// Opens the sink for `track_spec` if it is not open yet, or reopens it when it would
     /// take this track natively and nothing of the old spec is queued.
-    pub(super) fn ensure_sink_open(&mut self, track_spec: StreamSpec) -> Result<StreamSpec> {
-        let sink = self.sink.as_mut().ok_or(AudioError::NoRoute)?;
-        let wanted = sink.sink.negotiate(track_spec).map_err(AudioError::Sink)?;
-        if sink.spec != Some(wanted) {
-            if sink.spec.is_some() {
-                let _ = sink.sink.close();
-                sink.spec = None;
+    fn ensure_sink_open(&mut self, track_spec: StreamSpec) -> Result<StreamSpec, String> {
+        let Some(open) = self.sink.as_mut() else {
+            return Err("no output route".into());
+        };
+        let wanted = open
+            .sink
+            .negotiate(track_spec)
+            .map_err(|e| format!("output failed: {e}"))?;
+        if open.spec != Some(wanted) {
+            if open.spec.is_some() {
+                let _ = open.sink.close();
+                open.spec = None;
             }
-            sink.sink.open(wanted).map_err(AudioError::Sink)?;
-            sink.spec = Some(wanted);
+            announce_opening(&self.shared, &open.describe);
+            open.sink
+                .open(wanted)
+                .map_err(|e| format!("output failed: {e}"))?;
+            open.spec = Some(wanted);
         }
+        lock(&self.shared).spec = Some(wanted);
         Ok(wanted)
     }
 
-    pub(super) fn apply_route(&mut self, factory: Box<dyn SinkFactory>) -> Result<()> {
-        let describe = factory.describe();
-        let mut sink = factory.create().map_err(AudioError::Sink)?;
-        let preferred = self
-            .current
-            .as_ref()
-            .map(|c| c.info.spec())
-            .or_else(|| self.sink.as_ref().and_then(|s| s.spec));
-        let mut opened = None;
-        if let (Some(preferred), true) = (preferred, self.current.is_some()) {
-            // Something is playing: the new sink must take over at once.
-            let spec = sink.negotiate(preferred).map_err(AudioError::Sink)?;
-            sink.open(spec).map_err(AudioError::Sink)?;
-            opened = Some(spec);
+    /// Restarts decoding of `track_id` at `position_ms`, dropping what was decoded ahead.
+    fn reposition(&mut self, track_id: TrackId, position_ms: u64) {
+        let Some(spec) = self.spec() else {
+            return;
+        };
+        self.worker_epoch += 1;
+        self.pending = None;
+        self.draining = None;
+        self.underruns.restart();
+        if let Some(sink) = self.sink.as_mut() {
+            let _ = sink.sink.reset();
         }
-        let old_spec = self.sink.as_ref().and_then(|s| s.spec);
-        self.close_sink();
-        tracing::info!(route = %describe, "output route applied");
-        self.sink = Some(OpenSink {
-            sink,
-            describe: describe.clone(),
-            spec: opened,
+        self.reset_dsp();
+        let _ = self.worker_tx.send(WorkerCmd::Seek {
+            epoch: self.worker_epoch,
+            track_id,
+            position_ms,
+            spec,
         });
-        if let Some(spec) = opened {
-            if old_spec != Some(spec) {
-                let position = self.position_ms();
-                self.reposition(position, spec);
-            }
-        }
-        self.emit(EngineEvent::RouteChanged {
-            route: Some(describe),
-        });
-        Ok(())
     }
 
-    pub(super) fn close_sink(&mut self) {
+    fn apply_route(&mut self, factory: Box<dyn SinkFactory>, generation: u64) {
+        let describe = factory.describe();
+        let created = factory.create();
+        let preferred = {
+            let pb = lock(&self.shared);
+            let playing = pb.epoch == self.epoch;
+            pb.current
+                .as_ref()
+                .filter(|_| playing)
+                .map(|c| c.info.spec())
+        };
+        let opened = created.and_then(|mut sink| {
+            let mut spec = None;
+            if let Some(preferred) = preferred {
+                // Something is playing: the new sink must take over at once.
+                let wanted = sink.negotiate(preferred)?;
+                announce_opening(&self.shared, &describe);
+                sink.open(wanted)?;
+                spec = Some(wanted);
+            }
+            Ok((sink, spec))
+        });
+        let old_spec = self.spec();
+        // The old sink goes even if the new one failed: its route is no longer wanted.
+        self.close_sink();
+        let (sink, spec) = match opened {
+            Ok(opened) => opened,
+            Err(e) => {
+                let mut pb = lock(&self.shared);
+                if pb.route_generation == generation {
+                    let message = format!("output {describe} failed: {e}");
+                    tracing::warn!(message, "output route failed");
+                    if pb.epoch == self.epoch {
+                        let track = pb.current.as_ref().map(|c| c.id);
+                        pb.fail(track, message);
+                        self.epoch = pb.epoch;
+                    } else {
+                        pb.emit(EngineEvent::Error {
+                            message,
+                            track_id: None,
+                        });
+                    }
+                    pb.route = None;
+                    pb.spec = None;
+                    pb.route_generation += 1;
+                    pb.emit(EngineEvent::RouteChanged { route: None });
+                }
+                drop(pb);
+                self.stop_stream();
+                return;
+            }
+        };
+        self.sink = Some(OpenSink {
+            sink,
+            describe,
+            generation,
+            spec,
+        });
+        let mut pb = lock(&self.shared);
+        pb.spec = spec;
+        if let Some(spec) = spec {
+            if old_spec != Some(spec) && pb.epoch == self.epoch {
+                if let Some(track_id) = pb.current.as_ref().map(|c| c.id) {
+                    let position = pb.position_ms();
+                    if let Some(current) = pb.current.as_mut() {
+                        current.start_ms = position;
+                        current.frames_written = 0;
+                    }
+                    drop(pb);
+                    self.reposition(track_id, position);
+                    return;
+                }
+            }
+        }
+        drop(pb);
+        // The new sink starts empty: what it reports about underruns starts from here.
+        self.underruns.restart();
+    }
+
+    fn close_sink(&mut self) {
         if let Some(mut open) = self.sink.take() {
             if let Err(e) = open.sink.flush() {
                 tracing::warn!(route = %open.describe, error = %e, "sink flush failed");
@@ -87,63 +508,204 @@ impl Control {
             if let Err(e) = open.sink.close() {
                 tracing::warn!(route = %open.describe, error = %e, "sink close failed");
             }
+            let mut pb = lock(&self.shared);
+            if pb.route_generation == open.generation {
+                pb.spec = None;
+            }
         }
     }
 
-    /// Writes what the sink takes now. Returns false when the sink took nothing.
-    pub(super) fn write_pending(&mut self) -> bool {
-        let (Some(pending), Some(sink)) = (self.pending.as_mut(), self.sink.as_mut()) else {
-            return false;
+    fn on_worker(&mut self, msg: WorkerMsg) {
+        if msg.epoch() != self.worker_epoch {
+            return;
+        }
+        let Some(mut pb) = self.current_playback() else {
+            return;
         };
-        let Some(spec) = sink.spec else {
-            return false;
+        match msg {
+            WorkerMsg::TrackStarted {
+                track_id,
+                info,
+                start_ms,
+                ..
+            } => pb.track_started(track_id, info, start_ms),
+            WorkerMsg::Block {
+                track_id, samples, ..
+            } => {
+                // Blocks of a queued track that was replaced after the worker started it.
+                if pb.current.as_ref().map(|c| c.id) != Some(track_id) {
+                    return;
+                }
+                drop(pb);
+                let mut samples = samples;
+                self.run_dsp(&mut samples, track_id);
+                self.pending = Some(Pending {
+                    track_id,
+                    samples,
+                    offset: 0,
+                });
+            }
+            WorkerMsg::TrackEnded { track_id, .. } => {
+                if pb.current.as_ref().map(|c| c.id) != Some(track_id) {
+                    return;
+                }
+                if pb.queued_next.is_some() {
+                    pb.end_current(track_id);
+                    return;
+                }
+                drop(pb);
+                // The last track: everything of it is in the sink; it ends once heard.
+                let queued = self
+                    .sink
+                    .as_ref()
+                    .map_or(0, |s| s.sink.status().queued_frames);
+                let expected = self.frames_duration(queued);
+                self.draining = Some(Drain {
+                    track_id,
+                    deadline: Instant::now() + expected + DRAIN_GRACE,
+                });
+            }
+            WorkerMsg::Error {
+                track_id, error, ..
+            } => {
+                tracing::warn!(track_id, error = %error, "decode error");
+                pb.emit(EngineEvent::Error {
+                    message: error.to_string(),
+                    track_id: Some(track_id),
+                });
+            }
+        }
+    }
+
+    fn frames_duration(&self, frames: u64) -> Duration {
+        let rate = self.spec().map_or(48_000, |s| s.sample_rate.max(1));
+        Duration::from_secs_f64(frames as f64 / f64::from(rate))
+    }
+
+    /// One step of draining the last track: returns how long to sleep, or ends the track
+    /// once the sink's queue is empty (or the drain's bound has passed).
+    fn drain_step(&mut self) -> Option<Duration> {
+        let drain = self.draining.as_ref()?;
+        let queued = self
+            .sink
+            .as_ref()
+            .map_or(0, |s| s.sink.status().queued_frames);
+        let now = Instant::now();
+        if queued > 0 && now < drain.deadline {
+            let wait = self.frames_duration(queued).clamp(MIN_WAIT, MAX_WAIT);
+            return Some(wait.min(drain.deadline - now));
+        }
+        if queued > 0 {
+            tracing::warn!(
+                queued,
+                "sink did not drain in time; ending the track anyway"
+            );
+        }
+        let track_id = drain.track_id;
+        self.draining = None;
+        let flushed = self.sink.as_mut().map(|s| s.sink.flush());
+        self.underruns.restart();
+        if let Some(mut pb) = self.current_playback() {
+            if let Some(Err(e)) = flushed {
+                pb.emit(EngineEvent::Error {
+                    message: e.to_string(),
+                    track_id: Some(track_id),
+                });
+            }
+            pb.end_current(track_id);
+        }
+        Some(Duration::ZERO)
+    }
+
+    /// How long to wait for the decoder before looking whether the sink ran dry meanwhile.
+    fn starving_wait(&mut self) -> Option<Duration> {
+        let status = self.sink.as_ref()?.sink.status();
+        self.underruns
+            .starving(status)
+            .map(|queued| self.frames_duration(queued) + MIN_WAIT)
+    }
+
+    /// Writes what the sink takes now. Returns how long to wait when the sink is full, or
+    /// `None` to go on at once (the block is written, or the output failed).
+    fn write_pending(&mut self, volume: f32) -> Option<Duration> {
+        let (Some(pending), Some(open)) = (self.pending.as_mut(), self.sink.as_mut()) else {
+            return None;
         };
+        let spec = open.spec?;
         let channels = usize::from(spec.channels);
         let remaining = &pending.samples[pending.offset..];
         let offer = remaining.len().min(WRITE_FRAMES * channels);
         let chunk = &remaining[..offer];
-        let exact = self.volume == 1.0 && self.applied_volume == 1.0;
+        let exact = volume == 1.0 && self.applied_volume == 1.0;
         let result = if exact {
-            sink.sink.write(chunk)
+            open.sink.write(chunk)
         } else {
             self.scratch.clear();
             let mut gain = self.applied_volume;
             for frame in chunk.chunks_exact(channels) {
-                gain += (self.volume - gain) * VOLUME_SMOOTHING;
+                gain += (volume - gain) * VOLUME_SMOOTHING;
                 self.scratch.extend(frame.iter().map(|s| s * gain));
             }
-            let result = sink.sink.write(&self.scratch);
+            let result = open.sink.write(&self.scratch);
             if let Ok(taken) = result {
                 // Recompute the gain the taken frames ended on, so untaken ones ramp again.
                 let mut g = self.applied_volume;
                 for _ in 0..taken {
-                    g += (self.volume - g) * VOLUME_SMOOTHING;
+                    g += (volume - g) * VOLUME_SMOOTHING;
                 }
-                self.applied_volume = if (g - self.volume).abs() < 1e-4 {
-                    self.volume
-                } else {
-                    g
-                };
+                self.applied_volume = if (g - volume).abs() < 1e-4 { volume } else { g };
             }
             result
         };
+        let track_id = pending.track_id;
         let taken = match result {
             Ok(n) => n,
             Err(e) => {
-                let track = pending.track_id;
-                self.fail(Some(track), format!("output failed: {e}"));
-                return false;
+                self.fail(Some(track_id), format!("output failed: {e}"));
+                return None;
             }
         };
         pending.offset += taken * channels;
-        if pending.offset >= pending.samples.len() {
+        let block_done = pending.offset >= pending.samples.len();
+        if block_done {
             self.pending = None;
         }
-        if let Some(current) = self.current.as_mut() {
-            current.frames_written += taken as u64;
+        let full = !block_done && taken < offer / channels;
+        let status = open.sink.status();
+        self.underruns.wrote(taken, full, status);
+        if taken > 0 {
+            let mut pb = lock(&self.shared);
+            pb.total_frames_written += taken as u64;
+            if pb.epoch == self.epoch {
+                if let Some(current) = pb.current.as_mut().filter(|c| c.id == track_id) {
+                    current.frames_written += taken as u64;
+                }
+                pb.emit_position(false);
+            }
         }
-        self.total_frames_written += taken as u64;
-        self.emit_position(false);
-        taken > 0
+        if !full {
+            self.blind_wait = BLIND_WAIT_FIRST;
+            return None;
+        }
+        // The sink is full: sleep until its queue would have fallen to about half.
+        if status.queued_frames == 0 {
+            let wait = self.blind_wait;
+            self.blind_wait = (wait * 2).min(BLIND_WAIT_MAX);
+            return Some(wait);
+        }
+        self.blind_wait = BLIND_WAIT_FIRST;
+        Some(
+            self.frames_duration(status.queued_frames / 2)
+                .clamp(MIN_WAIT, MAX_WAIT),
+        )
     }
+}
+
+/// Tells clients that an output is starting (its sink opening), which can take a while for
+/// a sink that starts a helper process; commands are answered meanwhile.
+fn announce_opening(shared: &SharedPlayback, route: &str) {
+    tracing::debug!(route, "output starting");
+    lock(shared).emit(EngineEvent::OutputStarting {
+        route: route.to_owned(),
+    });
 }

@@ -1,17 +1,25 @@
-//! The track side of the control thread: the current and the queued track, starting,
-//! seeking and stopping playback, what the decode worker reports about tracks, and the
-//! position events derived from the frames the sink took. Positions count written frames,
-//! not decoded ones, so they follow what is actually heard.
+//! The playback state both engine threads share: the current and the queued track, the
+//! playback state, the route as the control thread last set it, the output spec as the
+//! output thread opened it, and the frames written. It lives under one mutex that is held for
+//! bookkeeping and for handing events to the event handler (which never blocks), never
+//! across a sink call or any other blocking call.
+//!
+//! Events are emitted under that mutex, so the two threads' events reach clients in the
+//! order the state changed: a position of a track can never follow its `track_ended`.
+//!
+//! `epoch` changes with every command that restarts the stream (play, seek, stop, a failed
+//! output). The control thread bumps it when it accepts such a command and sends it on to
+//! the output thread; the output thread applies what it learns from the sink and the decode
+//! worker only while the epoch is still the one of the last command it carried out, so a
+//! command in flight always wins over news about the stream it replaces.
 
 use std::time::{Duration, Instant};
 
-use super::control::Control;
-use super::output::Pending;
-use crate::error::{AudioError, Result};
-use crate::event::{EngineEvent, PlaybackState, TrackId};
-use crate::source::{TrackInfo, TrackSource};
-use crate::worker::{WorkerCmd, WorkerMsg};
+use crate::event::{EngineEvent, EventHandler, PlaybackState, TrackId};
+use crate::source::TrackInfo;
 use stellatune_core::StreamSpec;
+
+use super::EngineStatus;
 
 const POSITION_INTERVAL: Duration = Duration::from_millis(250);
 
@@ -25,94 +33,73 @@ pub(super) struct CurrentTrack {
     pub(super) announced: bool,
 }
 
-impl Control {
+pub(super) struct Playback {
+    events: EventHandler,
+    pub(super) epoch: u64,
+    pub(super) state: PlaybackState,
+    pub(super) next_track_id: TrackId,
+    pub(super) current: Option<CurrentTrack>,
+    pub(super) queued_next: Option<(TrackId, TrackInfo)>,
+    pub(super) volume: f32,
+    /// The route the control thread applied last, described.
+    pub(super) route: Option<String>,
+    /// Bumped with every route applied or cleared, so that the output thread's report about
+    /// an older route (a failed open) cannot touch a newer one.
+    pub(super) route_generation: u64,
+    /// The spec the output thread has the sink open with.
+    pub(super) spec: Option<StreamSpec>,
+    pub(super) total_frames_written: u64,
+    pub(super) last_position_event: Option<Instant>,
+}
+
+impl Playback {
+    pub(super) fn new(events: EventHandler) -> Self {
+        Self {
+            events,
+            epoch: 0,
+            state: PlaybackState::Stopped,
+            next_track_id: 1,
+            current: None,
+            queued_next: None,
+            volume: 1.0,
+            route: None,
+            route_generation: 0,
+            spec: None,
+            total_frames_written: 0,
+            last_position_event: None,
+        }
+    }
+
+    pub(super) fn emit(&self, event: EngineEvent) {
+        (self.events)(event);
+    }
+
+    pub(super) fn set_state(&mut self, state: PlaybackState) {
+        if self.state != state {
+            self.state = state;
+            tracing::debug!(?state, "playback state changed");
+            self.emit(EngineEvent::StateChanged { state });
+        }
+    }
+
+    pub(super) fn allocate_track_id(&mut self) -> TrackId {
+        let id = self.next_track_id;
+        self.next_track_id += 1;
+        id
+    }
+
     pub(super) fn position_ms(&self) -> u64 {
-        match (&self.current, self.sink.as_ref().and_then(|s| s.spec)) {
+        match (&self.current, self.spec) {
             (Some(c), Some(spec)) => c.start_ms + spec.frames_to_ms(c.frames_written),
             (Some(c), None) => c.start_ms,
             _ => 0,
         }
     }
 
-    pub(super) fn play(&mut self, source: TrackSource) -> Result<TrackId> {
-        if self.sink.is_none() {
-            return Err(AudioError::NoRoute);
-        }
-        self.stop_playback();
-        let spec = self.ensure_sink_open(source.info().spec())?;
-        let id = self.allocate_track_id();
-        self.epoch += 1;
-        self.current = Some(CurrentTrack {
-            id,
-            info: source.info().clone(),
-            start_ms: 0,
-            frames_written: 0,
-            announced: false,
-        });
-        let _ = self.worker_tx.send(WorkerCmd::Load {
-            epoch: self.epoch,
-            track_id: id,
-            source,
-            spec,
-            start_ms: 0,
-        });
-        self.last_position_event = None;
-        // A new track starts from silence: no ramp, or a volume set while stopped is late.
-        self.applied_volume = self.volume;
-        self.set_state(PlaybackState::Playing);
-        Ok(id)
-    }
-
-    pub(super) fn seek(&mut self, position_ms: u64) -> Result<()> {
-        let Some(current) = self.current.as_ref() else {
-            return Err(AudioError::NothingPlaying);
-        };
-        if let Some(duration) = current.info.duration_ms {
-            if position_ms > duration {
-                return Err(AudioError::InvalidArgument(format!(
-                    "seek to {position_ms} ms is past the end ({duration} ms)"
-                )));
-            }
-        }
-        let spec = self
-            .sink
-            .as_ref()
-            .and_then(|s| s.spec)
-            .ok_or(AudioError::NoRoute)?;
-        self.reposition(position_ms, spec);
-        self.emit_position(true);
-        Ok(())
-    }
-
-    /// Restarts decoding of the current track at `position_ms` in `spec`, dropping what was
-    /// decoded ahead.
-    pub(super) fn reposition(&mut self, position_ms: u64, spec: StreamSpec) {
-        let Some(current) = self.current.as_mut() else {
-            return;
-        };
-        self.epoch += 1;
-        current.start_ms = position_ms;
-        current.frames_written = 0;
-        self.pending = None;
-        if let Some(sink) = self.sink.as_mut() {
-            let _ = sink.sink.reset();
-        }
-        for stage in &mut self.dsp {
-            stage.reset();
-        }
-        let _ = self.worker_tx.send(WorkerCmd::Seek {
-            epoch: self.epoch,
-            track_id: current.id,
-            position_ms,
-            spec,
-        });
-    }
-
+    /// Ends what plays: the current track ends (announced if it was), the queue empties and
+    /// the state turns to stopped. The caller tells the output thread.
     pub(super) fn stop_playback(&mut self) {
-        let was_active = self.current.is_some() || self.state != PlaybackState::Stopped;
         self.epoch += 1;
-        let _ = self.worker_tx.send(WorkerCmd::Stop { epoch: self.epoch });
-        self.pending = None;
         self.queued_next = None;
         if let Some(current) = self.current.take() {
             if current.announced {
@@ -121,86 +108,46 @@ impl Control {
                 });
             }
         }
-        if was_active {
-            if let Some(sink) = self.sink.as_mut() {
-                let _ = sink.sink.reset();
-            }
-            self.reset_dsp();
-        }
         self.set_state(PlaybackState::Stopped);
     }
 
-    pub(super) fn on_worker(&mut self, msg: WorkerMsg) {
-        if msg.epoch() != self.epoch {
+    pub(super) fn fail(&mut self, track_id: Option<TrackId>, message: String) {
+        tracing::warn!(message, "playback error");
+        self.emit(EngineEvent::Error { message, track_id });
+        self.stop_playback();
+    }
+
+    /// The current track ended with everything of it written (and, for the last track,
+    /// heard): the queued track, if any, follows; otherwise playback stops.
+    pub(super) fn end_current(&mut self, track_id: TrackId) {
+        if self.current.as_ref().map(|c| c.id) != Some(track_id) {
             return;
         }
-        match msg {
-            WorkerMsg::TrackStarted {
-                track_id,
-                info,
+        self.emit_position(true);
+        self.emit(EngineEvent::TrackEnded { track_id });
+        self.current = None;
+        if self.queued_next.is_none() {
+            self.set_state(PlaybackState::Stopped);
+        }
+    }
+
+    /// The decode worker started `track_id` (a new play, or the queued track gaplessly).
+    pub(super) fn track_started(&mut self, track_id: TrackId, info: TrackInfo, start_ms: u64) {
+        let is_queued = self.queued_next.as_ref().map(|q| q.0) == Some(track_id);
+        if is_queued {
+            self.queued_next = None;
+            self.current = Some(CurrentTrack {
+                id: track_id,
+                info: info.clone(),
                 start_ms,
-                ..
-            } => {
-                let is_queued = self.queued_next.as_ref().map(|q| q.0) == Some(track_id);
-                if is_queued {
-                    self.queued_next = None;
-                    self.current = Some(CurrentTrack {
-                        id: track_id,
-                        info: info.clone(),
-                        start_ms,
-                        frames_written: 0,
-                        announced: false,
-                    });
-                }
-                if let Some(current) = self.current.as_mut().filter(|c| c.id == track_id) {
-                    current.announced = true;
-                    self.last_position_event = None;
-                    self.emit(EngineEvent::TrackStarted { track_id, info });
-                }
-            }
-            WorkerMsg::Block {
-                track_id, samples, ..
-            } => {
-                // Blocks of a queued track that was replaced after the worker started it.
-                if self.current.as_ref().map(|c| c.id) != Some(track_id) {
-                    return;
-                }
-                let mut samples = samples;
-                self.run_dsp(&mut samples);
-                self.pending = Some(Pending {
-                    track_id,
-                    samples,
-                    offset: 0,
-                });
-            }
-            WorkerMsg::TrackEnded { track_id, .. } => {
-                if self.current.as_ref().map(|c| c.id) != Some(track_id) {
-                    return;
-                }
-                self.emit_position(true);
-                self.emit(EngineEvent::TrackEnded { track_id });
-                self.current = None;
-                if self.queued_next.is_none() {
-                    if let Some(sink) = self.sink.as_mut() {
-                        if let Err(e) = sink.sink.flush() {
-                            self.emit(EngineEvent::Error {
-                                message: e.to_string(),
-                                track_id: Some(track_id),
-                            });
-                        }
-                    }
-                    self.set_state(PlaybackState::Stopped);
-                }
-            }
-            WorkerMsg::Error {
-                track_id, error, ..
-            } => {
-                tracing::warn!(track_id, error = %error, "decode error");
-                self.emit(EngineEvent::Error {
-                    message: error.to_string(),
-                    track_id: Some(track_id),
-                });
-            }
+                frames_written: 0,
+                announced: false,
+            });
+        }
+        if let Some(current) = self.current.as_mut().filter(|c| c.id == track_id) {
+            current.announced = true;
+            self.last_position_event = None;
+            self.emit(EngineEvent::TrackStarted { track_id, info });
         }
     }
 
@@ -224,5 +171,19 @@ impl Control {
             position_ms: self.position_ms(),
             duration_ms: current.info.duration_ms,
         });
+    }
+
+    pub(super) fn status(&self) -> EngineStatus {
+        EngineStatus {
+            state: self.state,
+            track_id: self.current.as_ref().map(|c| c.id),
+            track: self.current.as_ref().map(|c| c.info.clone()),
+            position_ms: self.position_ms(),
+            volume: self.volume,
+            route: self.route.clone(),
+            output_spec: self.spec,
+            queued_next: self.queued_next.as_ref().map(|q| q.0),
+            frames_written: self.total_frames_written,
+        }
     }
 }

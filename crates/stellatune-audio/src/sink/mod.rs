@@ -44,6 +44,22 @@ impl SinkFactory for BuiltinRoute {
         }
     }
 
+    fn validate(&self) -> Result<(), SinkError> {
+        match self {
+            BuiltinRoute::Null => Ok(()),
+            // The output thread creates the file again when it makes the sink.
+            BuiltinRoute::Wav { path, .. } => std::fs::File::create(path)
+                .map(drop)
+                .map_err(|e| SinkError::io(format!("cannot create {}", path.display()), e)),
+            #[cfg(any(feature = "device", windows))]
+            BuiltinRoute::Device => Ok(()),
+            #[cfg(not(any(feature = "device", windows)))]
+            BuiltinRoute::Device => Err(SinkError::invalid_config(
+                "this build has no device output (built without the `device` feature)",
+            )),
+        }
+    }
+
     fn create(self: Box<Self>) -> Result<Box<dyn Sink>, SinkError> {
         match *self {
             BuiltinRoute::Null => Ok(Box::new(NullSink::new())),

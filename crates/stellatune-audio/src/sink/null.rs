@@ -21,7 +21,9 @@ impl NullSink {
     }
 }
 
-pub(crate) const PACED_LEAD: Duration = Duration::from_millis(100);
+/// What a paced sink buffers ahead, like a device buffer: the output thread wakes when about half
+/// of it has played, about ten times a second.
+pub(crate) const PACED_LEAD: Duration = Duration::from_millis(200);
 
 impl Sink for NullSink {
     fn describe(&self) -> String {
