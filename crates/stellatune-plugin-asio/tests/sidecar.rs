@@ -247,8 +247,9 @@ fn upgrade_uninstall_and_reinstall_while_playing_never_touch_a_file_in_use() {
     write_two_tone(&input, 60.0);
     rig.host.apply_route(rig.client, asio("null")).unwrap();
     rig.host.play(rig.client, &input).unwrap();
-    wait_until("sidecar up", Duration::from_secs(5), || {
-        sidecars_of(me()).0.len() == 1
+    // Playing, not just spawned: `play` returns before the output has opened its stream.
+    wait_until("sidecar up and playing", Duration::from_secs(5), || {
+        sidecars_of(me()).0.len() == 1 && rig.host.status(rig.client).unwrap().frames_written > 0
     });
     let sidecar = sidecars_of(me()).0[0];
     let exe = stellatune_probe::executable(sidecar).expect("the sidecar's program file");
@@ -299,8 +300,9 @@ fn a_killed_sidecar_is_reported_and_replaced_while_playback_goes_on() {
     write_two_tone(&input, 30.0);
     rig.host.apply_route(rig.client, asio("null")).unwrap();
     rig.host.play(rig.client, &input).unwrap();
-    wait_until("sidecar up", Duration::from_secs(5), || {
-        sidecars_of(me()).0.len() == 1
+    // Playing, not just spawned: `play` returns before the output has opened its stream.
+    wait_until("sidecar up and playing", Duration::from_secs(5), || {
+        sidecars_of(me()).0.len() == 1 && rig.host.status(rig.client).unwrap().frames_written > 0
     });
     let victim = sidecars_of(me()).0[0];
     let spawns_before = reported(&rig.host.metrics(), "asio_sidecar_spawns_total");
@@ -424,8 +426,9 @@ fn a_hung_sidecar_is_detected_killed_and_replaced() {
     write_two_tone(&input, 30.0);
     rig.host.apply_route(rig.client, asio("null")).unwrap();
     rig.host.play(rig.client, &input).unwrap();
-    wait_until("sidecar up", Duration::from_secs(5), || {
-        sidecars_of(me()).0.len() == 1
+    // Playing, not just spawned: `play` returns before the output has opened its stream.
+    wait_until("sidecar up and playing", Duration::from_secs(5), || {
+        sidecars_of(me()).0.len() == 1 && rig.host.status(rig.client).unwrap().frames_written > 0
     });
     let victim = sidecars_of(me()).0[0];
     // Stopped, not ended: from outside it looks hung; the plugin kills it later.

@@ -257,11 +257,7 @@ impl RuntimeHost {
         if self.lock().lingering.is_none() {
             return Ok(());
         }
-        let deadline = Instant::now() + timeout;
-        while self.threads.alive() > 0 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        if self.threads.alive() > 0 {
+        if !self.threads.wait_until_zero(timeout) {
             return Err(self.still_stopping(timeout));
         }
         let old = self.lock().lingering.take();
@@ -374,9 +370,9 @@ impl RuntimeHost {
             drop(runtime);
             None
         };
-        while self.threads.alive() > 0 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        // Woken by the last counted thread's end, not by polling.
+        self.threads
+            .wait_until_zero(deadline.saturating_duration_since(Instant::now()));
         let threads_left = self.threads.alive();
         let log_file = {
             let mut lifecycle = self.lock();
@@ -451,11 +447,7 @@ impl RuntimeHost {
     pub fn play(&self, id: u64, path: &Path) -> Result<TrackId> {
         let call = self.enter_client(id)?;
         let source = TrackSource::open(path)?;
-        command_as(&call, |_, e| {
-            let id = e.play_source(source)?;
-            crate::output::settle(e);
-            Ok(id)
-        })
+        command_as(&call, |_, e| e.play_source(source))
     }
 
     pub fn queue_next(&self, id: u64, path: &Path) -> Result<TrackId> {

@@ -28,14 +28,14 @@ struct Desired {
     engine_may_have_dsp: bool,
 }
 
-/// How long a client's route, clear or play call waits for the engine's output thread to
-/// have opened or closed the sink.
+/// How long a route clear (and a session's stop-and-clear) waits for the engine's output
+/// thread to have closed the sink.
 const OUTPUT_SETTLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Lets a client's call return once the engine's output thread has done the sink work of
-/// the command (the old sink closed, the new one opened), as callers expect of a route or
-/// play call; the engine itself answered at once and keeps answering other calls
-/// meanwhile. A sink slower than the bound is reported by events, as ever.
+/// Lets a clear return once the engine's output thread has closed the sink, so a client that
+/// cleared its route (or a session that was disposed or evicted) has released the device and
+/// any sidecar when the call returns; the engine itself answered at once and keeps answering
+/// other calls meanwhile. Opening is never waited for: `play` and `apply_route` return at once.
 pub(crate) fn settle(engine: &Engine) {
     if !engine.wait_output_settled(OUTPUT_SETTLE_TIMEOUT) {
         tracing::debug!("the output is still busy; the call returns without waiting for it");
@@ -65,10 +65,10 @@ impl Output {
             desired.route = Some(route);
             desired.engine_may_have_route = true;
         }
+        // Not settled: the sink opens on the engine's output thread (a plugin sink may start a
+        // process), and the caller, often a UI thread, must not wait on it. Progress and
+        // failure arrive as `output_starting`, `route_changed` and `error` events.
         let applied = engine.apply_route(factory);
-        if applied.is_ok() {
-            settle(engine);
-        }
         if applied.is_err() {
             // The route did not take (or not yet): it is no longer something to move to a new
             // plugin generation, but the engine may still hold it, so it stays "maybe set".

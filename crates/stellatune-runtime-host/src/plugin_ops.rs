@@ -170,17 +170,26 @@ fn move_to_new_generation(plugins: &PluginRuntime, target: &Target<'_>, changed:
             return;
         }
     };
-    let _gate = target.sessions.gate_shared();
+    let engine = target.engine.get();
+    let gate = target.sessions.gate_shared();
     // A rollover or another route may have come meanwhile: then this one is stale.
     if !output.is_current(&route) {
         return;
     }
     let plugin = route.plugin_id().map(str::to_owned);
-    match output.apply_route(&target.engine.get(), route, factory) {
-        Ok(()) => tracing::info!(
-            plugin = plugin.as_deref(),
-            "route moved to the new plugin generation"
-        ),
+    let moved = output.apply_route(&engine, route, factory);
+    drop(gate);
+    match moved {
+        Ok(()) => {
+            // A reload returns once the route runs on the new generation and the old sink is
+            // closed (plugin management blocks its caller anyway: copies, loads), so the old
+            // generation can drain at once. Waited for with no gate held.
+            crate::output::settle(&engine);
+            tracing::info!(
+                plugin = plugin.as_deref(),
+                "route moved to the new plugin generation"
+            )
+        }
         Err(e) => {
             tracing::warn!(error = %e, "moving the route to the new plugin generation failed")
         }

@@ -502,7 +502,12 @@ fn a_hung_close_is_abandoned_in_time_and_its_generation_unloads_when_it_returns(
     .unwrap();
     // Open the sink (the SDK only forwards close to an opened sink).
     host.play(c.id, &f.tone).unwrap();
-    assert!(host.status(c.id).unwrap().output_spec.is_some());
+    // `play` returns before the output thread has opened the sink.
+    assert!(wait_for(Duration::from_secs(5), || host
+        .status(c.id)
+        .unwrap()
+        .output_spec
+        .is_some()));
 
     let started = Instant::now();
     host.clear_route(c.id).unwrap();

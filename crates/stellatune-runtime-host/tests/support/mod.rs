@@ -148,7 +148,15 @@ pub fn calls(target: &Path) -> Vec<String> {
 /// with `close`, `destroy`. The engine calls one sink at a time, on one thread, and a
 /// replaced instance is closed and destroyed back to back, so in a file shared by several
 /// instances each close/destroy pair belongs to one instance.
+///
+/// Waits (up to 10 s) for the destroys first: a route replaced by another is closed on the
+/// engine's output thread after `apply_route` has returned.
 pub fn assert_closed_before_destroyed(target: &Path, instances: usize) {
+    let destroyed = |calls: &[String]| calls.iter().filter(|c| *c == "destroy").count();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while destroyed(&calls(target)) < instances && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     let calls = calls(target);
     let destroys: Vec<usize> = calls
         .iter()
