@@ -8,6 +8,8 @@ mod convert;
 mod engine;
 mod error;
 mod event;
+mod media;
+mod mp4;
 pub mod sink;
 mod source;
 mod worker;
@@ -16,6 +18,7 @@ pub use convert::{Converter, map_channels};
 pub use engine::{Engine, EngineConfig, EngineStatus};
 pub use error::{AudioError, Result};
 pub use event::{EngineEvent, EventHandler, PlaybackState, TrackId};
+pub use media::{Cover, CoverInfo, MediaInfo, MediaTags, ReplayGain, probe_media, read_cover};
 pub use sink::BuiltinRoute;
 // The shared vocabulary, re-exported so that engine users need one import path.
 pub use source::{TrackInfo, TrackSource};
