@@ -9,6 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
+use symphonia::core::codecs::{CODEC_TYPE_AAC, CODEC_TYPE_ALAC, CodecParameters};
 use symphonia::core::meta::{MetadataRevision, StandardTagKey, StandardVisualKey, Tag, Value};
 use symphonia::core::probe::ProbeResult;
 
@@ -99,8 +100,14 @@ pub fn probe_media(path: impl AsRef<Path>) -> Result<MediaInfo> {
         path: path.to_path_buf(),
         codec,
         sample_rate: params.sample_rate,
-        channels: params.channels.map(|c| c.count() as u16),
-        bits_per_sample: params.bits_per_sample,
+        channels: params
+            .channels
+            .map(|c| c.count() as u16)
+            .or_else(|| aac_channels(&params))
+            .or_else(|| alac_cookie(&params).map(|(channels, _)| channels)),
+        bits_per_sample: params
+            .bits_per_sample
+            .or_else(|| alac_cookie(&params).map(|(_, bits)| bits)),
         total_frames,
         duration_ms: duration_ms(params.sample_rate, total_frames),
         tags: MediaTags::from_revisions(&revisions),
@@ -125,6 +132,44 @@ fn duration_ms(sample_rate: Option<u32>, total_frames: Option<u64>) -> Option<u6
     let rate = u64::from(sample_rate?);
     let frames = total_frames?;
     (rate > 0).then(|| frames * 1000 / rate)
+}
+
+/// The channel count of an AAC stream, from its AudioSpecificConfig (the MP4 reader leaves
+/// the count to the decoder): object type (5 bits, or 5 + 6 when it reads 31), sampling
+/// frequency index (4 bits, or 4 + 24 when it reads 15), channel configuration (4 bits).
+fn aac_channels(params: &CodecParameters) -> Option<u16> {
+    if params.codec != CODEC_TYPE_AAC {
+        return None;
+    }
+    let asc = params.extra_data.as_deref().filter(|asc| asc.len() >= 2)?;
+    let bits = asc
+        .iter()
+        .take(8)
+        .fold(0u64, |acc, &b| (acc << 8) | u64::from(b))
+        << (8 * (8 - asc.len().min(8)));
+    let take = |at: u32, n: u32| (bits >> (64 - at - n)) & ((1 << n) - 1);
+    let mut at = 5;
+    if take(0, 5) == 31 {
+        at += 6;
+    }
+    at += if take(at, 4) == 15 { 28 } else { 4 };
+    match take(at, 4) {
+        n @ 1..=6 => Some(n as u16),
+        7 => Some(8),
+        _ => None,
+    }
+}
+
+/// The channel count and bit depth an ALAC stream's magic cookie states (the MP4 reader
+/// leaves both to the decoder): `frameLength` (4 bytes), `compatibleVersion`, `bitDepth`,
+/// `pb`, `mb`, `kb`, `numChannels`, ...
+fn alac_cookie(params: &CodecParameters) -> Option<(u16, u32)> {
+    if params.codec != CODEC_TYPE_ALAC {
+        return None;
+    }
+    let cookie = params.extra_data.as_deref().filter(|c| c.len() >= 24)?;
+    let (bits, channels) = (cookie[5], cookie[9]);
+    (channels > 0 && bits > 0).then_some((u16::from(channels), u32::from(bits)))
 }
 
 /// Every metadata revision, most authoritative first: the container's own (newest first),
@@ -332,6 +377,7 @@ fn sniff_mime(data: &[u8]) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    use symphonia::core::codecs::{CODEC_TYPE_AAC, CODEC_TYPE_ALAC, CodecParameters};
     use symphonia::core::meta::{MetadataBuilder, Visual};
 
     use super::*;
@@ -361,6 +407,23 @@ mod tests {
             tags: Vec::new(),
             data: data.into(),
         }
+    }
+
+    #[test]
+    fn aac_channel_configuration_is_read_from_the_config() {
+        let params = |asc: &[u8]| {
+            let mut p = CodecParameters::new();
+            p.for_codec(CODEC_TYPE_AAC).with_extra_data(asc.into());
+            p
+        };
+        // AAC-LC (2), 44.1 kHz (index 4), stereo: 00010 0100 0010 000.
+        assert_eq!(aac_channels(&params(&[0x12, 0x10])), Some(2));
+        // AAC-LC, 48 kHz (index 3), mono: 00010 0011 0001 000.
+        assert_eq!(aac_channels(&params(&[0x11, 0x88])), Some(1));
+        // 5.1 (configuration 6) and 7.1 (configuration 7).
+        assert_eq!(aac_channels(&params(&[0x11, 0xb0])), Some(6));
+        assert_eq!(aac_channels(&params(&[0x11, 0xb8])), Some(8));
+        assert_eq!(aac_channels(&params(&[])), None);
     }
 
     #[test]
