@@ -377,7 +377,6 @@ fn sniff_mime(data: &[u8]) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use symphonia::core::codecs::{CODEC_TYPE_AAC, CODEC_TYPE_ALAC, CodecParameters};
     use symphonia::core::meta::{MetadataBuilder, Visual};
 
     use super::*;
