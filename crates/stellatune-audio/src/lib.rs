@@ -14,7 +14,7 @@ pub mod sink;
 mod source;
 mod worker;
 
-pub use convert::{Converter, map_channels};
+pub use convert::{Converter, downmix_matrix, map_channels};
 pub use engine::{Engine, EngineConfig, EngineStatus};
 pub use error::{AudioError, Result};
 pub use event::{EngineEvent, EventHandler, PlaybackState, TrackId};
