@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use stellatune_backend_api::{
     BuiltinRoute, EngineEvent, HostConfig, HostEvent, LogFormat, OutputRoute, PlaybackState,
-    Player, PluginRoute, RuntimeHost, TrackSource, runtime_init, runtime_metrics, runtime_shutdown,
+    Player, PluginRoute, RuntimeHost, probe_media, runtime_init, runtime_metrics, runtime_shutdown,
 };
 use stellatune_ffi::wire;
 
@@ -67,7 +67,7 @@ enum Command {
         #[arg(long)]
         start_ms: Option<u64>,
     },
-    /// Print a file's format, rate, channels and duration.
+    /// Print what a file holds as JSON: format, duration, tags, ReplayGain, cover.
     Info { file: PathBuf },
     /// Start the runtime and print its metrics as JSON.
     Metrics,
@@ -373,9 +373,11 @@ fn display_name(path: &Path) -> String {
         .unwrap_or_else(|| path.display().to_string())
 }
 
+/// Prints what `stellatune_media_probe_json` writes for the file (pretty-printed): format,
+/// tags, ReplayGain and cover, read without decoding and without a runtime.
 fn info(file: &Path) -> Result<(), String> {
-    let source = TrackSource::open(file).map_err(|e| e.to_string())?;
-    let info = wire::TrackInfo::from(source.info());
+    let info = probe_media(file).map_err(|e| e.to_string())?;
+    let info = wire::MediaInfo::from(&info);
     println!(
         "{}",
         serde_json::to_string_pretty(&info).map_err(|e| e.to_string())?

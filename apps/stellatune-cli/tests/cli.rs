@@ -204,3 +204,25 @@ fn bad_input_fails_with_a_clear_message() {
     let stderr = fails(&data, &["plugins", "uninstall", "nope"]);
     assert!(stderr.contains("nope"), "{stderr}");
 }
+
+/// `stellatune info FILE` prints the probe JSON of the C ABI (`stellatune_media_probe_json`).
+#[test]
+fn info_prints_the_probe_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("tone.wav");
+    stellatune_test_support::tone::write_tone(&wav, 0.5);
+    let out = ok(dir.path(), &["info", wav.to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("info prints JSON");
+    assert_eq!(v["codec"], "pcm_s16le");
+    assert_eq!(v["sample_rate"], 44_100);
+    assert_eq!(v["channels"], 2);
+    assert_eq!(v["bits_per_sample"], 16);
+    assert_eq!(v["duration_ms"], 500);
+    assert!(v["tags"].is_object() && v["replaygain"].is_object());
+    assert_eq!(v["cover"], serde_json::Value::Null);
+    let err = fails(
+        dir.path(),
+        &["info", dir.path().join("nope.flac").to_str().unwrap()],
+    );
+    assert!(err.contains("file not found"), "{err}");
+}

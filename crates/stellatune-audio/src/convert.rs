@@ -142,21 +142,93 @@ impl RateConverter {
     }
 }
 
-/// Maps interleaved frames between channel counts: mono is spread, stereo to mono averages,
-/// other layouts keep the channels they share and pad the rest with silence.
+/// −3 dB, the ITU-R BS.775 weight of the centre and surround channels in a stereo downmix.
+const MINUS_3DB: f32 = std::f32::consts::FRAC_1_SQRT_2;
+
+/// The channels of a layout, in the order decoders deliver them (WAVE/SMPTE order, which is
+/// symphonia's for the standard layouts), by channel count: 3 = L R C, 4 = L R Ls Rs,
+/// 5 = L R C Ls Rs, 6 = 5.1 (L R C LFE Ls Rs), 7 = 6.1 (L R C LFE Cs Ls Rs), 8 = 7.1
+/// (L R C LFE Lb Rb Ls Rs). Each entry is the channel's (left, right) weight in a stereo
+/// downmix before normalisation: fronts go to their side, the centre and a centre surround
+/// to both at −3 dB, side and back surrounds to their side at −3 dB, the LFE nowhere.
+fn stereo_weights(channels: usize) -> Option<&'static [(f32, f32)]> {
+    const L: (f32, f32) = (1.0, 0.0);
+    const R: (f32, f32) = (0.0, 1.0);
+    const C: (f32, f32) = (MINUS_3DB, MINUS_3DB);
+    const LFE: (f32, f32) = (0.0, 0.0);
+    const LS: (f32, f32) = (MINUS_3DB, 0.0);
+    const RS: (f32, f32) = (0.0, MINUS_3DB);
+    Some(match channels {
+        3 => &[L, R, C],
+        4 => &[L, R, LS, RS],
+        5 => &[L, R, C, LS, RS],
+        6 => &[L, R, C, LFE, LS, RS],
+        7 => &[L, R, C, LFE, C, LS, RS],
+        8 => &[L, R, C, LFE, LS, RS, LS, RS],
+        _ => return None,
+    })
+}
+
+/// The stereo downmix matrix for `channels`, normalised so that each output's weights sum
+/// to 1: a full-scale signal in every channel at once can never clip (5.1 → each side is
+/// `(L + 0.707·C + 0.707·Ls) / 2.414`, 7.1 → `(L + 0.707·C + 0.707·Lb + 0.707·Ls) / 3.121`).
+/// The price is level: a plain stereo mix inside a 5.1 file plays 7.7 dB quieter (9.9 dB for
+/// 7.1) than the same mix in a stereo file. The LFE is dropped, as BS.775 leaves it out:
+/// the main channels carry the full range.
+pub fn downmix_matrix(channels: u16) -> Option<Vec<(f32, f32)>> {
+    let weights = stereo_weights(usize::from(channels))?;
+    let sum_l: f32 = weights.iter().map(|w| w.0).sum();
+    let sum_r: f32 = weights.iter().map(|w| w.1).sum();
+    Some(
+        weights
+            .iter()
+            .map(|&(l, r)| (l / sum_l, r / sum_r))
+            .collect(),
+    )
+}
+
+/// Maps interleaved frames between channel counts:
+/// - mono to any layout: the mono signal on the left and the right (both sides, unchanged in
+///   level), every other channel silent;
+/// - 3 to 8 channels (see [`downmix_matrix`]) to stereo: the ITU-R BS.775 downmix; to mono:
+///   that downmix, averaged;
+/// - stereo to mono: the average;
+/// - anything else keeps the channels the layouts share and pads the rest with silence.
 pub fn map_channels(interleaved: &[f32], from: u16, to: u16) -> Vec<f32> {
-    let (from, to) = (usize::from(from), usize::from(to));
-    if from == to {
+    let (from_n, to_n) = (usize::from(from), usize::from(to));
+    if from_n == to_n {
         return interleaved.to_vec();
     }
-    let frames = interleaved.len() / from;
-    let mut out = Vec::with_capacity(frames * to);
-    for frame in interleaved.chunks_exact(from) {
-        match (from, to) {
-            (1, _) => out.extend(std::iter::repeat_n(frame[0], to)),
-            (_, 1) => out.push(frame.iter().sum::<f32>() / from as f32),
+    let frames = interleaved.len() / from_n;
+    let mut out = Vec::with_capacity(frames * to_n);
+    let matrix = if to_n <= 2 {
+        downmix_matrix(from)
+    } else {
+        None
+    };
+    for frame in interleaved.chunks_exact(from_n) {
+        match (from_n, to_n, &matrix) {
+            (1, _, _) => {
+                out.push(frame[0]);
+                out.push(frame[0]);
+                out.extend(std::iter::repeat_n(0.0, to_n.saturating_sub(2)));
+            }
+            (_, _, Some(m)) => {
+                let (l, r) = frame
+                    .iter()
+                    .zip(m)
+                    .fold((0.0f32, 0.0f32), |(l, r), (s, w)| {
+                        (l + s * w.0, r + s * w.1)
+                    });
+                if to_n == 2 {
+                    out.extend([l, r]);
+                } else {
+                    out.push((l + r) / 2.0);
+                }
+            }
+            (_, 1, None) => out.push(frame.iter().sum::<f32>() / from_n as f32),
             _ => {
-                for ch in 0..to {
+                for ch in 0..to_n {
                     out.push(frame.get(ch).copied().unwrap_or(0.0));
                 }
             }
@@ -204,6 +276,102 @@ mod tests {
     fn channel_maps() {
         assert_eq!(map_channels(&[0.5, -0.5], 1, 2), vec![0.5, 0.5, -0.5, -0.5]);
         assert_eq!(map_channels(&[1.0, 0.0], 2, 1), vec![0.5]);
-        assert_eq!(map_channels(&[1.0, 2.0, 3.0], 3, 2), vec![1.0, 2.0]);
+        // Mono into 5.1: both front sides, the rest silent.
+        assert_eq!(
+            map_channels(&[0.25], 1, 6),
+            vec![0.25, 0.25, 0.0, 0.0, 0.0, 0.0]
+        );
+        // Stereo into 5.1: the fronts, the rest silent.
+        assert_eq!(
+            map_channels(&[0.1, 0.2], 2, 6),
+            vec![0.1, 0.2, 0.0, 0.0, 0.0, 0.0]
+        );
+    }
+
+    fn close(a: f32, b: f32) -> bool {
+        (a - b).abs() < 1e-6
+    }
+
+    /// One channel at a time, at 1.0: what reaches each side is that channel's coefficient.
+    fn response(channels: u16, ch: usize) -> (f32, f32) {
+        let mut frame = vec![0.0; usize::from(channels)];
+        frame[ch] = 1.0;
+        let out = map_channels(&frame, channels, 2);
+        (out[0], out[1])
+    }
+
+    #[test]
+    fn five_one_to_stereo_uses_bs775_coefficients() {
+        let norm = 1.0 + 2.0 * MINUS_3DB; // 2.414
+        let expect = [
+            (1.0 / norm, 0.0),                    // L
+            (0.0, 1.0 / norm),                    // R
+            (MINUS_3DB / norm, MINUS_3DB / norm), // C
+            (0.0, 0.0),                           // LFE: dropped
+            (MINUS_3DB / norm, 0.0),              // Ls
+            (0.0, MINUS_3DB / norm),              // Rs
+        ];
+        for (ch, want) in expect.iter().enumerate() {
+            let got = response(6, ch);
+            assert!(
+                close(got.0, want.0) && close(got.1, want.1),
+                "5.1 channel {ch}: {got:?}, want {want:?}"
+            );
+        }
+        // The centre and a surround are not lost (they were before).
+        assert!(response(6, 2).0 > 0.29 && response(6, 4).0 > 0.29);
+        // All channels at full scale: no clipping.
+        let out = map_channels(&[1.0; 6], 6, 2);
+        assert!(close(out[0], 1.0) && close(out[1], 1.0), "{out:?}");
+    }
+
+    #[test]
+    fn seven_one_to_stereo_uses_bs775_coefficients() {
+        let norm = 1.0 + 3.0 * MINUS_3DB; // 3.121
+        let expect = [
+            (1.0 / norm, 0.0),
+            (0.0, 1.0 / norm),
+            (MINUS_3DB / norm, MINUS_3DB / norm),
+            (0.0, 0.0),
+            (MINUS_3DB / norm, 0.0), // Lb
+            (0.0, MINUS_3DB / norm), // Rb
+            (MINUS_3DB / norm, 0.0), // Ls
+            (0.0, MINUS_3DB / norm), // Rs
+        ];
+        for (ch, want) in expect.iter().enumerate() {
+            let got = response(8, ch);
+            assert!(
+                close(got.0, want.0) && close(got.1, want.1),
+                "7.1 channel {ch}: {got:?}, want {want:?}"
+            );
+        }
+        let out = map_channels(&[-1.0; 8], 8, 2);
+        assert!(close(out[0], -1.0) && close(out[1], -1.0), "{out:?}");
+    }
+
+    #[test]
+    fn every_downmix_row_sums_to_one_and_keeps_a_mixed_frame_in_range() {
+        for channels in 3..=8u16 {
+            let m = downmix_matrix(channels).unwrap();
+            assert_eq!(m.len(), usize::from(channels));
+            let l: f32 = m.iter().map(|w| w.0).sum();
+            let r: f32 = m.iter().map(|w| w.1).sum();
+            assert!(close(l, 1.0) && close(r, 1.0), "{channels}: {l} {r}");
+            // Left-only and right-only content stay on their side.
+            assert_eq!(m[0].1, 0.0);
+            assert_eq!(m[1].0, 0.0);
+        }
+        assert!(downmix_matrix(2).is_none() && downmix_matrix(9).is_none());
+        // A 5.1 frame of mixed content, two frames: the mix is the weighted sum.
+        let frames = [0.5, -0.5, 0.2, 0.9, 0.1, -0.1, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0];
+        let out = map_channels(&frames, 6, 2);
+        let norm = 1.0 + 2.0 * MINUS_3DB;
+        let l = (0.5 + MINUS_3DB * 0.2 + MINUS_3DB * 0.1) / norm;
+        let r = (-0.5 + MINUS_3DB * 0.2 - MINUS_3DB * 0.1) / norm;
+        assert!(close(out[0], l) && close(out[1], r), "{out:?}");
+        assert_eq!(&out[2..], &[0.0, 0.0], "the LFE alone is silent");
+        // 5.1 to mono: the stereo downmix, averaged.
+        let mono = map_channels(&frames[..6], 6, 1);
+        assert!(close(mono[0], (l + r) / 2.0));
     }
 }

@@ -8,14 +8,17 @@ mod convert;
 mod engine;
 mod error;
 mod event;
+mod media;
+mod mp4;
 pub mod sink;
 mod source;
 mod worker;
 
-pub use convert::{Converter, map_channels};
+pub use convert::{Converter, downmix_matrix, map_channels};
 pub use engine::{Engine, EngineConfig, EngineStatus};
 pub use error::{AudioError, Result};
 pub use event::{EngineEvent, EventHandler, PlaybackState, TrackId};
+pub use media::{Cover, CoverInfo, MediaInfo, MediaTags, ReplayGain, probe_media, read_cover};
 pub use sink::BuiltinRoute;
 // The shared vocabulary, re-exported so that engine users need one import path.
 pub use source::{TrackInfo, TrackSource};

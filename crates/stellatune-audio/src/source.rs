@@ -4,15 +4,16 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use symphonia::core::audio::SampleBuffer;
-use symphonia::core::codecs::{CODEC_TYPE_NULL, Decoder, DecoderOptions};
+use symphonia::core::codecs::{CODEC_TYPE_NULL, CodecParameters, Decoder, DecoderOptions};
 use symphonia::core::errors::Error as SymphoniaError;
-use symphonia::core::formats::{FormatOptions, FormatReader, SeekMode, SeekTo};
+use symphonia::core::formats::{FormatOptions, FormatReader, SeekMode, SeekTo, Track};
 use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
-use symphonia::core::probe::Hint;
+use symphonia::core::probe::{Hint, ProbeResult};
 use symphonia::core::units::Time;
 
 use crate::error::{AudioError, Result};
+use crate::mp4::{self, Window};
 use stellatune_core::StreamSpec;
 
 /// What a front end shows about a track.
@@ -50,6 +51,9 @@ pub struct TrackSource {
     skip_frames: u64,
     /// A seek to the very end: the next read reports the end of the stream.
     exhausted: bool,
+    /// The stretch of the stream's timestamps that is the track (an MP4 edit list: the
+    /// encoder's priming before it, padding after it); `None` plays every decoded frame.
+    window: Option<Window>,
     sample_buf: Option<SampleBuffer<f32>>,
 }
 
@@ -64,57 +68,22 @@ impl std::fmt::Debug for TrackSource {
 impl TrackSource {
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => AudioError::NotFound(path.to_path_buf()),
-            _ => AudioError::Io {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            },
-        })?;
-        // A FIFO or a device node would block `open` or `read` forever; only plain files play.
-        if !meta.is_file() {
-            return Err(AudioError::NotAFile(path.to_path_buf()));
-        }
-        let file = open_media(path).map_err(|e| AudioError::Io {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        let stream = MediaSourceStream::new(Box::new(file), Default::default());
-        let mut hint = Hint::new();
-        if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
-            hint.with_extension(ext);
-        }
-        let format_opts = FormatOptions {
-            enable_gapless: true,
-            ..Default::default()
-        };
-        let probed = symphonia::default::get_probe()
-            .format(&hint, stream, &format_opts, &MetadataOptions::default())
-            .map_err(|e| unsupported(path, e))?;
+        let probed = probe_file(path)?;
         let format = probed.format;
-        let track = format
-            .tracks()
-            .iter()
-            .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
-            .ok_or_else(|| AudioError::Unsupported {
-                path: path.to_path_buf(),
-                message: "no audio track".into(),
-            })?;
+        let track = audio_track(format.as_ref(), path)?;
         let params = track.codec_params.clone();
         let track_id = track.id;
         let decoder = symphonia::default::get_codecs()
             .make(&params, &DecoderOptions::default())
             .map_err(|e| unsupported(path, e))?;
-        let codec = symphonia::default::get_codecs()
-            .get_codec(params.codec)
-            .map(|d| d.short_name.to_owned())
-            .unwrap_or_else(|| "unknown".into());
+        let codec = codec_name(&params).unwrap_or_else(|| "unknown".into());
         let sample_rate = params.sample_rate.ok_or_else(|| AudioError::Unsupported {
             path: path.to_path_buf(),
             message: "sample rate not stated".into(),
         })?;
         let channels = params.channels.map(|c| c.count() as u16).unwrap_or(0);
-        let total_frames = params.n_frames;
+        let window = mp4::edit_window(path, sample_rate);
+        let total_frames = window.map(|w| w.frames).or(params.n_frames);
         let duration_ms = total_frames.map(|n| n * 1000 / u64::from(sample_rate));
         let mut source = Self {
             info: TrackInfo {
@@ -131,6 +100,7 @@ impl TrackSource {
             pending: None,
             skip_frames: 0,
             exhausted: false,
+            window,
             sample_buf: None,
         };
         // Decode the first block now: a file that probes but cannot decode is refused here,
@@ -172,14 +142,25 @@ impl TrackSource {
     /// Moves to `position_ms`, sample-accurately where the format allows it.
     pub fn seek(&mut self, position_ms: u64) -> Result<()> {
         self.pending = None;
-        let time = Time::new(position_ms / 1000, (position_ms % 1000) as f64 / 1000.0);
-        let seeked = match self.format.seek(
-            SeekMode::Accurate,
-            SeekTo::Time {
-                time,
+        let to = match self.window {
+            // Timestamps count the priming too: the track's frame 0 is `start`.
+            Some(w) => {
+                let frame = position_ms * u64::from(self.info.sample_rate) / 1000;
+                if frame >= w.frames {
+                    self.exhausted = true;
+                    return Ok(());
+                }
+                SeekTo::TimeStamp {
+                    ts: w.start + frame,
+                    track_id: self.track_id,
+                }
+            }
+            None => SeekTo::Time {
+                time: Time::new(position_ms / 1000, (position_ms % 1000) as f64 / 1000.0),
                 track_id: Some(self.track_id),
             },
-        ) {
+        };
+        let seeked = match self.format.seek(SeekMode::Accurate, to) {
             Ok(seeked) => seeked,
             // Some readers (FLAC) answer a seek to the exact end with end-of-stream: that is
             // where the track ends, not a failure.
@@ -248,16 +229,28 @@ impl TrackSource {
                 .expect("sample buffer allocated above");
             buf.copy_interleaved_ref(decoded);
             let channels = spec.channels.count();
-            let mut samples = buf.samples();
+            let samples = buf.samples();
+            let have = (samples.len() / channels) as u64;
+            let mut keep = 0..have;
             if self.skip_frames > 0 {
-                let have = (samples.len() / channels) as u64;
                 let skip = self.skip_frames.min(have);
                 self.skip_frames -= skip;
-                samples = &samples[skip as usize * channels..];
-                if samples.is_empty() {
-                    continue;
-                }
+                keep.start = skip;
             }
+            if let Some(w) = self.window {
+                let ts = packet.ts();
+                if ts >= w.end() {
+                    // Only padding is left.
+                    self.exhausted = true;
+                    return Ok(None);
+                }
+                keep.start = keep.start.max(w.start.saturating_sub(ts).min(have));
+                keep.end = keep.end.min(w.end() - ts);
+            }
+            if keep.start >= keep.end {
+                continue;
+            }
+            let samples = &samples[keep.start as usize * channels..keep.end as usize * channels];
             return Ok(Some(samples.to_vec()));
         }
     }
@@ -280,7 +273,74 @@ impl TrackSource {
     }
 }
 
-fn unsupported(path: &Path, e: SymphoniaError) -> AudioError {
+/// Opens `path` and finds its container: the first step of playing a file and of reading
+/// what it holds. A missing path, something that is not a regular file, an unreadable file
+/// and a file in no known format are told apart.
+pub(crate) fn probe_file(path: &Path) -> Result<ProbeResult> {
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => AudioError::NotFound(path.to_path_buf()),
+        _ => AudioError::Io {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        },
+    })?;
+    // A FIFO or a device node would block `open` or `read` forever; only plain files play.
+    if !meta.is_file() {
+        return Err(AudioError::NotAFile(path.to_path_buf()));
+    }
+    let file = open_media(path).map_err(|e| AudioError::Io {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let stream = MediaSourceStream::new(Box::new(file), Default::default());
+    let mut hint = Hint::new();
+    if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
+        hint.with_extension(ext);
+    }
+    let format_opts = FormatOptions {
+        enable_gapless: true,
+        ..Default::default()
+    };
+    symphonia::default::get_probe()
+        .format(&hint, stream, &format_opts, &MetadataOptions::default())
+        .map_err(|e| probe_error(path, e))
+}
+
+/// The track a file plays: its first track with a codec.
+pub(crate) fn audio_track<'f>(format: &'f dyn FormatReader, path: &Path) -> Result<&'f Track> {
+    format
+        .tracks()
+        .iter()
+        .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
+        .ok_or_else(|| AudioError::Unsupported {
+            path: path.to_path_buf(),
+            message: "no audio track".into(),
+        })
+}
+
+/// The codec's short name, when this build can decode it.
+pub(crate) fn codec_name(params: &CodecParameters) -> Option<String> {
+    symphonia::default::get_codecs()
+        .get_codec(params.codec)
+        .map(|d| d.short_name.to_owned())
+}
+
+/// A probe that fails: the probe scans the whole file for a container it knows, so an end of
+/// stream here means that no known container was found (a format this build does not read),
+/// not a damaged file of a known one.
+fn probe_error(path: &Path, e: SymphoniaError) -> AudioError {
+    match e {
+        SymphoniaError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            AudioError::Unsupported {
+                path: path.to_path_buf(),
+                message: "no supported container found before the end of the file".into(),
+            }
+        }
+        other => unsupported(path, other),
+    }
+}
+
+pub(crate) fn unsupported(path: &Path, e: SymphoniaError) -> AudioError {
     match e {
         SymphoniaError::IoError(io) if io.kind() != std::io::ErrorKind::UnexpectedEof => {
             AudioError::Io {

@@ -13,6 +13,9 @@ pub use stellatune_runtime_host::{
     HostEvent, HostNotice, InitOutcome, LifecycleState, LogFormat, MetricsSnapshot, OutputRoute,
     PlaybackState, PluginRoute, Result, RuntimeHost, TrackId, TrackInfo, TrackSource,
 };
+pub use stellatune_runtime_host::{
+    Cover, CoverInfo, MediaInfo, MediaTags, ReplayGain, probe_media, read_cover,
+};
 
 /// Initialises the process's runtime (idempotent).
 pub fn runtime_init(config: HostConfig) -> Result<InitOutcome> {

@@ -91,7 +91,8 @@
 #define STELLATUNE_ERR_TIMEOUT -8
 
 /**
- * The path names no file, or something that is not a regular file.
+ * The path names no file, or something that is not a regular file; or
+ * (`stellatune_media_cover`) the file has no embedded picture.
  *
  * What to do: tell the user.
  */
@@ -486,6 +487,49 @@ int32_t stellatune_plugins_list_json(char *buf, size_t cap, size_t *out_len);
  * one `size_t`.
  */
 int32_t stellatune_runtime_metrics_json(char *buf, size_t cap, size_t *out_len);
+
+/**
+ * Writes what the file at `path` (UTF-8) holds as one JSON object, read without decoding
+ * any audio: `{"path", "codec", "sample_rate", "channels", "bits_per_sample", "total_frames",
+ * "duration_ms", "tags": {"title", "artist", "album", "album_artist", "track_number",
+ * "disc_number", "date", "genre"}, "replaygain": {"track_gain_db", "track_peak",
+ * "album_gain_db", "album_peak"}, "cover": {"mime", "bytes"}}`; every value the file does
+ * not state is `null` (`bits_per_sample` for codecs without a fixed depth such as MP3, AAC
+ * and Vorbis; `cover` when there is no embedded picture). docs/ffi.md has examples.
+ *
+ * Needs no runtime: it works before `stellatune_runtime_init` and after shutdown, and
+ * starts no playback. Blocks for the file reads (typically milliseconds). Errors:
+ * `INVALID_ARGUMENT` (`path`, `buf` or `out_len` NULL, `path` not UTF-8), `NOT_FOUND` (no
+ * such file, or not a regular file), `IO`, `UNSUPPORTED` (no known format, no audio track,
+ * or a codec this build does not decode), `DECODE` (a damaged file), `BUFFER_TOO_SMALL`
+ * (`*out_len` = size needed including the NUL).
+ *
+ * # Safety
+ * `path` must be NULL or NUL-terminated; `buf` NULL or valid for writes of `cap` bytes;
+ * `out_len` NULL or valid for writing one `size_t`.
+ */
+int32_t stellatune_media_probe_json(const char *path, char *buf, size_t cap, size_t *out_len);
+
+/**
+ * Copies the embedded cover of the file at `path` (UTF-8) into `buf`: the front cover, else
+ * the first picture, with its bytes exactly as stored (a PNG or JPEG file's contents; its
+ * type is the `cover.mime` of `stellatune_media_probe_json`). `*out_len` = the number of
+ * bytes written. No NUL is added.
+ *
+ * When the cover does not fit in `cap` bytes the call returns `BUFFER_TOO_SMALL` with
+ * `*out_len` = the size needed; `cap` may be 0 to learn the size (`cover.bytes` of the probe
+ * JSON is the same number).
+ *
+ * Needs no runtime, starts no playback. Blocks for the file reads. Errors:
+ * `INVALID_ARGUMENT` (`path`, `buf` or `out_len` NULL, `path` not UTF-8), `NOT_FOUND` (no
+ * such file, not a regular file, or the file has no embedded picture), `IO`, `UNSUPPORTED`,
+ * `DECODE`, `BUFFER_TOO_SMALL`.
+ *
+ * # Safety
+ * `path` must be NULL or NUL-terminated; `buf` NULL or valid for writes of `cap` bytes;
+ * `out_len` NULL or valid for writing one `size_t`.
+ */
+int32_t stellatune_media_cover(const char *path, uint8_t *buf, size_t cap, size_t *out_len);
 
 #ifdef __cplusplus
 }  // extern "C"

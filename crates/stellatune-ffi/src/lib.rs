@@ -30,8 +30,8 @@ pub mod wire;
 pub use status::Status;
 
 use support::{
-    FfiError, FfiResult, TextOut, copy_truncated, ffi_call, non_empty_str_arg, opt_str_arg,
-    str_arg, write_out,
+    BytesOut, FfiError, FfiResult, TextOut, copy_truncated, ffi_call, non_empty_str_arg,
+    opt_str_arg, str_arg, write_out,
 };
 
 /// Version of this C ABI. It changes whenever a signature, a code or an event shape changes
@@ -538,5 +538,81 @@ pub unsafe extern "C" fn stellatune_runtime_metrics_json(
         // write, or NULL (which `new` refuses).
         let out = unsafe { TextOut::new(buf, cap, out_len, "buf", "out_len") }?;
         out.write(&wire::to_json(&wire::Metrics::from(&host().metrics()))?)
+    })
+}
+
+/// Writes what the file at `path` (UTF-8) holds as one JSON object, read without decoding
+/// any audio: `{"path", "codec", "sample_rate", "channels", "bits_per_sample", "total_frames",
+/// "duration_ms", "tags": {"title", "artist", "album", "album_artist", "track_number",
+/// "disc_number", "date", "genre"}, "replaygain": {"track_gain_db", "track_peak",
+/// "album_gain_db", "album_peak"}, "cover": {"mime", "bytes"}}`; every value the file does
+/// not state is `null` (`bits_per_sample` for codecs without a fixed depth such as MP3, AAC
+/// and Vorbis; `cover` when there is no embedded picture). docs/ffi.md has examples.
+///
+/// Needs no runtime: it works before `stellatune_runtime_init` and after shutdown, and
+/// starts no playback. Blocks for the file reads (typically milliseconds). Errors:
+/// `INVALID_ARGUMENT` (`path`, `buf` or `out_len` NULL, `path` not UTF-8), `NOT_FOUND` (no
+/// such file, or not a regular file), `IO`, `UNSUPPORTED` (no known format, no audio track,
+/// or a codec this build does not decode), `DECODE` (a damaged file), `BUFFER_TOO_SMALL`
+/// (`*out_len` = size needed including the NUL).
+///
+/// # Safety
+/// `path` must be NULL or NUL-terminated; `buf` NULL or valid for writes of `cap` bytes;
+/// `out_len` NULL or valid for writing one `size_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn stellatune_media_probe_json(
+    path: *const c_char,
+    buf: *mut c_char,
+    cap: usize,
+    out_len: *mut usize,
+) -> i32 {
+    ffi_call("stellatune_media_probe_json", || {
+        // SAFETY: the caller guarantees `path` is NULL or NUL-terminated.
+        let path = unsafe { str_arg(path, "path") }?;
+        // SAFETY: the caller guarantees `buf` is valid for `cap` bytes and `out_len` for one
+        // write, or NULL (which `new` refuses).
+        let out = unsafe { TextOut::new(buf, cap, out_len, "buf", "out_len") }?;
+        let info = stellatune_runtime_host::probe_media(Path::new(path))?;
+        out.write(&wire::to_json(&wire::MediaInfo::from(&info))?)
+    })
+}
+
+/// Copies the embedded cover of the file at `path` (UTF-8) into `buf`: the front cover, else
+/// the first picture, with its bytes exactly as stored (a PNG or JPEG file's contents; its
+/// type is the `cover.mime` of `stellatune_media_probe_json`). `*out_len` = the number of
+/// bytes written. No NUL is added.
+///
+/// When the cover does not fit in `cap` bytes the call returns `BUFFER_TOO_SMALL` with
+/// `*out_len` = the size needed; `cap` may be 0 to learn the size (`cover.bytes` of the probe
+/// JSON is the same number).
+///
+/// Needs no runtime, starts no playback. Blocks for the file reads. Errors:
+/// `INVALID_ARGUMENT` (`path`, `buf` or `out_len` NULL, `path` not UTF-8), `NOT_FOUND` (no
+/// such file, not a regular file, or the file has no embedded picture), `IO`, `UNSUPPORTED`,
+/// `DECODE`, `BUFFER_TOO_SMALL`.
+///
+/// # Safety
+/// `path` must be NULL or NUL-terminated; `buf` NULL or valid for writes of `cap` bytes;
+/// `out_len` NULL or valid for writing one `size_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn stellatune_media_cover(
+    path: *const c_char,
+    buf: *mut u8,
+    cap: usize,
+    out_len: *mut usize,
+) -> i32 {
+    ffi_call("stellatune_media_cover", || {
+        // SAFETY: the caller guarantees `path` is NULL or NUL-terminated.
+        let path = unsafe { str_arg(path, "path") }?;
+        // SAFETY: the caller guarantees `buf` is valid for `cap` bytes and `out_len` for one
+        // write, or NULL (which `new` refuses).
+        let out = unsafe { BytesOut::new(buf, cap, out_len, "buf", "out_len") }?;
+        match stellatune_runtime_host::read_cover(Path::new(path))? {
+            Some(cover) => out.write(&cover.data),
+            None => Err(FfiError::new(
+                Status::NotFound,
+                format!("{path}: the file has no embedded cover"),
+            )),
+        }
     })
 }

@@ -63,7 +63,8 @@ pub enum Status {
     ///
     /// What to do: report; retrying rarely helps.
     Timeout = -8,
-    /// The path names no file, or something that is not a regular file.
+    /// The path names no file, or something that is not a regular file; or
+    /// (`stellatune_media_cover`) the file has no embedded picture.
     ///
     /// What to do: tell the user.
     NotFound = -9,

@@ -40,6 +40,12 @@ impl From<HostError> for FfiError {
     }
 }
 
+impl From<AudioError> for FfiError {
+    fn from(error: AudioError) -> Self {
+        Self::new(audio_error_code(&error), error.to_string())
+    }
+}
+
 pub(crate) type FfiResult<T = ()> = Result<T, FfiError>;
 
 /// The status code for every host error. Exhaustive on purpose: a new variant in the host or
@@ -299,6 +305,66 @@ impl TextOut {
         unsafe { std::ptr::copy_nonoverlapping(text.as_ptr(), self.buf, text.len()) };
         self.terminate(text.len());
         self.set_len(text.len());
+        Ok(())
+    }
+}
+
+/// A caller's byte buffer with its capacity and length out-pointer: the binary counterpart
+/// of [`TextOut`] (no NUL is written). Creating one sets `*out_len = 0`.
+pub(crate) struct BytesOut {
+    buf: *mut u8,
+    cap: usize,
+    out_len: *mut usize,
+}
+
+impl BytesOut {
+    /// Checks `buf` and `out_len` for NULL (naming `buf_param` and `out_len_param`).
+    ///
+    /// # Safety
+    /// `buf` must be NULL or valid for writes of `cap` bytes, and `out_len` NULL or valid for
+    /// one aligned `size_t` write, both for as long as the returned value lives.
+    pub unsafe fn new(
+        buf: *mut u8,
+        cap: usize,
+        out_len: *mut usize,
+        buf_param: &str,
+        out_len_param: &str,
+    ) -> FfiResult<Self> {
+        if buf.is_null() {
+            return Err(FfiError::invalid(format_args!("`{buf_param}` is NULL")));
+        }
+        if out_len.is_null() {
+            return Err(FfiError::invalid(format_args!("`{out_len_param}` is NULL")));
+        }
+        let out = Self { buf, cap, out_len };
+        out.set_len(0);
+        Ok(out)
+    }
+
+    fn set_len(&self, len: usize) {
+        // SAFETY: `out_len` is not NULL (checked in `new`), and `new`'s caller guaranteed it is
+        // valid for writes while `self` lives.
+        unsafe { self.out_len.write(len) };
+    }
+
+    /// Copies `bytes` and sets `*out_len` to their length; or, when they do not fit, sets
+    /// `*out_len` to the size needed and fails with `Status::BufferTooSmall`.
+    pub fn write(&self, bytes: &[u8]) -> FfiResult {
+        if bytes.len() > self.cap {
+            self.set_len(bytes.len());
+            return Err(FfiError::new(
+                Status::BufferTooSmall,
+                format!(
+                    "buffer too small: {} bytes needed, cap is {}",
+                    bytes.len(),
+                    self.cap
+                ),
+            ));
+        }
+        // SAFETY: `buf` is valid for `cap` bytes (contract of `new`) and `bytes.len() <= cap`;
+        // a Rust slice never overlaps a C caller's buffer.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.buf, bytes.len()) };
+        self.set_len(bytes.len());
         Ok(())
     }
 }

@@ -285,6 +285,92 @@ impl From<&host::EngineStatus> for PlayerStatus {
 }
 
 // ---------------------------------------------------------------------------------------
+// Output: media info (`stellatune_media_probe_json`)
+// ---------------------------------------------------------------------------------------
+
+/// What a file holds, read without decoding. Every value the file does not state is `null`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MediaInfo {
+    pub path: String,
+    pub codec: String,
+    pub sample_rate: Option<u32>,
+    pub channels: Option<u16>,
+    pub bits_per_sample: Option<u32>,
+    pub total_frames: Option<u64>,
+    pub duration_ms: Option<u64>,
+    pub tags: MediaTags,
+    pub replaygain: ReplayGain,
+    pub cover: Option<CoverInfo>,
+}
+
+/// `{"title":..., "artist":..., "album":..., "album_artist":..., "track_number":3,
+/// "disc_number":1, "date":"2024", "genre":...}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MediaTags {
+    pub title: Option<String>,
+    pub artist: Option<String>,
+    pub album: Option<String>,
+    pub album_artist: Option<String>,
+    pub track_number: Option<u32>,
+    pub disc_number: Option<u32>,
+    pub date: Option<String>,
+    pub genre: Option<String>,
+}
+
+/// `{"track_gain_db":-6.5,"track_peak":0.98,"album_gain_db":null,"album_peak":null}`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ReplayGain {
+    pub track_gain_db: Option<f64>,
+    pub track_peak: Option<f64>,
+    pub album_gain_db: Option<f64>,
+    pub album_peak: Option<f64>,
+}
+
+/// `{"mime":"image/png","bytes":1234}`: the cover `stellatune_media_cover` copies out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CoverInfo {
+    pub mime: String,
+    pub bytes: u64,
+}
+
+impl From<&host::MediaInfo> for MediaInfo {
+    fn from(info: &host::MediaInfo) -> Self {
+        let tags = &info.tags;
+        let rg = &info.replaygain;
+        Self {
+            // Paths reach the runtime as UTF-8 C strings, so nothing is lost here.
+            path: info.path.to_string_lossy().into_owned(),
+            codec: info.codec.clone(),
+            sample_rate: info.sample_rate,
+            channels: info.channels,
+            bits_per_sample: info.bits_per_sample,
+            total_frames: info.total_frames,
+            duration_ms: info.duration_ms,
+            tags: MediaTags {
+                title: tags.title.clone(),
+                artist: tags.artist.clone(),
+                album: tags.album.clone(),
+                album_artist: tags.album_artist.clone(),
+                track_number: tags.track_number,
+                disc_number: tags.disc_number,
+                date: tags.date.clone(),
+                genre: tags.genre.clone(),
+            },
+            replaygain: ReplayGain {
+                track_gain_db: rg.track_gain_db,
+                track_peak: rg.track_peak,
+                album_gain_db: rg.album_gain_db,
+                album_peak: rg.album_peak,
+            },
+            cover: info.cover.as_ref().map(|c| CoverInfo {
+                mime: c.mime.clone(),
+                bytes: c.bytes,
+            }),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // Output: metrics (`stellatune_runtime_metrics_json`)
 // ---------------------------------------------------------------------------------------
 
@@ -871,6 +957,55 @@ mod tests {
         assert_eq!(
             to_json(&PlayerStatus::from(&playing)).unwrap(),
             r#"{"state":"playing","track_id":1,"track":{"path":"/music/a.flac","codec":"flac","sample_rate":44100,"channels":2,"total_frames":88200,"duration_ms":2000},"position_ms":250,"volume":0.5,"route":"null","output_spec":{"sample_rate":48000,"channels":2},"queued_next":2,"frames_written":4096}"#
+        );
+    }
+
+    #[test]
+    fn media_info() {
+        let mut info = host::MediaInfo {
+            path: PathBuf::from("/music/a.m4a"),
+            codec: "aac".into(),
+            sample_rate: Some(44_100),
+            channels: Some(2),
+            bits_per_sample: None,
+            total_frames: Some(88_200),
+            duration_ms: Some(2_000),
+            tags: host::MediaTags {
+                title: Some("Song \"1\"".into()),
+                artist: Some("Artist".into()),
+                album: Some("Album".into()),
+                album_artist: None,
+                track_number: Some(3),
+                disc_number: Some(1),
+                date: Some("2024-05-01".into()),
+                genre: None,
+            },
+            replaygain: host::ReplayGain {
+                track_gain_db: Some(-6.5),
+                track_peak: Some(0.988),
+                album_gain_db: None,
+                album_peak: None,
+            },
+            cover: Some(host::CoverInfo {
+                mime: "image/png".into(),
+                bytes: 1234,
+            }),
+        };
+        assert_eq!(
+            to_json(&MediaInfo::from(&info)).unwrap(),
+            r#"{"path":"/music/a.m4a","codec":"aac","sample_rate":44100,"channels":2,"bits_per_sample":null,"total_frames":88200,"duration_ms":2000,"tags":{"title":"Song \"1\"","artist":"Artist","album":"Album","album_artist":null,"track_number":3,"disc_number":1,"date":"2024-05-01","genre":null},"replaygain":{"track_gain_db":-6.5,"track_peak":0.988,"album_gain_db":null,"album_peak":null},"cover":{"mime":"image/png","bytes":1234}}"#
+        );
+        info.cover = None;
+        info.tags = host::MediaTags::default();
+        info.replaygain = host::ReplayGain::default();
+        info.sample_rate = None;
+        info.channels = None;
+        info.bits_per_sample = Some(24);
+        info.total_frames = None;
+        info.duration_ms = None;
+        assert_eq!(
+            to_json(&MediaInfo::from(&info)).unwrap(),
+            r#"{"path":"/music/a.m4a","codec":"aac","sample_rate":null,"channels":null,"bits_per_sample":24,"total_frames":null,"duration_ms":null,"tags":{"title":null,"artist":null,"album":null,"album_artist":null,"track_number":null,"disc_number":null,"date":null,"genre":null},"replaygain":{"track_gain_db":null,"track_peak":null,"album_gain_db":null,"album_peak":null},"cover":null}"#
         );
     }
 

@@ -34,4 +34,9 @@ pub use stellatune_audio::{
     AudioError, BuiltinRoute, EngineEvent, EngineStatus, PlaybackState, SinkError, TrackId,
     TrackInfo, TrackSource,
 };
+/// What a media file holds (format, tags, ReplayGain, cover), read without an engine: the C
+/// ABI's `stellatune_media_*` functions and the CLI's `info` use these.
+pub use stellatune_audio::{
+    Cover, CoverInfo, MediaInfo, MediaTags, ReplayGain, probe_media, read_cover,
+};
 pub use stellatune_plugin_host::{PluginError, PluginInfo, ReloadReport};

@@ -2,6 +2,8 @@
 //! behaves the same everywhere (on Linux and on Windows):
 //!
 //! - [`tone`]: generated WAV files (the standard test tone and arbitrary 16-bit PCM);
+//! - [`ffmpeg`]: encoded fixtures (AAC, ALAC, AIFF, ADPCM, tags, covers) made with ffmpeg,
+//!   which CI must have and other machines may skip;
 //! - [`wait`]: bounded polling, so a broken test fails with a message instead of hanging;
 //! - [`process`]: bounded waits for child processes;
 //! - [`artifacts`]: where this build's cdylibs, binaries and packaged plugins are, and
@@ -15,6 +17,7 @@
 
 pub mod artifacts;
 pub mod fake_host;
+pub mod ffmpeg;
 pub mod json;
 pub mod mapped;
 pub mod process;

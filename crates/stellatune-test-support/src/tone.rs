@@ -59,3 +59,42 @@ pub fn write_two_tone(path: &Path, seconds: f32) -> Vec<f32> {
 pub fn i16_to_f32(s: i16) -> f32 {
     f32::from(s) / 32768.0
 }
+
+/// Writes interleaved integer PCM of `bits` (8 to 32) per sample; `samples` hold values in
+/// that range.
+pub fn write_wav_int(path: &Path, rate: u32, channels: u16, bits: u16, samples: &[i32]) {
+    let spec = hound::WavSpec {
+        channels,
+        sample_rate: rate,
+        bits_per_sample: bits,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec)
+        .unwrap_or_else(|e| panic!("create test wav {}: {e}", path.display()));
+    for s in samples {
+        w.write_sample(*s).expect("write test wav");
+    }
+    w.finalize().expect("finalize test wav");
+}
+
+/// `frames` of interleaved `channels`-channel integer samples of `bits` at [`RATE`]: on
+/// channel `c` a sine of 300 + 110·c Hz at 0.6 of full scale plus a small offset that keeps
+/// the low bits busy, so every channel is told apart and a lost bit shows.
+pub fn multichannel_tones(frames: usize, channels: u16, bits: u16) -> Vec<i32> {
+    let full = f64::from((1u32 << (bits - 1)) - 1);
+    let mut out = Vec::with_capacity(frames * usize::from(channels));
+    for n in 0..frames {
+        let t = n as f64 / f64::from(RATE);
+        for c in 0..channels {
+            let hz = 300.0 + 110.0 * f64::from(c);
+            let s = 0.6 * (std::f64::consts::TAU * hz * t).sin();
+            out.push((s * full).round() as i32 | 1);
+        }
+    }
+    out
+}
+
+/// An integer sample of `bits` as f32, exactly as symphonia converts it.
+pub fn int_to_f32(s: i32, bits: u16) -> f32 {
+    (f64::from(s) / f64::from(1u32 << (bits - 1))) as f32
+}
