@@ -14,7 +14,7 @@ export CARGO_TERM_COLOR=never DEBIAN_FRONTEND=noninteractive
 # rustup cannot add targets here; Debian's rustc ships with the std sources that -Zbuild-std
 # needs (rust-web-src), and mingw links. Wine runs the result.
 packages=(rustc-web cargo-web rust-web-src rust-web-clippy binutils-mingw-w64-x86-64
-  gcc-mingw-w64-x86-64 wine64 wine)
+  gcc-mingw-w64-x86-64 wine64 wine python3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -31,7 +31,12 @@ export PATH="/usr/bin:$PATH" RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target/windows}"
 # Absolute: the tests run in their crate's directory and find the C smoke program through it.
 case "$CARGO_TARGET_DIR" in /*) ;; *) CARGO_TARGET_DIR="$root/$CARGO_TARGET_DIR" ;; esac
-export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc
+# Native thread-locals (the PE `.tls` section) instead of std's TlsAlloc keys, which every copy
+# of a plugin library took and FreeLibrary never gave back (1088 per process): the loader frees
+# a DLL's `.tls` slot when it unloads. The linker is mingw's gcc plus a fix of GNU ld's base
+# relocations for thread-local offsets (scripts/windows/mingw-link.py; docs/windows.md).
+export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUSTFLAGS="-Zhas-thread-local=yes ${CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUSTFLAGS:-}"
+export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER="$root/scripts/windows/mingw-link.py"
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER="$root/scripts/windows/wine-runner.sh"
 target=x86_64-pc-windows-gnu
 # Plain -Zbuild-std builds panic_unwind too, which the FFI panic guards need.
@@ -67,6 +72,10 @@ echo "== build ($target)"
 # one go, so that the test run below builds nothing and no test needs to run cargo.
 cargo build "${cargo_win[@]}" --workspace --lib --bins --tests "${features[@]}"
 bash scripts/package-plugins.sh debug --target "$target"
+# Every image went through the linker's relocation fix (a plugin DLL without it faults at its
+# first thread-local access once it is loaded away from its preferred base).
+python3 scripts/windows/mingw-link.py --check "$CARGO_TARGET_DIR/$target/debug"/*.dll \
+  "$CARGO_TARGET_DIR/$target/debug"/*.exe
 # There is no C compiler inside Wine: the C ABI smoke test runs this build of tests/c/smoke.c
 # (the flags of its Linux counterpart), linked to the DLL the test binary was built with.
 out="$CARGO_TARGET_DIR/$target/debug"
@@ -78,9 +87,10 @@ echo "== tests under Wine"
 # No backtraces: capturing one makes Wine's dbghelp keep a panicking plugin's library loaded,
 # which the unload checks would count as a leak.
 export RUST_BACKTRACE=0
-# Each copy of a plugin library takes TLS indexes on windows-gnu that are never given back
-# (docs/windows.md, known defects): 5000 generations run out of them. 500 still churns.
-export STELLATUNE_CHURN_GENERATIONS="${STELLATUNE_CHURN_GENERATIONS:-500}"
+# 1500 plugin generations, past Windows' 1088 TLS indexes: a leak of one index per copy of a
+# plugin library would fail the churn test (5000, the Linux count, takes about 6 minutes
+# under Wine).
+export STELLATUNE_CHURN_GENERATIONS="${STELLATUNE_CHURN_GENERATIONS:-1500}"
 # One process per test, as scripts/test.sh runs them on Linux with nextest: tests that count
 # this process's child processes or threads must not see a neighbouring test's. Cargo takes
 # -Zbuild-std from the environment here, since nextest passes no -Z flags on.
