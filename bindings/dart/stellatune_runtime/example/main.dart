@@ -1,0 +1,193 @@
+// A minimal Flutter desktop player: a path field, play/pause/stop, a seek slider and the
+// event list. Run it with `flutter run -d <windows|linux|macos> -t main.dart` from this
+// directory (see the package README for the native library).
+//
+// There is no device picker: the runtime has no API to list output devices yet, so the
+// player uses the default device (`OutputRoute.device`).
+
+import 'dart:async';
+import 'dart:ui' show AppExitResponse;
+
+import 'package:flutter/material.dart';
+import 'package:stellatune_runtime/stellatune_runtime.dart';
+
+void main() {
+  WidgetsFlutterBinding.ensureInitialized();
+  // Every start, hot restarts included: starts the runtime or reuses the surviving one.
+  StellatuneRuntime.ensureInitialized(const StellatuneConfig(logFilter: 'info'));
+  runApp(const PlayerApp());
+}
+
+class PlayerApp extends StatelessWidget {
+  const PlayerApp({super.key});
+
+  @override
+  Widget build(BuildContext context) => MaterialApp(
+        title: 'StellaTune',
+        theme: ThemeData(useMaterial3: true),
+        home: const PlayerScreen(),
+      );
+}
+
+class PlayerScreen extends StatefulWidget {
+  const PlayerScreen({super.key});
+
+  @override
+  State<PlayerScreen> createState() => _PlayerScreenState();
+}
+
+class _PlayerScreenState extends State<PlayerScreen> {
+  final TextEditingController _path = TextEditingController();
+  final List<PlayerEvent> _log = [];
+  late final Player _player;
+  late final StreamSubscription<PlayerEvent> _subscription;
+  late final AppLifecycleListener _lifecycle;
+
+  PlaybackState _state = PlaybackState.stopped;
+  Duration _position = Duration.zero;
+  Duration? _duration;
+
+  /// The slider's value while the user drags it (the position events keep coming).
+  double? _dragMs;
+
+  @override
+  void initState() {
+    super.initState();
+    _player = Player.attach();
+    _subscription = _player.events.listen(_onEvent, onError: (Object error) {
+      _show('Player detached: $error');
+    });
+    _guard(() => _player.applyRoute(OutputRoute.device));
+    // The app-exit hook: dispose the player and shut the runtime down before the process
+    // ends, so its threads are joined.
+    _lifecycle = AppLifecycleListener(onExitRequested: () async {
+      StellatuneRuntime.instance.shutdown();
+      return AppExitResponse.exit;
+    });
+  }
+
+  @override
+  void dispose() {
+    _lifecycle.dispose();
+    unawaited(_subscription.cancel());
+    _player.dispose();
+    _path.dispose();
+    super.dispose();
+  }
+
+  void _onEvent(PlayerEvent event) {
+    setState(() {
+      _log.insert(0, event);
+      if (_log.length > 200) _log.removeLast();
+      switch (event) {
+        case StateChanged(:final state):
+          _state = state;
+          if (state == PlaybackState.stopped) _position = Duration.zero;
+        case TrackStarted(:final duration):
+          _duration = duration;
+          _position = Duration.zero;
+        case PositionChanged(:final position, :final duration):
+          _position = position;
+          _duration = duration ?? _duration;
+        case PlaybackError(:final message):
+          _show(message);
+        default:
+          break;
+      }
+    });
+  }
+
+  /// Runs a command and shows a failure instead of throwing.
+  void _guard(void Function() command) {
+    try {
+      command();
+    } on StellatuneException catch (e) {
+      _show('${e.name}: ${e.message}');
+    } on StateError catch (e) {
+      _show(e.message);
+    }
+  }
+
+  void _show(String message) {
+    WidgetsBinding.instance.addPostFrameCallback((_) {
+      if (!mounted) return;
+      ScaffoldMessenger.of(context).showSnackBar(SnackBar(content: Text(message)));
+    });
+  }
+
+  @override
+  Widget build(BuildContext context) {
+    final totalMs = (_duration?.inMilliseconds ?? 0).toDouble();
+    final positionMs = (_dragMs ?? _position.inMilliseconds.toDouble()).clamp(0.0, totalMs).toDouble();
+    return Scaffold(
+      appBar: AppBar(title: const Text('StellaTune')),
+      body: Padding(
+        padding: const EdgeInsets.all(16),
+        child: Column(
+          crossAxisAlignment: CrossAxisAlignment.stretch,
+          children: [
+            Row(children: [
+              Expanded(
+                child: TextField(
+                  controller: _path,
+                  decoration: const InputDecoration(labelText: 'Audio file path'),
+                  onSubmitted: (path) => _guard(() => _player.play(path)),
+                ),
+              ),
+              const SizedBox(width: 8),
+              FilledButton(
+                onPressed: () => _guard(() => _player.play(_path.text)),
+                child: const Text('Play'),
+              ),
+            ]),
+            const SizedBox(height: 16),
+            Row(children: [
+              IconButton(
+                tooltip: _state == PlaybackState.playing ? 'Pause' : 'Resume',
+                icon: Icon(_state == PlaybackState.playing ? Icons.pause : Icons.play_arrow),
+                onPressed: _state == PlaybackState.stopped
+                    ? null
+                    : () => _guard(_state == PlaybackState.playing ? _player.pause : _player.resume),
+              ),
+              IconButton(
+                tooltip: 'Stop',
+                icon: const Icon(Icons.stop),
+                onPressed: () => _guard(_player.stop),
+              ),
+              Expanded(
+                child: Slider(
+                  max: totalMs > 0 ? totalMs : 1,
+                  value: totalMs > 0 ? positionMs : 0,
+                  onChanged: totalMs > 0 ? (v) => setState(() => _dragMs = v) : null,
+                  onChangeEnd: (v) {
+                    setState(() => _dragMs = null);
+                    _guard(() => _player.seek(Duration(milliseconds: v.round())));
+                  },
+                ),
+              ),
+              Text('${_format(Duration(milliseconds: positionMs.round()))} / '
+                  '${_duration == null ? '--:--' : _format(_duration!)}'),
+            ]),
+            const Divider(),
+            Text('Events', style: Theme.of(context).textTheme.titleMedium),
+            Expanded(
+              child: ListView.builder(
+                itemCount: _log.length,
+                itemBuilder: (context, i) => Text(
+                  _log[i].toString(),
+                  style: const TextStyle(fontFamily: 'monospace', fontSize: 12),
+                ),
+              ),
+            ),
+          ],
+        ),
+      ),
+    );
+  }
+
+  static String _format(Duration d) {
+    final minutes = d.inMinutes.toString().padLeft(2, '0');
+    final seconds = (d.inSeconds % 60).toString().padLeft(2, '0');
+    return '$minutes:$seconds';
+  }
+}

@@ -1,0 +1,197 @@
+part of 'runtime.dart';
+
+/// Where the audio goes (docs/ffi.md, "Output routes"). There is one engine and so one
+/// route, shared by every player.
+final class OutputRoute {
+  const OutputRoute._(this._json);
+
+  final Map<String, Object?> _json;
+
+  /// The system's default output device (a library built with the `device` feature).
+  static const OutputRoute device = OutputRoute._({'kind': 'device'});
+
+  /// Discards the audio at real-time pace (tests, headless use).
+  static const OutputRoute discard = OutputRoute._({'kind': 'null'});
+
+  /// A 32-bit float WAV file; [paced] `false` renders as fast as possible.
+  factory OutputRoute.wav(String path, {bool paced = true}) =>
+      OutputRoute._({'kind': 'wav', 'path': path, 'paced': paced});
+
+  /// An installed plugin's output sink.
+  factory OutputRoute.plugin(
+    String pluginId, {
+    String? sink,
+    String? target,
+    Map<String, Object?>? config,
+  }) =>
+      OutputRoute._({
+        'kind': 'plugin',
+        'plugin_id': pluginId,
+        if (sink != null) 'sink': sink,
+        if (target != null) 'target': target,
+        if (config != null) 'config': config,
+      });
+
+  /// The JSON object `stellatune_output_route_apply` takes.
+  Map<String, Object?> toJson() => _json;
+}
+
+/// A client session of the runtime: commands, and the events it receives.
+///
+/// Events are fetched by a [Timer] on this isolate that calls
+/// `stellatune_player_poll_event` with a 0 ms timeout every [pollInterval] and drains what is
+/// queued; each poll also renews the player's lease. This is the way the C ABI offers events
+/// today. Once the runtime can post events to a Dart port, a `ReceivePort` takes the timer's
+/// place behind the same [events] stream, and callers change nothing.
+final class Player {
+  Player._(this._runtime, this.clientId) {
+    _timer = Timer.periodic(pollInterval, (_) => _poll());
+  }
+
+  /// Starts a client session on [runtime] (default: [StellatuneRuntime.instance]).
+  factory Player.attach([StellatuneRuntime? runtime]) {
+    final owner = runtime ?? StellatuneRuntime.instance;
+    final bindings = owner.bindings;
+    final out = calloc<Uint64>();
+    try {
+      checkStatus(bindings, bindings.playerCreateClient(out));
+      final player = Player._(owner, out.value);
+      owner._players.add(player);
+      return player;
+    } finally {
+      calloc.free(out);
+    }
+  }
+
+  /// How often the events are polled.
+  static const Duration pollInterval = Duration(milliseconds: 50);
+
+  /// At most this many events are read per poll, so a flood cannot stall the UI.
+  static const int _maxEventsPerPoll = 64;
+
+  /// Statuses that mean the client is gone already: disposing it again is not an error.
+  static const Set<int> _gone = {
+    stellatuneErrClientDisposed,
+    stellatuneErrClientEvicted,
+    stellatuneErrNotInitialized,
+    stellatuneErrShuttingDown,
+  };
+
+  final StellatuneRuntime _runtime;
+
+  /// The runtime's id of this client.
+  final int clientId;
+
+  late final Timer _timer;
+  final NativeBuffer _buffer = NativeBuffer(4096);
+  final StreamController<PlayerEvent> _events = StreamController<PlayerEvent>.broadcast();
+  bool _detached = false;
+
+  /// The events of this player, in order. A broadcast stream: events that arrive while
+  /// nobody listens are dropped. When the player is evicted (lease, hot restart) or the
+  /// runtime shuts down, the stream reports a [StellatuneException] and closes.
+  Stream<PlayerEvent> get events => _events.stream;
+
+  /// Whether [dispose] was called or the runtime dropped this player.
+  bool get isDetached => _detached;
+
+  StellatuneBindings get _bindings => _runtime.bindings;
+
+  void _poll() {
+    if (_detached) return;
+    final bindings = _bindings;
+    try {
+      for (var i = 0; i < _maxEventsPerPoll; i++) {
+        final length = _buffer.fill(
+          bindings,
+          (buf, cap, outLen) =>
+              bindings.playerPollEvent(clientId, 0, buf.cast<Utf8>(), cap, outLen),
+        );
+        if (length == 0) return; // nothing queued
+        _events.add(PlayerEvent.parse(_buffer.text(length)));
+      }
+    } on StellatuneException catch (error, stack) {
+      // Evicted, disposed elsewhere or shut down: no event will come any more.
+      _detach();
+      _events.addError(error, stack);
+      unawaited(_events.close());
+    }
+  }
+
+  void _detach() {
+    if (_detached) return;
+    _detached = true;
+    _timer.cancel();
+    _buffer.free();
+    _runtime._players.remove(this);
+  }
+
+  void _call(int Function(StellatuneBindings bindings) call) {
+    if (_detached) throw StateError('the player is detached');
+    final bindings = _bindings;
+    checkStatus(bindings, call(bindings));
+  }
+
+  void _callWithText(String text, int Function(StellatuneBindings bindings, Pointer<Utf8> text) call) {
+    if (_detached) throw StateError('the player is detached');
+    final bindings = _bindings;
+    using((arena) {
+      checkStatus(bindings, call(bindings, text.toNativeUtf8(allocator: arena)));
+    });
+  }
+
+  /// Opens the file at [path] and plays it at once, replacing whatever played. The file is
+  /// opened on this thread (milliseconds on a local disk).
+  void play(String path) => _callWithText(path, (b, p) => b.playerPlay(clientId, p));
+
+  /// Queues the file at [path] to follow the current track without a gap.
+  void queueNext(String path) => _callWithText(path, (b, p) => b.playerQueueNext(clientId, p));
+
+  void pause() => _call((b) => b.playerPause(clientId));
+
+  void resume() => _call((b) => b.playerResume(clientId));
+
+  /// Stops and forgets the current and queued tracks; the route stays.
+  void stop() => _call((b) => b.playerStop(clientId));
+
+  void seek(Duration position) => _call((b) => b.playerSeekMs(clientId, position.inMilliseconds));
+
+  /// A linear gain from 0.0 to 2.0 (1.0 = unchanged).
+  void setVolume(double volume) => _call((b) => b.playerSetVolume(clientId, volume));
+
+  void applyRoute(OutputRoute route) => _callWithText(
+      jsonEncode(route.toJson()), (b, json) => b.outputRouteApply(clientId, json));
+
+  void clearRoute() => _call((b) => b.outputRouteClear(clientId));
+
+  /// Sets the DSP chain (docs/plugins.md); an empty list removes it.
+  void setDspChain(List<Map<String, Object?>> chain) =>
+      _callWithText(jsonEncode(chain), (b, json) => b.playerSetDspChain(clientId, json));
+
+  /// A snapshot of the engine as this player sees it (`state`, `track`, `position_ms`, ...).
+  Map<String, Object?> status() {
+    if (_detached) throw StateError('the player is detached');
+    final bindings = _bindings;
+    return jsonDecode(readText(
+      bindings,
+      (buf, cap, outLen) => bindings.playerStatusJson(clientId, buf, cap, outLen),
+    )) as Map<String, Object?>;
+  }
+
+  /// Ends the session: polling stops, [events] closes, and the runtime forgets the client
+  /// (stopping playback if it was the last one). A player the runtime dropped already
+  /// (evicted, shut down) is disposed without an error. Idempotent.
+  void dispose() {
+    if (_detached) {
+      if (!_events.isClosed) unawaited(_events.close());
+      return;
+    }
+    _detach();
+    final bindings = _bindings;
+    final status = bindings.playerDisposeClient(clientId);
+    final error =
+        status == stellatuneOk || _gone.contains(status) ? null : exceptionFor(bindings, status);
+    unawaited(_events.close());
+    if (error != null) throw error;
+  }
+}
