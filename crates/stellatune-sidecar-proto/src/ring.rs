@@ -436,7 +436,11 @@ impl RingWriter {
             DELETE, FILE_ATTRIBUTE_TEMPORARY, FILE_FLAG_DELETE_ON_CLOSE, FILE_GENERIC_READ,
             FILE_GENERIC_WRITE, FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE,
         };
+        // `write(true)` as well: std refuses to create a file without it, whatever the access
+        // mode says.
         let file = OpenOptions::new()
+            .read(true)
+            .write(true)
             .access_mode(FILE_GENERIC_READ | FILE_GENERIC_WRITE | DELETE)
             .share_mode(FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE)
             .custom_flags(FILE_FLAG_DELETE_ON_CLOSE)
