@@ -108,23 +108,6 @@ impl Drop for Burners {
     }
 }
 
-fn write_tone(path: &Path, seconds: f64) {
-    let spec = hound::WavSpec {
-        channels: 2,
-        sample_rate: 44_100,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).expect("create wav");
-    for i in 0..(seconds * 44_100.0) as u32 {
-        let t = f64::from(i) / 44_100.0;
-        let s = ((t * 440.0 * std::f64::consts::TAU).sin() * 8000.0) as i16;
-        w.write_sample(s).expect("write wav");
-        w.write_sample(s).expect("write wav");
-    }
-    w.finalize().expect("finalize wav");
-}
-
 /// Plays for `seconds` through a ring of `buffer_ms` under load; (underruns, frames written).
 fn run(o: &Options, tone: &Path, scratch: &Path, buffer_ms: u32) -> (u64, u64) {
     let host = RuntimeHost::new("glitch");
@@ -179,7 +162,8 @@ fn main() {
     }
     let dir = tempfile::tempdir().expect("temp dir");
     let tone = dir.path().join("tone.wav");
-    write_tone(&tone, o.seconds + 5.0);
+    // The tests' 44.1 kHz stereo two-tone (440 and 660 Hz).
+    stellatune_test_support::tone::write_two_tone(&tone, (o.seconds + 5.0) as f32);
     for &buffer_ms in &o.buffers {
         let (underruns, frames) = run(&o, &tone, dir.path(), buffer_ms);
         println!(

@@ -78,24 +78,6 @@ mod linux {
         Ok(o)
     }
 
-    fn write_tone(path: &Path, seconds: f64) {
-        let spec = hound::WavSpec {
-            channels: 2,
-            sample_rate: 44_100,
-            bits_per_sample: 16,
-            sample_format: hound::SampleFormat::Int,
-        };
-        let mut w = hound::WavWriter::create(path, spec).expect("create wav");
-        for i in 0..(seconds * 44_100.0) as u32 {
-            let t = f64::from(i) / 44_100.0;
-            let l = ((t * 440.0 * std::f64::consts::TAU).sin() * 8000.0) as i16;
-            let r = ((t * 660.0 * std::f64::consts::TAU).sin() * 6000.0) as i16;
-            w.write_sample(l).expect("write wav");
-            w.write_sample(r).expect("write wav");
-        }
-        w.finalize().expect("finalize wav");
-    }
-
     /// (comm, utime + stime in clock ticks) from a `stat` file.
     fn stat_ticks(path: &Path) -> Option<(String, u64)> {
         let text = std::fs::read_to_string(path).ok()?;
@@ -266,7 +248,8 @@ mod linux {
         let dir = tempfile::tempdir().expect("temp dir");
         let tone = dir.path().join("tone.wav");
         // Long enough for the settle second, the window and some slack.
-        write_tone(&tone, o.seconds + 5.0);
+        // The tests' 44.1 kHz stereo two-tone (440 and 660 Hz).
+        stellatune_test_support::tone::write_two_tone(&tone, (o.seconds + 5.0) as f32);
 
         let host = RuntimeHost::new("steady-cpu");
         host.init(HostConfig {
