@@ -263,8 +263,17 @@ fn run_with_runtime(
 
 struct PlayReport {
     tracks: usize,
-    played_ms: u64,
+    /// Played time of the tracks before the current one.
+    finished_ms: u64,
+    /// The furthest position of the current track.
+    current_ms: u64,
     errors: Vec<String>,
+}
+
+impl PlayReport {
+    fn played_ms(&self) -> u64 {
+        self.finished_ms + self.current_ms
+    }
 }
 
 fn play(
@@ -288,7 +297,7 @@ fn play(
     eprintln!(
         "played {} track(s), {:.1} s",
         report.tracks,
-        report.played_ms as f64 / 1000.0
+        report.played_ms() as f64 / 1000.0
     );
     Ok(())
 }
@@ -319,7 +328,8 @@ fn drive(
     );
     let mut report = PlayReport {
         tracks: 0,
-        played_ms: 0,
+        finished_ms: 0,
+        current_ms: 0,
         errors: Vec::new(),
     };
     let mut queued_next = false;
@@ -337,10 +347,12 @@ fn drive(
         match event {
             HostEvent::Engine(EngineEvent::TrackStarted { info, .. }) => {
                 report.tracks += 1;
+                // Positions count from each track's start: the total adds them up.
+                report.finished_ms += std::mem::take(&mut report.current_ms);
                 queued_next = false;
                 bar.set_length(info.duration_ms.unwrap_or(0) / 1000);
                 bar.set_position(0);
-                bar.set_message(display_name(&info.path));
+                bar.set_message(now_playing(&info.path));
                 // Queue the following file now, so it joins without a gap.
                 if let Some(next) = queue.next() {
                     match player.queue_next(next) {
@@ -351,7 +363,7 @@ fn drive(
             }
             HostEvent::Engine(EngineEvent::Position { position_ms, .. }) => {
                 bar.set_position(position_ms / 1000);
-                report.played_ms = report.played_ms.max(position_ms);
+                report.current_ms = report.current_ms.max(position_ms);
             }
             HostEvent::Engine(EngineEvent::Error { message, .. }) => {
                 bar.println(format!("error: {message}"));
@@ -365,6 +377,20 @@ fn drive(
     }
     bar.finish_and_clear();
     Ok(report)
+}
+
+/// "Artist – Title" from the file's tags when it has them (read on this thread, not the
+/// engine's), else its file name.
+fn now_playing(path: &Path) -> String {
+    let tags = probe_media(path).ok().map(|m| m.tags);
+    match tags
+        .as_ref()
+        .map(|t| (t.artist.as_deref(), t.title.as_deref()))
+    {
+        Some((Some(artist), Some(title))) => format!("{artist} – {title}"),
+        Some((None, Some(title))) => title.to_owned(),
+        _ => display_name(path),
+    }
 }
 
 fn display_name(path: &Path) -> String {

@@ -44,6 +44,34 @@ fn plugin_artifact(parent: &Path) -> PathBuf {
     artifacts::lay_out_test_plugins(&parent.join("test-plugins-artifact"))
 }
 
+/// The closing line adds up every track's time: a 1 s and a 2 s track played one after the
+/// other are 3.0 s, not the longest of them.
+#[test]
+fn playing_two_files_reports_their_total_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let a = tmp.path().join("a.wav");
+    let b = tmp.path().join("b.wav");
+    ok(&data, &["tone", a.to_str().unwrap(), "--seconds", "1"]);
+    ok(&data, &["tone", b.to_str().unwrap(), "--seconds", "2"]);
+    let out = stellatune(
+        &data,
+        &[
+            "play",
+            a.to_str().unwrap(),
+            b.to_str().unwrap(),
+            "--output",
+            "null",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("played 2 track(s), 3.0 s"),
+        "closing line: {stderr}"
+    );
+}
+
 #[test]
 fn tone_play_and_plugins_end_to_end() {
     let tmp = tempfile::tempdir().unwrap();
