@@ -230,11 +230,7 @@ pub(crate) unsafe fn write_out<T>(ptr: *mut T, value: T, param: &str) -> FfiResu
 /// A caller's text buffer with its capacity and length out-pointer, checked once so that
 /// every later write is sound. Creating one sets `*out_len = 0` and `buf[0] = NUL` (when
 /// `cap > 0`), so an error never leaves stale contents behind.
-pub(crate) struct TextOut {
-    buf: *mut u8,
-    cap: usize,
-    out_len: *mut usize,
-}
+pub(crate) struct TextOut(BytesOut);
 
 impl TextOut {
     /// Checks `buf` and `out_len` for NULL (naming `buf_param` and `out_len_param`).
@@ -249,40 +245,25 @@ impl TextOut {
         buf_param: &str,
         out_len_param: &str,
     ) -> FfiResult<Self> {
-        if buf.is_null() {
-            return Err(FfiError::invalid(format_args!("`{buf_param}` is NULL")));
-        }
-        if out_len.is_null() {
-            return Err(FfiError::invalid(format_args!("`{out_len_param}` is NULL")));
-        }
-        let out = Self {
-            buf: buf.cast(),
-            cap,
-            out_len,
-        };
-        out.set_len(0);
+        // SAFETY: the caller's contract is `BytesOut::new`'s, passed on unchanged.
+        let bytes = unsafe { BytesOut::new(buf.cast(), cap, out_len, buf_param, out_len_param) }?;
+        let out = Self(bytes);
         out.terminate(0);
         Ok(out)
     }
 
-    fn set_len(&self, len: usize) {
-        // SAFETY: `out_len` is not NULL (checked in `new`), and `new`'s caller guaranteed it is
-        // valid for writes while `self` lives.
-        unsafe { self.out_len.write(len) };
-    }
-
     /// Writes a NUL at `at` if the buffer has room for it.
     fn terminate(&self, at: usize) {
-        if at < self.cap {
+        if at < self.0.cap {
             // SAFETY: `buf` is not NULL and valid for `cap` bytes (contract of `new`), and
             // `at < cap`.
-            unsafe { self.buf.add(at).write(0) };
+            unsafe { self.0.buf.add(at).write(0) };
         }
     }
 
     /// Whether `text` and its NUL fit.
     pub fn fits(&self, text: &str) -> bool {
-        text.len() < self.cap
+        text.len() < self.0.cap
     }
 
     /// Copies `text` and a NUL and sets `*out_len` to `text.len()`; or, when it does not fit,
@@ -291,26 +272,24 @@ impl TextOut {
     pub fn write(&self, text: &str) -> FfiResult {
         let needed = text.len() + 1;
         if !self.fits(text) {
-            self.set_len(needed);
+            self.0.set_len(needed);
             return Err(FfiError::new(
                 Status::BufferTooSmall,
                 format!(
                     "buffer too small: {needed} bytes needed (including the NUL), cap is {}",
-                    self.cap
+                    self.0.cap
                 ),
             ));
         }
-        // SAFETY: `buf` is valid for `cap` bytes (contract of `new`) and `text.len() < cap`,
-        // so the copy stays inside it; a Rust `&str` never overlaps a C caller's buffer.
-        unsafe { std::ptr::copy_nonoverlapping(text.as_ptr(), self.buf, text.len()) };
+        // Room for the text and its NUL: the byte copy cannot fail.
+        self.0.write(text.as_bytes())?;
         self.terminate(text.len());
-        self.set_len(text.len());
         Ok(())
     }
 }
 
-/// A caller's byte buffer with its capacity and length out-pointer: the binary counterpart
-/// of [`TextOut`] (no NUL is written). Creating one sets `*out_len = 0`.
+/// A caller's byte buffer with its capacity and length out-pointer, checked once so that every
+/// later write is sound; [`TextOut`] adds the NUL of a text. Creating one sets `*out_len = 0`.
 pub(crate) struct BytesOut {
     buf: *mut u8,
     cap: usize,
