@@ -6,8 +6,10 @@
 //! (`voluntary_ctxt_switches` in `/proc/<pid>/task/*/status`) of every thread of the host
 //! process and of the sidecar, per second of the window.
 //!
-//! The main thread behaves like a front end: it polls the client's events with a 250 ms
-//! timeout for the whole window.
+//! The main thread behaves like a front end: it waits for the client's events (up to a
+//! second per poll, like a UI thread that wakes for each event and once a second otherwise)
+//! for the whole window. The engine sends four `position` events a second while playing, so
+//! the front end wakes about four times a second.
 //!
 //! ```sh
 //! cargo build --release --workspace && bash scripts/package-plugins.sh release
@@ -300,7 +302,7 @@ mod linux {
         let mut errors = Vec::new();
         let window = Duration::from_secs_f64(o.seconds);
         while started.elapsed() < window {
-            let wait = (window - started.elapsed()).min(Duration::from_millis(250));
+            let wait = (window - started.elapsed()).min(Duration::from_secs(1));
             match host.poll_event(client, wait).expect("poll") {
                 Some(HostEvent::Engine(EngineEvent::Position { position_ms, .. })) => {
                     positions += 1;

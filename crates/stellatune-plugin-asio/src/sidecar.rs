@@ -63,6 +63,7 @@ impl ClientEnv for PluginEnv {
             Level::Debug => log_level::DEBUG,
             Level::Info => log_level::INFO,
             Level::Warn => log_level::WARN,
+            Level::Error => log_level::ERROR,
         };
         log(level, message);
     }

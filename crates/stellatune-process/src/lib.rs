@@ -1,6 +1,9 @@
 //! Process identity: liveness and start time, so the owner a process recorded (in a ring's
 //! header, in a plugin shadow copy's name) can be told apart from an unrelated process that
 //! later got the same pid. One implementation per OS, in `unix.rs` and `windows.rs`.
+//! Also the thread priority of the threads that feed a device (`priority`).
+
+pub mod priority;
 
 #[cfg(unix)]
 mod unix;

@@ -111,7 +111,10 @@ impl SidecarRig {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = HostConfig {
             data_dir: Some(dir.path().join("data")),
-            log_filter: Some("error".into()),
+            // `STELLATUNE_BENCH_LOG=debug` shows each lifecycle step with its timestamp.
+            log_filter: Some(
+                std::env::var("STELLATUNE_BENCH_LOG").unwrap_or_else(|_| "error".into()),
+            ),
             ..HostConfig::default()
         };
         let host = RuntimeHost::new(name);

@@ -340,7 +340,7 @@ impl ClientRegistry {
 
     /// The nearest lease deadline of a client with no call in flight (a client inside a
     /// call gets a fresh deadline when the call returns, which wakes nobody: the supervisor
-    /// naps at most half a second anyway).
+    /// naps at most a quarter lease anyway).
     pub fn next_deadline(&self) -> Option<Instant> {
         self.lock()
             .clients

@@ -172,6 +172,11 @@ impl Watched for Runtime {
             self.recover(&engine);
         }
     }
+
+    fn engine_exit(&self) -> Option<crossbeam_channel::Receiver<()>> {
+        let engine = self.engine();
+        engine.is_running().then(|| engine.exit_signal())
+    }
 }
 
 /// Starts an engine whose events go to every live client.

@@ -14,7 +14,7 @@ use std::sync::{
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
+use crossbeam_channel::{Receiver, Sender, bounded};
 use stellatune_audio::{AudioError, ThreadCounter};
 
 use crate::clients::{ClientRegistry, ClientSession};
@@ -31,6 +31,9 @@ pub(crate) trait Watched: Send + Sync {
     fn last_client_left(&self);
     /// Once per supervisor round, with no lock held: replace an engine that died.
     fn check_engine(&self);
+    /// Fires (or disconnects) when the running engine's control thread ends, so a dead engine
+    /// is replaced at once instead of at the next round; `None` while no engine runs.
+    fn engine_exit(&self) -> Option<Receiver<()>>;
 }
 
 struct Supervisor {
@@ -258,21 +261,32 @@ impl Sessions {
         let _ = self.clients.take_emptied();
     }
 
-    /// The supervisor's loop: wakes at the nearest lease deadline (at most every half
-    /// second) until stopped or the runtime is gone.
+    /// The supervisor's loop, event-driven: it wakes when its engine dies, at the nearest
+    /// lease deadline, and otherwise only every quarter lease (so a deadline renewed by a
+    /// call that just returned is enforced at most a quarter lease late), until stopped or
+    /// the runtime is gone. A playing runtime with the default 30 s lease wakes it every 2 s.
     fn supervise(&self, watched: &Weak<dyn Watched>, stop: &Receiver<()>) {
-        const MAX_NAP: Duration = Duration::from_millis(500);
         const MIN_NAP: Duration = Duration::from_millis(5);
+        const MAX_NAP: Duration = Duration::from_secs(2);
         loop {
+            let Some(runtime) = watched.upgrade() else {
+                return;
+            };
+            let engine_exit = runtime.engine_exit();
+            // Not kept across the nap: a runtime that shutdown let go ends the loop.
+            drop(runtime);
+            let round = (self.clients.lease() / 4).clamp(MIN_NAP, MAX_NAP);
             let nap = self
                 .clients
                 .next_deadline()
-                .map(|d| d.saturating_duration_since(Instant::now()))
-                .unwrap_or(MAX_NAP)
-                .clamp(MIN_NAP, MAX_NAP);
-            match stop.recv_timeout(nap) {
-                Err(RecvTimeoutError::Timeout) => {}
-                _ => return,
+                .map_or(round, |d| d.saturating_duration_since(Instant::now()))
+                .clamp(MIN_NAP, round);
+            // No engine to watch (it died and could not be replaced yet): rounds retry it.
+            let engine_exit = engine_exit.unwrap_or_else(crossbeam_channel::never);
+            crossbeam_channel::select! {
+                recv(stop) -> _ => return,
+                recv(engine_exit) -> _ => {}
+                default(nap) => {}
             }
             let Some(runtime) = watched.upgrade() else {
                 return;
@@ -319,6 +333,9 @@ mod tests {
         }
         fn check_engine(&self) {
             self.checks.fetch_add(1, Ordering::SeqCst);
+        }
+        fn engine_exit(&self) -> Option<Receiver<()>> {
+            None
         }
     }
 

@@ -477,7 +477,10 @@ pub mod cpal_device {
                 // The driver's callback thread feeds the device: ask for real-time priority
                 // once, from the thread itself (a no-op where the driver already has it).
                 raised = true;
-                crate::priority::raise_current_thread();
+                log!(
+                    "device thread priority: {}",
+                    stellatune_process::priority::raise_current_thread()
+                );
             }
             let wanted = data.len() / ch;
             let mut done = 0;
@@ -519,7 +522,7 @@ pub mod cpal_device {
     ) -> Result<cpal::Stream, String> {
         let ch = usize::from(cfg.channels);
         let period = cfg.buffer_frames as usize;
-        let on_error = |e: cpal::StreamError| log!("device error: {e}");
+        let on_error = |e: cpal::StreamError| log!(warn: "device error: {e}");
         let mut config = cpal::StreamConfig {
             channels: cfg.channels,
             sample_rate: cpal::SampleRate(cfg.sample_rate),

@@ -35,15 +35,24 @@ use std::sync::mpsc;
 use stellatune_sidecar_proto::PARENT_PID_ENV;
 use stellatune_sidecar_proto::{Frame, ProtoError, Request, read_frame};
 
+/// One log line on stderr: `[stellatune-sidecar-host PID] LEVEL message`. The client reads
+/// these lines and hands them to the host's log at that level (`log!(warn: ...)`,
+/// `log!(error: ...)`; plain `log!(...)` is info).
 macro_rules! log {
-    ($($arg:tt)*) => {
-        eprintln!("[stellatune-sidecar-host {}] {}", std::process::id(), format_args!($($arg)*))
-    };
+    (error: $($arg:tt)*) => { $crate::log_line("ERROR", format_args!($($arg)*)) };
+    (warn: $($arg:tt)*) => { $crate::log_line("WARN", format_args!($($arg)*)) };
+    ($($arg:tt)*) => { $crate::log_line("INFO", format_args!($($arg)*)) };
+}
+
+fn log_line(level: &str, message: std::fmt::Arguments<'_>) {
+    eprintln!(
+        "[stellatune-sidecar-host {}] {level} {message}",
+        std::process::id()
+    );
 }
 
 mod convert;
 mod devices;
-mod priority;
 mod server;
 #[cfg(unix)]
 mod signals;
@@ -69,7 +78,7 @@ fn main() -> ExitCode {
     #[cfg(unix)]
     let sigset = signals::block_termination_signals();
     if parent_already_gone() {
-        log!("parent process is gone; exiting");
+        log!(warn: "parent process is gone; exiting");
         return ExitCode::SUCCESS;
     }
 
@@ -80,7 +89,7 @@ fn main() -> ExitCode {
         .name("stdin".into())
         .spawn(move || read_requests(tx))
     {
-        log!("cannot start the input thread: {e}");
+        log!(error: "cannot start the input thread: {e}");
         return ExitCode::FAILURE;
     }
 
@@ -103,7 +112,7 @@ fn parent_already_gone() -> bool {
             )
         };
         if rc != 0 {
-            log!("PR_SET_PDEATHSIG failed: {}", io::Error::last_os_error());
+            log!(warn: "PR_SET_PDEATHSIG failed: {}", io::Error::last_os_error());
         }
     }
     #[cfg(unix)]
@@ -139,7 +148,7 @@ fn read_requests(tx: mpsc::Sender<Event>) {
             },
             Err(ProtoError::Closed) => Event::InputClosed,
             Err(e) => {
-                log!("reading stdin failed: {e}");
+                log!(error: "reading stdin failed: {e}");
                 Event::InputClosed
             }
         };

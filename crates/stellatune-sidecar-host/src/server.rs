@@ -41,7 +41,7 @@ impl<W: Write> Server<W> {
             let flow = match events.recv() {
                 Ok(Event::Request(frame)) => self.handle(frame),
                 Ok(Event::BadFrame { id, message }) => {
-                    log!("{message}");
+                    log!(warn: "{message}");
                     match self.reply(id.unwrap_or(0), Response::Error { message }) {
                         Err(code) => Flow::Exit(code),
                         Ok(()) if !self.greeted => Flow::Exit(bad_handshake()),
@@ -84,7 +84,7 @@ impl<W: Write> Server<W> {
                         ),
                         _ => "the first request must be hello".to_string(),
                     };
-                    log!("{message}; exiting");
+                    log!(error: "{message}; exiting");
                     let _ = self.reply(id, Response::Error { message });
                     Flow::Exit(bad_handshake())
                 }
@@ -97,7 +97,7 @@ impl<W: Write> Server<W> {
             return Flow::Exit(ExitCode::SUCCESS);
         }
         let response = self.respond(body).unwrap_or_else(|message| {
-            log!("request {id} failed: {message}");
+            log!(warn: "request {id} failed: {message}");
             Response::Error { message }
         });
         self.reply_flow(id, response)
@@ -191,7 +191,7 @@ impl<W: Write> Server<W> {
         for (id, stream) in std::mem::take(&mut self.streams) {
             match stream.close(false) {
                 Ok(()) => log!("stream {id}: closed"),
-                Err(e) => log!("stream {id}: {e}"),
+                Err(e) => log!(warn: "stream {id}: {e}"),
             }
         }
     }
@@ -202,13 +202,13 @@ impl<W: Write> Server<W> {
             Ok(()) => Ok(()),
             Err(ProtoError::Encode(e)) => {
                 // Cannot happen for our responses, but never leave a request unanswered.
-                log!("cannot encode response {id}: {e}");
+                log!(error: "cannot encode response {id}: {e}");
                 let message = format!("cannot encode response: {e}");
                 write_frame(&mut self.out, id, &Response::Error { message })
                     .map_err(|_| ExitCode::SUCCESS)
             }
             Err(e) => {
-                log!("cannot write to stdout ({e}); exiting");
+                log!(error: "cannot write to stdout ({e}); exiting");
                 Err(ExitCode::SUCCESS)
             }
         }

@@ -21,7 +21,7 @@ pub fn block_termination_signals() -> libc::sigset_t {
         let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         if rc != 0 {
             log!(
-                "pthread_sigmask failed: {}",
+                warn: "pthread_sigmask failed: {}",
                 std::io::Error::from_raw_os_error(rc)
             );
         }
@@ -44,12 +44,12 @@ pub fn spawn_waiter(set: libc::sigset_t, tx: Sender<Event>) {
                     return;
                 }
                 if rc != libc::EINTR {
-                    log!("sigwait failed: {}", std::io::Error::from_raw_os_error(rc));
+                    log!(warn: "sigwait failed: {}", std::io::Error::from_raw_os_error(rc));
                     return;
                 }
             }
         });
     if let Err(e) = spawned {
-        log!("cannot start the signal thread: {e}");
+        log!(warn: "cannot start the signal thread: {e}");
     }
 }

@@ -42,7 +42,7 @@ impl StreamStats {
     }
 
     fn fail(&self, message: String) {
-        log!("stream error: {message}");
+        log!(warn: "stream error: {message}");
         let mut slot = self.error.lock().unwrap_or_else(|p| p.into_inner());
         slot.get_or_insert(message);
     }
@@ -316,9 +316,12 @@ fn run_paced(
     stats: &StreamStats,
     mode: &AtomicU8,
 ) -> Parked {
-    crate::priority::raise_current_thread();
+    log!(
+        "device thread priority: {}",
+        stellatune_process::priority::raise_current_thread()
+    );
     let ch = usize::from(cfg.channels);
-    let period = cfg.buffer_frames as usize;
+    let period = paced_period(cfg.buffer_frames, reader.spec().capacity_frames);
     let mut buf = vec![0f32; period * ch];
     let mut epoch_start = Instant::now();
     let mut periods: u64 = 0;
@@ -376,6 +379,15 @@ fn run_paced(
         reader: Some(reader),
         sink: Some(sink),
     }
+}
+
+/// The period of a built-in (paced) device: half the ring, or the requested period when that
+/// is longer. Unlike a hardware device, nothing downstream needs small periods, and each period
+/// is a wake-up of this process and of the writer refilling what it took: a quarter-ring period
+/// cost twice the wake-ups for no gain. Half a ring still leaves the writer a whole period to
+/// refill before the next one is due.
+fn paced_period(requested: u32, capacity_frames: u32) -> usize {
+    requested.max(capacity_frames / 2).max(1) as usize
 }
 
 /// Reads up to a period; a first read that only acknowledged a reset is followed by another.

@@ -206,9 +206,11 @@ fn wav_output_is_the_ring_input_exactly_and_paced_in_real_time() {
     };
     let elapsed = started.elapsed();
     assert_eq!(played, 48_000);
-    // One second of audio at real-time pace (the first period goes out at once).
+    // One second of audio at real-time pace. The first period goes out at once, and a paced
+    // device's period is half the ring (100 ms here), whatever the request asked for.
+    let first_period = Duration::from_millis(100);
     assert!(
-        elapsed >= Duration::from_millis(950),
+        elapsed >= Duration::from_secs(1) - first_period - Duration::from_millis(20),
         "played 1 s of audio in {elapsed:?}"
     );
     sidecar.ok(Request::Stop { stream_id: 1 });

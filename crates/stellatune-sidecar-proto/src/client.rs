@@ -13,7 +13,7 @@
 //! No lock is held across the spawn, a pipe write, or a wait for the process.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::{self, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -57,6 +57,7 @@ pub enum Level {
     Debug,
     Info,
     Warn,
+    Error,
 }
 
 /// What the client needs from the process it runs in.
@@ -435,14 +436,19 @@ impl Sidecar {
             .env(PARENT_PID_ENV, std::process::id().to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            // Its log lines go to the host's log (level, filter and log file apply), not to
+            // whatever terminal the host has.
+            .stderr(Stdio::piped());
         let mut process = Process::start(&env, command).map_err(|source| ClientError::Spawn {
             executable: launch.executable.clone(),
             source,
         })?;
         let pid = process.child.id();
-        let (Some(stdin), Some(stdout)) = (process.child.stdin.take(), process.child.stdout.take())
-        else {
+        let (Some(stdin), Some(stdout), Some(stderr)) = (
+            process.child.stdin.take(),
+            process.child.stdout.take(),
+            process.child.stderr.take(),
+        ) else {
             // Dropping the process kills and reaps it.
             return Err(ClientError::Pipes);
         };
@@ -512,6 +518,13 @@ impl Sidecar {
             }),
         );
         sidecar.adopt(reader, "reader")?;
+        let log_env = env.clone();
+        let log_name = launch.name.clone();
+        let stderr_reader = env.spawn_thread(
+            &thread_name("stderr"),
+            Box::new(move || forward_log_lines(stderr, &*log_env, &log_name, pid)),
+        );
+        sidecar.adopt(stderr_reader, "stderr")?;
         match sidecar.receive(hello_id, &hello, HANDSHAKE_TIMEOUT) {
             Ok(Response::Hello {
                 protocol_version, ..
@@ -547,7 +560,7 @@ impl Sidecar {
         self.shared.pid
     }
 
-    /// How many of the pipe threads (writer, reader) were started and not yet joined.
+    /// How many of the pipe threads (writer, reader, stderr) were started and not yet joined.
     fn threads_started(&self) -> usize {
         lock(&self.threads).len()
     }
@@ -726,7 +739,8 @@ impl Sidecar {
         // A sidecar whose stdin closed exits; its stdout closes as it does, which wakes the
         // reader thread and through it this wait: no fixed sleep stands between the exit and
         // the reap.
-        if !grace.is_zero() && self.threads_started() == 2 {
+        // The writer and the reader start first: with both running, the reader sees the exit.
+        if !grace.is_zero() && self.threads_started() >= 2 {
             self.shared.wait_pipe_closed(deadline);
         }
         reap(&self.shared.process, deadline);
@@ -833,6 +847,43 @@ fn reap(process: &Mutex<Option<Process>>, deadline: Instant) {
     drop(process);
 }
 
+/// Hands each line the sidecar writes on stderr to the host's log until the pipe closes (the
+/// sidecar exited). A line of the sidecar's own log, `[NAME PID] LEVEL message`, keeps its
+/// level; anything else (a panic message, a driver's own output) is a warning, verbatim.
+fn forward_log_lines(stderr: impl Read, env: &dyn ClientEnv, name: &str, pid: u32) {
+    let mut lines = BufReader::new(stderr);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match lines.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim_end();
+        if text.is_empty() {
+            continue;
+        }
+        let (level, message) = parse_log_line(text);
+        env.log(level, &format!("{name} (pid {pid}): {message}"));
+    }
+}
+
+/// Splits `[NAME PID] LEVEL message` into its level and message; any other line is a warning.
+fn parse_log_line(line: &str) -> (Level, &str) {
+    let tagged = line
+        .strip_prefix('[')
+        .and_then(|rest| rest.split_once("] "))
+        .and_then(|(_, rest)| rest.split_once(' '));
+    match tagged {
+        Some(("ERROR", message)) => (Level::Error, message),
+        Some(("WARN", message)) => (Level::Warn, message),
+        Some(("INFO", message)) => (Level::Info, message),
+        Some(("DEBUG", message)) => (Level::Debug, message),
+        _ => (Level::Warn, line),
+    }
+}
+
 fn request_name(request: &Request) -> &'static str {
     match request {
         Request::Hello { .. } => "hello",
@@ -863,6 +914,7 @@ mod tests {
         started: AtomicI64,
         threads_started: AtomicI64,
         threads_ended: Arc<AtomicI64>,
+        logged: Mutex<Vec<(Level, String)>>,
     }
 
     impl ClientEnv for TestEnv {
@@ -890,7 +942,9 @@ mod tests {
             }))
         }
 
-        fn log(&self, _level: Level, _message: &str) {}
+        fn log(&self, level: Level, message: &str) {
+            lock(&self.logged).push((level, message.to_owned()));
+        }
 
         fn process_started(&self, _pid: u32) {
             self.started.fetch_add(1, Ordering::SeqCst);
@@ -924,7 +978,11 @@ mod tests {
 
     #[test]
     fn a_thread_that_cannot_start_leaves_no_process_thread_or_gauge_behind() {
-        for refused in ["test-sidecar-writer", "test-sidecar-reader"] {
+        for refused in [
+            "test-sidecar-writer",
+            "test-sidecar-reader",
+            "test-sidecar-stderr",
+        ] {
             let env = Arc::new(TestEnv {
                 refuse_thread: Some(refused),
                 ..TestEnv::default()
@@ -962,6 +1020,31 @@ mod tests {
         assert_eq!(
             env.threads_ended.load(Ordering::SeqCst),
             env.threads_started.load(Ordering::SeqCst)
+        );
+    }
+
+    #[test]
+    fn what_the_sidecar_writes_on_stderr_reaches_the_host_log_at_its_level() {
+        let env = Arc::new(TestEnv::default());
+        let script = "echo '[stellatune-sidecar-host 7] WARN device error: gone' >&2; \
+                      echo '[stellatune-sidecar-host 7] INFO stream 1: opened' >&2; \
+                      echo 'thread main panicked' >&2; exit 3";
+        Sidecar::spawn(env.clone(), &shell(script)).expect_err("no handshake");
+        // The failed spawn joined the stderr thread, which read the pipe to its end.
+        let logged = lock(&env.logged).clone();
+        let from_stderr: Vec<(Level, &str)> = logged
+            .iter()
+            .filter(|(_, m)| m.starts_with("test sidecar (pid "))
+            .map(|(level, m)| (*level, m.split_once("): ").map_or("", |(_, rest)| rest)))
+            .collect();
+        assert_eq!(
+            from_stderr,
+            vec![
+                (Level::Warn, "device error: gone"),
+                (Level::Info, "stream 1: opened"),
+                (Level::Warn, "thread main panicked"),
+            ],
+            "{logged:?}"
         );
     }
 

@@ -97,8 +97,10 @@ pub(super) fn run_control(
     // The output thread closes the sink and stops the worker before it ends.
     let _ = control.output.send(OutputCmd::Shutdown);
     let _ = output.join();
+    tracing::debug!("engine output thread joined");
     let _ = worker_cmd_tx.send(worker::WorkerCmd::Shutdown);
     let _ = worker.join();
+    tracing::debug!("engine decode worker joined");
 }
 
 impl Control {

@@ -195,6 +195,12 @@ impl Engine {
             .is_some_and(|handle| !handle.is_finished())
     }
 
+    /// Fires, or disconnects, when the control thread ends (shut down, or panicked): an owner
+    /// that must replace a dead engine waits on it instead of polling [`Self::is_running`].
+    pub fn exit_signal(&self) -> Receiver<()> {
+        self.exited.clone()
+    }
+
     /// Makes the control thread panic, to test what its owner does about a crashed engine.
     #[cfg(feature = "fault-injection")]
     pub fn inject_panic(&self) {

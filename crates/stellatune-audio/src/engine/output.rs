@@ -4,8 +4,11 @@
 //! also drives the decode worker, whose blocks it takes straight from the worker's queue.
 //!
 //! Waits are event-driven: when the sink is full the thread sleeps until the sink's queue
-//! (`SinkStatus::queued_frames`) would have fallen to about half, which with a 200 ms device
-//! buffer is about ten wake-ups a second; a command wakes it at once. It never polls on a
+//! (`SinkStatus::queued_frames`) would have fallen to two thirds, which with a 200 ms device
+//! buffer is about ten wake-ups a second; a command wakes it at once. Not later: the queue
+//! also counts what the device already took and plays during its current period (for the
+//! sidecar's devices, up to half the ring), so at two thirds the ring part still holds a
+//! whole period for the next one to take. It never polls on a
 //! fixed short period, except for a sink that refuses frames and reports no queue, where it
 //! backs off up to 100 ms.
 //!
@@ -687,7 +690,8 @@ impl Output {
             self.blind_wait = BLIND_WAIT_FIRST;
             return None;
         }
-        // The sink is full: sleep until its queue would have fallen to about half.
+        // The sink is full: sleep until its queue would have fallen to two thirds (see the
+        // module's comment for why not lower).
         if status.queued_frames == 0 {
             let wait = self.blind_wait;
             self.blind_wait = (wait * 2).min(BLIND_WAIT_MAX);
@@ -695,7 +699,7 @@ impl Output {
         }
         self.blind_wait = BLIND_WAIT_FIRST;
         Some(
-            self.frames_duration(status.queued_frames / 2)
+            self.frames_duration(status.queued_frames / 3)
                 .clamp(MIN_WAIT, MAX_WAIT),
         )
     }

@@ -2,10 +2,11 @@
 //! starts and logs exactly one line saying what it got. Playback never depends on it.
 //!
 //! Windows (MMCSS "Pro Audio") and macOS (Mach time-constraint policy) grant it to any
-//! process. On Linux a normal user gets `SCHED_FIFO` only through rtkit over D-Bus, which
-//! would link libdbus; the engine does not link it, so there the thread keeps the normal
-//! policy and says so (a setup that wants more can raise the process's limits and run it
-//! under a real-time policy from outside).
+//! process, through `audio_thread_priority`. On Linux that crate asks rtkit over D-Bus, which
+//! would link libdbus for a hint; instead the thread asks for `SCHED_FIFO` itself
+//! (`stellatune_process::priority`, which the sidecar's device thread uses too): granted with
+//! `CAP_SYS_NICE` or an `RLIMIT_RTPRIO` allowance (an `audio` group's limits, or root), else a
+//! raised nice level, else the normal policy, and the log line says which.
 
 /// The sample rate the request is sized for; the grant does not depend on the stream's.
 #[cfg(any(windows, target_os = "macos"))]
@@ -44,9 +45,7 @@ pub(super) fn promote_current_thread() -> Promotion {
 
 #[cfg(not(any(windows, target_os = "macos")))]
 pub(super) fn promote_current_thread() -> Promotion {
-    tracing::info!(
-        reason = "real-time scheduling needs rtkit over D-Bus, which this build does not link",
-        "output thread runs without real-time priority"
-    );
+    let granted = stellatune_process::priority::raise_current_thread();
+    tracing::info!(priority = %granted, "output thread priority");
     Promotion {}
 }

@@ -1,5 +1,6 @@
-//! Real-time priority for the thread that feeds a device, best effort: whatever the system
-//! grants is logged in one line, and a refusal changes nothing else.
+//! Real-time priority for a thread that feeds a device (the sidecar's device thread, the
+//! engine's output thread on Linux), best effort: the caller logs what the system granted in
+//! one line, and a refusal changes nothing else.
 //!
 //! Linux and other Unixes: `SCHED_FIFO` through `pthread_setschedparam` (needs
 //! `CAP_SYS_NICE` or an `RLIMIT_RTPRIO` allowance), else a raised nice level, else nothing.
@@ -16,9 +17,10 @@ const FIFO_PRIORITY: libc::c_int = 10;
 #[cfg(target_os = "linux")]
 const NICE: libc::c_int = -10;
 
-/// Raises the calling thread's priority as far as allowed and logs what it got.
-pub fn raise_current_thread() {
-    log!("device thread priority: {}", raise());
+/// Raises the calling thread's priority as far as allowed; says what it got, e.g.
+/// `real-time (SCHED_FIFO 10)` or `normal (real-time refused: ...)`.
+pub fn raise_current_thread() -> String {
+    raise()
 }
 
 #[cfg(unix)]
