@@ -28,7 +28,8 @@ use crate::ports::{EventPort, HEARTBEAT_AFTER, PORT_CLOSED};
 /// What the supervisor watches over besides the leases: the running runtime. Held weakly, so
 /// a runtime that is gone ends the supervisor instead of being kept alive by it.
 pub(crate) trait Watched: Send + Sync {
-    /// False when fault injection turned eviction off (by lease and by rollover).
+    /// False when fault injection turned eviction off (by lease, by rollover and by a
+    /// closed event port).
     fn evicts(&self) -> bool;
     /// The last client left: nobody can hear or steer playback, so it stops and the output
     /// is cleared. Called with the gate held exclusively, so it must not take it.
@@ -380,11 +381,16 @@ impl Sessions {
             }
             for id in closed {
                 last_post.remove(&id);
+                let Some(runtime) = watched.upgrade() else {
+                    return;
+                };
+                if !runtime.evicts() {
+                    // Fault injection: the client stays, and its posts keep failing.
+                    continue;
+                }
                 // The eviction every other eviction is: counted, logged, announced.
                 if self.clients.evict(id, PORT_CLOSED).is_some() {
-                    if let Some(runtime) = watched.upgrade() {
-                        self.when_emptied(|| runtime.last_client_left());
-                    }
+                    self.when_emptied(|| runtime.last_client_left());
                 }
             }
             let now = Instant::now();

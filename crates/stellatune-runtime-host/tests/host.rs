@@ -140,7 +140,7 @@ fn attach_dispose_and_hot_restart_cycles_keep_threads_flat() {
     }
     let m = host.metrics();
     assert_eq!(m.runtime_host_inits_total, 1);
-    assert_eq!(m.runtime_threads, 4);
+    assert_eq!(m.runtime_threads, 5);
     assert!(m.player_clients_active <= 1, "{m:?}");
     assert_eq!(m.clients_evicted_total, 199);
     // A thread that is just exiting may still be listed for a moment; a leak stays.
@@ -444,7 +444,7 @@ fn concurrent_clients_do_not_deadlock_and_counts_stay_consistent() {
     let m = host.metrics();
     assert_eq!(m.player_clients_active, 0, "{m:?}");
     assert_eq!(m.runtime_host_inits_total, 1);
-    assert_eq!(m.runtime_threads, 4);
+    assert_eq!(m.runtime_threads, 5);
     host.shutdown().unwrap();
     assert_eq!(host.metrics().runtime_threads, 0);
 }
