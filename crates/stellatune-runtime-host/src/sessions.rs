@@ -718,11 +718,11 @@ mod tests {
         assert_eq!(runtime.emptied.load(Ordering::SeqCst), 0);
         // The last client with a dead port: the output stops.
         let last_port = Arc::new(FakePort::default());
-        let _last = {
+        {
             let turn = s.begin(witness.id, || {}).unwrap();
             s.set_port(&turn, Some(last_port.clone() as Arc<dyn EventPort>))
                 .unwrap();
-        };
+        }
         last_port.dead.store(true, Ordering::SeqCst);
         wait_until("the last client is evicted by a heartbeat", || {
             s.active() == 0
