@@ -188,9 +188,7 @@ mod tests {
         );
         assert_ne!(added, header_text);
         let fresh = generate(&added).unwrap();
-        assert!(
-            fresh.contains("late final StellatunePlayerSetBalanceDart playerSetBalance =\n")
-        );
+        assert!(fresh.contains("late final StellatunePlayerSetBalanceDart playerSetBalance =\n"));
         assert!(fresh.contains("  /// Sets the balance.\n"));
         assert!(compare(&committed, &fresh).is_err());
 
