@@ -1,6 +1,7 @@
-//! The client sessions over the runtime: the registry, the command gate, the lease supervisor
-//! and event polling. They live as long as the host, across shutdown and init, so that client
-//! ids and the reasons clients ended are never forgotten between two runtimes.
+//! The client sessions over the runtime: the registry, the command gate, the lease supervisor,
+//! event polling and the event pump (events posted to ports, `ports.rs`). They live as long
+//! as the host, across shutdown and init, so that client ids and the reasons clients ended
+//! are never forgotten between two runtimes.
 //!
 //! The gate is why this is one type: whatever evicts a client (a rollover, a lease, the last
 //! client leaving, shutdown) holds it exclusively, and every client command holds it shared,
