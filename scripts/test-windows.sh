@@ -76,12 +76,15 @@ bash scripts/package-plugins.sh debug --target "$target"
 # first thread-local access once it is loaded away from its preferred base).
 python3 scripts/windows/mingw-link.py --check "$CARGO_TARGET_DIR/$target/debug"/*.dll \
   "$CARGO_TARGET_DIR/$target/debug"/*.exe
-# There is no C compiler inside Wine: the C ABI smoke test runs this build of tests/c/smoke.c
-# (the flags of its Linux counterpart), linked to the DLL the test binary was built with.
+# There is no C compiler inside Wine: the C ABI tests run this build of tests/c/smoke.c and
+# tests/c/ports.c (the flags of their Linux counterparts), linked to the DLL the test binary
+# was built with.
 out="$CARGO_TARGET_DIR/$target/debug"
-x86_64-w64-mingw32-gcc -Wall -Wextra -Werror -std=c11 -pedantic -I crates/stellatune-ffi/include \
-  crates/stellatune-ffi/tests/c/smoke.c -o "$out/c-smoke.exe" "$out/deps/stellatune_ffi.dll"
-export STELLATUNE_C_SMOKE_EXE="$out/c-smoke.exe"
+for program in smoke ports; do
+  x86_64-w64-mingw32-gcc -Wall -Wextra -Werror -std=c11 -pedantic -I crates/stellatune-ffi/include \
+    "crates/stellatune-ffi/tests/c/$program.c" -o "$out/c-$program.exe" "$out/deps/stellatune_ffi.dll"
+done
+export STELLATUNE_C_SMOKE_EXE="$out/c-smoke.exe" STELLATUNE_C_PORTS_EXE="$out/c-ports.exe"
 
 echo "== tests under Wine"
 # No backtraces: capturing one makes Wine's dbghelp keep a panicking plugin's library loaded,

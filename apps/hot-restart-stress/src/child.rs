@@ -7,8 +7,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::cli::{Args, Fault, mode_name};
+use crate::cli::{Args, Events, Fault, mode_name};
 use crate::ffi::{ABI_VERSION, Api, Watchdog};
+use crate::ports::{IsolatePort, fake_post_cobject};
 use crate::sample::{
     ChildMessage, RuntimeMetrics, Sample, ShutdownReport, proc_stats, ring_files, shadow_copies,
     shadow_mapped,
@@ -61,6 +62,10 @@ struct Cycler {
     install: Vec<PathBuf>,
     /// `player_clients_active` right after this cycle's client attached.
     peak_clients: Option<u64>,
+    /// `--events port`: each isolate hands over the fake post function and listens on a port.
+    events: Events,
+    /// The port of the isolate alive now (`--events port`); dropped when it dies.
+    port: Option<IsolatePort>,
 }
 
 impl Cycler {
@@ -75,6 +80,19 @@ impl Cycler {
     /// One isolate's life: bootstrap, route, play, confirm, actions, churn; then it dies
     /// (the client is dropped here without dispose, and nobody polls it again).
     fn cycle(&mut self, cycle: u64, prepare: bool, dies_at: Instant) -> Result<(), String> {
+        let result = self.live(cycle, prepare, dies_at);
+        // The isolate dies: its port closes (and with it, at the next post, its client).
+        self.port = None;
+        result
+    }
+
+    fn live(&mut self, cycle: u64, prepare: bool, dies_at: Instant) -> Result<(), String> {
+        if self.events == Events::Port {
+            // Every bootstrap hands it over again, before init, as a Dart isolate does.
+            self.call("stellatune_dart_set_post_cobject", |api| {
+                api.set_post_cobject(fake_post_cobject)
+            })?;
+        }
         let config = self.config.clone();
         self.call("stellatune_runtime_init", move |api| api.init(&config))?;
         if prepare {
@@ -96,6 +114,14 @@ impl Cycler {
             }
         }
         let client = self.call("stellatune_player_create_client", |api| api.create_client())?;
+        if self.events == Events::Port {
+            let port = IsolatePort::open();
+            let native = port.port;
+            self.port = Some(port);
+            self.call("stellatune_player_set_event_port", move |api| {
+                api.set_event_port(client, native)
+            })?;
+        }
         // The peak: the new client next to whatever older clients are still alive.
         self.peak_clients = Some(self.metrics()?.player_clients_active);
         let route = self.route.clone();
@@ -193,9 +219,22 @@ impl Cycler {
                 return Ok(false);
             }
             let timeout = (left.as_millis() as u32).clamp(1, POLL_MS);
-            let polled = self.call("stellatune_player_poll_event", move |api| {
-                api.poll_event(client, timeout)
-            })?;
+            let polled = match &self.port {
+                // The isolate's ReceivePort: nothing is called in the runtime for events.
+                Some(port) => match port
+                    .events
+                    .recv_timeout(Duration::from_millis(u64::from(timeout)))
+                {
+                    Ok(text) => Some(text),
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                        return Err("the event port was disconnected".into());
+                    }
+                },
+                None => self.call("stellatune_player_poll_event", move |api| {
+                    api.poll_event(client, timeout)
+                })?,
+            };
             let Some(text) = polled else { continue };
             let event: serde_json::Value = serde_json::from_str(&text)
                 .map_err(|e| format!("event is not JSON ({e}): {text}"))?;
@@ -342,6 +381,8 @@ pub fn run(args: &Args) -> ExitCode {
         churn_uninstall_every: args.churn_uninstall_every,
         install: args.install_plugin.clone(),
         peak_clients: None,
+        events: args.events,
+        port: None,
     };
 
     let started = Instant::now();

@@ -43,6 +43,14 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Mode::Both)]
     pub mode: Mode,
 
+    /// How each isolate receives its events: `poll` (a loop of stellatune_player_poll_event,
+    /// which renews the lease) or `port` (as a Flutter app with a ReceivePort: a fake
+    /// `postCObject` handed over at every bootstrap, the client's events posted to the
+    /// isolate's port, no call into the runtime for them; the post fails once the isolate
+    /// died, which evicts its client at once).
+    #[arg(long, value_enum, default_value_t = Events::Poll)]
+    pub events: Events,
+
     /// Output route: `null`, `wav` (a paced WAV file in the run directory),
     /// `plugin:ID[/SINK][@TARGET]` (e.g. `plugin:asio@null`), or a raw route JSON object.
     #[arg(long, default_value = "null", value_parser = parse_route)]
@@ -163,6 +171,12 @@ impl Args {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Events {
+    Poll,
+    Port,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Mode {
     WithPrepare,
     WithoutPrepare,
@@ -192,7 +206,7 @@ pub fn mode_name(prepare: bool) -> &'static str {
 pub enum Fault {
     /// Runtime fault: every client attach leaks a thread (`fault_injection` in the config).
     LeakThreadPerAttach,
-    /// Runtime fault: prepare_hot_restart and lease expiry evict nobody.
+    /// Runtime fault: prepare_hot_restart, lease expiry and closed event ports evict nobody.
     SkipEviction,
     /// Gate fault: the child aborts itself after cycle 2 (proves crash detection).
     AbortChild,

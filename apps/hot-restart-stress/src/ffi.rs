@@ -2,7 +2,7 @@
 //! `libloading` (the way a Flutter host's `DynamicLibrary.open` + `lookupFunction` does), and
 //! a watchdog that runs every call on a worker thread with a time bound.
 
-use std::ffi::{CStr, CString, c_char};
+use std::ffi::{CStr, CString, c_char, c_void};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -95,6 +95,8 @@ pub struct Api {
     pub plugins_reload: unsafe extern "C" fn() -> Status,
     pub plugins_list_json: unsafe extern "C" fn(*mut c_char, usize, *mut usize) -> Status,
     pub runtime_metrics_json: unsafe extern "C" fn(*mut c_char, usize, *mut usize) -> Status,
+    pub dart_set_post_cobject: unsafe extern "C" fn(*mut c_void) -> Status,
+    pub player_set_event_port: unsafe extern "C" fn(u64, i64) -> Status,
     /// Kept for the life of the process: a Flutter host never unloads the library either,
     /// and the runtime's threads run its code.
     _library: libloading::Library,
@@ -163,6 +165,8 @@ impl Api {
             plugins_reload: sym!("stellatune_plugins_reload"),
             plugins_list_json: sym!("stellatune_plugins_list_json"),
             runtime_metrics_json: sym!("stellatune_runtime_metrics_json"),
+            dart_set_post_cobject: sym!("stellatune_dart_set_post_cobject"),
+            player_set_event_port: sym!("stellatune_player_set_event_port"),
             _library: library,
         })
     }
@@ -297,6 +301,24 @@ impl Api {
         // SAFETY: plain values.
         self.check("stellatune_player_seek_ms", unsafe {
             (self.player_seek_ms)(client, position_ms)
+        })
+    }
+
+    /// Hands the runtime the function its event ports post through (Dart's
+    /// `NativeApi.postCObject`; here the gate's fake, [`crate::ports::fake_post_cobject`]).
+    pub fn set_post_cobject(&self, post: crate::ports::PostCObject) -> FfiResult<()> {
+        // SAFETY: `post` has the signature of `Dart_PostCObject` and lives as long as the
+        // process; passing it as a data pointer is how Dart hands over its address.
+        self.check("stellatune_dart_set_post_cobject", unsafe {
+            (self.dart_set_post_cobject)(post as *mut c_void)
+        })
+    }
+
+    /// Sends the client's events to `port` (0: back to polling).
+    pub fn set_event_port(&self, client: u64, port: i64) -> FfiResult<()> {
+        // SAFETY: plain values.
+        self.check("stellatune_player_set_event_port", unsafe {
+            (self.player_set_event_port)(client, port)
         })
     }
 

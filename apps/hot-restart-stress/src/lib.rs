@@ -9,6 +9,7 @@ pub mod cli;
 pub mod ffi;
 pub mod hammer;
 pub mod parent;
+pub mod ports;
 pub mod report;
 pub mod sample;
 pub mod verdict;

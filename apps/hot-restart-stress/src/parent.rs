@@ -157,15 +157,20 @@ fn run_inner(args: &Args, raw_args: Vec<OsString>) -> Result<bool, String> {
         rss_warmup_cycles: args.warmup,
         lease_ms: args.effective_lease_ms(),
         interval_ms: args.interval_ms,
+        port_detect_ms: (args.events == crate::cli::Events::Port)
+            .then_some(crate::verdict::PORT_DETECT_MS),
         ..Thresholds::default()
     };
     let planned = args.cycle_limit();
     println!(
-        "hot-restart-stress: {} cycles{}, mode {}, route {}, lease {} ms{}, lib {}",
+        "hot-restart-stress: {} cycles{}, mode {}, events {}, route {}, lease {} ms{}, lib {}",
         planned.map_or_else(|| "unbounded".to_owned(), |n| n.to_string()),
         args.duration
             .map_or_else(String::new, |d| format!(" within {}s", d.as_secs())),
         args.mode
+            .to_possible_value()
+            .map_or_else(String::new, |v| v.get_name().to_owned()),
+        args.events
             .to_possible_value()
             .map_or_else(String::new, |v| v.get_name().to_owned()),
         args.route,
@@ -271,7 +276,8 @@ fn run_inner(args: &Args, raw_args: Vec<OsString>) -> Result<bool, String> {
     println!();
     let b = &summary.stats.clients_bound;
     println!(
-        "clients bound: 1 + min(ceil(lease {} ms / shortest cycle {} ms) = {}, cycles since the last prepare) = at most {} in this run (max seen: {})",
+        "clients bound: 1 + min(ceil({} {} ms / shortest cycle {} ms) = {}, cycles since the last prepare) = at most {} in this run (max seen: {})",
+        b.basis(),
         b.lease_ms,
         b.shortest_cycle_ms,
         b.stale_max,

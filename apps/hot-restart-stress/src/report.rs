@@ -19,6 +19,9 @@ pub struct RunConfig {
     pub cycles: Option<u64>,
     pub duration_s: Option<f64>,
     pub mode: String,
+    /// How the isolates received their events: `poll` or `port`.
+    #[serde(default)]
+    pub events: String,
     pub route: String,
     /// The lease the runtime applied (`--lease-ms`, else its default).
     pub lease_ms: u64,
@@ -112,6 +115,7 @@ impl Summary {
                 cycles: args.cycle_limit(),
                 duration_s: args.duration.map(|d| d.as_secs_f64()),
                 mode: value_name(&args.mode),
+                events: value_name(&args.events),
                 route: args.route.to_string(),
                 lease_ms: args.effective_lease_ms(),
                 lease_is_runtime_default: args.lease_ms.is_none(),
@@ -267,11 +271,12 @@ pub fn summary_md(s: &Summary) -> String {
         if s.pass { "PASS" } else { "FAIL" }
     );
     out.push_str(&format!(
-        "- library: `{}`\n- cycles run: {}{} (mode `{}`, route `{}`, lease {} ms{}, interval {} ms, call timeout {} ms)\n",
+        "- library: `{}`\n- cycles run: {}{} (mode `{}`, events `{}`, route `{}`, lease {} ms{}, interval {} ms, call timeout {} ms)\n",
         c.lib,
         s.stats.cycles,
         c.cycles.map_or_else(|| " (soak)".to_owned(), |n| format!(" of {n}")),
         c.mode,
+        c.events,
         md_cell(&c.route),
         c.lease_ms,
         if c.lease_is_runtime_default {
@@ -314,9 +319,13 @@ pub fn summary_md(s: &Summary) -> String {
     ));
     let b = &s.stats.clients_bound;
     out.push_str(&format!(
-        "- clients bound: player_clients_active <= 1 + min(ceil(lease / shortest cycle), cycles \
+        "- clients bound: player_clients_active <= 1 + min(ceil({basis} / shortest cycle), cycles \
          since the last prepare) = 1 + min(ceil({} / {} ms) = {}, ...): at most {} in this run\n\n",
-        b.lease_ms, b.shortest_cycle_ms, b.stale_max, b.max
+        b.lease_ms,
+        b.shortest_cycle_ms,
+        b.stale_max,
+        b.max,
+        basis = b.basis()
     ));
     out.push_str("## Verdict\n\n");
     out.push_str(&verdict_table(&s.checks));

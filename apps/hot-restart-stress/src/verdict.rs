@@ -45,7 +45,16 @@ pub struct Thresholds {
     pub lease_ms: u64,
     /// `--interval-ms`: added to each cycle's time, since nobody polls in between either.
     pub interval_ms: u64,
+    /// With `--events port`: how long a dead isolate's client can outlive it. It is evicted
+    /// at the first post after the isolate died, and an idle port gets a heartbeat every
+    /// 250 ms, so this (with room for the post and the pump's round) replaces the lease in
+    /// the clients bound.
+    #[serde(default)]
+    pub port_detect_ms: Option<u64>,
 }
+
+/// `port_detect_ms` of `--events port`: twice the runtime's heartbeat interval (250 ms).
+pub const PORT_DETECT_MS: u64 = 500;
 
 impl Default for Thresholds {
     fn default() -> Self {
@@ -64,6 +73,7 @@ impl Default for Thresholds {
             lost_connections_max: 0,
             lease_ms: crate::cli::RUNTIME_DEFAULT_LEASE_MS,
             interval_ms: 0,
+            port_detect_ms: None,
         }
     }
 }
@@ -86,7 +96,7 @@ impl Thresholds {
              - RSS slope < {rss} KiB/cycle, over the cycles after a warm-up of {warmup} (--warmup)\n\
              - slopes need at least {points} points (cycles; for RSS, after the warm-up), else they are n/a\n\
              - lost connections (FFI calls over --call-timeout-ms) <= {lost}\n\
-             - player_clients_active <= 1 + min(ceil(lease / shortest cycle time), cycles since the last prepare_hot_restart), right after every attach and after every cycle: an abandoned client lives one lease (--lease-ms, else the runtime's default, now {lease} ms) after its isolate died, so with cycles without prepare in a row at most ceil(lease / shortest cycle time) + 1 are alive at once (the cycle time is measured, plus --interval-ms); every prepare evicts them all, so the count restarts there (with-prepare: 1, both: 2)\n\
+             - player_clients_active <= 1 + min(ceil(lease / shortest cycle time), cycles since the last prepare_hot_restart), right after every attach and after every cycle: an abandoned client lives one lease (--lease-ms, else the runtime's default, now {lease} ms) after its isolate died, so with cycles without prepare in a row at most ceil(lease / shortest cycle time) + 1 are alive at once (the cycle time is measured, plus --interval-ms); every prepare evicts them all, so the count restarts there (with-prepare: 1, both: 2). With --events port the lease is replaced by {port} ms: a dead isolate's client goes at the first post to its closed port (a heartbeat at the latest 250 ms after the last post), so with cycles of 500 ms or more the bound is 2\n\
              - the final stellatune_runtime_shutdown succeeds and leaves runtime_threads == 0 and, within 2 s, no live sidecar",
             inits = self.host_inits_total,
             threads = self.threads_tolerance,
@@ -101,6 +111,7 @@ impl Thresholds {
             points = self.min_trend_points,
             lost = self.lost_connections_max,
             lease = self.lease_ms,
+            port = PORT_DETECT_MS,
         )
     }
 }
@@ -109,7 +120,12 @@ impl Thresholds {
 /// measured cycle times.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClientsBound {
+    /// How long an abandoned client can outlive its isolate: the lease, or with
+    /// `--events port` the port-close detection time.
     pub lease_ms: u64,
+    /// True when `lease_ms` is the port-close detection time (`--events port`).
+    #[serde(default)]
+    pub by_port: bool,
     /// The shortest cycle plus `--interval-ms`: the least time between two attaches.
     pub shortest_cycle_ms: u64,
     /// `ceil(lease / shortest cycle)`: how many abandoned clients one lease can hold.
@@ -123,9 +139,22 @@ pub struct ClientsBound {
 impl ClientsBound {
     pub fn describe(&self) -> String {
         format!(
-            "1 + min(ceil({} / {} ms) = {}, cycles since the last prepare): max {}",
-            self.lease_ms, self.shortest_cycle_ms, self.stale_max, self.max
+            "1 + min(ceil({} {} / {} ms) = {}, cycles since the last prepare): max {}",
+            self.basis(),
+            self.lease_ms,
+            self.shortest_cycle_ms,
+            self.stale_max,
+            self.max
         )
+    }
+
+    /// What bounds an abandoned client's life: the lease or the port-close detection.
+    pub fn basis(&self) -> &'static str {
+        if self.by_port {
+            "port close detection"
+        } else {
+            "lease"
+        }
     }
 }
 
@@ -142,7 +171,8 @@ pub fn clients_bound(samples: &[Sample], th: &Thresholds) -> ClientsBound {
         .min()
         .unwrap_or(0)
         .max(1);
-    let stale_max = th.lease_ms.div_ceil(shortest);
+    let lifetime = th.port_detect_ms.unwrap_or(th.lease_ms);
+    let stale_max = lifetime.div_ceil(shortest);
     let mut since_prepare = 0u64;
     let per_cycle: Vec<u64> = samples
         .iter()
@@ -157,7 +187,8 @@ pub fn clients_bound(samples: &[Sample], th: &Thresholds) -> ClientsBound {
         })
         .collect();
     ClientsBound {
-        lease_ms: th.lease_ms,
+        lease_ms: lifetime,
+        by_port: th.port_detect_ms.is_some(),
         shortest_cycle_ms: shortest,
         stale_max,
         max: per_cycle.iter().copied().max().unwrap_or(1),

@@ -72,6 +72,71 @@ fn twenty_hot_restarts_in_both_modes_pass() {
     assert!(run.stdout().contains("verdict: PASS"), "{}", run.describe());
 }
 
+/// Each isolate receives its events on a port and never calls in for them; nobody calls
+/// prepare_hot_restart, and the lease is the runtime's default (30 s): a dead isolate's
+/// client goes the moment a post to its closed port fails, so at most two are ever alive.
+#[test]
+fn hot_restarts_with_event_ports_pass_on_the_default_lease_without_prepare() {
+    let run = run_gate(
+        &[
+            "--cycles",
+            "12",
+            "--mode",
+            "without-prepare",
+            "--events",
+            "port",
+            "--route",
+            "null",
+        ],
+        LIMIT,
+    );
+    assert_eq!(run.output.status.code(), Some(0), "{}", run.describe());
+    assert_eq!(run.summary["verdict"], "pass", "{}", run.summary);
+    assert_eq!(run.summary["stats"]["confirmed"], 12);
+    assert_eq!(run.summary["config"]["events"], "port");
+    assert_eq!(run.summary["config"]["lease_ms"], 30_000);
+    assert_eq!(run.summary["config"]["lease_is_runtime_default"], true);
+    assert_eq!(run.summary["stats"]["clients_bound"]["max"], 2);
+    assert!(run.summary["stats"]["max_clients_active"].as_u64().unwrap() <= 2);
+    // Every dead isolate's client was evicted (the last one's isolate died at the end).
+    let csv = std::fs::read_to_string(run.run_dir.join("samples.csv")).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let column = header
+        .iter()
+        .position(|c| *c == "clients_evicted_total")
+        .unwrap();
+    let last = csv.lines().last().unwrap().split(',').nth(column).unwrap();
+    assert!(
+        last.parse::<u64>().unwrap() >= 10,
+        "clients_evicted_total {last}\n{csv}"
+    );
+}
+
+/// The same run with eviction switched off: the dead isolates' clients pile up.
+#[test]
+fn port_eviction_switched_off_fails_on_player_clients_active() {
+    let run = run_gate(
+        &[
+            "--cycles",
+            "12",
+            "--mode",
+            "without-prepare",
+            "--events",
+            "port",
+            "--fault",
+            "skip-eviction",
+        ],
+        LIMIT,
+    );
+    assert_eq!(run.output.status.code(), Some(1), "{}", run.describe());
+    let failed = run.failed_checks();
+    assert!(
+        failed.contains(&"player_clients_active".to_owned()),
+        "{failed:?}"
+    );
+    assert!(run.summary["stats"]["max_clients_active"].as_u64().unwrap() > 2);
+}
+
 #[test]
 fn a_thread_leaked_per_attach_fails_the_thread_checks() {
     let run = run_gate(

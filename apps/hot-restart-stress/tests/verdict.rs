@@ -284,6 +284,40 @@ fn the_clients_bound_follows_the_lease_and_the_cycle_time() {
     assert_eq!(clients_bound(&samples, &th(1000, 0)).stale_max, 4);
 }
 
+/// With event ports a dead isolate's client goes at the first post to its closed port, not
+/// after the lease: on the default 30 s lease, 500 ms cycles without prepare allow 2.
+#[test]
+fn with_event_ports_the_clients_bound_follows_the_port_close_detection() {
+    let th = Thresholds {
+        port_detect_ms: Some(hot_restart_stress::verdict::PORT_DETECT_MS),
+        ..Thresholds::default()
+    };
+    let b = clients_bound(&cycles(10, 500, "without-prepare"), &th);
+    assert!(b.by_port);
+    assert_eq!((b.lease_ms, b.stale_max, b.max), (500, 1, 2));
+    assert_eq!(b.per_cycle, [1, 2, 2, 2, 2, 2, 2, 2, 2, 2]);
+    // Three clients alive at one attach fail the check.
+    let mut samples = cycles(10, 500, "without-prepare");
+    for s in samples.iter_mut().skip(1) {
+        s.peak_clients = Some(2);
+    }
+    assert!(
+        evaluate(&samples, &clean_run(10), &th)
+            .iter()
+            .all(|c| c.pass)
+    );
+    samples[6].peak_clients = Some(3);
+    let failed: Vec<String> = evaluate(&samples, &clean_run(10), &th)
+        .into_iter()
+        .filter(|c| !c.pass)
+        .map(|c| c.id)
+        .collect();
+    assert!(
+        failed.contains(&"player_clients_active".to_owned()),
+        "{failed:?}"
+    );
+}
+
 #[test]
 fn a_second_engine_start_fails() {
     let mut samples = healthy(10);

@@ -184,14 +184,12 @@ mod tests {
 
         let added = header_text.replace(
             "#ifdef __cplusplus\n}",
-            "/**\n * Sets the port.\n */\nint32_t stellatune_player_set_event_port(uint64_t client, int64_t port);\n\n#ifdef __cplusplus\n}",
+            "/**\n * Sets the balance.\n */\nint32_t stellatune_player_set_balance(uint64_t client, int64_t balance);\n\n#ifdef __cplusplus\n}",
         );
         assert_ne!(added, header_text);
         let fresh = generate(&added).unwrap();
-        assert!(
-            fresh.contains("late final StellatunePlayerSetEventPortDart playerSetEventPort =\n")
-        );
-        assert!(fresh.contains("  /// Sets the port.\n"));
+        assert!(fresh.contains("late final StellatunePlayerSetBalanceDart playerSetBalance =\n"));
+        assert!(fresh.contains("  /// Sets the balance.\n"));
         assert!(compare(&committed, &fresh).is_err());
 
         let unknown = header_text.replace("float volume", "long double volume");

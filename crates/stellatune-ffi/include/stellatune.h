@@ -402,6 +402,45 @@ int32_t stellatune_player_poll_event(uint64_t client,
                                      size_t *out_len);
 
 /**
+ * Hands the library Dart's `NativeApi.postCObject` (pass `NativeApi.postCObject.address`),
+ * the function every event port post goes through. Call it before the first
+ * `stellatune_player_set_event_port`; calling it again (after a hot restart, with the same
+ * pointer) replaces it. Works before and after `stellatune_runtime_init` and survives
+ * shutdown.
+ *
+ * Never blocks. Errors: `INVALID_ARGUMENT` (`post_cobject` NULL).
+ *
+ * # Safety
+ * `post_cobject` must be NULL or a function with the signature of `Dart_PostCObject`,
+ * `bool (*)(int64_t port, Dart_CObject *message)`, callable from any thread for as long as
+ * the library is loaded.
+ */
+int32_t stellatune_dart_set_post_cobject(void *post_cobject);
+
+/**
+ * From now on the client's events are posted to the Dart native port `port` (a
+ * `ReceivePort`'s `sendPort.nativePort`) instead of being queued for polling; `0` switches
+ * back to polling. Each event is one `Dart_CObject` of type `Dart_CObject_kString` whose
+ * string is the JSON `stellatune_player_poll_event` would return; events already queued are
+ * posted first, in order.
+ *
+ * Posts come from one runtime thread (the event pump), never from a thread that holds a
+ * lock this ABI's calls need. While the client has a port:
+ * - its polls are refused (`INVALID_ARGUMENT`);
+ * - a port that got nothing for 250 ms gets `{"type":"heartbeat"}` (so at least one post a
+ *   second);
+ * - every successful post renews the client's lease: a listener that never calls in is
+ *   not evicted;
+ * - a post that fails (the port is closed: its isolate died, e.g. in a hot restart) evicts
+ *   the client at once with the reason `event port closed`, as any eviction (counted in
+ *   `clients_evicted_total`, playback stops when it was the last client).
+ *
+ * Never blocks for long (a lock). Errors: `INVALID_ARGUMENT` (no post function set yet by
+ * `stellatune_dart_set_post_cobject`), `NOT_INITIALIZED`, `SHUTTING_DOWN`, client errors.
+ */
+int32_t stellatune_player_set_event_port(uint64_t client, int64_t port);
+
+/**
  * Writes a JSON snapshot of the engine as this client sees it: `{"state":"playing",
  * "track_id":1,"track":{...}|null,"position_ms":0,"volume":1.0,"route":"null"|null,
  * "output_spec":{"sample_rate":44100,"channels":2}|null,"queued_next":null,

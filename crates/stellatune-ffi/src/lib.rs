@@ -17,12 +17,14 @@
 //! - Every call is thread-safe. Client ids are never reused within a process and 0 is never
 //!   a valid id.
 
-use std::ffi::{c_char, c_float};
+use std::ffi::{c_char, c_float, c_void};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use stellatune_runtime_host::{HostConfig, HostError, Polled, RuntimeHost};
 
+mod dart;
 mod status;
 mod support;
 pub mod wire;
@@ -379,6 +381,56 @@ fn poll_event(client: u64, timeout: Duration, out: &TextOut) -> FfiResult {
         }
         .into()),
     }
+}
+
+/// Hands the library Dart's `NativeApi.postCObject` (pass `NativeApi.postCObject.address`),
+/// the function every event port post goes through. Call it before the first
+/// `stellatune_player_set_event_port`; calling it again (after a hot restart, with the same
+/// pointer) replaces it. Works before and after `stellatune_runtime_init` and survives
+/// shutdown.
+///
+/// Never blocks. Errors: `INVALID_ARGUMENT` (`post_cobject` NULL).
+///
+/// # Safety
+/// `post_cobject` must be NULL or a function with the signature of `Dart_PostCObject`,
+/// `bool (*)(int64_t port, Dart_CObject *message)`, callable from any thread for as long as
+/// the library is loaded.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn stellatune_dart_set_post_cobject(post_cobject: *mut c_void) -> i32 {
+    ffi_call("stellatune_dart_set_post_cobject", || {
+        // SAFETY: forwarded from this function's own contract.
+        unsafe { dart::set_post_cobject(post_cobject) }
+    })
+}
+
+/// From now on the client's events are posted to the Dart native port `port` (a
+/// `ReceivePort`'s `sendPort.nativePort`) instead of being queued for polling; `0` switches
+/// back to polling. Each event is one `Dart_CObject` of type `Dart_CObject_kString` whose
+/// string is the JSON `stellatune_player_poll_event` would return; events already queued are
+/// posted first, in order.
+///
+/// Posts come from one runtime thread (the event pump), never from a thread that holds a
+/// lock this ABI's calls need. While the client has a port:
+/// - its polls are refused (`INVALID_ARGUMENT`);
+/// - a port that got nothing for 250 ms gets `{"type":"heartbeat"}` (so at least one post a
+///   second);
+/// - every successful post renews the client's lease: a listener that never calls in is
+///   not evicted;
+/// - a post that fails (the port is closed: its isolate died, e.g. in a hot restart) evicts
+///   the client at once with the reason `event port closed`, as any eviction (counted in
+///   `clients_evicted_total`, playback stops when it was the last client).
+///
+/// Never blocks for long (a lock). Errors: `INVALID_ARGUMENT` (no post function set yet by
+/// `stellatune_dart_set_post_cobject`), `NOT_INITIALIZED`, `SHUTTING_DOWN`, client errors.
+#[unsafe(no_mangle)]
+pub extern "C" fn stellatune_player_set_event_port(client: u64, port: i64) -> i32 {
+    ffi_call("stellatune_player_set_event_port", || {
+        let port: Option<Arc<dyn stellatune_runtime_host::EventPort>> = match port {
+            0 => None,
+            port => Some(Arc::new(dart::DartPort::new(port)?)),
+        };
+        Ok(host().set_event_port(client, port)?)
+    })
 }
 
 /// Writes a JSON snapshot of the engine as this client sees it: `{"state":"playing",

@@ -138,6 +138,8 @@ pub enum Event {
         kind: String,
         payload: serde_json::Value,
     },
+    /// Posted to an event port that got nothing else for a while; never polled.
+    Heartbeat,
 }
 
 impl From<&EngineEvent> for Event {
@@ -218,6 +220,7 @@ impl From<&HostNotice> for Event {
                 kind: kind.clone(),
                 payload: payload.clone(),
             },
+            HostNotice::Heartbeat => Event::Heartbeat,
         }
     }
 }
@@ -915,6 +918,10 @@ mod tests {
                 reason: "panic".into()
             })),
             r#"{"type":"engine_restarted","reason":"panic"}"#
+        );
+        assert_eq!(
+            json(notice(HostNotice::Heartbeat)),
+            r#"{"type":"heartbeat"}"#
         );
         assert_eq!(
             json(notice(HostNotice::PluginEvent {

@@ -1,6 +1,10 @@
-//! Builds tests/c/smoke.c with a strict C11 compiler against the committed header, links it
-//! to the cdylib cargo built for this test run, and runs it: init, client, null route, play a
-//! generated WAV, events, dispose, shutdown, init again, metrics, shutdown.
+//! Builds the C programs in tests/c with a strict C11 compiler against the committed header,
+//! links them to the cdylib cargo built for this test run, and runs them:
+//! - smoke.c: init, client, null route, play a generated WAV, events, dispose, shutdown, init
+//!   again, metrics, shutdown;
+//! - ports.c: events pushed to Dart ports through a fake `Dart_PostCObject` written in C
+//!   (kString JSON on the right port, a closed port evicts its client at once, a live port
+//!   keeps a client that never calls in, shutdown during a post, init again).
 //!
 //! A missing C compiler fails the test: the C ABI is the product, so it is always checked.
 
@@ -38,16 +42,16 @@ fn cdylib_dir() -> PathBuf {
         })
 }
 
-/// Compiles tests/c/smoke.c with a strict C11 compiler against the header, linked to the
-/// cdylib in `lib_dir`; returns the program and sets up `command` to find the library.
+/// Compiles tests/c/`name`.c with a strict C11 compiler against the header, linked to the
+/// cdylib in `lib_dir`; returns the program, which finds the library by its rpath.
 #[cfg(not(windows))]
-fn smoke_program(crate_dir: &Path, lib_dir: &Path, out_dir: &Path) -> PathBuf {
-    let exe = out_dir.join("smoke");
+fn c_program(crate_dir: &Path, lib_dir: &Path, out_dir: &Path, name: &str) -> PathBuf {
+    let exe = out_dir.join(name);
     let compiled = Command::new("cc")
         .args(["-Wall", "-Wextra", "-Werror", "-std=c11", "-pedantic"])
         .arg("-I")
         .arg(crate_dir.join("include"))
-        .arg(crate_dir.join("tests").join("c").join("smoke.c"))
+        .arg(crate_dir.join("tests").join("c").join(format!("{name}.c")))
         .arg("-o")
         .arg(&exe)
         .arg("-L")
@@ -65,16 +69,17 @@ fn smoke_program(crate_dir: &Path, lib_dir: &Path, out_dir: &Path) -> PathBuf {
 }
 
 /// Windows (and Wine) has no C compiler to call: scripts/test-windows.sh compiles the same
-/// source with the same flags (mingw, against this build's DLL) and names the program in
-/// `STELLATUNE_C_SMOKE_EXE`. It is copied beside a copy of the DLL, where Windows looks first.
+/// sources with the same flags (mingw, against this build's DLL) and names the programs in
+/// `STELLATUNE_C_SMOKE_EXE` and `STELLATUNE_C_PORTS_EXE`. Each is copied beside a copy of the
+/// DLL, where Windows looks first.
 #[cfg(windows)]
-fn smoke_program(_crate_dir: &Path, lib_dir: &Path, out_dir: &Path) -> PathBuf {
-    let built = std::env::var_os("STELLATUNE_C_SMOKE_EXE").expect(
-        "STELLATUNE_C_SMOKE_EXE names the compiled tests/c/smoke.c (scripts/test-windows.sh \
-         builds it)",
-    );
-    let exe = out_dir.join("smoke.exe");
-    std::fs::copy(&built, &exe).expect("copy the smoke program");
+fn c_program(_crate_dir: &Path, lib_dir: &Path, out_dir: &Path, name: &str) -> PathBuf {
+    let var = format!("STELLATUNE_C_{}_EXE", name.to_uppercase());
+    let built = std::env::var_os(&var).unwrap_or_else(|| {
+        panic!("{var} names the compiled tests/c/{name}.c (scripts/test-windows.sh builds it)")
+    });
+    let exe = out_dir.join(format!("{name}.exe"));
+    std::fs::copy(&built, &exe).expect("copy the C program");
     std::fs::copy(lib_dir.join(lib_name()), out_dir.join(lib_name())).expect("copy the DLL");
     exe
 }
@@ -85,7 +90,7 @@ fn run_with_timeout(mut command: Command, limit: Duration) -> std::process::Outp
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    output_within(child, limit, "smoke program")
+    output_within(child, limit, "C program")
 }
 
 #[test]
@@ -94,7 +99,7 @@ fn c_program_drives_the_runtime_through_the_header_and_cdylib() {
     let lib_dir = cdylib_dir();
     let tmp = tempfile::tempdir().expect("temp dir");
     let wav = common::write_wav(tmp.path(), "tone.wav", 2.0);
-    let exe = smoke_program(crate_dir, &lib_dir, tmp.path());
+    let exe = c_program(crate_dir, &lib_dir, tmp.path(), "smoke");
 
     let second_config = serde_json::json!({
         "data_dir": tmp.path().join("data2"),
@@ -132,5 +137,50 @@ fn c_program_drives_the_runtime_through_the_header_and_cdylib() {
     assert!(
         tmp.path().join("data2").is_dir(),
         "second init used its config"
+    );
+}
+
+#[test]
+fn c_program_gets_events_on_dart_ports_through_a_fake_post_cobject() {
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let lib_dir = cdylib_dir();
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let wav = common::write_wav(tmp.path(), "tone.wav", 4.0);
+    let exe = c_program(crate_dir, &lib_dir, tmp.path(), "ports");
+    let config = |lease_ms: u64| {
+        serde_json::json!({
+            "data_dir": tmp.path().join("data"),
+            "client_lease_ms": lease_ms,
+            "log_filter": "warn",
+        })
+        .to_string()
+    };
+    let mut command = Command::new(&exe);
+    // As for the smoke program: the rpath, not an older uplifted copy.
+    command.env_remove("LD_LIBRARY_PATH");
+    command
+        .arg(&wav)
+        .arg(config(60_000))
+        .arg(config(500))
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null());
+    let output = run_with_timeout(command, Duration::from_secs(120));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // How long the evictions took, for whoever reads the test's output.
+    println!("{stdout}");
+    assert!(
+        output.status.success(),
+        "ports program failed ({:?})\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        output.status
+    );
+    assert!(
+        stdout.contains("ports: ok"),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    // The eviction warning of the design, with its reason.
+    assert!(
+        stderr.contains("client evicted") && stderr.contains("event port closed"),
+        "no eviction warning for the closed port:\n{stderr}"
     );
 }

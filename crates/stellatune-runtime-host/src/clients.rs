@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::error::HostError;
-use crate::events::{Closed, EventQueue, HostEvent, HostNotice};
+use crate::events::{Closed, EventQueue, HostEvent, HostNotice, Waker};
+use crate::ports::EventPort;
 
 /// Client ids come from one process-wide counter and are never reused, so an id kept by a
 /// dead isolate can never address a client of the next one, even across shutdown and init.
@@ -36,6 +37,15 @@ struct Client {
     /// lease is not enforced until the last call returns, and then counts from that moment.
     calls_in_flight: u32,
     queue: Arc<EventQueue>,
+    /// Where the event pump posts this client's events; `None`: the client polls.
+    port: Option<Arc<dyn EventPort>>,
+}
+
+/// A client whose events go to a port, as the event pump sees it for one round.
+pub(crate) struct PortTarget {
+    pub id: u64,
+    pub queue: Arc<EventQueue>,
+    pub port: Arc<dyn EventPort>,
 }
 
 struct Registry {
@@ -144,6 +154,7 @@ impl ClientRegistry {
             lease_deadline: Instant::now() + state.lease,
             calls_in_flight: 0,
             queue: Arc::new(EventQueue::new(state.queue_capacity)),
+            port: None,
         };
         state.clients.insert(id, client);
         Ok(Some((
@@ -213,6 +224,67 @@ impl ClientRegistry {
             client.calls_in_flight = client.calls_in_flight.saturating_sub(1);
             client.lease_deadline = now + lease;
         }
+    }
+
+    /// Sends the events of live client `id` to `port` from now on (`None`: back to polling);
+    /// `waker` is told of every event queued for it while it has a port.
+    pub fn set_port(
+        &self,
+        id: u64,
+        port: Option<Arc<dyn EventPort>>,
+        waker: &Waker,
+    ) -> Result<(), HostError> {
+        let mut state = self.lock();
+        let Some(client) = state.clients.get_mut(&id) else {
+            return Err(Self::missing(&state, id));
+        };
+        client.queue.set_waker(port.as_ref().map(|_| waker.clone()));
+        client.port = port;
+        Ok(())
+    }
+
+    /// Whether live client `id` has a port (its events are not for polling).
+    pub fn has_port(&self, id: u64) -> bool {
+        self.lock()
+            .clients
+            .get(&id)
+            .is_some_and(|c| c.port.is_some())
+    }
+
+    /// The clients whose events go to a port, right now.
+    pub fn port_targets(&self) -> Vec<PortTarget> {
+        self.lock()
+            .clients
+            .iter()
+            .filter_map(|(id, c)| {
+                c.port.as_ref().map(|port| PortTarget {
+                    id: *id,
+                    queue: c.queue.clone(),
+                    port: port.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// Something reached the client (a post to its port): its lease counts from now.
+    pub fn renew(&self, id: u64) {
+        let now = Instant::now();
+        let mut state = self.lock();
+        let lease = state.lease;
+        if let Some(client) = state.clients.get_mut(&id) {
+            client.lease_deadline = client.lease_deadline.max(now + lease);
+        }
+    }
+
+    /// Evicts client `id` for `reason` (logged, counted and announced like every eviction).
+    /// Returns how many clients remain, or `None` when it was gone already.
+    pub fn evict(&self, id: u64, reason: &str) -> Option<usize> {
+        let mut state = self.lock();
+        let evicted = self.evict_locked(&mut state, id, reason)?;
+        let left = state.clients.len();
+        drop(state);
+        self.report(&[evicted], left);
+        Some(left)
     }
 
     /// A client whose lease ran out is evicted on its next call even if the supervisor has

@@ -37,6 +37,9 @@ pub enum HostNotice {
         kind: String,
         payload: serde_json::Value,
     },
+    /// Nothing else was posted to the client's event port for a while: this probe finds a
+    /// port whose receiver is gone. Posted to ports only, never queued for polling clients.
+    Heartbeat,
 }
 
 /// One event as a client receives it.
@@ -57,6 +60,24 @@ struct QueueState {
     events: VecDeque<Arc<HostEvent>>,
     dropped: u64,
     closed: Option<Closed>,
+    /// Told of every event pushed while the client's events go to a port (the event pump).
+    waker: Option<Waker>,
+}
+
+/// Wakes the event pump: a token in a channel of one, so any number of pushes between two
+/// rounds of the pump cost one wake-up.
+#[derive(Clone)]
+pub(crate) struct Waker(crossbeam_channel::Sender<()>);
+
+impl Waker {
+    pub fn new(sender: crossbeam_channel::Sender<()>) -> Self {
+        Self(sender)
+    }
+
+    pub fn wake(&self) {
+        // Full means a wake-up is pending already; disconnected means no pump runs.
+        let _ = self.0.try_send(());
+    }
 }
 
 /// A bounded queue: when full, the oldest event goes and a `lagged` notice tells the
@@ -85,6 +106,7 @@ impl EventQueue {
                 events: VecDeque::with_capacity(capacity.min(64)),
                 dropped: 0,
                 closed: None,
+                waker: None,
             }),
             ready: Condvar::new(),
             capacity: capacity.max(1),
@@ -105,8 +127,21 @@ impl EventQueue {
             state.dropped += 1;
         }
         state.events.push_back(event);
+        let waker = state.waker.clone();
         drop(state);
         self.ready.notify_all();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// From now on every push also wakes `waker` (`None`: nobody).
+    pub(crate) fn set_waker(&self, waker: Option<Waker>) {
+        self.lock().waker = waker;
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed.is_some()
     }
 
     pub fn len(&self) -> usize {

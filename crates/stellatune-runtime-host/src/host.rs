@@ -227,10 +227,21 @@ impl RuntimeHost {
             plugins,
         )?);
         let watched: Weak<dyn Watched> = Arc::downgrade(&runtime) as Weak<Runtime>;
-        if let Err(e) = self.sessions.start_supervisor(&self.threads, watched) {
+        if let Err(e) = self
+            .sessions
+            .start_supervisor(&self.threads, watched.clone())
+        {
             let _ = runtime.engine().shutdown(config.shutdown_timeout());
             return Err(HostError::Internal(format!(
                 "cannot start supervisor thread: {e}"
+            )));
+        }
+        if let Err(e) = self.sessions.start_pump(&self.threads, watched) {
+            // Stops the supervisor again; nobody attached yet.
+            self.sessions.close("runtime failed to start");
+            let _ = runtime.engine().shutdown(config.shutdown_timeout());
+            return Err(HostError::Internal(format!(
+                "cannot start event pump thread: {e}"
             )));
         }
         let inits = self.inits_total.fetch_add(1, Ordering::SeqCst) + 1;
@@ -548,6 +559,16 @@ impl RuntimeHost {
     ) -> Result<Polled<R>> {
         let call = self.enter_client(id)?;
         self.sessions.poll(&call.turn, timeout, read)
+    }
+
+    /// Sends client `id`'s events to `port` from now on, posted by the runtime's event pump
+    /// thread; `None` switches back to polling. While it has a port the client's polls are
+    /// refused, every successful post renews its lease, an idle port gets a heartbeat after
+    /// [`crate::HEARTBEAT_AFTER`], and a failed post evicts the client at once
+    /// ([`crate::PORT_CLOSED`]).
+    pub fn set_event_port(&self, id: u64, port: Option<Arc<dyn crate::EventPort>>) -> Result<()> {
+        let call = self.enter_client(id)?;
+        self.sessions.set_port(&call.turn, port)
     }
 
     /// The next event, or `None` when none came within `timeout`.

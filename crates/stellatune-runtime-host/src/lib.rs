@@ -18,6 +18,7 @@ mod logging;
 mod metrics;
 mod output;
 mod plugin_ops;
+mod ports;
 mod route;
 mod runtime;
 mod sessions;
@@ -29,6 +30,7 @@ pub use events::{Closed, EventQueue, HostEvent, HostNotice, Polled};
 pub use host::{InitOutcome, LifecycleState, RuntimeHost};
 pub use logging::{LOG_FILE_PREFIX, LOG_FILE_SUFFIX, init_logging, log_dir};
 pub use metrics::{AUDIO_UNDERRUNS_TOTAL, MetricsSnapshot};
+pub use ports::{EventPort, HEARTBEAT_AFTER, PORT_CLOSED};
 pub use route::{DspSpec, OutputRoute, PluginRoute};
 pub use stellatune_audio::{
     AudioError, BuiltinRoute, EngineEvent, EngineStatus, PlaybackState, SinkError, TrackId,

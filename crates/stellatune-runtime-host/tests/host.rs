@@ -58,10 +58,11 @@ fn init_is_idempotent_and_shutdown_is_deterministic() {
     }
     let m = host.metrics();
     assert_eq!(m.runtime_host_inits_total, 1);
+    // Supervisor, event pump, control thread, output thread and decode worker.
     assert!(wait_for(Duration::from_secs(2), || host
         .metrics()
         .runtime_threads
-        == 4));
+        == 5));
     host.shutdown().unwrap();
     assert_eq!(host.state(), LifecycleState::Stopped);
     assert_eq!(host.metrics().runtime_threads, 0);
@@ -110,10 +111,11 @@ fn attach_dispose_and_hot_restart_cycles_keep_threads_flat() {
     let f = fixture();
     let host = RuntimeHost::new("cycles");
     host.init(config(f.dir.path())).unwrap();
+    // Supervisor, event pump, control thread, output thread and decode worker.
     assert!(wait_for(Duration::from_secs(2), || host
         .metrics()
         .runtime_threads
-        == 4));
+        == 5));
     // The control thread counts the decode worker just before it creates it, so the count
     // can say 3 while the OS lists 2 of them (seen under load). The control thread answers
     // commands only after that spawn returned: one answered command makes the baseline whole.
@@ -140,7 +142,7 @@ fn attach_dispose_and_hot_restart_cycles_keep_threads_flat() {
     }
     let m = host.metrics();
     assert_eq!(m.runtime_host_inits_total, 1);
-    assert_eq!(m.runtime_threads, 4);
+    assert_eq!(m.runtime_threads, 5);
     assert!(m.player_clients_active <= 1, "{m:?}");
     assert_eq!(m.clients_evicted_total, 199);
     // A thread that is just exiting may still be listed for a moment; a leak stays.
@@ -444,7 +446,7 @@ fn concurrent_clients_do_not_deadlock_and_counts_stay_consistent() {
     let m = host.metrics();
     assert_eq!(m.player_clients_active, 0, "{m:?}");
     assert_eq!(m.runtime_host_inits_total, 1);
-    assert_eq!(m.runtime_threads, 4);
+    assert_eq!(m.runtime_threads, 5);
     host.shutdown().unwrap();
     assert_eq!(host.metrics().runtime_threads, 0);
 }

@@ -192,9 +192,9 @@ fn lease_eviction_of_the_last_client_removes_its_dsp_chain() {
 fn init_after_a_timed_out_shutdown_never_runs_two_engines() {
     let f = Fixture::new();
     let host = RuntimeHost::new("timeout");
-    // Supervisor, control thread, output thread and decode worker: what one running
-    // runtime owns.
-    let fresh_threads = 4;
+    // Supervisor, event pump, control thread, output thread and decode worker: what one
+    // running runtime owns.
+    let fresh_threads = 5;
     let settles_at = |n: u64| {
         wait_for(Duration::from_secs(2), || {
             host.metrics().runtime_threads == n
@@ -264,8 +264,8 @@ fn a_crashed_engine_is_replaced_and_keeps_its_route() {
     let c = host.attach_client().unwrap();
     host.apply_route(c.id, null()).unwrap();
     host.play(c.id, &f.tone).unwrap();
-    // Supervisor, control thread, output thread and decode worker.
-    let threads = 4;
+    // Supervisor, event pump, control thread, output thread and decode worker.
+    let threads = 5;
     assert!(wait_for(Duration::from_secs(2), || {
         host.metrics().runtime_threads == threads
     }));

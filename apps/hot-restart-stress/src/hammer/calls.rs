@@ -5,6 +5,7 @@ use std::ffi::{CStr, CString, c_char};
 use std::sync::Mutex;
 
 use crate::ffi::*;
+use crate::ports::{DISCARD_PORT, fake_post_cobject};
 
 /// One kind of call. Two route applies (null and the ASIO plugin) count as two kinds because
 /// they take different paths through the runtime.
@@ -35,13 +36,15 @@ pub enum Call {
     PluginsListJson,
     LastError,
     ErrorName,
+    SetPostCobject,
+    SetEventPort,
 }
 
 const RT: [i32; 2] = [ERR_NOT_INITIALIZED, ERR_SHUTTING_DOWN];
 const CLIENT: [i32; 3] = [ERR_UNKNOWN_CLIENT, ERR_CLIENT_DISPOSED, ERR_CLIENT_EVICTED];
 
 impl Call {
-    pub const ALL: [Call; 25] = [
+    pub const ALL: [Call; 27] = [
         Call::Init,
         Call::Shutdown,
         Call::PrepareHotRestart,
@@ -67,6 +70,8 @@ impl Call {
         Call::PluginsListJson,
         Call::LastError,
         Call::ErrorName,
+        Call::SetPostCobject,
+        Call::SetEventPort,
     ];
 
     pub fn name(self) -> &'static str {
@@ -96,6 +101,8 @@ impl Call {
             Call::PluginsListJson => "plugins_list_json",
             Call::LastError => "last_error",
             Call::ErrorName => "error_name",
+            Call::SetPostCobject => "dart_set_post_cobject",
+            Call::SetEventPort => "player_set_event_port",
         }
     }
 
@@ -107,7 +114,11 @@ impl Call {
             Call::Shutdown => 1,
             Call::PrepareHotRestart => 2,
             Call::PluginsInstall | Call::PluginsUninstall | Call::PluginsReload => 3,
-            Call::RouteClear | Call::SetDspChain | Call::PluginsListJson | Call::ErrorName => 8,
+            Call::RouteClear
+            | Call::SetDspChain
+            | Call::PluginsListJson
+            | Call::ErrorName
+            | Call::SetPostCobject => 8,
             Call::DisposeClient
             | Call::Stop
             | Call::RouteApplyNull
@@ -118,7 +129,8 @@ impl Call {
             | Call::Resume
             | Call::Seek
             | Call::SetVolume
-            | Call::StatusJson => 20,
+            | Call::StatusJson
+            | Call::SetEventPort => 20,
             Call::Init | Call::RouteApplyAsio => 24,
             Call::CreateClient | Call::Play => 36,
             Call::PollEvent => 60,
@@ -217,6 +229,10 @@ impl Call {
                 return vec![OK, ERR_INVALID_ARGUMENT, ERR_BUFFER_TOO_SMALL];
             }
             Call::ErrorName => return vec![OK],
+            // Needs no runtime; NULL is refused.
+            Call::SetPostCobject => return vec![OK, ERR_INVALID_ARGUMENT],
+            // INVALID_ARGUMENT too before any post function was set.
+            Call::SetEventPort => [&CLIENT[..], &[ERR_INVALID_ARGUMENT]].concat(),
         };
         if !matches!(self, Call::Init | Call::Shutdown) {
             codes.extend(RT);
@@ -421,6 +437,24 @@ impl Inputs {
                 Call::PluginsReload => (api.plugins_reload)(),
                 Call::PluginsListJson => (api.plugins_list_json)(buf.as_mut_ptr(), cap, &mut len),
                 Call::LastError => (api.last_error)(buf.as_mut_ptr(), cap.max(1)),
+                Call::SetPostCobject => {
+                    let post = if rng.chance(10) {
+                        std::ptr::null_mut()
+                    } else {
+                        fake_post_cobject as crate::ports::PostCObject as *mut std::ffi::c_void
+                    };
+                    (api.dart_set_post_cobject)(post)
+                }
+                // A listener that stays (its posts are dropped), a closed port (the client is
+                // evicted at the next post, racing everything else), or back to polling.
+                Call::SetEventPort => {
+                    let port = match rng.below(3) {
+                        0 => DISCARD_PORT,
+                        1 => i64::MAX - rng.below(1000) as i64,
+                        _ => 0,
+                    };
+                    (api.player_set_event_port)(self.client(rng), port)
+                }
                 Call::ErrorName => {
                     let code = rng.below(23) as i32 - 21;
                     let name = (api.error_name)(code);

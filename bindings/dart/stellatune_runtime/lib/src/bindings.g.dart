@@ -266,6 +266,16 @@ typedef StellatunePlayerPollEventNative = Int32 Function(Uint64 client, Uint32 t
 /// Dart signature of `stellatune_player_poll_event`.
 typedef StellatunePlayerPollEventDart = int Function(int client, int timeoutMs, Pointer<Utf8> buf, int cap, Pointer<Size> outLen);
 
+/// Native signature of `stellatune_dart_set_post_cobject`.
+typedef StellatuneDartSetPostCobjectNative = Int32 Function(Pointer<Void> postCobject);
+/// Dart signature of `stellatune_dart_set_post_cobject`.
+typedef StellatuneDartSetPostCobjectDart = int Function(Pointer<Void> postCobject);
+
+/// Native signature of `stellatune_player_set_event_port`.
+typedef StellatunePlayerSetEventPortNative = Int32 Function(Uint64 client, Int64 port);
+/// Dart signature of `stellatune_player_set_event_port`.
+typedef StellatunePlayerSetEventPortDart = int Function(int client, int port);
+
 /// Native signature of `stellatune_player_status_json`.
 typedef StellatunePlayerStatusJsonNative = Int32 Function(Uint64 client, Pointer<Utf8> buf, Size cap, Pointer<Size> outLen);
 /// Dart signature of `stellatune_player_status_json`.
@@ -551,6 +561,47 @@ final class StellatuneBindings {
   /// `stellatune_player_poll_event` in the C header.
   late final StellatunePlayerPollEventDart playerPollEvent =
       library.lookupFunction<StellatunePlayerPollEventNative, StellatunePlayerPollEventDart>('stellatune_player_poll_event');
+
+  /// Hands the library Dart's `NativeApi.postCObject` (pass `NativeApi.postCObject.address`),
+  /// the function every event port post goes through. Call it before the first
+  /// `stellatune_player_set_event_port`; calling it again (after a hot restart, with the same
+  /// pointer) replaces it. Works before and after `stellatune_runtime_init` and survives
+  /// shutdown.
+  ///
+  /// Never blocks. Errors: `INVALID_ARGUMENT` (`post_cobject` NULL).
+  ///
+  /// # Safety
+  /// `post_cobject` must be NULL or a function with the signature of `Dart_PostCObject`,
+  /// `bool (*)(int64_t port, Dart_CObject *message)`, callable from any thread for as long as
+  /// the library is loaded.
+  ///
+  /// `stellatune_dart_set_post_cobject` in the C header.
+  late final StellatuneDartSetPostCobjectDart dartSetPostCobject =
+      library.lookupFunction<StellatuneDartSetPostCobjectNative, StellatuneDartSetPostCobjectDart>('stellatune_dart_set_post_cobject');
+
+  /// From now on the client's events are posted to the Dart native port `port` (a
+  /// `ReceivePort`'s `sendPort.nativePort`) instead of being queued for polling; `0` switches
+  /// back to polling. Each event is one `Dart_CObject` of type `Dart_CObject_kString` whose
+  /// string is the JSON `stellatune_player_poll_event` would return; events already queued are
+  /// posted first, in order.
+  ///
+  /// Posts come from one runtime thread (the event pump), never from a thread that holds a
+  /// lock this ABI's calls need. While the client has a port:
+  /// - its polls are refused (`INVALID_ARGUMENT`);
+  /// - a port that got nothing for 250 ms gets `{"type":"heartbeat"}` (so at least one post a
+  ///   second);
+  /// - every successful post renews the client's lease: a listener that never calls in is
+  ///   not evicted;
+  /// - a post that fails (the port is closed: its isolate died, e.g. in a hot restart) evicts
+  ///   the client at once with the reason `event port closed`, as any eviction (counted in
+  ///   `clients_evicted_total`, playback stops when it was the last client).
+  ///
+  /// Never blocks for long (a lock). Errors: `INVALID_ARGUMENT` (no post function set yet by
+  /// `stellatune_dart_set_post_cobject`), `NOT_INITIALIZED`, `SHUTTING_DOWN`, client errors.
+  ///
+  /// `stellatune_player_set_event_port` in the C header.
+  late final StellatunePlayerSetEventPortDart playerSetEventPort =
+      library.lookupFunction<StellatunePlayerSetEventPortNative, StellatunePlayerSetEventPortDart>('stellatune_player_set_event_port');
 
   /// Writes a JSON snapshot of the engine as this client sees it: `{"state":"playing",
   /// "track_id":1,"track":{...}|null,"position_ms":0,"volume":1.0,"route":"null"|null,

@@ -3,8 +3,9 @@ import 'dart:convert';
 /// The playback state of the engine.
 enum PlaybackState { stopped, playing, paused }
 
-/// One event of a player, parsed from the JSON of `stellatune_player_poll_event` (the event
-/// list is in docs/ffi.md, "Events"). An event this version does not know, or cannot read,
+/// One event of a player, parsed from the JSON the runtime posts to the player's port (the
+/// same text `stellatune_player_poll_event` returns; the event list is in docs/ffi.md,
+/// "Events"). An event this version does not know, or cannot read,
 /// arrives as [UnknownEvent] with its JSON.
 sealed class PlayerEvent {
   const PlayerEvent(this.json);
@@ -87,6 +88,7 @@ PlayerEvent _parse(Map<String, Object?> j) => switch (j['type']) {
           payload: j['payload'],
         ),
       'lagged' => Lagged(j, dropped: _int(j['dropped'])),
+      'heartbeat' => Heartbeat(j),
       _ => UnknownEvent(j),
     };
 
@@ -233,6 +235,12 @@ final class PluginEvent extends PlayerEvent {
 final class Lagged extends PlayerEvent {
   const Lagged(super.json, {required this.dropped});
   final int dropped;
+}
+
+/// The runtime probing an idle event port (`{"type":"heartbeat"}`); [Player.events] never
+/// shows it.
+final class Heartbeat extends PlayerEvent {
+  const Heartbeat(super.json);
 }
 
 /// An event of a type this version of the package does not know (or could not read).

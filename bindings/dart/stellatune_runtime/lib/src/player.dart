@@ -38,36 +38,50 @@ final class OutputRoute {
 
 /// A client session of the runtime: commands, and the events it receives.
 ///
-/// Events are fetched by a [Timer] on this isolate that calls
-/// `stellatune_player_poll_event` with a 0 ms timeout every [pollInterval] and drains what is
-/// queued; each poll also renews the player's lease. This is the way the C ABI offers events
-/// today. Once the runtime can post events to a Dart port, a `ReceivePort` takes the timer's
-/// place behind the same [events] stream, and callers change nothing.
+/// Events are pushed: the player owns a [ReceivePort] whose native port it hands to
+/// `stellatune_player_set_event_port`, and the runtime's event pump thread posts every event
+/// to it as a JSON string (`NativeApi.postCObject`, which [StellatuneRuntime.ensureInitialized]
+/// handed over). Nothing on this isolate polls or blocks. Each post also renews the player's
+/// lease, and an idle port gets a `heartbeat` (not forwarded) at least every 250 ms.
+///
+/// After a hot restart the old isolate's port is closed: the runtime's next post to it fails
+/// and evicts the old player at once, and its playback stops if it was the last one.
 final class Player {
   Player._(this._runtime, this.clientId) {
-    _timer = Timer.periodic(pollInterval, (_) => _poll());
+    _port = ReceivePort('stellatune player $clientId');
+    _port.listen(_onMessage);
+    _watchdog = Timer.periodic(_silenceLimit, (_) => _checkSilence());
   }
 
-  /// Starts a client session on [runtime] (default: [StellatuneRuntime.instance]).
+  /// Starts a client session on [runtime] (default: [StellatuneRuntime.instance]) whose
+  /// events come to this isolate.
   factory Player.attach([StellatuneRuntime? runtime]) {
     final owner = runtime ?? StellatuneRuntime.instance;
     final bindings = owner.bindings;
     final out = calloc<Uint64>();
+    final int clientId;
     try {
       checkStatus(bindings, bindings.playerCreateClient(out));
-      final player = Player._(owner, out.value);
-      owner._players.add(player);
-      return player;
+      clientId = out.value;
     } finally {
       calloc.free(out);
     }
+    final player = Player._(owner, clientId);
+    try {
+      checkStatus(bindings,
+          bindings.playerSetEventPort(clientId, player._port.sendPort.nativePort));
+    } on StellatuneException {
+      player._detach();
+      bindings.playerDisposeClient(clientId);
+      rethrow;
+    }
+    owner._players.add(player);
+    return player;
   }
 
-  /// How often the events are polled.
-  static const Duration pollInterval = Duration(milliseconds: 50);
-
-  /// At most this many events are read per poll, so a flood cannot stall the UI.
-  static const int _maxEventsPerPoll = 64;
+  /// A live port gets something (an event or a heartbeat) at least every 250 ms. Silence
+  /// this long means the runtime dropped the player (shut down, evicted): one call finds out.
+  static const Duration _silenceLimit = Duration(seconds: 2);
 
   /// Statuses that mean the client is gone already: disposing it again is not an error.
   static const Set<int> _gone = {
@@ -82,14 +96,15 @@ final class Player {
   /// The runtime's id of this client.
   final int clientId;
 
-  late final Timer _timer;
-  final NativeBuffer _buffer = NativeBuffer(4096);
+  late final ReceivePort _port;
+  late final Timer _watchdog;
+  DateTime _lastMessage = DateTime.now();
   final StreamController<PlayerEvent> _events = StreamController<PlayerEvent>.broadcast();
   bool _detached = false;
 
   /// The events of this player, in order. A broadcast stream: events that arrive while
-  /// nobody listens are dropped. When the player is evicted (lease, hot restart) or the
-  /// runtime shuts down, the stream reports a [StellatuneException] and closes.
+  /// nobody listens are dropped. When the player is evicted or the runtime shuts down, the
+  /// stream reports a [StellatuneException] and closes.
   Stream<PlayerEvent> get events => _events.stream;
 
   /// Whether [dispose] was called or the runtime dropped this player.
@@ -97,32 +112,31 @@ final class Player {
 
   StellatuneBindings get _bindings => _runtime.bindings;
 
-  void _poll() {
-    if (_detached) return;
+  void _onMessage(Object? message) {
+    _lastMessage = DateTime.now();
+    if (_detached || message is! String) return;
+    final event = PlayerEvent.parse(message);
+    if (event is Heartbeat) return; // the runtime probing the port
+    _events.add(event);
+  }
+
+  /// No post for [_silenceLimit]: ask the runtime whether this player still exists.
+  void _checkSilence() {
+    if (_detached || DateTime.now().difference(_lastMessage) < _silenceLimit) return;
     final bindings = _bindings;
-    try {
-      for (var i = 0; i < _maxEventsPerPoll; i++) {
-        final length = _buffer.fill(
-          bindings,
-          (buf, cap, outLen) =>
-              bindings.playerPollEvent(clientId, 0, buf.cast<Utf8>(), cap, outLen),
-        );
-        if (length == 0) return; // nothing queued
-        _events.add(PlayerEvent.parse(_buffer.text(length)));
-      }
-    } on StellatuneException catch (error, stack) {
-      // Evicted, disposed elsewhere or shut down: no event will come any more.
-      _detach();
-      _events.addError(error, stack);
-      unawaited(_events.close());
-    }
+    final status = bindings.playerSetEventPort(clientId, _port.sendPort.nativePort);
+    if (status == stellatuneOk) return;
+    final error = exceptionFor(bindings, status);
+    _detach();
+    _events.addError(error);
+    unawaited(_events.close());
   }
 
   void _detach() {
     if (_detached) return;
     _detached = true;
-    _timer.cancel();
-    _buffer.free();
+    _watchdog.cancel();
+    _port.close();
     _runtime._players.remove(this);
   }
 
@@ -178,17 +192,18 @@ final class Player {
     )) as Map<String, Object?>;
   }
 
-  /// Ends the session: polling stops, [events] closes, and the runtime forgets the client
-  /// (stopping playback if it was the last one). A player the runtime dropped already
+  /// Ends the session: the runtime forgets the client (stopping playback if it was the last
+  /// one), then the port closes and [events] closes. A player the runtime dropped already
   /// (evicted, shut down) is disposed without an error. Idempotent.
   void dispose() {
     if (_detached) {
       if (!_events.isClosed) unawaited(_events.close());
       return;
     }
-    _detach();
     final bindings = _bindings;
+    // Native side first: the port closing first would make the next post evict the client.
     final status = bindings.playerDisposeClient(clientId);
+    _detach();
     final error =
         status == stellatuneOk || _gone.contains(status) ? null : exceptionFor(bindings, status);
     unawaited(_events.close());

@@ -1,6 +1,7 @@
 import 'dart:async';
 import 'dart:convert';
 import 'dart:ffi';
+import 'dart:isolate';
 import 'dart:typed_data';
 
 import 'package:ffi/ffi.dart';
@@ -33,7 +34,9 @@ final class StellatuneConfig {
   final String? dataDir;
   final String? pluginDir;
 
-  /// A player that makes no call for this long is evicted (default 30 s). Polling counts.
+  /// A player that makes no call for this long is evicted (default 30 s). Every event or
+  /// heartbeat the runtime posts to the player's port counts, so a listening player is
+  /// never evicted by it.
   final Duration? clientLease;
 
   /// A `tracing` filter such as `warn` or `stellatune=debug`.
@@ -81,9 +84,12 @@ final class StellatuneRuntime {
   /// that survived a hot restart). Idempotent: later calls return the same object and
   /// ignore their arguments until [shutdown].
   ///
-  /// In debug builds it then calls `stellatune_runtime_prepare_hot_restart`, which evicts
-  /// the players of the isolate a hot restart replaced (their ids died with its heap) and
-  /// stops their playback; on a cold start that is a no-op. Call this from the app's main
+  /// It first hands the library `NativeApi.postCObject`, through which the runtime posts
+  /// each [Player]'s events to its `ReceivePort`. A player of an isolate that a hot restart
+  /// replaced is evicted by the runtime at its next post (its port is closed), within about
+  /// 250 ms. In debug builds this also calls `stellatune_runtime_prepare_hot_restart`, which
+  /// evicts those players at once (and stops their playback); on a cold start that is a
+  /// no-op. Call this from the app's main
   /// isolate only: another Flutter engine (a second window) calling it would evict the
   /// first window's players.
   static StellatuneRuntime ensureInitialized([
@@ -99,6 +105,9 @@ final class StellatuneRuntime {
       throw StateError('the native library has C ABI version $abi; '
           'this package was generated for version $stellatuneAbiVersion');
     }
+    // Events are posted to each player's ReceivePort through the VM's own post function.
+    // Handed over at every bootstrap (the same pointer again after a hot restart).
+    checkStatus(bindings, bindings.dartSetPostCobject(NativeApi.postCObject.cast<Void>()));
     using((arena) {
       final json = jsonEncode(config.toJson()).toNativeUtf8(allocator: arena);
       checkStatus(bindings, bindings.runtimeInit(json));
