@@ -171,6 +171,8 @@ fn parse_output(
             Some(path) if !path.is_empty() => BuiltinRoute::Wav {
                 path: PathBuf::from(path),
                 paced: !unpaced,
+                channels: None,
+                sample_rate: None,
             },
             _ => {
                 return Err(format!("unknown output {other:?}: {OUTPUT_FORMS}"));
@@ -427,6 +429,8 @@ fn demo(seconds: f32, stop: &AtomicBool) -> Result<(), String> {
         BuiltinRoute::Wav {
             path: output.clone(),
             paced: true,
+            channels: None,
+            sample_rate: None,
         }
         .into(),
         1.0,

@@ -25,6 +25,8 @@ fn wav_route(path: &Path) -> Box<dyn SinkFactory> {
     Box::new(BuiltinRoute::Wav {
         path: path.to_path_buf(),
         paced: false,
+        channels: None,
+        sample_rate: None,
     })
 }
 

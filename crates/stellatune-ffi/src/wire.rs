@@ -651,6 +651,12 @@ pub struct WavRoute {
     /// Real-time pace; `false` renders as fast as possible.
     #[serde(default = "paced_by_default")]
     pub paced: bool,
+    /// A fixed channel count for the file (1 to 8); every track is mixed to it.
+    #[serde(default)]
+    pub channels: Option<u16>,
+    /// A fixed sample rate for the file (8000 to 384000 Hz); every track is resampled to it.
+    #[serde(default)]
+    pub sample_rate: Option<u32>,
 }
 
 fn paced_by_default() -> bool {
@@ -701,6 +707,8 @@ impl From<Route> for OutputRoute {
             Route::Wav(wav) => host::BuiltinRoute::Wav {
                 path: wav.path,
                 paced: wav.paced,
+                channels: wav.channels,
+                sample_rate: wav.sample_rate,
             }
             .into(),
             Route::Plugin(p) => {
@@ -1205,7 +1213,9 @@ mod tests {
             route(r#"{"kind":"wav","path":"/tmp/x.wav"}"#),
             host::BuiltinRoute::Wav {
                 path: "/tmp/x.wav".into(),
-                paced: true
+                paced: true,
+                channels: None,
+                sample_rate: None,
             }
             .into()
         );
@@ -1213,7 +1223,19 @@ mod tests {
             route(r#"{"kind":"wav","path":"/tmp/x.wav","paced":false}"#),
             host::BuiltinRoute::Wav {
                 path: "/tmp/x.wav".into(),
-                paced: false
+                paced: false,
+                channels: None,
+                sample_rate: None,
+            }
+            .into()
+        );
+        assert_eq!(
+            route(r#"{"kind":"wav","path":"/tmp/x.wav","channels":2,"sample_rate":44100}"#),
+            host::BuiltinRoute::Wav {
+                path: "/tmp/x.wav".into(),
+                paced: true,
+                channels: Some(2),
+                sample_rate: Some(44_100),
             }
             .into()
         );
@@ -1239,6 +1261,14 @@ mod tests {
         assert!(error(r#"{"kind":"wav","path":5}"#).contains("route: `path`: "));
         assert!(
             error(r#"{"kind":"wav","path":"/x.wav","paced":"yes"}"#).contains("route: `paced`: ")
+        );
+        assert!(
+            error(r#"{"kind":"wav","path":"/x.wav","channels":-1}"#)
+                .contains("route: `channels`: ")
+        );
+        assert!(
+            error(r#"{"kind":"wav","path":"/x.wav","sample_rate":"44100"}"#)
+                .contains("route: `sample_rate`: ")
         );
         let m = error(r#"{"kind":"speaker"}"#);
         assert!(
@@ -1499,6 +1529,8 @@ mod fuzz {
                 OutputRoute::Builtin(host::BuiltinRoute::Wav {
                     path: PathBuf::from(&path),
                     paced: paced.unwrap_or(true),
+                    channels: None,
+                    sample_rate: None,
                 })
             );
             prop_assert_eq!(
