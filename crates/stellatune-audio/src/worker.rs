@@ -285,7 +285,10 @@ impl Worker {
         self.outbox.clear();
     }
 
-    fn begin(&mut self, track_id: TrackId, source: TrackSource, start_ms: u64) {
+    fn begin(&mut self, track_id: TrackId, mut source: TrackSource, start_ms: u64) {
+        // Tags are read here, on the worker, when the track starts: never on the control
+        // thread, and only for tracks that play.
+        source.read_tags();
         let info = source.info().clone();
         if self.begin_silently(track_id, source) {
             self.outbox.push_back(WorkerMsg::TrackStarted {

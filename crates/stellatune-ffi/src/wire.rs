@@ -61,6 +61,10 @@ pub struct TrackInfo {
     pub channels: u16,
     pub total_frames: Option<u64>,
     pub duration_ms: Option<u64>,
+    /// The file's tags, as `stellatune_media_probe_json` shows them.
+    pub tags: MediaTags,
+    /// The file's ReplayGain values, as `stellatune_media_probe_json` shows them.
+    pub replaygain: ReplayGain,
 }
 
 impl From<&host::TrackInfo> for TrackInfo {
@@ -73,6 +77,8 @@ impl From<&host::TrackInfo> for TrackInfo {
             channels: info.channels,
             total_frames: info.total_frames,
             duration_ms: info.duration_ms,
+            tags: (&info.tags).into(),
+            replaygain: info.replaygain.into(),
         }
     }
 }
@@ -333,10 +339,34 @@ pub struct CoverInfo {
     pub bytes: u64,
 }
 
+impl From<&host::MediaTags> for MediaTags {
+    fn from(tags: &host::MediaTags) -> Self {
+        Self {
+            title: tags.title.clone(),
+            artist: tags.artist.clone(),
+            album: tags.album.clone(),
+            album_artist: tags.album_artist.clone(),
+            track_number: tags.track_number,
+            disc_number: tags.disc_number,
+            date: tags.date.clone(),
+            genre: tags.genre.clone(),
+        }
+    }
+}
+
+impl From<host::ReplayGain> for ReplayGain {
+    fn from(rg: host::ReplayGain) -> Self {
+        Self {
+            track_gain_db: rg.track_gain_db,
+            track_peak: rg.track_peak,
+            album_gain_db: rg.album_gain_db,
+            album_peak: rg.album_peak,
+        }
+    }
+}
+
 impl From<&host::MediaInfo> for MediaInfo {
     fn from(info: &host::MediaInfo) -> Self {
-        let tags = &info.tags;
-        let rg = &info.replaygain;
         Self {
             // Paths reach the runtime as UTF-8 C strings, so nothing is lost here.
             path: info.path.to_string_lossy().into_owned(),
@@ -346,22 +376,8 @@ impl From<&host::MediaInfo> for MediaInfo {
             bits_per_sample: info.bits_per_sample,
             total_frames: info.total_frames,
             duration_ms: info.duration_ms,
-            tags: MediaTags {
-                title: tags.title.clone(),
-                artist: tags.artist.clone(),
-                album: tags.album.clone(),
-                album_artist: tags.album_artist.clone(),
-                track_number: tags.track_number,
-                disc_number: tags.disc_number,
-                date: tags.date.clone(),
-                genre: tags.genre.clone(),
-            },
-            replaygain: ReplayGain {
-                track_gain_db: rg.track_gain_db,
-                track_peak: rg.track_peak,
-                album_gain_db: rg.album_gain_db,
-                album_peak: rg.album_peak,
-            },
+            tags: (&info.tags).into(),
+            replaygain: info.replaygain.into(),
             cover: info.cover.as_ref().map(|c| CoverInfo {
                 mime: c.mime.clone(),
                 bytes: c.bytes,
@@ -787,6 +803,17 @@ mod tests {
             channels: 2,
             total_frames: Some(88_200),
             duration_ms: Some(2_000),
+            tags: host::MediaTags {
+                title: Some("Song".into()),
+                artist: Some("Artist".into()),
+                track_number: Some(3),
+                ..Default::default()
+            },
+            replaygain: host::ReplayGain {
+                track_gain_db: Some(-6.5),
+                track_peak: Some(0.99),
+                ..Default::default()
+            },
         }
     }
 
@@ -808,7 +835,7 @@ mod tests {
                 track_id: 1,
                 info: track()
             })),
-            r#"{"type":"track_started","track_id":1,"path":"/music/a.flac","codec":"flac","sample_rate":44100,"channels":2,"total_frames":88200,"duration_ms":2000}"#
+            r#"{"type":"track_started","track_id":1,"path":"/music/a.flac","codec":"flac","sample_rate":44100,"channels":2,"total_frames":88200,"duration_ms":2000,"tags":{"title":"Song","artist":"Artist","album":null,"album_artist":null,"track_number":3,"disc_number":null,"date":null,"genre":null},"replaygain":{"track_gain_db":-6.5,"track_peak":0.99,"album_gain_db":null,"album_peak":null}}"#
         );
         let mut open_ended = track();
         open_ended.total_frames = None;
@@ -818,7 +845,7 @@ mod tests {
                 track_id: 2,
                 info: open_ended
             })),
-            r#"{"type":"track_started","track_id":2,"path":"/music/a.flac","codec":"flac","sample_rate":44100,"channels":2,"total_frames":null,"duration_ms":null}"#
+            r#"{"type":"track_started","track_id":2,"path":"/music/a.flac","codec":"flac","sample_rate":44100,"channels":2,"total_frames":null,"duration_ms":null,"tags":{"title":"Song","artist":"Artist","album":null,"album_artist":null,"track_number":3,"disc_number":null,"date":null,"genre":null},"replaygain":{"track_gain_db":-6.5,"track_peak":0.99,"album_gain_db":null,"album_peak":null}}"#
         );
         assert_eq!(
             json(engine(EngineEvent::Position {
@@ -964,7 +991,7 @@ mod tests {
         };
         assert_eq!(
             to_json(&PlayerStatus::from(&playing)).unwrap(),
-            r#"{"state":"playing","track_id":1,"track":{"path":"/music/a.flac","codec":"flac","sample_rate":44100,"channels":2,"total_frames":88200,"duration_ms":2000},"position_ms":250,"volume":0.5,"route":"null","output_spec":{"sample_rate":48000,"channels":2},"queued_next":2,"frames_written":4096}"#
+            r#"{"state":"playing","track_id":1,"track":{"path":"/music/a.flac","codec":"flac","sample_rate":44100,"channels":2,"total_frames":88200,"duration_ms":2000,"tags":{"title":"Song","artist":"Artist","album":null,"album_artist":null,"track_number":3,"disc_number":null,"date":null,"genre":null},"replaygain":{"track_gain_db":-6.5,"track_peak":0.99,"album_gain_db":null,"album_peak":null}},"position_ms":250,"volume":0.5,"route":"null","output_spec":{"sample_rate":48000,"channels":2},"queued_next":2,"frames_written":4096}"#
         );
     }
 

@@ -145,6 +145,8 @@ impl Playback {
             });
         }
         if let Some(current) = self.current.as_mut().filter(|c| c.id == track_id) {
+            // The worker's info has the tags, read when the track started.
+            current.info = info.clone();
             current.announced = true;
             self.last_position_event = None;
             self.emit(EngineEvent::TrackStarted { track_id, info });
