@@ -93,7 +93,7 @@ pub enum Event {
     TrackStarted {
         track_id: u64,
         #[serde(flatten)]
-        track: TrackInfo,
+        track: Box<TrackInfo>,
     },
     Position {
         track_id: u64,
@@ -154,7 +154,7 @@ impl From<&EngineEvent> for Event {
             },
             EngineEvent::TrackStarted { track_id, info } => Event::TrackStarted {
                 track_id: *track_id,
-                track: info.into(),
+                track: Box::new(info.as_ref().into()),
             },
             EngineEvent::Position {
                 track_id,
@@ -833,7 +833,7 @@ mod tests {
         assert_eq!(
             json(engine(EngineEvent::TrackStarted {
                 track_id: 1,
-                info: track()
+                info: Box::new(track())
             })),
             r#"{"type":"track_started","track_id":1,"path":"/music/a.flac","codec":"flac","sample_rate":44100,"channels":2,"total_frames":88200,"duration_ms":2000,"tags":{"title":"Song","artist":"Artist","album":null,"album_artist":null,"track_number":3,"disc_number":null,"date":null,"genre":null},"replaygain":{"track_gain_db":-6.5,"track_peak":0.99,"album_gain_db":null,"album_peak":null}}"#
         );
@@ -843,7 +843,7 @@ mod tests {
         assert_eq!(
             json(engine(EngineEvent::TrackStarted {
                 track_id: 2,
-                info: open_ended
+                info: Box::new(open_ended)
             })),
             r#"{"type":"track_started","track_id":2,"path":"/music/a.flac","codec":"flac","sample_rate":44100,"channels":2,"total_frames":null,"duration_ms":null,"tags":{"title":"Song","artist":"Artist","album":null,"album_artist":null,"track_number":3,"disc_number":null,"date":null,"genre":null},"replaygain":{"track_gain_db":-6.5,"track_peak":0.99,"album_gain_db":null,"album_peak":null}}"#
         );

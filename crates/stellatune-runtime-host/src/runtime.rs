@@ -181,6 +181,7 @@ fn start_engine(name: &str, sessions: &Arc<Sessions>, threads: &ThreadCounter) -
         EngineConfig {
             name: name.to_owned(),
             threads: threads.clone(),
+            ..Default::default()
         },
         Arc::new(move |event| sessions.broadcast(HostEvent::Engine(event))),
     )?)

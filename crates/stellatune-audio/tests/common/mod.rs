@@ -417,16 +417,27 @@ pub fn errors(events: &[EngineEvent]) -> Vec<String> {
 // ---------------------------------------------------------------------------------------
 
 pub fn start_engine(name: &str) -> (Engine, Arc<Events>) {
+    start_engine_with(EngineConfig {
+        name: name.into(),
+        ..Default::default()
+    })
+}
+
+pub fn start_engine_with(config: EngineConfig) -> (Engine, Arc<Events>) {
     let events = Events::new();
-    let engine = Engine::start(
-        EngineConfig {
-            name: name.into(),
-            ..Default::default()
-        },
-        events.handler(),
-    )
-    .expect("engine starts");
+    let engine = Engine::start(config, events.handler()).expect("engine starts");
     (engine, events)
+}
+
+/// An engine without the fades on pause, stop, seek and a track switch: the output is cut
+/// exactly where the command lands, so a test can account for every frame (position-coded
+/// audio stays decodable). The fades themselves are tested in `tests/loudness.rs`.
+pub fn start_engine_unfaded(name: &str) -> (Engine, Arc<Events>) {
+    start_engine_with(EngineConfig {
+        name: name.into(),
+        fade_ms: 0,
+        ..Default::default()
+    })
 }
 
 /// Polls `cond` every 10 ms until it holds; panics after `TIMEOUT`.
