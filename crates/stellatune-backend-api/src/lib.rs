@@ -98,6 +98,14 @@ impl<'h> Player<'h> {
         self.host.set_volume(self.session.id, volume)
     }
 
+    /// ReplayGain for the engine (shared by every client).
+    pub fn set_replaygain(
+        &self,
+        settings: stellatune_runtime_host::ReplayGainSettings,
+    ) -> Result<()> {
+        self.host.set_replaygain(self.session.id, settings)
+    }
+
     pub fn apply_route(&self, route: impl Into<OutputRoute>) -> Result<()> {
         self.host.apply_route(self.session.id, route.into())
     }

@@ -603,7 +603,85 @@ pub struct Config {
     pub log_max_files: Option<usize>,
     pub event_queue_capacity: Option<usize>,
     pub shutdown_timeout_ms: Option<u64>,
+    pub replaygain: Option<ReplayGainConfig>,
     pub fault_injection: Option<FaultInjection>,
+}
+
+/// `"off"`, `"track"` or `"album"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplayGainMode {
+    Off,
+    Track,
+    Album,
+}
+
+/// `{"mode":"track","preamp_db":0.0,"prevent_clipping":true,"fallback_db":0.0}`: what
+/// `stellatune_player_set_replaygain` takes; all but `mode` may be left out.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayGainJson {
+    pub mode: ReplayGainMode,
+    #[serde(default)]
+    pub preamp_db: f32,
+    #[serde(default = "clipping_prevented_by_default")]
+    pub prevent_clipping: bool,
+    #[serde(default)]
+    pub fallback_db: f32,
+}
+
+fn clipping_prevented_by_default() -> bool {
+    true
+}
+
+/// The config's `replaygain`: a mode alone (`"track"`) or the whole object.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "\"off\", \"track\", \"album\" or an object with `mode`"
+)]
+pub enum ReplayGainConfig {
+    Mode(ReplayGainMode),
+    Settings(ReplayGainJson),
+}
+
+impl From<ReplayGainJson> for host::ReplayGainSettings {
+    fn from(j: ReplayGainJson) -> Self {
+        host::ReplayGainSettings {
+            mode: match j.mode {
+                ReplayGainMode::Off => host::ReplayGainMode::Off,
+                ReplayGainMode::Track => host::ReplayGainMode::Track,
+                ReplayGainMode::Album => host::ReplayGainMode::Album,
+            },
+            preamp_db: j.preamp_db,
+            prevent_clipping: j.prevent_clipping,
+            fallback_db: j.fallback_db,
+        }
+    }
+}
+
+impl From<ReplayGainConfig> for host::ReplayGainSettings {
+    fn from(c: ReplayGainConfig) -> Self {
+        match c {
+            ReplayGainConfig::Mode(mode) => ReplayGainJson {
+                mode,
+                preamp_db: 0.0,
+                prevent_clipping: true,
+                fallback_db: 0.0,
+            }
+            .into(),
+            ReplayGainConfig::Settings(s) => s.into(),
+        }
+    }
+}
+
+/// Parses and validates `stellatune_player_set_replaygain`'s JSON.
+pub(crate) fn parse_replaygain(json: &str) -> FfiResult<host::ReplayGainSettings> {
+    let settings: host::ReplayGainSettings = parse::<ReplayGainJson>(json, "replaygain")?.into();
+    settings
+        .validate()
+        .map_err(|e| FfiError::invalid(format_args!("{e}")))?;
+    Ok(settings)
 }
 
 impl From<Config> for HostConfig {
@@ -620,6 +698,7 @@ impl From<Config> for HostConfig {
             log_max_files: c.log_max_files,
             event_queue_capacity: c.event_queue_capacity,
             shutdown_timeout_ms: c.shutdown_timeout_ms,
+            replaygain: c.replaygain.map(Into::into),
             fault_injection: c.fault_injection.map(|f| host::FaultInjection {
                 leak_thread_per_attach: f.leak_thread_per_attach,
                 skip_eviction: f.skip_eviction,
@@ -1172,6 +1251,7 @@ mod tests {
                 log_max_files: Some(3),
                 event_queue_capacity: Some(4),
                 shutdown_timeout_ms: Some(100),
+                replaygain: None,
                 fault_injection: None,
             }
         );
@@ -1205,6 +1285,63 @@ mod tests {
         );
         assert!(error("{not json").starts_with("invalid argument: config: "));
         assert!(error("{} 5").contains("trailing"));
+    }
+
+    #[test]
+    fn replaygain_is_a_mode_or_the_whole_object_in_the_config_and_the_command() {
+        use host::{ReplayGainMode as M, ReplayGainSettings as S};
+        let config = |json: &str| parse_config(json).map(|c| c.replaygain);
+        assert_eq!(
+            config(r#"{"replaygain":"album"}"#).unwrap(),
+            Some(S {
+                mode: M::Album,
+                ..S::default()
+            })
+        );
+        assert_eq!(
+            config(r#"{"replaygain":{"mode":"track","preamp_db":-3.5,"prevent_clipping":false,"fallback_db":-6}}"#)
+                .unwrap(),
+            Some(S {
+                mode: M::Track,
+                preamp_db: -3.5,
+                prevent_clipping: false,
+                fallback_db: -6.0,
+            })
+        );
+        assert_eq!(config("{}").unwrap(), None);
+        let m = config(r#"{"replaygain":"loud"}"#).unwrap_err().message;
+        assert!(m.contains("`replaygain`"), "{m}");
+        let m = config(r#"{"replaygain":{"mode":"track","preamp_db":30}}"#)
+            .unwrap_err()
+            .message;
+        assert!(m.contains("preamp_db"), "{m}");
+
+        assert_eq!(
+            parse_replaygain(r#"{"mode":"track"}"#).unwrap(),
+            S {
+                mode: M::Track,
+                preamp_db: 0.0,
+                prevent_clipping: true,
+                fallback_db: 0.0,
+            }
+        );
+        assert_eq!(
+            parse_replaygain(r#"{"mode":"off","preamp_db":2}"#)
+                .unwrap()
+                .mode,
+            M::Off
+        );
+        let error = |json: &str| {
+            let e = parse_replaygain(json).unwrap_err();
+            assert_eq!(e.code, Status::InvalidArgument, "{json}");
+            e.message
+        };
+        assert!(error("{}").contains("mode"));
+        assert!(error(r#"{"mode":"loud"}"#).contains("loud"));
+        assert!(error(r#"{"mode":"track","gain":1}"#).contains("unknown field `gain`"));
+        assert!(error(r#"{"mode":"track","preamp_db":"x"}"#).contains("`preamp_db`"));
+        assert!(error(r#"{"mode":"track","fallback_db":-25}"#).contains("fallback_db"));
+        assert!(error("track").starts_with("invalid argument: replaygain: "));
     }
 
     #[test]
@@ -1620,6 +1757,7 @@ mod fuzz {
                 log_max_files,
                 event_queue_capacity,
                 shutdown_timeout_ms,
+                replaygain: None,
                 fault_injection: None,
             };
             let mut text = serde_json::Map::new();

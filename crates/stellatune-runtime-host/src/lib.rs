@@ -31,8 +31,8 @@ pub use logging::{LOG_FILE_PREFIX, LOG_FILE_SUFFIX, init_logging, log_dir};
 pub use metrics::{AUDIO_UNDERRUNS_TOTAL, MetricsSnapshot};
 pub use route::{DspSpec, OutputRoute, PluginRoute};
 pub use stellatune_audio::{
-    AudioError, BuiltinRoute, EngineEvent, EngineStatus, PlaybackState, SinkError, TrackId,
-    TrackInfo, TrackSource,
+    AudioError, BuiltinRoute, EngineEvent, EngineStatus, PlaybackState, ReplayGainMode,
+    ReplayGainSettings, SinkError, TrackId, TrackInfo, TrackSource,
 };
 /// What a media file holds (format, tags, ReplayGain, cover), read without an engine: the C
 /// ABI's `stellatune_media_*` functions and the CLI's `info` use these.
