@@ -823,6 +823,12 @@ impl Output {
         let track_id = pending.track_id;
         let taken = match result {
             Ok(n) => n,
+            Err(_) if tail => {
+                // The stream this fade-out ends is over already: a sink that refuses it
+                // loses only the fade (its failure, if lasting, shows on the next write).
+                self.pending = None;
+                return None;
+            }
             Err(e) => {
                 self.fail(Some(track_id), format!("output failed: {e}"));
                 return None;
