@@ -11,7 +11,8 @@ use std::time::Duration;
 pub use stellatune_runtime_host::{
     AudioError, BuiltinRoute, ClientSession, EngineEvent, EngineStatus, HostConfig, HostError,
     HostEvent, HostNotice, InitOutcome, LifecycleState, LogFormat, MetricsSnapshot, OutputRoute,
-    PlaybackState, PluginRoute, Result, RuntimeHost, TrackId, TrackInfo, TrackSource,
+    PlaybackState, PluginRoute, ReplayGainMode, ReplayGainSettings, Result, RuntimeHost, TrackId,
+    TrackInfo, TrackSource,
 };
 pub use stellatune_runtime_host::{
     Cover, CoverInfo, MediaInfo, MediaTags, ReplayGain, probe_media, read_cover,
