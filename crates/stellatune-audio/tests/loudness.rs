@@ -112,6 +112,46 @@ fn track_started_carries_the_tags_of_each_track_also_a_gapless_successor() {
     assert_eq!(started(&all, third).tags, Default::default());
 }
 
+/// An MP3's ID3v2 tag sits in front of the stream (the probe's metadata, not the
+/// container's): its tags and ReplayGain reach `track_started` too.
+#[test]
+fn track_started_carries_an_mp3s_id3v2_tags_and_replaygain() {
+    let test = "track_started_carries_an_mp3s_id3v2_tags_and_replaygain";
+    let Some(ff) = stellatune_test_support::ffmpeg::ffmpeg(test) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("src.wav");
+    write_wav_i16(
+        &wav,
+        RATE,
+        2,
+        &tone_i16(RATE, RATE as usize / 2, 440.0, 0.5),
+    );
+    let mp3 = dir.path().join("tagged.mp3");
+    ff.encode_tagged(
+        &wav,
+        &mp3,
+        &["-c:a", "libmp3lame", "-b:a", "128k", "-id3v2_version", "3"],
+        &[
+            "title=Id3 Title",
+            "artist=Id3 Artist",
+            "REPLAYGAIN_TRACK_GAIN=-4.00 dB",
+        ],
+        None,
+    );
+    let out = dir.path().join("out.wav");
+    let (engine, events) = start_engine("tags-mp3");
+    engine.apply_route(wav_route(&out)).unwrap();
+    let id = engine.play(&mp3).unwrap();
+    events.wait_finished(id);
+    engine.shutdown(SHUTDOWN).unwrap();
+    let info = started(&events.all(), id);
+    assert_eq!(info.tags.title.as_deref(), Some("Id3 Title"));
+    assert_eq!(info.tags.artist.as_deref(), Some("Id3 Artist"));
+    assert_eq!(info.replaygain.track_gain_db, Some(-4.0));
+}
+
 // ---------------------------------------------------------------------------------------
 // Fades
 // ---------------------------------------------------------------------------------------
