@@ -14,7 +14,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use stellatune_backend_api::{
     BuiltinRoute, EngineEvent, HostConfig, HostEvent, LogFormat, OutputRoute, PlaybackState,
-    Player, PluginRoute, RuntimeHost, probe_media, runtime_init, runtime_metrics, runtime_shutdown,
+    Player, PluginRoute, ReplayGainMode, ReplayGainSettings, RuntimeHost, probe_media,
+    runtime_init, runtime_metrics, runtime_shutdown,
 };
 use stellatune_ffi::wire;
 
@@ -35,6 +36,13 @@ struct Cli {
     log_format: LogFormatArg,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ReplayGainArg {
+    Off,
+    Track,
+    Album,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -63,6 +71,18 @@ enum Command {
         /// Linear gain from 0.0 to 2.0.
         #[arg(long, default_value_t = 1.0)]
         volume: f32,
+        /// Which ReplayGain value to apply.
+        #[arg(long, value_enum, default_value_t = ReplayGainArg::Off)]
+        replaygain: ReplayGainArg,
+        /// Added to the file's ReplayGain, in dB (-24 to 24).
+        #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+        preamp_db: f32,
+        /// A wav output's channel count (1 to 8): every file is mixed to it.
+        #[arg(long)]
+        channels: Option<u16>,
+        /// A wav output's sample rate in Hz: every file is resampled to it.
+        #[arg(long)]
+        sample_rate: Option<u32>,
         /// Start the first file at this position.
         #[arg(long)]
         start_ms: Option<u64>,
@@ -117,14 +137,38 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Play {
             files,
-            output,
+            output: output_arg,
             plugin_config,
             unpaced,
             volume,
+            replaygain,
+            preamp_db,
+            channels,
+            sample_rate,
             start_ms,
-        } => parse_output(&output, unpaced, plugin_config.as_deref()).and_then(|route| {
-            run_with_runtime(config, |stop| play(&files, route, volume, start_ms, stop))
-        }),
+        } => {
+            let config = HostConfig {
+                replaygain: Some(ReplayGainSettings {
+                    mode: match replaygain {
+                        ReplayGainArg::Off => ReplayGainMode::Off,
+                        ReplayGainArg::Track => ReplayGainMode::Track,
+                        ReplayGainArg::Album => ReplayGainMode::Album,
+                    },
+                    preamp_db,
+                    ..ReplayGainSettings::default()
+                }),
+                ..config
+            };
+            let output = OutputArgs {
+                unpaced,
+                channels,
+                sample_rate,
+                plugin_config: plugin_config.as_deref(),
+            };
+            parse_output(&output_arg, &output).and_then(|route| {
+                run_with_runtime(config, |stop| play(&files, route, volume, start_ms, stop))
+            })
+        }
         Command::Info { file } => info(&file),
         Command::Plugins { action } => run_with_runtime(config, |_| plugins(action)),
         Command::Metrics => run_with_runtime(config, |_| {
@@ -150,16 +194,26 @@ fn main() -> ExitCode {
 
 const OUTPUT_FORMS: &str = "use device, null, wav:PATH or plugin:ID[/SINK][@TARGET]";
 
-fn parse_output(
-    output: &str,
+/// The `play` options that shape the output route.
+struct OutputArgs<'a> {
     unpaced: bool,
-    plugin_config: Option<&str>,
-) -> Result<OutputRoute, String> {
+    channels: Option<u16>,
+    sample_rate: Option<u32>,
+    plugin_config: Option<&'a str>,
+}
+
+fn parse_output(output: &str, args: &OutputArgs<'_>) -> Result<OutputRoute, String> {
+    let wav = output.starts_with("wav:");
+    if !wav && (args.channels.is_some() || args.sample_rate.is_some()) {
+        return Err(format!(
+            "--channels and --sample-rate only apply to a wav output, not {output:?}"
+        ));
+    }
     if let Some(spec) = output.strip_prefix("plugin:") {
-        return plugin_output(spec, plugin_config)
+        return plugin_output(spec, args.plugin_config)
             .map_err(|e| format!("bad output {output:?}: {e} ({OUTPUT_FORMS})"));
     }
-    if plugin_config.is_some() {
+    if args.plugin_config.is_some() {
         return Err(format!(
             "--plugin-config only applies to a plugin output, not {output:?}"
         ));
@@ -170,7 +224,9 @@ fn parse_output(
         other => match other.strip_prefix("wav:") {
             Some(path) if !path.is_empty() => BuiltinRoute::Wav {
                 path: PathBuf::from(path),
-                paced: !unpaced,
+                paced: !args.unpaced,
+                channels: args.channels,
+                sample_rate: args.sample_rate,
             },
             _ => {
                 return Err(format!("unknown output {other:?}: {OUTPUT_FORMS}"));
@@ -427,6 +483,8 @@ fn demo(seconds: f32, stop: &AtomicBool) -> Result<(), String> {
         BuiltinRoute::Wav {
             path: output.clone(),
             paced: true,
+            channels: None,
+            sample_rate: None,
         }
         .into(),
         1.0,

@@ -254,3 +254,60 @@ fn info_prints_the_probe_json() {
     );
     assert!(err.contains("file not found"), "{err}");
 }
+
+#[test]
+fn play_renders_a_wav_at_a_fixed_format_and_takes_replaygain_options() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let tone = tmp.path().join("tone.wav");
+    let tone_s = tone.to_str().unwrap();
+    ok(&data, &["tone", tone_s, "--seconds", "1"]);
+
+    let mono = tmp.path().join("mono.wav");
+    ok(
+        &data,
+        &[
+            "play",
+            tone_s,
+            "--output",
+            &format!("wav:{}", mono.display()),
+            "--unpaced",
+            "--channels",
+            "1",
+            "--sample-rate",
+            "22050",
+            "--replaygain",
+            "track",
+            "--preamp-db",
+            "-3",
+        ],
+    );
+    let reader = hound::WavReader::open(&mono).unwrap();
+    assert_eq!(reader.spec().channels, 1);
+    assert_eq!(reader.spec().sample_rate, 22_050);
+    assert!(
+        reader.duration().abs_diff(22_050) <= 1,
+        "{}",
+        reader.duration()
+    );
+
+    let stderr = fails(
+        &data,
+        &["play", tone_s, "--output", "null", "--channels", "2"],
+    );
+    assert!(stderr.contains("only apply to a wav output"), "{stderr}");
+    let stderr = fails(
+        &data,
+        &[
+            "play",
+            tone_s,
+            "--output",
+            "null",
+            "--replaygain",
+            "album",
+            "--preamp-db",
+            "40",
+        ],
+    );
+    assert!(stderr.contains("preamp_db"), "{stderr}");
+}

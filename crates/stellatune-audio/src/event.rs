@@ -18,7 +18,8 @@ pub enum EngineEvent {
     },
     TrackStarted {
         track_id: TrackId,
-        info: TrackInfo,
+        /// With the tags and ReplayGain values, read when the track started.
+        info: Box<TrackInfo>,
     },
     /// Sent at most a few times a second, whatever the render speed.
     Position {

@@ -8,6 +8,7 @@ mod convert;
 mod engine;
 mod error;
 mod event;
+mod gain;
 mod media;
 mod mp4;
 pub mod sink;
@@ -15,9 +16,10 @@ mod source;
 mod worker;
 
 pub use convert::{Converter, downmix_matrix, map_channels};
-pub use engine::{Engine, EngineConfig, EngineStatus};
+pub use engine::{DEFAULT_FADE_MS, Engine, EngineConfig, EngineStatus};
 pub use error::{AudioError, Result};
 pub use event::{EngineEvent, EventHandler, PlaybackState, TrackId};
+pub use gain::{MAX_REPLAYGAIN_DB, ReplayGainMode, ReplayGainSettings};
 pub use media::{Cover, CoverInfo, MediaInfo, MediaTags, ReplayGain, probe_media, read_cover};
 pub use sink::BuiltinRoute;
 // The shared vocabulary, re-exported so that engine users need one import path.

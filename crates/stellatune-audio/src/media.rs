@@ -175,22 +175,32 @@ fn alac_cookie(params: &CodecParameters) -> Option<(u16, u32)> {
 /// Every metadata revision, most authoritative first: the container's own (newest first),
 /// then what the probe found in front of the container.
 fn revisions(probed: &mut ProbeResult) -> Vec<MetadataRevision> {
-    fn drain(mut log: symphonia::core::meta::Metadata<'_>) -> Vec<MetadataRevision> {
-        let mut out = Vec::new();
-        while let Some(rev) = log.pop() {
-            out.push(rev);
-        }
-        if let Some(rev) = log.current() {
-            out.push(rev.clone());
-        }
-        out.reverse();
-        out
-    }
     let mut out = drain(probed.format.metadata());
     if let Some(log) = probed.metadata.get() {
         out.extend(drain(log));
     }
     out
+}
+
+/// The revisions of a metadata log, oldest first (the current one included).
+pub(crate) fn drain(mut log: symphonia::core::meta::Metadata<'_>) -> Vec<MetadataRevision> {
+    let mut out = Vec::new();
+    while let Some(rev) = log.pop() {
+        out.push(rev);
+    }
+    if let Some(rev) = log.current() {
+        out.push(rev.clone());
+    }
+    out.reverse();
+    out
+}
+
+/// The tags and ReplayGain values of `revisions` (the container's first, then the probe's).
+pub(crate) fn tags_and_gain(revisions: &[MetadataRevision]) -> (MediaTags, ReplayGain) {
+    (
+        MediaTags::from_revisions(revisions),
+        ReplayGain::from_revisions(revisions),
+    )
 }
 
 /// The first tag with `key`, in revision order, whose value is not blank.

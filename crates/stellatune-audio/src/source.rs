@@ -8,11 +8,12 @@ use symphonia::core::codecs::{CODEC_TYPE_NULL, CodecParameters, Decoder, Decoder
 use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::{FormatOptions, FormatReader, SeekMode, SeekTo, Track};
 use symphonia::core::io::MediaSourceStream;
-use symphonia::core::meta::MetadataOptions;
+use symphonia::core::meta::{MetadataOptions, MetadataRevision};
 use symphonia::core::probe::{Hint, ProbeResult};
 use symphonia::core::units::Time;
 
 use crate::error::{AudioError, Result};
+use crate::media::{self, MediaTags, ReplayGain};
 use crate::mp4::{self, Window};
 use stellatune_core::StreamSpec;
 
@@ -26,6 +27,11 @@ pub struct TrackInfo {
     /// Total frames when the container states it.
     pub total_frames: Option<u64>,
     pub duration_ms: Option<u64>,
+    /// The file's tags: empty when the source is opened, read by the engine's decode worker
+    /// when the track starts (the `track_started` event carries them).
+    pub tags: MediaTags,
+    /// The file's ReplayGain values, read with the tags.
+    pub replaygain: ReplayGain,
 }
 
 impl TrackInfo {
@@ -55,6 +61,10 @@ pub struct TrackSource {
     /// encoder's priming before it, padding after it); `None` plays every decoded frame.
     window: Option<Window>,
     sample_buf: Option<SampleBuffer<f32>>,
+    /// The metadata the probe found in front of the container (an ID3v2 tag), kept until
+    /// [`TrackSource::read_tags`].
+    probe_metadata: Vec<MetadataRevision>,
+    tags_read: bool,
 }
 
 impl std::fmt::Debug for TrackSource {
@@ -68,7 +78,8 @@ impl std::fmt::Debug for TrackSource {
 impl TrackSource {
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let probed = probe_file(path)?;
+        let mut probed = probe_file(path)?;
+        let probe_metadata = probed.metadata.get().map(media::drain).unwrap_or_default();
         let format = probed.format;
         let track = audio_track(format.as_ref(), path)?;
         let params = track.codec_params.clone();
@@ -93,6 +104,8 @@ impl TrackSource {
                 channels,
                 total_frames,
                 duration_ms,
+                tags: MediaTags::default(),
+                replaygain: ReplayGain::default(),
             },
             format,
             decoder,
@@ -102,6 +115,8 @@ impl TrackSource {
             exhausted: false,
             window,
             sample_buf: None,
+            probe_metadata,
+            tags_read: false,
         };
         // Decode the first block now: a file that probes but cannot decode is refused here,
         // and containers that do not state their channel layout learn it from real audio.
@@ -125,6 +140,20 @@ impl TrackSource {
 
     pub fn info(&self) -> &TrackInfo {
         &self.info
+    }
+
+    /// Fills the info's tags and ReplayGain values from the metadata read while opening (no
+    /// file I/O); the first call does the work, later ones return at once.
+    pub fn read_tags(&mut self) {
+        if self.tags_read {
+            return;
+        }
+        self.tags_read = true;
+        let mut revisions = media::drain(self.format.metadata());
+        revisions.append(&mut self.probe_metadata);
+        let (tags, replaygain) = media::tags_and_gain(&revisions);
+        self.info.tags = tags;
+        self.info.replaygain = replaygain;
     }
 
     /// Next block of interleaved samples at the source's own rate and channel count, or

@@ -44,7 +44,7 @@ pub(crate) enum WorkerMsg {
     TrackStarted {
         epoch: u64,
         track_id: TrackId,
-        info: TrackInfo,
+        info: Box<TrackInfo>,
         start_ms: u64,
     },
     Block {
@@ -285,8 +285,11 @@ impl Worker {
         self.outbox.clear();
     }
 
-    fn begin(&mut self, track_id: TrackId, source: TrackSource, start_ms: u64) {
-        let info = source.info().clone();
+    fn begin(&mut self, track_id: TrackId, mut source: TrackSource, start_ms: u64) {
+        // Tags are read here, on the worker, when the track starts: never on the control
+        // thread, and only for tracks that play.
+        source.read_tags();
+        let info = Box::new(source.info().clone());
         if self.begin_silently(track_id, source) {
             self.outbox.push_back(WorkerMsg::TrackStarted {
                 epoch: self.epoch,

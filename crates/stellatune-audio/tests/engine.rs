@@ -25,6 +25,8 @@ fn wav_route(path: &Path) -> Box<dyn SinkFactory> {
     Box::new(BuiltinRoute::Wav {
         path: path.to_path_buf(),
         paced: false,
+        channels: None,
+        sample_rate: None,
     })
 }
 
@@ -61,7 +63,7 @@ fn started_info(events: &[EngineEvent], track: TrackId) -> stellatune_audio::Tra
         .iter()
         .find_map(|e| match e {
             EngineEvent::TrackStarted { track_id, info } if *track_id == track => {
-                Some(info.clone())
+                Some((**info).clone())
             }
             _ => None,
         })
@@ -345,7 +347,7 @@ fn seek_case(c: Container, heard: u64, target_ms: u64, pause: bool) {
     let frames = RATE as usize * 4;
     let src = write_position_coded(dir.path(), "counter", frames, 0, c);
     let out = dir.path().join("out.wav");
-    let (engine, events) = start_engine(&format!("seek-{c:?}"));
+    let (engine, events) = start_engine_unfaded(&format!("seek-{c:?}"));
     let gate = Gate::allowing(heard);
     engine.apply_route(gated_route(&out, &gate)).unwrap();
     let id = engine.play(&src).unwrap();
@@ -462,7 +464,7 @@ fn seek_in_heard_track_after_decoder_moved_on_keeps_queued_track() {
     let a = write_position_coded(dir.path(), "a", a_frames, 1, Container::Wav);
     let b = write_position_coded(dir.path(), "b", b_frames, 2, Container::Wav);
     let out = dir.path().join("out.wav");
-    let (engine, events) = start_engine("seek-moved-on");
+    let (engine, events) = start_engine_unfaded("seek-moved-on");
     let gate = Gate::allowing(2000);
     engine.apply_route(gated_route(&out, &gate)).unwrap();
     let ida = engine.play(&a).unwrap();
@@ -573,7 +575,7 @@ fn pause_stops_sample_flow_on_paced_null_sink() {
         2,
         &tone_i16(RATE, RATE as usize * 20, 440.0, 0.3),
     );
-    let (engine, events) = start_engine("pause");
+    let (engine, events) = start_engine_unfaded("pause");
     engine.apply_route(Box::new(BuiltinRoute::Null)).unwrap();
     let id = engine.play(&src).unwrap();
     wait_frames_written(&engine, 4410);
@@ -631,7 +633,7 @@ fn pause_and_resume_lose_no_samples() {
     let src = dir.path().join("music.wav");
     write_wav_i16(&src, RATE, 2, &input);
     let out = dir.path().join("out.wav");
-    let (engine, events) = start_engine("pause-exact");
+    let (engine, events) = start_engine_unfaded("pause-exact");
     let gate = Gate::allowing(5000);
     engine.apply_route(gated_route(&out, &gate)).unwrap();
     let id = engine.play(&src).unwrap();
@@ -782,7 +784,7 @@ fn play_replaces_the_current_track_at_once() {
     let a = write_position_coded(dir.path(), "a", RATE as usize * 3, 1, Container::Wav);
     let b = write_position_coded(dir.path(), "b", RATE as usize, 2, Container::Wav);
     let out = dir.path().join("out.wav");
-    let (engine, events) = start_engine("replace");
+    let (engine, events) = start_engine_unfaded("replace");
     let gate = Gate::allowing(3000);
     engine.apply_route(gated_route(&out, &gate)).unwrap();
     let ida = engine.play(&a).unwrap();
@@ -1236,6 +1238,7 @@ fn counted_engine(name: &str) -> (Engine, ThreadCounter, std::sync::Arc<Events>)
         EngineConfig {
             name: name.into(),
             threads: threads.clone(),
+            ..Default::default()
         },
         events.handler(),
     )

@@ -11,7 +11,8 @@ use std::time::Duration;
 pub use stellatune_runtime_host::{
     AudioError, BuiltinRoute, ClientSession, EngineEvent, EngineStatus, HostConfig, HostError,
     HostEvent, HostNotice, InitOutcome, LifecycleState, LogFormat, MetricsSnapshot, OutputRoute,
-    PlaybackState, PluginRoute, Result, RuntimeHost, TrackId, TrackInfo, TrackSource,
+    PlaybackState, PluginRoute, ReplayGainMode, ReplayGainSettings, Result, RuntimeHost, TrackId,
+    TrackInfo, TrackSource,
 };
 pub use stellatune_runtime_host::{
     Cover, CoverInfo, MediaInfo, MediaTags, ReplayGain, probe_media, read_cover,
@@ -96,6 +97,14 @@ impl<'h> Player<'h> {
 
     pub fn set_volume(&self, volume: f32) -> Result<()> {
         self.host.set_volume(self.session.id, volume)
+    }
+
+    /// ReplayGain for the engine (shared by every client).
+    pub fn set_replaygain(
+        &self,
+        settings: stellatune_runtime_host::ReplayGainSettings,
+    ) -> Result<()> {
+        self.host.set_replaygain(self.session.id, settings)
     }
 
     pub fn apply_route(&self, route: impl Into<OutputRoute>) -> Result<()> {

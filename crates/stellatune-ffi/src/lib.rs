@@ -267,6 +267,30 @@ pub extern "C" fn stellatune_player_set_volume(client: u64, volume: c_float) -> 
     })
 }
 
+/// Sets how ReplayGain applies, from JSON:
+/// `{"mode":"track","preamp_db":0.0,"prevent_clipping":true,"fallback_db":0.0}`. `mode` is
+/// `"off"`, `"track"` (the album's gain when the track has none) or `"album"` (the track's
+/// when the album has none); the rest may be left out (defaults as shown). `preamp_db` is
+/// added to the file's gain; `prevent_clipping` limits the gain so that the file's stated
+/// peak stays at full scale; `fallback_db` is the gain of a file without the value (no
+/// preamp). Both gains are -24 to 24 dB. The setting is global (one engine): it ramps in
+/// within the track playing and applies to every later one, switching exactly at a gapless
+/// join. Blocks for the engine's answer (milliseconds, at most 5 s). Errors:
+/// `INVALID_ARGUMENT` (NULL, non-UTF-8, malformed JSON, unknown mode or field, a gain out
+/// of range; the message names it), `NOT_INITIALIZED`, client errors, `TIMEOUT`.
+///
+/// # Safety
+/// `json` must be NULL or a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn stellatune_player_set_replaygain(client: u64, json: *const c_char) -> i32 {
+    ffi_call("stellatune_player_set_replaygain", || {
+        // SAFETY: the caller guarantees `json` is NULL or NUL-terminated.
+        let json = unsafe { str_arg(json, "json") }?;
+        let settings = wire::parse_replaygain(json)?;
+        Ok(host().set_replaygain(client, settings)?)
+    })
+}
+
 /// Sets the output route from JSON: `{"kind":"null"}` (discard at real-time pace),
 /// `{"kind":"wav","path":"/tmp/out.wav","paced":true}` (32-bit float WAV; `paced` defaults to
 /// true), `{"kind":"device"}` (default output device; builds with the `device` feature) or

@@ -61,6 +61,10 @@ pub struct TrackInfo {
     pub channels: u16,
     pub total_frames: Option<u64>,
     pub duration_ms: Option<u64>,
+    /// The file's tags, as `stellatune_media_probe_json` shows them.
+    pub tags: MediaTags,
+    /// The file's ReplayGain values, as `stellatune_media_probe_json` shows them.
+    pub replaygain: ReplayGain,
 }
 
 impl From<&host::TrackInfo> for TrackInfo {
@@ -73,6 +77,8 @@ impl From<&host::TrackInfo> for TrackInfo {
             channels: info.channels,
             total_frames: info.total_frames,
             duration_ms: info.duration_ms,
+            tags: (&info.tags).into(),
+            replaygain: info.replaygain.into(),
         }
     }
 }
@@ -87,7 +93,7 @@ pub enum Event {
     TrackStarted {
         track_id: u64,
         #[serde(flatten)]
-        track: TrackInfo,
+        track: Box<TrackInfo>,
     },
     Position {
         track_id: u64,
@@ -150,7 +156,7 @@ impl From<&EngineEvent> for Event {
             },
             EngineEvent::TrackStarted { track_id, info } => Event::TrackStarted {
                 track_id: *track_id,
-                track: info.into(),
+                track: Box::new(info.as_ref().into()),
             },
             EngineEvent::Position {
                 track_id,
@@ -336,10 +342,34 @@ pub struct CoverInfo {
     pub bytes: u64,
 }
 
+impl From<&host::MediaTags> for MediaTags {
+    fn from(tags: &host::MediaTags) -> Self {
+        Self {
+            title: tags.title.clone(),
+            artist: tags.artist.clone(),
+            album: tags.album.clone(),
+            album_artist: tags.album_artist.clone(),
+            track_number: tags.track_number,
+            disc_number: tags.disc_number,
+            date: tags.date.clone(),
+            genre: tags.genre.clone(),
+        }
+    }
+}
+
+impl From<host::ReplayGain> for ReplayGain {
+    fn from(rg: host::ReplayGain) -> Self {
+        Self {
+            track_gain_db: rg.track_gain_db,
+            track_peak: rg.track_peak,
+            album_gain_db: rg.album_gain_db,
+            album_peak: rg.album_peak,
+        }
+    }
+}
+
 impl From<&host::MediaInfo> for MediaInfo {
     fn from(info: &host::MediaInfo) -> Self {
-        let tags = &info.tags;
-        let rg = &info.replaygain;
         Self {
             // Paths reach the runtime as UTF-8 C strings, so nothing is lost here.
             path: info.path.to_string_lossy().into_owned(),
@@ -349,22 +379,8 @@ impl From<&host::MediaInfo> for MediaInfo {
             bits_per_sample: info.bits_per_sample,
             total_frames: info.total_frames,
             duration_ms: info.duration_ms,
-            tags: MediaTags {
-                title: tags.title.clone(),
-                artist: tags.artist.clone(),
-                album: tags.album.clone(),
-                album_artist: tags.album_artist.clone(),
-                track_number: tags.track_number,
-                disc_number: tags.disc_number,
-                date: tags.date.clone(),
-                genre: tags.genre.clone(),
-            },
-            replaygain: ReplayGain {
-                track_gain_db: rg.track_gain_db,
-                track_peak: rg.track_peak,
-                album_gain_db: rg.album_gain_db,
-                album_peak: rg.album_peak,
-            },
+            tags: (&info.tags).into(),
+            replaygain: info.replaygain.into(),
             cover: info.cover.as_ref().map(|c| CoverInfo {
                 mime: c.mime.clone(),
                 bytes: c.bytes,
@@ -590,7 +606,85 @@ pub struct Config {
     pub log_max_files: Option<usize>,
     pub event_queue_capacity: Option<usize>,
     pub shutdown_timeout_ms: Option<u64>,
+    pub replaygain: Option<ReplayGainConfig>,
     pub fault_injection: Option<FaultInjection>,
+}
+
+/// `"off"`, `"track"` or `"album"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplayGainMode {
+    Off,
+    Track,
+    Album,
+}
+
+/// `{"mode":"track","preamp_db":0.0,"prevent_clipping":true,"fallback_db":0.0}`: what
+/// `stellatune_player_set_replaygain` takes; all but `mode` may be left out.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayGainJson {
+    pub mode: ReplayGainMode,
+    #[serde(default)]
+    pub preamp_db: f32,
+    #[serde(default = "clipping_prevented_by_default")]
+    pub prevent_clipping: bool,
+    #[serde(default)]
+    pub fallback_db: f32,
+}
+
+fn clipping_prevented_by_default() -> bool {
+    true
+}
+
+/// The config's `replaygain`: a mode alone (`"track"`) or the whole object.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "\"off\", \"track\", \"album\" or an object with `mode`"
+)]
+pub enum ReplayGainConfig {
+    Mode(ReplayGainMode),
+    Settings(ReplayGainJson),
+}
+
+impl From<ReplayGainJson> for host::ReplayGainSettings {
+    fn from(j: ReplayGainJson) -> Self {
+        host::ReplayGainSettings {
+            mode: match j.mode {
+                ReplayGainMode::Off => host::ReplayGainMode::Off,
+                ReplayGainMode::Track => host::ReplayGainMode::Track,
+                ReplayGainMode::Album => host::ReplayGainMode::Album,
+            },
+            preamp_db: j.preamp_db,
+            prevent_clipping: j.prevent_clipping,
+            fallback_db: j.fallback_db,
+        }
+    }
+}
+
+impl From<ReplayGainConfig> for host::ReplayGainSettings {
+    fn from(c: ReplayGainConfig) -> Self {
+        match c {
+            ReplayGainConfig::Mode(mode) => ReplayGainJson {
+                mode,
+                preamp_db: 0.0,
+                prevent_clipping: true,
+                fallback_db: 0.0,
+            }
+            .into(),
+            ReplayGainConfig::Settings(s) => s.into(),
+        }
+    }
+}
+
+/// Parses and validates `stellatune_player_set_replaygain`'s JSON.
+pub(crate) fn parse_replaygain(json: &str) -> FfiResult<host::ReplayGainSettings> {
+    let settings: host::ReplayGainSettings = parse::<ReplayGainJson>(json, "replaygain")?.into();
+    settings
+        .validate()
+        .map_err(|e| FfiError::invalid(format_args!("{e}")))?;
+    Ok(settings)
 }
 
 impl From<Config> for HostConfig {
@@ -607,6 +701,7 @@ impl From<Config> for HostConfig {
             log_max_files: c.log_max_files,
             event_queue_capacity: c.event_queue_capacity,
             shutdown_timeout_ms: c.shutdown_timeout_ms,
+            replaygain: c.replaygain.map(Into::into),
             fault_injection: c.fault_injection.map(|f| host::FaultInjection {
                 leak_thread_per_attach: f.leak_thread_per_attach,
                 skip_eviction: f.skip_eviction,
@@ -654,6 +749,12 @@ pub struct WavRoute {
     /// Real-time pace; `false` renders as fast as possible.
     #[serde(default = "paced_by_default")]
     pub paced: bool,
+    /// A fixed channel count for the file (1 to 8); every track is mixed to it.
+    #[serde(default)]
+    pub channels: Option<u16>,
+    /// A fixed sample rate for the file (8000 to 384000 Hz); every track is resampled to it.
+    #[serde(default)]
+    pub sample_rate: Option<u32>,
 }
 
 fn paced_by_default() -> bool {
@@ -704,6 +805,8 @@ impl From<Route> for OutputRoute {
             Route::Wav(wav) => host::BuiltinRoute::Wav {
                 path: wav.path,
                 paced: wav.paced,
+                channels: wav.channels,
+                sample_rate: wav.sample_rate,
             }
             .into(),
             Route::Plugin(p) => {
@@ -782,6 +885,17 @@ mod tests {
             channels: 2,
             total_frames: Some(88_200),
             duration_ms: Some(2_000),
+            tags: host::MediaTags {
+                title: Some("Song".into()),
+                artist: Some("Artist".into()),
+                track_number: Some(3),
+                ..Default::default()
+            },
+            replaygain: host::ReplayGain {
+                track_gain_db: Some(-6.5),
+                track_peak: Some(0.99),
+                ..Default::default()
+            },
         }
     }
 
@@ -801,9 +915,9 @@ mod tests {
         assert_eq!(
             json(engine(EngineEvent::TrackStarted {
                 track_id: 1,
-                info: track()
+                info: Box::new(track())
             })),
-            r#"{"type":"track_started","track_id":1,"path":"/music/a.flac","codec":"flac","sample_rate":44100,"channels":2,"total_frames":88200,"duration_ms":2000}"#
+            r#"{"type":"track_started","track_id":1,"path":"/music/a.flac","codec":"flac","sample_rate":44100,"channels":2,"total_frames":88200,"duration_ms":2000,"tags":{"title":"Song","artist":"Artist","album":null,"album_artist":null,"track_number":3,"disc_number":null,"date":null,"genre":null},"replaygain":{"track_gain_db":-6.5,"track_peak":0.99,"album_gain_db":null,"album_peak":null}}"#
         );
         let mut open_ended = track();
         open_ended.total_frames = None;
@@ -811,9 +925,9 @@ mod tests {
         assert_eq!(
             json(engine(EngineEvent::TrackStarted {
                 track_id: 2,
-                info: open_ended
+                info: Box::new(open_ended)
             })),
-            r#"{"type":"track_started","track_id":2,"path":"/music/a.flac","codec":"flac","sample_rate":44100,"channels":2,"total_frames":null,"duration_ms":null}"#
+            r#"{"type":"track_started","track_id":2,"path":"/music/a.flac","codec":"flac","sample_rate":44100,"channels":2,"total_frames":null,"duration_ms":null,"tags":{"title":"Song","artist":"Artist","album":null,"album_artist":null,"track_number":3,"disc_number":null,"date":null,"genre":null},"replaygain":{"track_gain_db":-6.5,"track_peak":0.99,"album_gain_db":null,"album_peak":null}}"#
         );
         assert_eq!(
             json(engine(EngineEvent::Position {
@@ -963,7 +1077,7 @@ mod tests {
         };
         assert_eq!(
             to_json(&PlayerStatus::from(&playing)).unwrap(),
-            r#"{"state":"playing","track_id":1,"track":{"path":"/music/a.flac","codec":"flac","sample_rate":44100,"channels":2,"total_frames":88200,"duration_ms":2000},"position_ms":250,"volume":0.5,"route":"null","output_spec":{"sample_rate":48000,"channels":2},"queued_next":2,"frames_written":4096}"#
+            r#"{"state":"playing","track_id":1,"track":{"path":"/music/a.flac","codec":"flac","sample_rate":44100,"channels":2,"total_frames":88200,"duration_ms":2000,"tags":{"title":"Song","artist":"Artist","album":null,"album_artist":null,"track_number":3,"disc_number":null,"date":null,"genre":null},"replaygain":{"track_gain_db":-6.5,"track_peak":0.99,"album_gain_db":null,"album_peak":null}},"position_ms":250,"volume":0.5,"route":"null","output_spec":{"sample_rate":48000,"channels":2},"queued_next":2,"frames_written":4096}"#
         );
     }
 
@@ -1144,6 +1258,7 @@ mod tests {
                 log_max_files: Some(3),
                 event_queue_capacity: Some(4),
                 shutdown_timeout_ms: Some(100),
+                replaygain: None,
                 fault_injection: None,
             }
         );
@@ -1180,6 +1295,63 @@ mod tests {
     }
 
     #[test]
+    fn replaygain_is_a_mode_or_the_whole_object_in_the_config_and_the_command() {
+        use host::{ReplayGainMode as M, ReplayGainSettings as S};
+        let config = |json: &str| parse_config(json).map(|c| c.replaygain);
+        assert_eq!(
+            config(r#"{"replaygain":"album"}"#).unwrap(),
+            Some(S {
+                mode: M::Album,
+                ..S::default()
+            })
+        );
+        assert_eq!(
+            config(r#"{"replaygain":{"mode":"track","preamp_db":-3.5,"prevent_clipping":false,"fallback_db":-6}}"#)
+                .unwrap(),
+            Some(S {
+                mode: M::Track,
+                preamp_db: -3.5,
+                prevent_clipping: false,
+                fallback_db: -6.0,
+            })
+        );
+        assert_eq!(config("{}").unwrap(), None);
+        let m = config(r#"{"replaygain":"loud"}"#).unwrap_err().message;
+        assert!(m.contains("`replaygain`"), "{m}");
+        let m = config(r#"{"replaygain":{"mode":"track","preamp_db":30}}"#)
+            .unwrap_err()
+            .message;
+        assert!(m.contains("preamp_db"), "{m}");
+
+        assert_eq!(
+            parse_replaygain(r#"{"mode":"track"}"#).unwrap(),
+            S {
+                mode: M::Track,
+                preamp_db: 0.0,
+                prevent_clipping: true,
+                fallback_db: 0.0,
+            }
+        );
+        assert_eq!(
+            parse_replaygain(r#"{"mode":"off","preamp_db":2}"#)
+                .unwrap()
+                .mode,
+            M::Off
+        );
+        let error = |json: &str| {
+            let e = parse_replaygain(json).unwrap_err();
+            assert_eq!(e.code, Status::InvalidArgument, "{json}");
+            e.message
+        };
+        assert!(error("{}").contains("mode"));
+        assert!(error(r#"{"mode":"loud"}"#).contains("loud"));
+        assert!(error(r#"{"mode":"track","gain":1}"#).contains("unknown field `gain`"));
+        assert!(error(r#"{"mode":"track","preamp_db":"x"}"#).contains("`preamp_db`"));
+        assert!(error(r#"{"mode":"track","fallback_db":-25}"#).contains("fallback_db"));
+        assert!(error("track").starts_with("invalid argument: replaygain: "));
+    }
+
+    #[test]
     fn fault_injection_only_in_builds_that_allow_it() {
         let parsed = parse_config(r#"{"fault_injection":{"skip_eviction":true}}"#);
         // This crate's feature turns on the host's; the host's alone (another crate's tests
@@ -1212,7 +1384,9 @@ mod tests {
             route(r#"{"kind":"wav","path":"/tmp/x.wav"}"#),
             host::BuiltinRoute::Wav {
                 path: "/tmp/x.wav".into(),
-                paced: true
+                paced: true,
+                channels: None,
+                sample_rate: None,
             }
             .into()
         );
@@ -1220,7 +1394,19 @@ mod tests {
             route(r#"{"kind":"wav","path":"/tmp/x.wav","paced":false}"#),
             host::BuiltinRoute::Wav {
                 path: "/tmp/x.wav".into(),
-                paced: false
+                paced: false,
+                channels: None,
+                sample_rate: None,
+            }
+            .into()
+        );
+        assert_eq!(
+            route(r#"{"kind":"wav","path":"/tmp/x.wav","channels":2,"sample_rate":44100}"#),
+            host::BuiltinRoute::Wav {
+                path: "/tmp/x.wav".into(),
+                paced: true,
+                channels: Some(2),
+                sample_rate: Some(44_100),
             }
             .into()
         );
@@ -1246,6 +1432,14 @@ mod tests {
         assert!(error(r#"{"kind":"wav","path":5}"#).contains("route: `path`: "));
         assert!(
             error(r#"{"kind":"wav","path":"/x.wav","paced":"yes"}"#).contains("route: `paced`: ")
+        );
+        assert!(
+            error(r#"{"kind":"wav","path":"/x.wav","channels":-1}"#)
+                .contains("route: `channels`: ")
+        );
+        assert!(
+            error(r#"{"kind":"wav","path":"/x.wav","sample_rate":"44100"}"#)
+                .contains("route: `sample_rate`: ")
         );
         let m = error(r#"{"kind":"speaker"}"#);
         assert!(
@@ -1506,6 +1700,8 @@ mod fuzz {
                 OutputRoute::Builtin(host::BuiltinRoute::Wav {
                     path: PathBuf::from(&path),
                     paced: paced.unwrap_or(true),
+                    channels: None,
+                    sample_rate: None,
                 })
             );
             prop_assert_eq!(
@@ -1568,6 +1764,7 @@ mod fuzz {
                 log_max_files,
                 event_queue_capacity,
                 shutdown_timeout_ms,
+                replaygain: None,
                 fault_injection: None,
             };
             let mut text = serde_json::Map::new();

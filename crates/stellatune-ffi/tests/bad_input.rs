@@ -44,6 +44,7 @@ fn not_utf8() -> CString {
 fn every_client_call_fails(client: u64, wav: &Path, want: i32, needle: &str) {
     let path = path_c(wav);
     let route = c(r#"{"kind":"null"}"#);
+    let replaygain = c(r#"{"mode":"track"}"#);
     let mut buf = vec![0 as c_char; 4096];
     let mut len = 0usize;
     type Call<'a> = Box<dyn Fn() -> i32 + 'a>;
@@ -73,6 +74,11 @@ fn every_client_call_fails(client: u64, wav: &Path, want: i32, needle: &str) {
         (
             "set_volume",
             Box::new(|| stellatune_player_set_volume(client, 0.5)),
+        ),
+        (
+            "set_replaygain",
+            // SAFETY: see the note above the list.
+            Box::new(|| unsafe { stellatune_player_set_replaygain(client, replaygain.as_ptr()) }),
         ),
         (
             "route_apply",
@@ -522,6 +528,27 @@ fn playback_errors_have_their_own_codes() {
         STELLATUNE_ERR_INVALID_ARGUMENT,
         &["volume"],
     );
+    // SAFETY: NULL is a documented input.
+    let rc = unsafe { stellatune_player_set_replaygain(client, null()) };
+    expect_err(rc, STELLATUNE_ERR_INVALID_ARGUMENT, &["json"]);
+    let bad_utf8 = not_utf8();
+    // SAFETY: a live CString.
+    let rc = unsafe { stellatune_player_set_replaygain(client, bad_utf8.as_ptr()) };
+    expect_err(rc, STELLATUNE_ERR_INVALID_ARGUMENT, &["json"]);
+    for (json, needle) in [
+        ("{", "replaygain"),
+        (r#"{"mode":"loud"}"#, "loud"),
+        (r#"{"mode":"track","extra":1}"#, "extra"),
+        (r#"{"mode":"track","preamp_db":99}"#, "preamp_db"),
+    ] {
+        let json = c(json);
+        // SAFETY: a live CString.
+        let rc = unsafe { stellatune_player_set_replaygain(client, json.as_ptr()) };
+        expect_err(rc, STELLATUNE_ERR_INVALID_ARGUMENT, &[needle]);
+    }
+    let album = c(r#"{"mode":"album","preamp_db":-2.5,"prevent_clipping":false}"#);
+    // SAFETY: a live CString.
+    ok(unsafe { stellatune_player_set_replaygain(client, album.as_ptr()) });
 
     ok(play(client, &wav));
     // SAFETY: a live CString.

@@ -36,6 +36,8 @@ pub struct HostConfig {
     pub event_queue_capacity: Option<usize>,
     /// How long shutdown waits for the runtime's threads. Default 5000.
     pub shutdown_timeout_ms: Option<u64>,
+    /// ReplayGain from the start (a client may change it). Default off.
+    pub replaygain: Option<stellatune_audio::ReplayGainSettings>,
     /// Deliberate defects, for proving that leak gates fail when they should. Accepted only
     /// by builds with the `fault-injection` cargo feature, which release artifacts leave off;
     /// elsewhere `validate` refuses it with an error that says so.
@@ -65,6 +67,11 @@ impl HostConfig {
             return Err(HostError::InvalidArgument(
                 "config: event_queue_capacity must be greater than 0".into(),
             ));
+        }
+        if let Some(replaygain) = &self.replaygain {
+            replaygain
+                .validate()
+                .map_err(|e| HostError::InvalidArgument(format!("config: {e}")))?;
         }
         if let Some(filter) = &self.log_filter {
             crate::logging::parse_filter(filter)?;

@@ -487,6 +487,16 @@ impl RuntimeHost {
         self.client_command(id, |_, e| e.set_volume(volume))
     }
 
+    /// How ReplayGain applies, for every client (there is one engine): from now on in the
+    /// track playing, and to every later track. A restarted engine keeps it.
+    pub fn set_replaygain(
+        &self,
+        id: u64,
+        settings: stellatune_audio::ReplayGainSettings,
+    ) -> Result<()> {
+        self.client_command(id, |r, e| r.set_replaygain(e, settings))
+    }
+
     pub fn apply_route(&self, id: u64, route: OutputRoute) -> Result<()> {
         let call = self.enter_client(id)?;
         // A plugin sink instance is created here, on the caller's thread, with no gate held.

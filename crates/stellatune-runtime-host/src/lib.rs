@@ -33,8 +33,8 @@ pub use metrics::{AUDIO_UNDERRUNS_TOTAL, MetricsSnapshot};
 pub use ports::{EventPort, HEARTBEAT_AFTER, PORT_CLOSED};
 pub use route::{DspSpec, OutputRoute, PluginRoute};
 pub use stellatune_audio::{
-    AudioError, BuiltinRoute, EngineEvent, EngineStatus, PlaybackState, SinkError, TrackId,
-    TrackInfo, TrackSource,
+    AudioError, BuiltinRoute, EngineEvent, EngineStatus, PlaybackState, ReplayGainMode,
+    ReplayGainSettings, SinkError, TrackId, TrackInfo, TrackSource,
 };
 /// What a media file holds (format, tags, ReplayGain, cover), read without an engine: the C
 /// ABI's `stellatune_media_*` functions and the CLI's `info` use these.

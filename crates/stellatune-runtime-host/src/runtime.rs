@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use stellatune_audio::{AudioError, Engine, EngineConfig, ThreadCounter};
+use stellatune_audio::{AudioError, Engine, EngineConfig, ReplayGainSettings, ThreadCounter};
 
 use crate::config::HostConfig;
 use crate::engine_slot::EngineSlot;
@@ -29,6 +29,8 @@ pub(crate) struct Runtime {
     pub output: Output,
     pub plugins: PluginOps,
     pub config: HostConfig,
+    /// ReplayGain as the config or a client set it last: a restarted engine keeps it.
+    replaygain: std::sync::Mutex<ReplayGainSettings>,
 }
 
 impl Runtime {
@@ -41,7 +43,8 @@ impl Runtime {
         config: HostConfig,
         plugins: PluginOps,
     ) -> Result<Self> {
-        let engine = start_engine(name, sessions, threads)?;
+        let replaygain = config.replaygain.unwrap_or_default();
+        let engine = start_engine(name, sessions, threads, replaygain)?;
         Ok(Self {
             name: name.to_owned(),
             sessions: sessions.clone(),
@@ -51,11 +54,29 @@ impl Runtime {
             output: Output::default(),
             plugins,
             config,
+            replaygain: std::sync::Mutex::new(replaygain),
         })
     }
 
     pub fn engine(&self) -> Arc<Engine> {
         self.engine.get()
+    }
+
+    fn replaygain(&self) -> std::sync::MutexGuard<'_, ReplayGainSettings> {
+        self.replaygain
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Applies `settings` to `engine` and keeps them for a restarted engine.
+    pub fn set_replaygain(
+        &self,
+        engine: &Engine,
+        settings: ReplayGainSettings,
+    ) -> std::result::Result<(), AudioError> {
+        engine.set_replaygain(settings)?;
+        *self.replaygain() = settings;
+        Ok(())
     }
 
     /// What plugin operations act on: these sessions, this output, this runtime's engine.
@@ -116,7 +137,8 @@ impl Runtime {
             }
             // The control thread is gone: joining it is immediate.
             let _ = dead.shutdown(Duration::from_millis(100));
-            let fresh = match start_engine(&self.name, &self.sessions, &self.threads) {
+            let replaygain = *self.replaygain();
+            let fresh = match start_engine(&self.name, &self.sessions, &self.threads, replaygain) {
                 Ok(engine) => engine,
                 Err(e) => {
                     tracing::error!(host = %self.name, error = %e, "the engine died and could not be restarted");
@@ -180,12 +202,19 @@ impl Watched for Runtime {
 }
 
 /// Starts an engine whose events go to every live client.
-fn start_engine(name: &str, sessions: &Arc<Sessions>, threads: &ThreadCounter) -> Result<Engine> {
+fn start_engine(
+    name: &str,
+    sessions: &Arc<Sessions>,
+    threads: &ThreadCounter,
+    replaygain: ReplayGainSettings,
+) -> Result<Engine> {
     let sessions = sessions.clone();
     Ok(Engine::start(
         EngineConfig {
             name: name.to_owned(),
             threads: threads.clone(),
+            replaygain,
+            ..Default::default()
         },
         Arc::new(move |event| sessions.broadcast(HostEvent::Engine(event))),
     )?)

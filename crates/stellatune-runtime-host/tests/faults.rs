@@ -380,6 +380,8 @@ fn an_unusable_data_dir_leaves_builtin_routes_working_and_plugins_unavailable() 
         BuiltinRoute::Wav {
             path: wav.clone(),
             paced: false,
+            channels: None,
+            sample_rate: None,
         }
         .into(),
     )
@@ -426,6 +428,8 @@ fn a_wav_sink_whose_writes_fail_reports_an_error_stops_and_the_next_route_plays(
         BuiltinRoute::Wav {
             path: "/dev/full".into(),
             paced: false,
+            channels: None,
+            sample_rate: None,
         }
         .into(),
     )
@@ -462,6 +466,8 @@ fn a_wav_sink_whose_writes_fail_reports_an_error_stops_and_the_next_route_plays(
         BuiltinRoute::Wav {
             path: wav.clone(),
             paced: false,
+            channels: None,
+            sample_rate: None,
         }
         .into(),
     )

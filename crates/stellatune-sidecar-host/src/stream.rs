@@ -411,6 +411,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_paced_device_takes_half_the_ring_per_period_unless_asked_for_more() {
+        // The default 200 ms ring at 44.1 kHz: the client asks for a quarter.
+        assert_eq!(paced_period(2_205, 8_820), 4_410);
+        assert_eq!(paced_period(6_000, 8_820), 6_000);
+        assert_eq!(paced_period(64, 1), 64);
+    }
+
+    #[test]
     fn period_time_is_exact() {
         assert_eq!(period_time(48_000, 48_000), Duration::from_secs(1));
         assert_eq!(period_time(441, 44_100), Duration::from_millis(10));

@@ -46,7 +46,9 @@ pub(super) fn run_control(
     events: EventHandler,
     underruns: Arc<AtomicU64>,
     progress: Arc<OutputProgress>,
+    settings: (crate::gain::ReplayGainSettings, u32),
 ) {
+    let (replaygain, fade_ms) = settings;
     let (worker_cmd_tx, worker_cmd_rx) = unbounded();
     let (worker_msg_tx, worker_msg_rx) = bounded(WORKER_QUEUE_BLOCKS);
     let fail = |what: &str, e: std::io::Error| {
@@ -62,7 +64,7 @@ pub(super) fn run_control(
         Ok(handle) => handle,
         Err(e) => return fail("decode worker", e),
     };
-    let shared: SharedPlayback = Arc::new(Mutex::new(Playback::new(events.clone())));
+    let shared: SharedPlayback = Arc::new(Mutex::new(Playback::new(events.clone(), replaygain)));
     let (output_tx, output_rx) = unbounded();
     let output = {
         let shared = shared.clone();
@@ -77,6 +79,7 @@ pub(super) fn run_control(
                 worker_msg_rx,
                 underruns,
                 progress,
+                fade_ms,
             )
         })
     };
@@ -220,6 +223,11 @@ impl Control {
             Command::SetVolume(volume, reply) => {
                 // The output thread reads it before each write and ramps to it.
                 lock(&self.shared).volume = volume;
+                let _ = reply.send(Ok(()));
+            }
+            Command::SetReplayGain(settings, reply) => {
+                // Read by the output thread before each write, like the volume.
+                lock(&self.shared).replaygain = settings;
                 let _ = reply.send(Ok(()));
             }
             Command::ApplyRoute(factory, reply) => {

@@ -44,6 +44,15 @@ impl Engine {
         let counted = underruns.clone();
         let progress = Arc::new(OutputProgress::default());
         let tracked = progress.clone();
+        config.replaygain.validate()?;
+        if config.fade_ms > super::output::MAX_FADE_MS {
+            return Err(AudioError::InvalidArgument(format!(
+                "fade_ms must be at most {} ms, got {}",
+                super::output::MAX_FADE_MS,
+                config.fade_ms
+            )));
+        }
+        let settings = (config.replaygain, config.fade_ms);
         let control = config
             .threads
             .spawn(&format!("{name}-control"), move || {
@@ -52,7 +61,7 @@ impl Engine {
                 // `EngineStopped`, and the owner (the runtime host) restarts the engine.
                 let engine_name = name.clone();
                 let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
-                    run_control(name, threads, cmd_rx, events, counted, tracked)
+                    run_control(name, threads, cmd_rx, events, counted, tracked, settings)
                 }));
                 if let Err(panic) = ran {
                     let message = panic
@@ -144,6 +153,13 @@ impl Engine {
             )));
         }
         self.request(|r| Command::SetVolume(volume, r))
+    }
+
+    /// How ReplayGain applies from now on: to the rest of the track playing (with a short
+    /// ramp) and to every track after it.
+    pub fn set_replaygain(&self, settings: crate::gain::ReplayGainSettings) -> Result<()> {
+        settings.validate()?;
+        self.request(|r| Command::SetReplayGain(settings, r))
     }
 
     /// Checks the route on the calling thread ([`SinkFactory::validate`]), then hands it to

@@ -29,6 +29,7 @@ use crossbeam_channel::Sender;
 
 use crate::error::Result;
 use crate::event::{EngineEvent, EventHandler, PlaybackState, TrackId};
+use crate::gain::ReplayGainSettings;
 use crate::sink::SinkFactory;
 use crate::source::{TrackInfo, TrackSource};
 use stellatune_core::DspStage;
@@ -42,13 +43,24 @@ pub struct EngineConfig {
     /// Used for thread names, so several engines in one process (tests) stay apart in logs.
     pub name: String,
     pub threads: ThreadCounter,
+    /// ReplayGain from the start; [`Engine::set_replaygain`] changes it.
+    pub replaygain: ReplayGainSettings,
+    /// The length of the fades on pause, resume, stop, seek and a track switch that is not
+    /// gapless, in ms (0 to 100): short enough to feel instant, long enough not to click.
+    /// 0 cuts the waveform as it is (what a sample editor wants). Default 5.
+    pub fade_ms: u32,
 }
+
+/// The default of [`EngineConfig::fade_ms`].
+pub const DEFAULT_FADE_MS: u32 = 5;
 
 impl Default for EngineConfig {
     fn default() -> Self {
         Self {
             name: "stellatune".into(),
             threads: ThreadCounter::new(),
+            replaygain: ReplayGainSettings::default(),
+            fade_ms: DEFAULT_FADE_MS,
         }
     }
 }
@@ -77,6 +89,7 @@ enum Command {
     Stop(Reply<()>),
     Seek(u64, Reply<()>),
     SetVolume(f32, Reply<()>),
+    SetReplayGain(ReplayGainSettings, Reply<()>),
     ApplyRoute(Box<dyn SinkFactory>, Reply<()>),
     ClearRoute(Reply<()>),
     SetDspChain(Vec<Box<dyn DspStage>>, Reply<()>),

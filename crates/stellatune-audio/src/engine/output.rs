@@ -32,8 +32,11 @@ use stellatune_core::{DspStage, StreamSpec};
 
 /// The most frames offered to a sink in one write, so volume changes apply promptly.
 const WRITE_FRAMES: usize = 2048;
-/// One-pole smoothing per frame for volume changes: about 5 ms to settle, no clicks.
+/// One-pole smoothing per frame for volume and ReplayGain changes within a track: about
+/// 5 ms to settle, no clicks.
 const VOLUME_SMOOTHING: f32 = 0.005;
+/// The longest fade an engine takes ([`super::EngineConfig::fade_ms`]).
+pub(super) const MAX_FADE_MS: u32 = 100;
 /// The shortest sleep on a full sink: below it a wake-up costs more than it gains.
 const MIN_WAIT: Duration = Duration::from_millis(2);
 /// The longest sleep on a full sink, so a sink whose queue estimate is off is retried.
@@ -91,6 +94,9 @@ struct Pending {
     track_id: TrackId,
     samples: Vec<f32>,
     offset: usize,
+    /// The fade-out of a stream that was stopped or moved (stop, seek, a new track): written
+    /// as it is, counted for no track.
+    tail: bool,
 }
 
 /// The last track's blocks are all in the sink: wait until it has played them.
@@ -111,6 +117,15 @@ pub(super) struct Output {
     pending: Option<Pending>,
     draining: Option<Drain>,
     applied_volume: f32,
+    /// The ReplayGain factor applied last, and the track it belongs to: a new track's factor
+    /// applies from its first frame (exactly at a gapless join), a changed setting ramps.
+    applied_replaygain: f32,
+    replaygain_track: Option<TrackId>,
+    /// The fade envelope of the last frame written: 1 while playing, 0 once a pause's or a
+    /// stop's fade-out is done; a fade-in ramps it back.
+    fade: f32,
+    /// The length of those fades; 0 turns them off.
+    fade_ms: u32,
     scratch: Vec<f32>,
     pub(super) dsp: Vec<Box<dyn DspStage>>,
     /// The spec the DSP chain was last prepared for.
@@ -127,6 +142,7 @@ pub(super) fn run_output(
     worker_rx: Receiver<WorkerMsg>,
     underruns: UnderrunCounter,
     progress: Arc<OutputProgress>,
+    fade_ms: u32,
 ) {
     let priority = super::priority::promote_current_thread();
     let mut output = Output {
@@ -139,6 +155,10 @@ pub(super) fn run_output(
         pending: None,
         draining: None,
         applied_volume: 1.0,
+        applied_replaygain: 1.0,
+        replaygain_track: None,
+        fade: 1.0,
+        fade_ms,
         scratch: Vec::new(),
         dsp: Vec::new(),
         dsp_spec: None,
@@ -160,6 +180,9 @@ enum Step {
     Idle,
     Write {
         volume: f32,
+        replaygain: f32,
+        /// Where the fade envelope goes: 1 while playing, 0 while a pause fades out.
+        fade_to: f32,
     },
     Drain,
     Take,
@@ -215,7 +238,11 @@ impl Output {
                         continue;
                     }
                 },
-                Step::Write { volume } => match self.write_pending(volume) {
+                Step::Write {
+                    volume,
+                    replaygain,
+                    fade_to,
+                } => match self.write_pending(volume, replaygain, fade_to) {
                     Some(wait) => Some(wait),
                     None => continue,
                 },
@@ -241,19 +268,96 @@ impl Output {
 
     fn next_step(&mut self) -> Step {
         let pb = lock(&self.shared);
-        let writing = pb.epoch == self.epoch
-            && pb.state == PlaybackState::Playing
-            && self.sink.as_ref().is_some_and(|s| s.spec.is_some());
-        if !writing {
+        let open = pb.epoch == self.epoch && self.sink.as_ref().is_some_and(|s| s.spec.is_some());
+        if !open {
+            return Step::Idle;
+        }
+        if self.pending.as_ref().is_some_and(|p| p.tail) {
+            // A stopped stream's fade-out goes out whatever the state.
+            return Step::Write {
+                volume: 1.0,
+                replaygain: 1.0,
+                fade_to: 0.0,
+            };
+        }
+        let playing = pb.state == PlaybackState::Playing;
+        // Paused: the audio goes on until its fade-out is written.
+        let fading_out = pb.state == PlaybackState::Paused && self.fade_ms > 0 && self.fade > 0.0;
+        if !(playing || fading_out) {
             return Step::Idle;
         }
         if self.draining.is_some() {
-            return Step::Drain;
+            if playing {
+                return Step::Drain;
+            }
+            // All of the last track is written: it ends in the sink by itself.
+            if self.fade_ms > 0 {
+                self.fade = 0.0;
+            }
+            return Step::Idle;
         }
-        if self.pending.is_some() {
-            Step::Write { volume: pb.volume }
-        } else {
-            Step::Take
+        match self.pending.as_ref() {
+            Some(p) => Step::Write {
+                volume: pb.volume,
+                replaygain: pb.replaygain_for(p.track_id),
+                fade_to: if playing { 1.0 } else { 0.0 },
+            },
+            None => Step::Take,
+        }
+    }
+
+    fn fade_frames(&self) -> usize {
+        let rate = self.spec().map_or(48_000, |s| s.sample_rate);
+        (u64::from(rate) * u64::from(self.fade_ms) / 1000).max(1) as usize
+    }
+
+    /// Turns what was about to be written into a short fade-out to silence (the stream is
+    /// being stopped or moved), so the waveform ends smoothly instead of being cut. `None`
+    /// when nothing is pending or the output is already silent (a finished pause fade).
+    fn take_tail(&mut self) -> Option<Pending> {
+        let pending = self.pending.take()?;
+        if pending.tail {
+            return Some(pending);
+        }
+        let channels = usize::from(self.spec()?.channels);
+        if self.fade_ms == 0 || self.fade <= 0.0 || channels == 0 {
+            return None;
+        }
+        let ramp = self.fade_frames();
+        let start = self.applied_volume * self.applied_replaygain * self.fade;
+        let samples: Vec<f32> = pending.samples[pending.offset..]
+            .chunks_exact(channels)
+            .take(ramp)
+            .enumerate()
+            .flat_map(|(i, frame)| {
+                let gain = start * (1.0 - (i + 1) as f32 / ramp as f32);
+                frame.iter().map(move |s| s * gain)
+            })
+            .collect();
+        self.fade = 0.0;
+        Some(Pending {
+            track_id: pending.track_id,
+            samples,
+            offset: 0,
+            tail: true,
+        })
+    }
+
+    /// Writes what the sink takes of a tail at once, before the sink is reset or closed.
+    fn write_tail_now(&mut self) {
+        let (Some(pending), Some(open)) = (self.pending.as_mut(), self.sink.as_mut()) else {
+            return;
+        };
+        let Some(spec) = open.spec.filter(|_| pending.tail) else {
+            return;
+        };
+        let channels = usize::from(spec.channels).max(1);
+        if let Ok(taken) = open.sink.write(&pending.samples[pending.offset..]) {
+            pending.offset += taken * channels;
+            lock(&self.shared).total_frames_written += taken as u64;
+        }
+        if pending.offset >= pending.samples.len() {
+            self.pending = None;
         }
     }
 
@@ -314,7 +418,7 @@ impl Output {
                 position_ms,
             } => {
                 self.epoch = epoch;
-                self.reposition(track_id, position_ms);
+                self.reposition(track_id, position_ms, true);
             }
             OutputCmd::Stop { epoch } => {
                 self.epoch = epoch;
@@ -337,15 +441,16 @@ impl Output {
     }
 
     /// Ends the stream being written: the worker stops, what was decoded ahead is dropped
-    /// and the sink forgets what it queued.
-    fn stop_stream(&mut self) {
+    /// and the sink forgets what it queued. Returns true when what was sounding fades out
+    /// (rather than stopping where it was, silent already).
+    fn stop_stream(&mut self) -> bool {
         self.worker_epoch += 1;
         let _ = self.worker_tx.send(WorkerCmd::Stop {
             epoch: self.worker_epoch,
         });
         let was_active =
             self.pending.is_some() || self.draining.is_some() || self.underruns.primed();
-        self.pending = None;
+        let tail = self.take_tail();
         self.draining = None;
         self.underruns.restart();
         if was_active {
@@ -354,11 +459,17 @@ impl Output {
             }
             self.reset_dsp();
         }
+        // After the reset: the fade-out follows what the sink was given last.
+        let faded = tail.is_some();
+        self.pending = tail;
+        self.write_tail_now();
+        faded
     }
 
     fn play(&mut self, epoch: u64, track_id: TrackId, source: TrackSource) {
         self.epoch = epoch;
-        self.stop_stream();
+        let faded = self.stop_stream();
+        let before = self.spec();
         let spec = match self.ensure_sink_open(source.info().spec()) {
             Ok(spec) => spec,
             Err(message) => {
@@ -368,6 +479,16 @@ impl Output {
         };
         // A new track starts from silence: no ramp, or a volume set while stopped is late.
         self.applied_volume = lock(&self.shared).volume;
+        let reopened = before != Some(spec);
+        if reopened {
+            // A reopened sink starts empty: the old stream's fade-out has no place there.
+            self.pending = None;
+        }
+        // A track that replaces one still sounding fades in after its fade-out; one that
+        // starts from silence (or in a sink opened for it) starts exactly.
+        if !faded || reopened {
+            self.fade = 1.0;
+        }
         self.worker_epoch += 1;
         let _ = self.worker_tx.send(WorkerCmd::Load {
             epoch: self.worker_epoch,
@@ -404,18 +525,26 @@ impl Output {
     }
 
     /// Restarts decoding of `track_id` at `position_ms`, dropping what was decoded ahead.
-    fn reposition(&mut self, track_id: TrackId, position_ms: u64) {
+    /// With `fade`, what was about to play fades out first and the new position fades in;
+    /// without (a new sink, which starts empty), the new position fades in from silence.
+    fn reposition(&mut self, track_id: TrackId, position_ms: u64, fade: bool) {
         let Some(spec) = self.spec() else {
             return;
         };
         self.worker_epoch += 1;
+        let tail = if fade { self.take_tail() } else { None };
         self.pending = None;
+        if self.fade_ms > 0 {
+            self.fade = 0.0;
+        }
         self.draining = None;
         self.underruns.restart();
         if let Some(sink) = self.sink.as_mut() {
             let _ = sink.sink.reset();
         }
         self.reset_dsp();
+        self.pending = tail;
+        self.write_tail_now();
         let _ = self.worker_tx.send(WorkerCmd::Seek {
             epoch: self.worker_epoch,
             track_id,
@@ -493,7 +622,8 @@ impl Output {
                         current.frames_written = 0;
                     }
                     drop(pb);
-                    self.reposition(track_id, position);
+                    self.pending = None;
+                    self.reposition(track_id, position, false);
                     return;
                 }
             }
@@ -546,6 +676,7 @@ impl Output {
                     track_id,
                     samples,
                     offset: 0,
+                    tail: false,
                 });
             }
             WorkerMsg::TrackEnded { track_id, .. } => {
@@ -630,39 +761,77 @@ impl Output {
 
     /// Writes what the sink takes now. Returns how long to wait when the sink is full, or
     /// `None` to go on at once (the block is written, or the output failed).
-    fn write_pending(&mut self, volume: f32) -> Option<Duration> {
+    fn write_pending(&mut self, volume: f32, replaygain: f32, fade_to: f32) -> Option<Duration> {
+        let fade_step = 1.0 / self.fade_frames() as f32;
+        // Without fades the envelope stays at 1.
+        let fade_to = if self.fade_ms == 0 { 1.0 } else { fade_to };
         let (Some(pending), Some(open)) = (self.pending.as_mut(), self.sink.as_mut()) else {
             return None;
         };
         let spec = open.spec?;
         let channels = usize::from(spec.channels);
+        let tail = pending.tail;
+        if !tail && self.replaygain_track != Some(pending.track_id) {
+            // A new track: its ReplayGain applies from its first frame, with no ramp, so a
+            // gapless join switches exactly at the boundary.
+            self.replaygain_track = Some(pending.track_id);
+            self.applied_replaygain = replaygain;
+        }
         let remaining = &pending.samples[pending.offset..];
-        let offer = remaining.len().min(WRITE_FRAMES * channels);
+        let mut offer = remaining.len().min(WRITE_FRAMES * channels);
+        if !tail && fade_to == 0.0 {
+            // Pausing: the audio goes on only until its fade-out ends.
+            let left = (self.fade / fade_step).ceil().max(1.0) as usize;
+            offer = offer.min(left * channels);
+        }
         let chunk = &remaining[..offer];
-        let exact = volume == 1.0 && self.applied_volume == 1.0;
+        let exact = tail
+            || (volume == 1.0
+                && self.applied_volume == 1.0
+                && replaygain == 1.0
+                && self.applied_replaygain == 1.0
+                && self.fade == 1.0
+                && fade_to == 1.0);
         let result = if exact {
             open.sink.write(chunk)
         } else {
+            let gains = Gains {
+                volume: (self.applied_volume, volume),
+                replaygain: (self.applied_replaygain, replaygain),
+                fade: (self.fade, fade_to, fade_step),
+            };
             self.scratch.clear();
-            let mut gain = self.applied_volume;
+            let mut state = gains.start();
             for frame in chunk.chunks_exact(channels) {
-                gain += (volume - gain) * VOLUME_SMOOTHING;
+                state = gains.advance(state);
+                let gain = state.0 * state.1 * state.2;
                 self.scratch.extend(frame.iter().map(|s| s * gain));
             }
             let result = open.sink.write(&self.scratch);
             if let Ok(taken) = result {
-                // Recompute the gain the taken frames ended on, so untaken ones ramp again.
-                let mut g = self.applied_volume;
+                // The gains the taken frames ended on, so untaken ones ramp again.
+                let mut state = gains.start();
                 for _ in 0..taken {
-                    g += (volume - g) * VOLUME_SMOOTHING;
+                    state = gains.advance(state);
                 }
-                self.applied_volume = if (g - volume).abs() < 1e-4 { volume } else { g };
+                let settle = |g: f32, target: f32| {
+                    if (g - target).abs() < 1e-4 { target } else { g }
+                };
+                self.applied_volume = settle(state.0, volume);
+                self.applied_replaygain = settle(state.1, replaygain);
+                self.fade = state.2;
             }
             result
         };
         let track_id = pending.track_id;
         let taken = match result {
             Ok(n) => n,
+            Err(_) if tail => {
+                // The stream this fade-out ends is over already: a sink that refuses it
+                // loses only the fade (its failure, if lasting, shows on the next write).
+                self.pending = None;
+                return None;
+            }
             Err(e) => {
                 self.fail(Some(track_id), format!("output failed: {e}"));
                 return None;
@@ -679,7 +848,7 @@ impl Output {
         if taken > 0 {
             let mut pb = lock(&self.shared);
             pb.total_frames_written += taken as u64;
-            if pb.epoch == self.epoch {
+            if pb.epoch == self.epoch && !tail {
                 if let Some(current) = pb.current.as_mut().filter(|c| c.id == track_id) {
                     current.frames_written += taken as u64;
                 }
@@ -701,6 +870,35 @@ impl Output {
         Some(
             self.frames_duration(status.queued_frames / 3)
                 .clamp(MIN_WAIT, MAX_WAIT),
+        )
+    }
+}
+
+/// The gain stage's ramps over one write: volume and ReplayGain settle on their targets
+/// (one-pole), the fade envelope moves linearly to its target. Each is (applied, target).
+struct Gains {
+    volume: (f32, f32),
+    replaygain: (f32, f32),
+    /// (applied, target, step per frame).
+    fade: (f32, f32, f32),
+}
+
+impl Gains {
+    fn start(&self) -> (f32, f32, f32) {
+        (self.volume.0, self.replaygain.0, self.fade.0)
+    }
+
+    fn advance(&self, (v, r, f): (f32, f32, f32)) -> (f32, f32, f32) {
+        let (_, fade_to, step) = self.fade;
+        let f = if f < fade_to {
+            (f + step).min(fade_to)
+        } else {
+            (f - step).max(fade_to)
+        };
+        (
+            v + (self.volume.1 - v) * VOLUME_SMOOTHING,
+            r + (self.replaygain.1 - r) * VOLUME_SMOOTHING,
+            f,
         )
     }
 }

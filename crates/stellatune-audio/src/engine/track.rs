@@ -16,6 +16,7 @@
 use std::time::{Duration, Instant};
 
 use crate::event::{EngineEvent, EventHandler, PlaybackState, TrackId};
+use crate::gain::ReplayGainSettings;
 use crate::source::TrackInfo;
 use stellatune_core::StreamSpec;
 
@@ -41,6 +42,7 @@ pub(super) struct Playback {
     pub(super) current: Option<CurrentTrack>,
     pub(super) queued_next: Option<(TrackId, TrackInfo)>,
     pub(super) volume: f32,
+    pub(super) replaygain: ReplayGainSettings,
     /// The route the control thread applied last, described.
     pub(super) route: Option<String>,
     /// Bumped with every route applied or cleared, so that the output thread's report about
@@ -53,7 +55,7 @@ pub(super) struct Playback {
 }
 
 impl Playback {
-    pub(super) fn new(events: EventHandler) -> Self {
+    pub(super) fn new(events: EventHandler, replaygain: ReplayGainSettings) -> Self {
         Self {
             events,
             epoch: 0,
@@ -62,6 +64,7 @@ impl Playback {
             current: None,
             queued_next: None,
             volume: 1.0,
+            replaygain,
             route: None,
             route_generation: 0,
             spec: None,
@@ -132,23 +135,34 @@ impl Playback {
     }
 
     /// The decode worker started `track_id` (a new play, or the queued track gaplessly).
-    pub(super) fn track_started(&mut self, track_id: TrackId, info: TrackInfo, start_ms: u64) {
+    pub(super) fn track_started(&mut self, track_id: TrackId, info: Box<TrackInfo>, start_ms: u64) {
         let is_queued = self.queued_next.as_ref().map(|q| q.0) == Some(track_id);
         if is_queued {
             self.queued_next = None;
             self.current = Some(CurrentTrack {
                 id: track_id,
-                info: info.clone(),
+                info: (*info).clone(),
                 start_ms,
                 frames_written: 0,
                 announced: false,
             });
         }
         if let Some(current) = self.current.as_mut().filter(|c| c.id == track_id) {
+            // The worker's info has the tags, read when the track started.
+            current.info = (*info).clone();
             current.announced = true;
             self.last_position_event = None;
             self.emit(EngineEvent::TrackStarted { track_id, info });
         }
+    }
+
+    /// The ReplayGain factor for `track_id`'s audio: unity for a track that is not the
+    /// current one (the tail of a stopped stream).
+    pub(super) fn replaygain_for(&self, track_id: TrackId) -> f32 {
+        self.current
+            .as_ref()
+            .filter(|c| c.id == track_id)
+            .map_or(1.0, |c| self.replaygain.gain(&c.info.replaygain))
     }
 
     pub(super) fn emit_position(&mut self, force: bool) {

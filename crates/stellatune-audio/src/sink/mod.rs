@@ -25,8 +25,38 @@ pub enum BuiltinRoute {
     Device,
     /// Discards audio at real-time pace.
     Null,
-    /// Writes what would be heard to a 32-bit float WAV file.
-    Wav { path: PathBuf, paced: bool },
+    /// Writes what would be heard to a 32-bit float WAV file. `channels` and `sample_rate`
+    /// fix the file's format (the engine resamples and mixes to it); each `None` follows
+    /// the first track.
+    Wav {
+        path: PathBuf,
+        paced: bool,
+        channels: Option<u16>,
+        sample_rate: Option<u32>,
+    },
+}
+
+/// The channel counts a fixed-format wav route takes: mono up to 7.1.
+pub const WAV_CHANNELS: std::ops::RangeInclusive<u16> = 1..=8;
+/// The sample rates a fixed-format wav route takes, in Hz.
+pub const WAV_SAMPLE_RATES: std::ops::RangeInclusive<u32> = 8_000..=384_000;
+
+fn check_wav_format(channels: Option<u16>, sample_rate: Option<u32>) -> Result<(), SinkError> {
+    if let Some(c) = channels.filter(|c| !WAV_CHANNELS.contains(c)) {
+        return Err(SinkError::invalid_config(format!(
+            "wav route: channels must be {} to {}, not {c}",
+            WAV_CHANNELS.start(),
+            WAV_CHANNELS.end()
+        )));
+    }
+    if let Some(r) = sample_rate.filter(|r| !WAV_SAMPLE_RATES.contains(r)) {
+        return Err(SinkError::invalid_config(format!(
+            "wav route: sample_rate must be {} to {} Hz, not {r}",
+            WAV_SAMPLE_RATES.start(),
+            WAV_SAMPLE_RATES.end()
+        )));
+    }
+    Ok(())
 }
 
 impl SinkFactory for BuiltinRoute {
@@ -34,9 +64,21 @@ impl SinkFactory for BuiltinRoute {
         match self {
             BuiltinRoute::Device => "device".into(),
             BuiltinRoute::Null => "null".into(),
-            BuiltinRoute::Wav { path, paced } => {
+            BuiltinRoute::Wav {
+                path,
+                paced,
+                channels,
+                sample_rate,
+            } => {
+                let mut format = String::new();
+                if let Some(c) = channels {
+                    format.push_str(&format!(" {c} ch"));
+                }
+                if let Some(r) = sample_rate {
+                    format.push_str(&format!(" {r} Hz"));
+                }
                 format!(
-                    "wav:{}{}",
+                    "wav:{}{}{format}",
                     path.display(),
                     if *paced { "" } else { " (unpaced)" }
                 )
@@ -48,9 +90,17 @@ impl SinkFactory for BuiltinRoute {
         match self {
             BuiltinRoute::Null => Ok(()),
             // The output thread creates the file again when it makes the sink.
-            BuiltinRoute::Wav { path, .. } => std::fs::File::create(path)
-                .map(drop)
-                .map_err(|e| SinkError::io(format!("cannot create {}", path.display()), e)),
+            BuiltinRoute::Wav {
+                path,
+                channels,
+                sample_rate,
+                ..
+            } => {
+                check_wav_format(*channels, *sample_rate)?;
+                std::fs::File::create(path)
+                    .map(drop)
+                    .map_err(|e| SinkError::io(format!("cannot create {}", path.display()), e))
+            }
             #[cfg(any(feature = "device", windows))]
             BuiltinRoute::Device => Ok(()),
             #[cfg(not(any(feature = "device", windows)))]
@@ -63,7 +113,17 @@ impl SinkFactory for BuiltinRoute {
     fn create(self: Box<Self>) -> Result<Box<dyn Sink>, SinkError> {
         match *self {
             BuiltinRoute::Null => Ok(Box::new(NullSink::new())),
-            BuiltinRoute::Wav { path, paced } => Ok(Box::new(WavSink::create(path, paced)?)),
+            BuiltinRoute::Wav {
+                path,
+                paced,
+                channels,
+                sample_rate,
+            } => {
+                check_wav_format(channels, sample_rate)?;
+                Ok(Box::new(
+                    WavSink::create(path, paced)?.with_format(channels, sample_rate),
+                ))
+            }
             #[cfg(any(feature = "device", windows))]
             BuiltinRoute::Device => Ok(Box::new(device::DeviceSink::new()?)),
             #[cfg(not(any(feature = "device", windows)))]

@@ -15,6 +15,9 @@ pub struct WavSink {
     writer: Option<hound::WavWriter<BufWriter<File>>>,
     spec: Option<StreamSpec>,
     pacer: Option<Pacer>,
+    /// A fixed channel count and rate; `None` takes the first track's.
+    channels: Option<u16>,
+    sample_rate: Option<u32>,
 }
 
 impl WavSink {
@@ -30,7 +33,17 @@ impl WavSink {
             writer: None,
             spec: None,
             pacer: None,
+            channels: None,
+            sample_rate: None,
         })
+    }
+
+    /// Fixes the file's channel count and/or rate: the engine converts every track to it
+    /// (resampling, and the BS.775 downmix or the mono upmix).
+    pub fn with_format(mut self, channels: Option<u16>, sample_rate: Option<u32>) -> Self {
+        self.channels = channels;
+        self.sample_rate = sample_rate;
+        self
     }
 
     fn io_error(&self, e: impl Into<hound::Error>) -> SinkError {
@@ -49,7 +62,12 @@ impl Sink for WavSink {
 
     fn negotiate(&mut self, preferred: StreamSpec) -> Result<StreamSpec, SinkError> {
         // A WAV file has one spec for its whole length: once open it keeps it.
-        Ok(self.spec.unwrap_or(preferred))
+        Ok(self.spec.unwrap_or_else(|| {
+            StreamSpec::new(
+                self.sample_rate.unwrap_or(preferred.sample_rate),
+                self.channels.unwrap_or(preferred.channels),
+            )
+        }))
     }
 
     fn open(&mut self, spec: StreamSpec) -> Result<(), SinkError> {

@@ -194,6 +194,40 @@ pub fn write_flac(path: &Path, rate: u32, channels: usize, bits: usize, samples:
     std::fs::write(path, bytes).expect("write test flac");
 }
 
+/// Writes a FLAC (as [`write_flac`]) with a VORBIS_COMMENT block holding `comments`
+/// (`KEY=value` each), right after STREAMINFO: tags and ReplayGain without an encoder.
+pub fn write_tagged_flac(
+    path: &Path,
+    rate: u32,
+    channels: usize,
+    samples: &[i32],
+    comments: &[&str],
+) {
+    write_flac(path, rate, channels, 16, samples);
+    let bytes = std::fs::read(path).expect("read test flac");
+    // "fLaC", then STREAMINFO: a 4-byte header (last-block flag, type 0, 24-bit length).
+    let info_len = u32::from_be_bytes([0, bytes[5], bytes[6], bytes[7]]) as usize;
+    let info_end = 8 + info_len;
+    let was_last = bytes[4] & 0x80 != 0;
+    let mut body = Vec::new();
+    let vendor = b"stellatune tests";
+    body.extend((vendor.len() as u32).to_le_bytes());
+    body.extend(vendor);
+    body.extend((comments.len() as u32).to_le_bytes());
+    for c in comments {
+        body.extend((c.len() as u32).to_le_bytes());
+        body.extend(c.as_bytes());
+    }
+    let mut out = bytes[..info_end].to_vec();
+    out[4] &= 0x7f;
+    // Type 4 is VORBIS_COMMENT; it is the last block if STREAMINFO was.
+    out.push(if was_last { 0x84 } else { 0x04 });
+    out.extend(&(body.len() as u32).to_be_bytes()[1..]);
+    out.extend(body);
+    out.extend(&bytes[info_end..]);
+    std::fs::write(path, out).expect("write tagged flac");
+}
+
 /// What the wav sink wrote: its spec and all interleaved samples.
 pub fn read_wav_f32(path: &Path) -> (hound::WavSpec, Vec<f32>) {
     let mut r = hound::WavReader::open(path)
@@ -383,16 +417,27 @@ pub fn errors(events: &[EngineEvent]) -> Vec<String> {
 // ---------------------------------------------------------------------------------------
 
 pub fn start_engine(name: &str) -> (Engine, Arc<Events>) {
+    start_engine_with(EngineConfig {
+        name: name.into(),
+        ..Default::default()
+    })
+}
+
+pub fn start_engine_with(config: EngineConfig) -> (Engine, Arc<Events>) {
     let events = Events::new();
-    let engine = Engine::start(
-        EngineConfig {
-            name: name.into(),
-            ..Default::default()
-        },
-        events.handler(),
-    )
-    .expect("engine starts");
+    let engine = Engine::start(config, events.handler()).expect("engine starts");
     (engine, events)
+}
+
+/// An engine without the fades on pause, stop, seek and a track switch: the output is cut
+/// exactly where the command lands, so a test can account for every frame (position-coded
+/// audio stays decodable). The fades themselves are tested in `tests/loudness.rs`.
+pub fn start_engine_unfaded(name: &str) -> (Engine, Arc<Events>) {
+    start_engine_with(EngineConfig {
+        name: name.into(),
+        fade_ms: 0,
+        ..Default::default()
+    })
 }
 
 /// Polls `cond` every 10 ms until it holds; panics after `TIMEOUT`.

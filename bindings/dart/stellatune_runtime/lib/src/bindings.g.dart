@@ -246,6 +246,11 @@ typedef StellatunePlayerSetVolumeNative = Int32 Function(Uint64 client, Float vo
 /// Dart signature of `stellatune_player_set_volume`.
 typedef StellatunePlayerSetVolumeDart = int Function(int client, double volume);
 
+/// Native signature of `stellatune_player_set_replaygain`.
+typedef StellatunePlayerSetReplaygainNative = Int32 Function(Uint64 client, Pointer<Utf8> json);
+/// Dart signature of `stellatune_player_set_replaygain`.
+typedef StellatunePlayerSetReplaygainDart = int Function(int client, Pointer<Utf8> json);
+
 /// Native signature of `stellatune_output_route_apply`.
 typedef StellatuneOutputRouteApplyNative = Int32 Function(Uint64 client, Pointer<Utf8> routeJson);
 /// Dart signature of `stellatune_output_route_apply`.
@@ -495,6 +500,25 @@ final class StellatuneBindings {
   /// `stellatune_player_set_volume` in the C header.
   late final StellatunePlayerSetVolumeDart playerSetVolume =
       library.lookupFunction<StellatunePlayerSetVolumeNative, StellatunePlayerSetVolumeDart>('stellatune_player_set_volume');
+
+  /// Sets how ReplayGain applies, from JSON:
+  /// `{"mode":"track","preamp_db":0.0,"prevent_clipping":true,"fallback_db":0.0}`. `mode` is
+  /// `"off"`, `"track"` (the album's gain when the track has none) or `"album"` (the track's
+  /// when the album has none); the rest may be left out (defaults as shown). `preamp_db` is
+  /// added to the file's gain; `prevent_clipping` limits the gain so that the file's stated
+  /// peak stays at full scale; `fallback_db` is the gain of a file without the value (no
+  /// preamp). Both gains are -24 to 24 dB. The setting is global (one engine): it ramps in
+  /// within the track playing and applies to every later one, switching exactly at a gapless
+  /// join. Blocks for the engine's answer (milliseconds, at most 5 s). Errors:
+  /// `INVALID_ARGUMENT` (NULL, non-UTF-8, malformed JSON, unknown mode or field, a gain out
+  /// of range; the message names it), `NOT_INITIALIZED`, client errors, `TIMEOUT`.
+  ///
+  /// # Safety
+  /// `json` must be NULL or a NUL-terminated string.
+  ///
+  /// `stellatune_player_set_replaygain` in the C header.
+  late final StellatunePlayerSetReplaygainDart playerSetReplaygain =
+      library.lookupFunction<StellatunePlayerSetReplaygainNative, StellatunePlayerSetReplaygainDart>('stellatune_player_set_replaygain');
 
   /// Sets the output route from JSON: `{"kind":"null"}` (discard at real-time pace),
   /// `{"kind":"wav","path":"/tmp/out.wav","paced":true}` (32-bit float WAV; `paced` defaults to
