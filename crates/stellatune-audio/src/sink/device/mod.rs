@@ -220,6 +220,38 @@ impl DeviceSink {
         )))
     }
 
+    /// Opens a stream on `target` (`None`: the default) at `spec`.
+    fn open_on(&mut self, target: Option<String>, spec: StreamSpec) -> Result<(), SinkError> {
+        self.close()?;
+        self.broken = None;
+        let capacity =
+            (spec.sample_rate * DEVICE_BUFFER_MS / 1000) as usize * usize::from(spec.channels);
+        let (producer, consumer) = rtrb::RingBuffer::<f32>::new(capacity.max(1));
+        let loss = Arc::new(Loss::default());
+        let feed = DeviceFeed {
+            consumer,
+            underruns: self.underruns.clone(),
+            loss: loss.clone(),
+        };
+        let (stream, device) = self.backend.open(target.as_deref(), spec, feed)?;
+        tracing::debug!(
+            device,
+            sample_rate = spec.sample_rate,
+            channels = spec.channels,
+            "output device open"
+        );
+        self.open = Some(Open {
+            stream,
+            producer,
+            spec,
+            capacity,
+            loss,
+            device,
+        });
+        self.next_check = Instant::now() + PRESENCE_CHECK;
+        Ok(())
+    }
+
     /// Why the output should move now, if it should: the stream's device failed, the
     /// default moved while following it, or the chosen device is back while playing on the
     /// default.
@@ -264,35 +296,8 @@ impl Sink for DeviceSink {
     }
 
     fn open(&mut self, spec: StreamSpec) -> Result<(), SinkError> {
-        self.close()?;
-        self.broken = None;
         let target = self.target()?;
-        let capacity =
-            (spec.sample_rate * DEVICE_BUFFER_MS / 1000) as usize * usize::from(spec.channels);
-        let (producer, consumer) = rtrb::RingBuffer::<f32>::new(capacity.max(1));
-        let loss = Arc::new(Loss::default());
-        let feed = DeviceFeed {
-            consumer,
-            underruns: self.underruns.clone(),
-            loss: loss.clone(),
-        };
-        let (stream, device) = self.backend.open(target.as_deref(), spec, feed)?;
-        tracing::info!(
-            device,
-            sample_rate = spec.sample_rate,
-            channels = spec.channels,
-            "output device open"
-        );
-        self.open = Some(Open {
-            stream,
-            producer,
-            spec,
-            capacity,
-            loss,
-            device,
-        });
-        self.next_check = Instant::now() + PRESENCE_CHECK;
-        Ok(())
+        self.open_on(target, spec)
     }
 
     fn write(&mut self, interleaved: &[f32]) -> Result<usize, SinkError> {
@@ -337,10 +342,11 @@ impl Sink for DeviceSink {
 
     fn reset(&mut self) -> Result<(), SinkError> {
         // Reopening drops whatever is queued in the ring at once.
-        let Some(spec) = self.open.as_ref().map(|o| o.spec) else {
+        let Some((spec, device)) = self.open.as_ref().map(|o| (o.spec, o.device.clone())) else {
             return Ok(());
         };
-        self.open(spec)
+        // The same device again, without listing the devices to find it.
+        self.open_on(Some(device), spec)
             .inspect_err(|e| self.broken = Some(e.to_string()))
     }
 
