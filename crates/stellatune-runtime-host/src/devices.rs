@@ -6,7 +6,9 @@
 use stellatune_audio::BuiltinRoute;
 use stellatune_plugin_host::PluginRuntime;
 
-use crate::error::Result;
+use std::time::Duration;
+
+use crate::error::{HostError, Result};
 use crate::route::{OutputRoute, PluginRoute};
 
 /// The id of the entry that follows the system default.
@@ -24,10 +26,37 @@ pub struct OutputDevice {
     pub route: OutputRoute,
 }
 
+/// How long the audio backends may take to list their devices. A wedged audio service (or
+/// one that never answers, as under Wine) must not hang a settings page: past this the list
+/// goes on without the system's devices.
+const SYSTEM_LIST_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The audio backends' devices, asked on a thread of their own and waited for at most
+/// [`SYSTEM_LIST_TIMEOUT`].
+fn list_system() -> Result<Vec<stellatune_audio::DeviceInfo>> {
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    std::thread::Builder::new()
+        .name("stellatune-device-list".into())
+        .spawn(move || {
+            let _ = tx.send(stellatune_audio::output_devices());
+        })
+        .map_err(|e| HostError::Internal(format!("cannot start the device list thread: {e}")))?;
+    match rx.recv_timeout(SYSTEM_LIST_TIMEOUT) {
+        Ok(listed) => Ok(listed.map_err(stellatune_audio::AudioError::Sink)?),
+        Err(_) => {
+            tracing::warn!(
+                timeout_ms = SYSTEM_LIST_TIMEOUT.as_millis() as u64,
+                "the audio backends did not list their devices in time; listing without them"
+            );
+            Ok(Vec::new())
+        }
+    }
+}
+
 /// The system's devices, led by the entry that follows the default. None in a build
 /// without device output.
 pub fn system_devices() -> Result<Vec<OutputDevice>> {
-    let devices = stellatune_audio::output_devices().map_err(stellatune_audio::AudioError::Sink)?;
+    let devices = list_system()?;
     if devices.is_empty() {
         return Ok(Vec::new());
     }
