@@ -132,7 +132,9 @@ fn every_output_is_listed_with_the_route_that_plays_there() {
         assert!(system.is_empty(), "{system:#?}");
     }
 
-    // Every route is taken as listed.
+    // Every route is taken as listed. The capture sink's target is a file name relative to
+    // the working directory: it goes to the temporary directory, not the crate's.
+    std::env::set_current_dir(tmp.path()).unwrap();
     for device in &list {
         let rc = apply_route(client, &device["route"].to_string());
         assert_eq!(rc, STELLATUNE_OK, "{device}: {}", last_error());
