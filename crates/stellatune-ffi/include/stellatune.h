@@ -486,8 +486,9 @@ int32_t stellatune_plugins_list_json(char *buf, size_t cap, size_t *out_len);
  *
  * Read fresh on each call (a plugin may reuse its own list for a couple of seconds): a
  * device plugged in is listed by the next call. Blocks while the backends and plugins are
- * asked (milliseconds; a plugin that asks a helper process, at most a few seconds); it never
- * waits on the engine, and playback goes on meanwhile. Errors: `INVALID_ARGUMENT` (`buf` or
+ * asked (milliseconds; the audio backends at most 3 s, after which the list comes without
+ * system devices; a plugin that asks a helper process, a few seconds); it never waits on
+ * the engine, and playback goes on meanwhile. Errors: `INVALID_ARGUMENT` (`buf` or
  * `out_len` NULL), `BUFFER_TOO_SMALL` (`*out_len` = size needed), `NOT_INITIALIZED`,
  * `SHUTTING_DOWN`, `SINK` (the system's device list could not be read).
  *
