@@ -57,7 +57,8 @@ enum Command {
     Play {
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        /// `device`, `null`, `wav:PATH` or `plugin:ID[/SINK][@TARGET]` (e.g.
+        /// `device` (the system default), `device:ID` (an id of `stellatune devices`), `null`,
+        /// `wav:PATH` or `plugin:ID[/SINK][@TARGET]` (e.g.
         /// `plugin:test-plugins/capture@/tmp/out.raw`; SINK may be left out when the plugin
         /// has one output sink type).
         #[arg(long, short, default_value = "device")]
@@ -91,6 +92,10 @@ enum Command {
     Info { file: PathBuf },
     /// Start the runtime and print its metrics as JSON.
     Metrics,
+    /// Print every output the runtime can play to now as JSON: system devices and plugin
+    /// targets, each with the route that plays there (what `stellatune_output_devices_json`
+    /// writes).
+    Devices,
     /// Manage the plugins in the data directory's plugin folder.
     Plugins {
         #[command(subcommand)]
@@ -179,6 +184,18 @@ fn main() -> ExitCode {
             );
             Ok(())
         }),
+        Command::Devices => run_with_runtime(config, |_| {
+            let devices = RuntimeHost::global()
+                .output_devices()
+                .map_err(|e| e.to_string())?;
+            let devices: Vec<wire::OutputDevice> =
+                devices.iter().map(wire::OutputDevice::from).collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&devices).map_err(|e| e.to_string())?
+            );
+            Ok(())
+        }),
         Command::Tone { out, seconds, rate } => tone::write_sweep(&out, seconds, rate)
             .map(|frames| println!("wrote {} ({frames} frames at {rate} Hz)", out.display())),
         Command::Demo { seconds } => run_with_runtime(config, |stop| demo(seconds, stop)),
@@ -192,7 +209,7 @@ fn main() -> ExitCode {
     }
 }
 
-const OUTPUT_FORMS: &str = "use device, null, wav:PATH or plugin:ID[/SINK][@TARGET]";
+const OUTPUT_FORMS: &str = "use device, device:ID, null, wav:PATH or plugin:ID[/SINK][@TARGET]";
 
 /// The `play` options that shape the output route.
 struct OutputArgs<'a> {
@@ -219,14 +236,17 @@ fn parse_output(output: &str, args: &OutputArgs<'_>) -> Result<OutputRoute, Stri
         ));
     }
     let route = match output {
-        "device" => BuiltinRoute::Device,
+        "device" => BuiltinRoute::Device { device_id: None },
         "null" => BuiltinRoute::Null,
-        other => match other.strip_prefix("wav:") {
-            Some(path) if !path.is_empty() => BuiltinRoute::Wav {
+        other => match (other.strip_prefix("wav:"), other.strip_prefix("device:")) {
+            (Some(path), _) if !path.is_empty() => BuiltinRoute::Wav {
                 path: PathBuf::from(path),
                 paced: !args.unpaced,
                 channels: args.channels,
                 sample_rate: args.sample_rate,
+            },
+            (_, Some(id)) if !id.is_empty() => BuiltinRoute::Device {
+                device_id: Some(id.to_owned()),
             },
             _ => {
                 return Err(format!("unknown output {other:?}: {OUTPUT_FORMS}"));
@@ -420,6 +440,12 @@ fn drive(
             HostEvent::Engine(EngineEvent::Position { position_ms, .. }) => {
                 bar.set_position(position_ms / 1000);
                 report.current_ms = report.current_ms.max(position_ms);
+            }
+            HostEvent::Engine(EngineEvent::OutputLost { route, message }) => {
+                bar.println(format!("output {route} lost ({message}); re-opening it"));
+            }
+            HostEvent::Engine(EngineEvent::OutputChanged { route }) => {
+                bar.println(format!("output: now playing on {route}"));
             }
             HostEvent::Engine(EngineEvent::Error { message, .. }) => {
                 bar.println(format!("error: {message}"));

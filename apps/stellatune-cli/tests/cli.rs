@@ -311,3 +311,52 @@ fn play_renders_a_wav_at_a_fixed_format_and_takes_replaygain_options() {
     );
     assert!(stderr.contains("preamp_db"), "{stderr}");
 }
+
+/// `stellatune devices` prints what `stellatune_output_devices_json` writes: here the test
+/// plugins' targets, each with the route that plays there, which `play --output` takes too.
+#[test]
+fn devices_lists_every_output_with_its_route() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let artifact = plugin_artifact(tmp.path());
+    ok(&data, &["plugins", "install", artifact.to_str().unwrap()]);
+    let list: serde_json::Value = serde_json::from_str(&ok(&data, &["devices"])).unwrap();
+    let list = list.as_array().expect("a JSON array");
+    let capture = list
+        .iter()
+        .find(|d| d["id"] == "plugin:test-plugins:capture:capture.raw")
+        .unwrap_or_else(|| panic!("{list:#?}"));
+    assert_eq!(
+        capture["route"],
+        serde_json::json!({"kind": "plugin", "plugin_id": "test-plugins", "sink": "capture", "target": "capture.raw"})
+    );
+    let system = list
+        .iter()
+        .filter(|d| d["route"]["kind"] == "device")
+        .count();
+    // Windows builds always have device output, but WASAPI under Wine lists nothing in time.
+    if !cfg!(windows) {
+        assert_eq!(system > 0, cfg!(feature = "device"), "{list:#?}");
+    }
+}
+
+/// Device output in a build without it names the command that builds it and the package
+/// Linux needs.
+#[cfg(not(any(feature = "device", windows)))]
+#[test]
+fn device_output_without_the_feature_says_how_to_build_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let tone = tmp.path().join("tone.wav");
+    ok(&data, &["tone", tone.to_str().unwrap(), "--seconds", "0.2"]);
+    for output in ["device", "device:alsa:default"] {
+        let stderr = fails(&data, &["play", tone.to_str().unwrap(), "--output", output]);
+        for needle in [
+            "built without the `device` feature",
+            "cargo build --release -p stellatune-cli --features device",
+            "libasound2-dev",
+        ] {
+            assert!(stderr.contains(needle), "{output}: {stderr}");
+        }
+    }
+}

@@ -47,6 +47,18 @@ pub enum EngineEvent {
     Underrun {
         count: u64,
     },
+    /// The output went away while in use (a device unplugged or reset, the system default
+    /// moved while the route follows it): `route` is where audio went, `message` why. The
+    /// engine re-opens the output with backoff and goes on from the position heard last;
+    /// `OutputChanged` follows once it plays again.
+    OutputLost {
+        route: String,
+        message: String,
+    },
+    /// After `OutputLost`: the output plays again, on `route` (e.g. `device:alsa:default`).
+    OutputChanged {
+        route: String,
+    },
 }
 
 /// Where the engine's events go. Called on the engine's control and output threads:

@@ -22,6 +22,7 @@ pub use event::{EngineEvent, EventHandler, PlaybackState, TrackId};
 pub use gain::{MAX_REPLAYGAIN_DB, ReplayGainMode, ReplayGainSettings};
 pub use media::{Cover, CoverInfo, MediaInfo, MediaTags, ReplayGain, probe_media, read_cover};
 pub use sink::BuiltinRoute;
+pub use sink::device::{DeviceInfo, output_devices};
 // The shared vocabulary, re-exported so that engine users need one import path.
 pub use source::{TrackInfo, TrackSource};
 pub use stellatune_core::{

@@ -293,7 +293,9 @@ pub unsafe extern "C" fn stellatune_player_set_replaygain(client: u64, json: *co
 
 /// Sets the output route from JSON: `{"kind":"null"}` (discard at real-time pace),
 /// `{"kind":"wav","path":"/tmp/out.wav","paced":true}` (32-bit float WAV; `paced` defaults to
-/// true), `{"kind":"device"}` (default output device; builds with the `device` feature) or
+/// true), `{"kind":"device"}` (the system default output, followed when it changes; builds
+/// with the `device` feature), `{"kind":"device","device_id":"..."}` (one device, an `id` of
+/// `stellatune_output_devices_json`) or
 /// `{"kind":"plugin","plugin_id":"asio","sink":"asio","target":"null","config":{...}}` (an
 /// installed plugin's output sink; `sink` may be left out when the plugin has one). The route
 /// is global: it applies to the one engine every client shares.
@@ -585,6 +587,46 @@ pub unsafe extern "C" fn stellatune_plugins_list_json(
         let list = host().plugins_list()?;
         let list: Vec<wire::PluginInfo> = list.iter().map(wire::PluginInfo::from).collect();
         out.write(&wire::to_json(&list)?)
+    })
+}
+
+/// Writes every output the runtime can play to now as a JSON array, one object per output:
+/// `{"id", "name", "backend", "is_default", "route"}`. `route` is exactly the JSON
+/// `stellatune_output_route_apply` takes to play there. The list starts with the system's
+/// devices (builds with device output): first `{"id":"default","name":"System default",...,
+/// "route":{"kind":"device"}}`, which follows the system default, then every device of every
+/// audio backend the build has (`backend` `"alsa"`, `"jack"`, `"wasapi"`, `"asio"`; route
+/// `{"kind":"device","device_id":ID}`); `is_default` marks the current default. Then every
+/// target of every output sink of every loaded plugin (`backend` `"plugin:<plugin id>"`,
+/// route `{"kind":"plugin","plugin_id",...,"sink",...,"target",...}`). A build without the
+/// `device` feature lists no system devices; a plugin whose listing fails is left out (and
+/// logged).
+///
+/// Read fresh on each call (a plugin may reuse its own list for a couple of seconds): a
+/// device plugged in is listed by the next call. Blocks while the backends and plugins are
+/// asked (milliseconds; the audio backends at most 3 s, after which the list comes without
+/// system devices; a plugin that asks a helper process, a few seconds); it never waits on
+/// the engine, and playback goes on meanwhile. Errors: `INVALID_ARGUMENT` (`buf` or
+/// `out_len` NULL), `BUFFER_TOO_SMALL` (`*out_len` = size needed), `NOT_INITIALIZED`,
+/// `SHUTTING_DOWN`, `SINK` (the system's device list could not be read).
+///
+/// # Safety
+/// `buf` must be NULL or valid for writes of `cap` bytes; `out_len` NULL or valid for writing
+/// one `size_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn stellatune_output_devices_json(
+    buf: *mut c_char,
+    cap: usize,
+    out_len: *mut usize,
+) -> i32 {
+    ffi_call("stellatune_output_devices_json", || {
+        // SAFETY: the caller guarantees `buf` is valid for `cap` bytes and `out_len` for one
+        // write, or NULL (which `new` refuses).
+        let out = unsafe { TextOut::new(buf, cap, out_len, "buf", "out_len") }?;
+        let devices = host().output_devices()?;
+        let devices: Vec<wire::OutputDevice> =
+            devices.iter().map(wire::OutputDevice::from).collect();
+        out.write(&wire::to_json(&devices)?)
     })
 }
 

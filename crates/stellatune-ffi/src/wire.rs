@@ -116,6 +116,13 @@ pub enum Event {
     Underrun {
         count: u64,
     },
+    OutputLost {
+        route: String,
+        message: String,
+    },
+    OutputChanged {
+        route: String,
+    },
     Lagged {
         dropped: u64,
     },
@@ -181,6 +188,13 @@ impl From<&EngineEvent> for Event {
                 route: route.clone(),
             },
             EngineEvent::Underrun { count } => Event::Underrun { count: *count },
+            EngineEvent::OutputLost { route, message } => Event::OutputLost {
+                route: route.clone(),
+                message: message.clone(),
+            },
+            EngineEvent::OutputChanged { route } => Event::OutputChanged {
+                route: route.clone(),
+            },
         }
     }
 }
@@ -721,18 +735,30 @@ pub(crate) fn parse_config(json: &str) -> FfiResult<HostConfig> {
 // Input: output route (`stellatune_output_route_apply`)
 // ---------------------------------------------------------------------------------------
 
-/// A route as a front end states it: `{"kind":"null"}`, `{"kind":"device"}`,
+/// A route as a front end states it: `{"kind":"null"}`, `{"kind":"device"}` (the system
+/// default, followed when it changes) or `{"kind":"device","device_id":"alsa:hw:CARD=X"}`,
 /// `{"kind":"wav","path":"...","paced":true}` or
 /// `{"kind":"plugin","plugin_id":"...","sink":"...","target":"...","config":{...}}`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Route {
-    Device,
+    Device(DeviceRoute),
     Null,
     Wav(WavRoute),
     Plugin(PluginRouteJson),
 }
 
-/// `{"kind":"device"}` and `{"kind":"null"}`: nothing else.
+/// `{"kind":"device"}`, with an optional `device_id` (an `id` of
+/// `stellatune_output_devices_json`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceRoute {
+    #[serde(rename = "kind")]
+    _kind: String,
+    #[serde(default)]
+    pub device_id: Option<String>,
+}
+
+/// `{"kind":"null"}`: nothing else.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct KindOnly {
@@ -786,7 +812,7 @@ impl Route {
             return Err(FfiError::invalid("route: missing string field `kind`"));
         };
         match kind {
-            "device" => parse::<KindOnly>(json, "route").map(|_| Route::Device),
+            "device" => parse(json, "route").map(Route::Device),
             "null" => parse::<KindOnly>(json, "route").map(|_| Route::Null),
             "wav" => parse(json, "route").map(Route::Wav),
             "plugin" => parse(json, "route").map(Route::Plugin),
@@ -800,7 +826,10 @@ impl Route {
 impl From<Route> for OutputRoute {
     fn from(route: Route) -> Self {
         match route {
-            Route::Device => host::BuiltinRoute::Device.into(),
+            Route::Device(d) => host::BuiltinRoute::Device {
+                device_id: d.device_id,
+            }
+            .into(),
             Route::Null => host::BuiltinRoute::Null.into(),
             Route::Wav(wav) => host::BuiltinRoute::Wav {
                 path: wav.path,
@@ -822,6 +851,73 @@ impl From<Route> for OutputRoute {
 
 pub(crate) fn parse_route(json: &str) -> FfiResult<OutputRoute> {
     Route::parse(json).map(OutputRoute::from)
+}
+
+/// A route as the JSON [`parse_route`] reads back into the same route.
+pub fn route_json(route: &OutputRoute) -> serde_json::Value {
+    use serde_json::json;
+    match route {
+        OutputRoute::Builtin(host::BuiltinRoute::Device { device_id: None }) => {
+            json!({ "kind": "device" })
+        }
+        OutputRoute::Builtin(host::BuiltinRoute::Device {
+            device_id: Some(id),
+        }) => json!({ "kind": "device", "device_id": id }),
+        OutputRoute::Builtin(host::BuiltinRoute::Null) => json!({ "kind": "null" }),
+        OutputRoute::Builtin(host::BuiltinRoute::Wav {
+            path,
+            paced,
+            channels,
+            sample_rate,
+        }) => {
+            let mut value = json!({ "kind": "wav", "path": path, "paced": paced });
+            if let Some(channels) = channels {
+                value["channels"] = json!(channels);
+            }
+            if let Some(rate) = sample_rate {
+                value["sample_rate"] = json!(rate);
+            }
+            value
+        }
+        OutputRoute::Plugin(p) => {
+            let mut value =
+                json!({ "kind": "plugin", "plugin_id": p.plugin_id, "target": p.target });
+            if let Some(sink) = &p.sink {
+                value["sink"] = json!(sink);
+            }
+            if let Some(config) = &p.config {
+                value["config"] = config.clone();
+            }
+            value
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Output: output devices (`stellatune_output_devices_json`)
+// ---------------------------------------------------------------------------------------
+
+/// One output a front end can offer: `route` is what `stellatune_output_route_apply` takes
+/// to play there.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OutputDevice {
+    pub id: String,
+    pub name: String,
+    pub backend: String,
+    pub is_default: bool,
+    pub route: serde_json::Value,
+}
+
+impl From<&host::OutputDevice> for OutputDevice {
+    fn from(device: &host::OutputDevice) -> Self {
+        Self {
+            id: device.id.clone(),
+            name: device.name.clone(),
+            backend: device.backend.clone(),
+            is_default: device.is_default,
+            route: route_json(&device.route),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -982,6 +1078,19 @@ mod tests {
         assert_eq!(
             json(engine(EngineEvent::Underrun { count: 3 })),
             r#"{"type":"underrun","count":3}"#
+        );
+        assert_eq!(
+            json(engine(EngineEvent::OutputLost {
+                route: "device:alsa:hw:CARD=USB,DEV=0".into(),
+                message: "output disconnected: device unplugged".into()
+            })),
+            r#"{"type":"output_lost","route":"device:alsa:hw:CARD=USB,DEV=0","message":"output disconnected: device unplugged"}"#
+        );
+        assert_eq!(
+            json(engine(EngineEvent::OutputChanged {
+                route: "device:alsa:default".into()
+            })),
+            r#"{"type":"output_changed","route":"device:alsa:default"}"#
         );
     }
 
@@ -1378,7 +1487,14 @@ mod tests {
         assert_eq!(route(r#"{"kind":"null"}"#), host::BuiltinRoute::Null.into());
         assert_eq!(
             route(r#"{"kind":"device"}"#),
-            host::BuiltinRoute::Device.into()
+            host::BuiltinRoute::Device { device_id: None }.into()
+        );
+        assert_eq!(
+            route(r#"{"kind":"device","device_id":"alsa:hw:CARD=USB,DEV=0"}"#),
+            host::BuiltinRoute::Device {
+                device_id: Some("alsa:hw:CARD=USB,DEV=0".into())
+            }
+            .into()
         );
         assert_eq!(
             route(r#"{"kind":"wav","path":"/tmp/x.wav"}"#),
@@ -1449,9 +1565,50 @@ mod tests {
         assert!(error(r#"{"path":"x"}"#).contains("missing string field `kind`"));
         assert!(error(r#"{"kind":"wav"}"#).contains("path"));
         assert!(error(r#"{"kind":"null","path":"x"}"#).contains("unknown field `path`"));
+        assert!(error(r#"{"kind":"device","device_id":5}"#).contains("route: `device_id`: "));
+        assert!(error(r#"{"kind":"device","device":"x"}"#).contains("unknown field `device`"));
         assert!(error(r#"{"kind":"plugin"}"#).contains("plugin_id"));
         assert!(error(r#"{"kind":"plugin","plugin_id":"a","volume":1}"#).contains("volume"));
         assert!(error("[").starts_with("invalid argument: route: "));
+    }
+
+    #[test]
+    fn every_route_written_reads_back_as_the_same_route() {
+        let routes: Vec<OutputRoute> = vec![
+            host::BuiltinRoute::Device { device_id: None }.into(),
+            host::BuiltinRoute::Device {
+                device_id: Some("alsa:hw:CARD=USB,DEV=0".into()),
+            }
+            .into(),
+            host::BuiltinRoute::Null.into(),
+            host::BuiltinRoute::Wav {
+                path: "/tmp/a b.wav".into(),
+                paced: false,
+            }
+            .into(),
+            OutputRoute::Plugin(PluginRoute::new("asio", Some("asio"), "cpal:Speakers")),
+            OutputRoute::Plugin(
+                PluginRoute::new("p", None, "").with_config(serde_json::json!({"n": [1, 2]})),
+            ),
+        ];
+        for route in routes {
+            let text = route_json(&route).to_string();
+            assert_eq!(parse_route(&text).unwrap(), route, "{text}");
+        }
+        let device = host::OutputDevice {
+            id: "alsa:default".into(),
+            name: "Default".into(),
+            backend: "alsa".into(),
+            is_default: true,
+            route: host::BuiltinRoute::Device {
+                device_id: Some("alsa:default".into()),
+            }
+            .into(),
+        };
+        assert_eq!(
+            to_json(&OutputDevice::from(&device)).unwrap(),
+            r#"{"id":"alsa:default","name":"Default","backend":"alsa","is_default":true,"route":{"device_id":"alsa:default","kind":"device"}}"#
+        );
     }
 
     #[test]

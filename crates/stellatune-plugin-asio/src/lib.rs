@@ -14,6 +14,7 @@ mod config;
 mod manager;
 mod sidecar;
 mod sink;
+mod targets;
 
 stellatune_plugin_sdk::export_plugin! {
     id: "asio",

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use stellatune_plugin_sdk::{
     Error, OutputSink, OutputSinkType, Result, SinkStatus, Spec, Target, emit_event, log,
@@ -14,14 +14,16 @@ use stellatune_sidecar_proto::{RingStream, reap_stale_rings, this_copy_ring_file
 use crate::config::AsioConfig;
 use crate::manager::{self, Lease};
 use crate::sidecar::{Sidecar, Signature, client_error};
+use crate::targets::TargetCache;
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 pub const RING_FILES_METRIC: &str = "ring_files";
 /// The generic counter of a sink running dry while playing, as every output reports it.
 pub const UNDERRUNS_METRIC: &str = "audio_underruns_total";
 
-/// Device lists by signature: a query goes through a leased sidecar once, then comes from here.
-static DEVICE_CACHE: Mutex<Vec<(Signature, Vec<Target>)>> = Mutex::new(Vec::new());
+/// Device lists by signature, reused for a couple of seconds only (`targets::TARGETS_TTL`), so a
+/// device plugged in later is listed.
+static DEVICE_CACHE: Mutex<TargetCache> = Mutex::new(TargetCache::new());
 static REAPED: std::sync::Once = std::sync::Once::new();
 /// The `ring_files` this generation reported last (the host sums every generation's reports).
 static RING_FILES_REPORTED: AtomicI64 = AtomicI64::new(0);
@@ -41,11 +43,10 @@ pub fn release_statics() {
         );
         metric_add(RING_FILES_METRIC, -left);
     }
-    std::mem::take(
-        &mut *DEVICE_CACHE
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner),
-    );
+    DEVICE_CACHE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clear();
 }
 
 fn ring_dir() -> Result<PathBuf> {
@@ -96,13 +97,12 @@ impl OutputSinkType for AsioSinkType {
         let mut targets = Vec::new();
         for backend_probe in ["null", "system"] {
             let signature = config.signature(backend_probe)?;
-            if let Some((_, cached)) = DEVICE_CACHE
+            let cached = DEVICE_CACHE
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .iter()
-                .find(|(s, _)| *s == signature)
-            {
-                targets.extend(cached.iter().cloned());
+                .get(&signature, Instant::now());
+            if let Some(cached) = cached {
+                targets.extend(cached);
                 continue;
             }
             let lease = manager::acquire(&signature)?;
@@ -117,7 +117,7 @@ impl OutputSinkType for AsioSinkType {
             DEVICE_CACHE
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push((signature, devices.clone()));
+                .put(signature, Instant::now(), devices.clone());
             targets.extend(devices);
         }
         targets.dedup_by(|a, b| a.id == b.id);

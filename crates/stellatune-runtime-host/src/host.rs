@@ -554,6 +554,18 @@ impl RuntimeHost {
         self.enter()?.runtime.plugins.list()
     }
 
+    /// Every output the runtime can play to now, read fresh: the system's devices (led by
+    /// the entry that follows the default) and every target of every plugin output sink.
+    /// Plugins are asked on the caller's thread, with no lock held and without the engine.
+    pub fn output_devices(&self) -> Result<Vec<crate::OutputDevice>> {
+        let call = self.enter()?;
+        let mut devices = crate::devices::system_devices()?;
+        if let Some(plugins) = call.runtime.plugins.runtime() {
+            devices.extend(crate::devices::plugin_devices(plugins));
+        }
+        Ok(devices)
+    }
+
     pub fn status(&self, id: u64) -> Result<EngineStatus> {
         self.client_command(id, |_, e| e.status())
     }

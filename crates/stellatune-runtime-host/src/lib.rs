@@ -10,6 +10,7 @@
 
 mod clients;
 mod config;
+mod devices;
 mod engine_slot;
 mod error;
 mod events;
@@ -25,6 +26,7 @@ mod sessions;
 
 pub use clients::ClientSession;
 pub use config::{FaultInjection, HostConfig, LogFormat, default_data_dir};
+pub use devices::{DEFAULT_DEVICE_ID, OutputDevice};
 pub use error::{HostError, Result};
 pub use events::{Closed, EventQueue, HostEvent, HostNotice, Polled};
 pub use host::{InitOutcome, LifecycleState, RuntimeHost};

@@ -25,7 +25,7 @@ use super::control::{SharedPlayback, lock};
 use super::track::Playback;
 use super::{OutputProgress, UnderrunCounter};
 use crate::event::{EngineEvent, PlaybackState, TrackId};
-use crate::sink::{Sink, SinkFactory};
+use crate::sink::{Sink, SinkError, SinkFactory};
 use crate::source::TrackSource;
 use crate::worker::{WorkerCmd, WorkerMsg};
 use stellatune_core::{DspStage, StreamSpec};
@@ -49,6 +49,10 @@ const BLIND_WAIT_MAX: Duration = Duration::from_millis(100);
 const IDLE_WAIT: Duration = Duration::from_secs(3600);
 /// How long past the expected end a drain waits for a sink whose queue does not empty.
 const DRAIN_GRACE: Duration = Duration::from_secs(1);
+/// Re-opening a lost output: the first retry comes at once, then the waits double up to the
+/// longest.
+const REOPEN_FIRST: Duration = Duration::from_millis(50);
+const REOPEN_MAX: Duration = Duration::from_secs(2);
 
 pub(super) enum OutputCmd {
     Play {
@@ -99,6 +103,17 @@ struct Pending {
     tail: bool,
 }
 
+/// The output went away while in use: it is re-opened with backoff, and playback goes on
+/// from what was heard last.
+struct Recovery {
+    /// The track and the position to go on from, if one was playing.
+    resume: Option<(TrackId, u64)>,
+    /// The spec to ask the sink for.
+    preferred: StreamSpec,
+    next_at: Instant,
+    backoff: Duration,
+}
+
 /// The last track's blocks are all in the sink: wait until it has played them.
 struct Drain {
     track_id: TrackId,
@@ -133,6 +148,7 @@ pub(super) struct Output {
     underruns: UnderrunCounter,
     blind_wait: Duration,
     progress: Arc<OutputProgress>,
+    recovery: Option<Recovery>,
 }
 
 pub(super) fn run_output(
@@ -165,6 +181,7 @@ pub(super) fn run_output(
         underruns,
         blind_wait: BLIND_WAIT_FIRST,
         progress,
+        recovery: None,
     };
     output.run(&commands);
     output.stop_stream();
@@ -204,6 +221,19 @@ impl Output {
                 }
             }
             self.underruns.emit_due();
+            if let Some(wait) = self.recover() {
+                // The output is away: only commands and the next retry wake the thread.
+                match commands.recv_timeout(wait) {
+                    Ok(cmd) => {
+                        if !self.handle(cmd) {
+                            return;
+                        }
+                    }
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+                continue;
+            }
             let step = self.next_step();
             let wait = match step {
                 Step::Idle => {
@@ -418,6 +448,9 @@ impl Output {
                 position_ms,
             } => {
                 self.epoch = epoch;
+                if let Some(recovery) = self.recovery.as_mut() {
+                    recovery.resume = Some((track_id, position_ms));
+                }
                 self.reposition(track_id, position_ms, true);
             }
             OutputCmd::Stop { epoch } => {
@@ -430,6 +463,7 @@ impl Output {
             } => self.apply_route(factory, generation),
             OutputCmd::ClearRoute { epoch } => {
                 self.epoch = epoch;
+                self.recovery = None;
                 self.stop_stream();
                 self.close_sink();
             }
@@ -469,6 +503,11 @@ impl Output {
     fn play(&mut self, epoch: u64, track_id: TrackId, source: TrackSource) {
         self.epoch = epoch;
         let faded = self.stop_stream();
+        if let Some(recovery) = self.recovery.as_mut() {
+            // The new track replaces what was to go on; the output is tried at once.
+            recovery.resume = None;
+            recovery.preferred = source.info().spec();
+        }
         let before = self.spec();
         let spec = match self.ensure_sink_open(source.info().spec()) {
             Ok(spec) => spec,
@@ -477,6 +516,9 @@ impl Output {
                 return;
             }
         };
+        if self.recovery.take().is_some() {
+            self.announce_changed();
+        }
         // A new track starts from silence: no ramp, or a volume set while stopped is late.
         self.applied_volume = lock(&self.shared).volume;
         let reopened = before != Some(spec);
@@ -528,6 +570,18 @@ impl Output {
     /// With `fade`, what was about to play fades out first and the new position fades in;
     /// without (a new sink, which starts empty), the new position fades in from silence.
     fn reposition(&mut self, track_id: TrackId, position_ms: u64, fade: bool) {
+        self.restart_decoding(track_id, position_ms, fade, true);
+    }
+
+    /// [`Output::reposition`]; `reset_sink` false for a sink that was just re-opened after a
+    /// loss (nothing queued to drop, and a device sink would reopen its stream for nothing).
+    fn restart_decoding(
+        &mut self,
+        track_id: TrackId,
+        position_ms: u64,
+        fade: bool,
+        reset_sink: bool,
+    ) {
         let Some(spec) = self.spec() else {
             return;
         };
@@ -539,7 +593,7 @@ impl Output {
         }
         self.draining = None;
         self.underruns.restart();
-        if let Some(sink) = self.sink.as_mut() {
+        if let Some(sink) = self.sink.as_mut().filter(|_| reset_sink) {
             let _ = sink.sink.reset();
         }
         self.reset_dsp();
@@ -554,6 +608,8 @@ impl Output {
     }
 
     fn apply_route(&mut self, factory: Box<dyn SinkFactory>, generation: u64) {
+        // A new route replaces a lost one.
+        self.recovery = None;
         let describe = factory.describe();
         let created = factory.create();
         let preferred = {
@@ -826,6 +882,10 @@ impl Output {
         let track_id = pending.track_id;
         let taken = match result {
             Ok(n) => n,
+            Err(e @ SinkError::Disconnected { .. }) => {
+                self.output_lost(&e);
+                return None;
+            }
             Err(_) if tail => {
                 // The stream this fade-out ends is over already: a sink that refuses it
                 // loses only the fade (its failure, if lasting, shows on the next write).
@@ -900,6 +960,112 @@ impl Gains {
             r + (self.replaygain.1 - r) * VOLUME_SMOOTHING,
             f,
         )
+    }
+}
+
+impl Output {
+    /// The sink said its output went away: close it, keep the position heard last, and
+    /// start re-opening it (see [`Output::recover`]).
+    fn output_lost(&mut self, error: &SinkError) {
+        let Some(open) = self.sink.as_mut() else {
+            return;
+        };
+        let route = open.sink.describe();
+        let queued = open.sink.status().queued_frames;
+        if let Err(e) = open.sink.close() {
+            tracing::debug!(route, error = %e, "closing the lost output failed");
+        }
+        let old_spec = open.spec.take();
+        let mut pb = lock(&self.shared);
+        let track_spec = pb.current.as_ref().map(|c| c.info.spec());
+        let mut resume = None;
+        if pb.epoch == self.epoch {
+            // What was still queued in the lost output was never heard.
+            if let Some(current) = pb.current.as_mut() {
+                current.frames_written = current.frames_written.saturating_sub(queued);
+            }
+            let position = pb.position_ms();
+            if let Some(current) = pb.current.as_mut() {
+                current.start_ms = position;
+                current.frames_written = 0;
+                resume = Some((current.id, position));
+            }
+        }
+        pb.spec = None;
+        let message = error.to_string();
+        tracing::warn!(route, message, "output lost; re-opening it");
+        pb.emit(EngineEvent::OutputLost { route, message });
+        drop(pb);
+        // Blocks decoded ahead are dropped; the worker is repositioned once the output is
+        // back.
+        self.pending = None;
+        self.draining = None;
+        self.underruns.restart();
+        self.reset_dsp();
+        let Some(preferred) = track_spec.or(old_spec) else {
+            return;
+        };
+        self.recovery = Some(Recovery {
+            resume,
+            preferred,
+            next_at: Instant::now(),
+            backoff: REOPEN_FIRST,
+        });
+    }
+
+    /// Re-opens a lost output when its retry is due. Returns how long to wait for the next
+    /// retry, or `None` when nothing is being recovered (any more).
+    fn recover(&mut self) -> Option<Duration> {
+        let recovery = self.recovery.as_mut()?;
+        let now = Instant::now();
+        if now < recovery.next_at {
+            return Some(recovery.next_at - now);
+        }
+        let Some(open) = self.sink.as_mut() else {
+            self.recovery = None;
+            return None;
+        };
+        let preferred = recovery.preferred;
+        let opened = open
+            .sink
+            .negotiate(preferred)
+            .and_then(|wanted| open.sink.open(wanted).map(|()| wanted));
+        let wanted = match opened {
+            Ok(wanted) => wanted,
+            Err(e) => {
+                tracing::debug!(error = %e, retry_in = ?recovery.backoff, "output not back yet");
+                recovery.next_at = now + recovery.backoff;
+                let wait = recovery.backoff;
+                recovery.backoff = (recovery.backoff * 2).min(REOPEN_MAX);
+                return Some(wait);
+            }
+        };
+        open.spec = Some(wanted);
+        let resume = self.recovery.take().and_then(|r| r.resume);
+        lock(&self.shared).spec = Some(wanted);
+        self.announce_changed();
+        let mut pb = lock(&self.shared);
+        let current = pb.current.as_ref().map(|c| c.id);
+        let resume = resume.filter(|(id, _)| pb.epoch == self.epoch && current == Some(*id));
+        if let Some((track_id, position)) = resume {
+            if let Some(current) = pb.current.as_mut() {
+                current.start_ms = position;
+                current.frames_written = 0;
+            }
+            drop(pb);
+            self.restart_decoding(track_id, position, false, false);
+        }
+        None
+    }
+
+    /// Tells clients where audio goes now, after a lost output came back.
+    fn announce_changed(&self) {
+        let Some(open) = self.sink.as_ref() else {
+            return;
+        };
+        let route = open.sink.describe();
+        tracing::info!(route, "output re-opened");
+        lock(&self.shared).emit(EngineEvent::OutputChanged { route });
     }
 }
 

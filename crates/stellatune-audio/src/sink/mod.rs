@@ -2,10 +2,10 @@
 //! sinks: negotiate a spec, open, write interleaved f32 without blocking, query status,
 //! flush, reset, close.
 
-// Device output is built with the `device` feature, and always on Windows, where WASAPI needs
-// no system packages at build time (on Linux cpal needs the ALSA headers).
-#[cfg(any(feature = "device", windows))]
-mod device;
+// The device sink's ring and loss handling are always built (the tests drive them with a
+// virtual backend); cpal's devices come with the `device` feature, and always on Windows,
+// where WASAPI needs no system packages at build time (on Linux cpal needs the ALSA headers).
+pub mod device;
 mod null;
 mod pacer;
 mod wav;
@@ -21,8 +21,9 @@ pub use wav::WavSink;
 /// A built-in output route.
 #[derive(Debug, Clone, PartialEq)]
 pub enum BuiltinRoute {
-    /// The system's default output device (needs the `device` feature).
-    Device,
+    /// A system output device (needs the `device` feature): the one with `device_id` (an id
+    /// from [`device::output_devices`]), or the system default, followed when it changes.
+    Device { device_id: Option<String> },
     /// Discards audio at real-time pace.
     Null,
     /// Writes what would be heard to a 32-bit float WAV file. `channels` and `sample_rate`
@@ -62,7 +63,10 @@ fn check_wav_format(channels: Option<u16>, sample_rate: Option<u32>) -> Result<(
 impl SinkFactory for BuiltinRoute {
     fn describe(&self) -> String {
         match self {
-            BuiltinRoute::Device => "device".into(),
+            BuiltinRoute::Device { device_id: None } => "device".into(),
+            BuiltinRoute::Device {
+                device_id: Some(id),
+            } => format!("device:{id}"),
             BuiltinRoute::Null => "null".into(),
             BuiltinRoute::Wav {
                 path,
@@ -101,12 +105,15 @@ impl SinkFactory for BuiltinRoute {
                     .map(drop)
                     .map_err(|e| SinkError::io(format!("cannot create {}", path.display()), e))
             }
-            #[cfg(any(feature = "device", windows))]
-            BuiltinRoute::Device => Ok(()),
-            #[cfg(not(any(feature = "device", windows)))]
-            BuiltinRoute::Device => Err(SinkError::invalid_config(
-                "this build has no device output (built without the `device` feature)",
-            )),
+            BuiltinRoute::Device { device_id } => {
+                device::system_backend()?;
+                match device_id {
+                    Some(id) if id.trim().is_empty() => Err(SinkError::invalid_config(
+                        "`device_id` is empty (leave it out to follow the system default)",
+                    )),
+                    _ => Ok(()),
+                }
+            }
         }
     }
 
@@ -124,12 +131,10 @@ impl SinkFactory for BuiltinRoute {
                     WavSink::create(path, paced)?.with_format(channels, sample_rate),
                 ))
             }
-            #[cfg(any(feature = "device", windows))]
-            BuiltinRoute::Device => Ok(Box::new(device::DeviceSink::new()?)),
-            #[cfg(not(any(feature = "device", windows)))]
-            BuiltinRoute::Device => Err(SinkError::invalid_config(
-                "this build has no device output (built without the `device` feature)",
-            )),
+            BuiltinRoute::Device { device_id } => Ok(Box::new(device::DeviceSink::new(
+                device::system_backend()?,
+                device_id,
+            ))),
         }
     }
 }

@@ -306,6 +306,11 @@ typedef StellatunePluginsListJsonNative = Int32 Function(Pointer<Utf8> buf, Size
 /// Dart signature of `stellatune_plugins_list_json`.
 typedef StellatunePluginsListJsonDart = int Function(Pointer<Utf8> buf, int cap, Pointer<Size> outLen);
 
+/// Native signature of `stellatune_output_devices_json`.
+typedef StellatuneOutputDevicesJsonNative = Int32 Function(Pointer<Utf8> buf, Size cap, Pointer<Size> outLen);
+/// Dart signature of `stellatune_output_devices_json`.
+typedef StellatuneOutputDevicesJsonDart = int Function(Pointer<Utf8> buf, int cap, Pointer<Size> outLen);
+
 /// Native signature of `stellatune_runtime_metrics_json`.
 typedef StellatuneRuntimeMetricsJsonNative = Int32 Function(Pointer<Utf8> buf, Size cap, Pointer<Size> outLen);
 /// Dart signature of `stellatune_runtime_metrics_json`.
@@ -522,7 +527,9 @@ final class StellatuneBindings {
 
   /// Sets the output route from JSON: `{"kind":"null"}` (discard at real-time pace),
   /// `{"kind":"wav","path":"/tmp/out.wav","paced":true}` (32-bit float WAV; `paced` defaults to
-  /// true), `{"kind":"device"}` (default output device; builds with the `device` feature) or
+  /// true), `{"kind":"device"}` (the system default output, followed when it changes; builds
+  /// with the `device` feature), `{"kind":"device","device_id":"..."}` (one device, an `id` of
+  /// `stellatune_output_devices_json`) or
   /// `{"kind":"plugin","plugin_id":"asio","sink":"asio","target":"null","config":{...}}` (an
   /// installed plugin's output sink; `sink` may be left out when the plugin has one). The route
   /// is global: it applies to the one engine every client shares.
@@ -699,6 +706,34 @@ final class StellatuneBindings {
   /// `stellatune_plugins_list_json` in the C header.
   late final StellatunePluginsListJsonDart pluginsListJson =
       library.lookupFunction<StellatunePluginsListJsonNative, StellatunePluginsListJsonDart>('stellatune_plugins_list_json');
+
+  /// Writes every output the runtime can play to now as a JSON array, one object per output:
+  /// `{"id", "name", "backend", "is_default", "route"}`. `route` is exactly the JSON
+  /// `stellatune_output_route_apply` takes to play there. The list starts with the system's
+  /// devices (builds with device output): first `{"id":"default","name":"System default",...,
+  /// "route":{"kind":"device"}}`, which follows the system default, then every device of every
+  /// audio backend the build has (`backend` `"alsa"`, `"jack"`, `"wasapi"`, `"asio"`; route
+  /// `{"kind":"device","device_id":ID}`); `is_default` marks the current default. Then every
+  /// target of every output sink of every loaded plugin (`backend` `"plugin:<plugin id>"`,
+  /// route `{"kind":"plugin","plugin_id",...,"sink",...,"target",...}`). A build without the
+  /// `device` feature lists no system devices; a plugin whose listing fails is left out (and
+  /// logged).
+  ///
+  /// Read fresh on each call (a plugin may reuse its own list for a couple of seconds): a
+  /// device plugged in is listed by the next call. Blocks while the backends and plugins are
+  /// asked (milliseconds; the audio backends at most 3 s, after which the list comes without
+  /// system devices; a plugin that asks a helper process, a few seconds); it never waits on
+  /// the engine, and playback goes on meanwhile. Errors: `INVALID_ARGUMENT` (`buf` or
+  /// `out_len` NULL), `BUFFER_TOO_SMALL` (`*out_len` = size needed), `NOT_INITIALIZED`,
+  /// `SHUTTING_DOWN`, `SINK` (the system's device list could not be read).
+  ///
+  /// # Safety
+  /// `buf` must be NULL or valid for writes of `cap` bytes; `out_len` NULL or valid for writing
+  /// one `size_t`.
+  ///
+  /// `stellatune_output_devices_json` in the C header.
+  late final StellatuneOutputDevicesJsonDart outputDevicesJson =
+      library.lookupFunction<StellatuneOutputDevicesJsonNative, StellatuneOutputDevicesJsonDart>('stellatune_output_devices_json');
 
   /// Writes the runtime's counters as one JSON object: `state` ("uninit", "running",
   /// "shutting_down", "stopped"), `runtime_host_inits_total`, `player_clients_active`,

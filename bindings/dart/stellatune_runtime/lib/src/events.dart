@@ -62,6 +62,12 @@ PlayerEvent _parse(Map<String, Object?> j) => switch (j['type']) {
         ),
       'output_starting' => OutputStarting(j, route: j['route'] as String),
       'underrun' => Underrun(j, count: _int(j['count'])),
+      'output_lost' => OutputLost(
+          j,
+          route: j['route'] as String,
+          message: j['message'] as String,
+        ),
+      'output_changed' => OutputChanged(j, route: j['route'] as String),
       'client_evicted' => ClientEvicted(
           j,
           clientId: _int(j['client_id']),
@@ -171,6 +177,20 @@ final class OutputStarting extends PlayerEvent {
 final class Underrun extends PlayerEvent {
   const Underrun(super.json, {required this.count});
   final int count;
+}
+
+/// `output_lost`: the output went away while in use (unplugged, reset, the default moved);
+/// the engine re-opens it and goes on from the position heard last.
+final class OutputLost extends PlayerEvent {
+  const OutputLost(super.json, {required this.route, required this.message});
+  final String route;
+  final String message;
+}
+
+/// `output_changed`: after [OutputLost], the output plays again, on [route].
+final class OutputChanged extends PlayerEvent {
+  const OutputChanged(super.json, {required this.route});
+  final String route;
 }
 
 /// `client_evicted`: another client's lease ran out.

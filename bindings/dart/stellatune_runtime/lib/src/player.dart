@@ -7,8 +7,17 @@ final class OutputRoute {
 
   final Map<String, Object?> _json;
 
-  /// The system's default output device (a library built with the `device` feature).
+  /// The system's default output device, followed when the default changes (a library
+  /// built with the `device` feature).
   static const OutputRoute device = OutputRoute._({'kind': 'device'});
+
+  /// One output device: an `id` of `StellatuneRuntime.outputDevices`.
+  factory OutputRoute.deviceId(String deviceId) =>
+      OutputRoute._({'kind': 'device', 'device_id': deviceId});
+
+  /// The `route` of an entry of `StellatuneRuntime.outputDevices`, as it is.
+  factory OutputRoute.fromJson(Map<String, Object?> json) =>
+      OutputRoute._(Map<String, Object?>.unmodifiable(json));
 
   /// Discards the audio at real-time pace (tests, headless use).
   static const OutputRoute discard = OutputRoute._({'kind': 'null'});

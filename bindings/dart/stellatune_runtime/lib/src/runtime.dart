@@ -144,6 +144,15 @@ final class StellatuneRuntime {
         );
       });
 
+  /// Every output the runtime can play to now, for a device picker: system devices and
+  /// plugin targets, each a map with `id`, `name`, `backend`, `is_default` and `route`;
+  /// play there with `player.applyRoute(OutputRoute.fromJson(route))` (docs/ffi.md,
+  /// "Output devices").
+  List<Object?> outputDevices() => jsonDecode(readText(
+        bindings,
+        (buf, cap, outLen) => bindings.outputDevicesJson(buf, cap, outLen),
+      )) as List<Object?>;
+
   /// The installed plugins (docs/plugins.md).
   List<Object?> plugins() => jsonDecode(readText(
         bindings,

@@ -1,0 +1,359 @@
+//! Output to a system device. The sink keeps what every device backend shares: the
+//! lock-free ring between the engine's output thread and the device callback, the underrun
+//! count, and noticing that the output went away (the device was unplugged or reset, or the
+//! system default moved while the sink follows it). A [`DeviceBackend`] only lists devices
+//! and opens a stream that pulls from the ring: cpal in real builds, a virtual backend in
+//! the tests, which plugs and unplugs devices on command.
+
+#[cfg(any(feature = "device", windows))]
+mod cpal_backend;
+pub mod virtual_backend;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use super::{Sink, SinkError, SinkStatus};
+use stellatune_core::StreamSpec;
+
+#[cfg(any(feature = "device", windows))]
+pub use cpal_backend::CpalBackend;
+
+/// Buffer between the output thread and the device callback.
+const DEVICE_BUFFER_MS: u32 = 150;
+/// How often a playing sink asks the backend whether the default device moved (when it
+/// follows the default) or whether the chosen device is back (when it plays on the default
+/// meanwhile).
+const PRESENCE_CHECK: Duration = Duration::from_secs(1);
+
+/// One output device a backend offers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// Stable across runs and plugging: the backend's name and the device's
+    /// (`alsa:hw:CARD=USB,DEV=0`, `wasapi:Speakers (Realtek Audio)`).
+    pub id: String,
+    pub name: String,
+    /// The backend (cpal host) it belongs to, lower case: `alsa`, `jack`, `wasapi`, `asio`.
+    pub backend: String,
+    /// The system's default output now.
+    pub is_default: bool,
+}
+
+/// What the device callback reads from: the ring, the underrun count and the loss flag.
+pub struct DeviceFeed {
+    consumer: rtrb::Consumer<f32>,
+    underruns: Arc<AtomicU64>,
+    loss: Arc<Loss>,
+}
+
+impl DeviceFeed {
+    /// Fills `out` from the ring, with silence for what the ring lacks (an underrun).
+    /// Real-time safe: no lock, no allocation.
+    pub fn fill(&mut self, out: &mut [f32]) {
+        let n = self.consumer.slots().min(out.len());
+        if let Ok(chunk) = self.consumer.read_chunk(n) {
+            let (a, b) = chunk.as_slices();
+            out[..a.len()].copy_from_slice(a);
+            out[a.len()..a.len() + b.len()].copy_from_slice(b);
+            chunk.commit_all();
+        }
+        if n < out.len() {
+            out[n..].fill(0.0);
+            self.underruns.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A handle the backend's error callback uses to say the device is gone.
+    pub fn loss(&self) -> Arc<Loss> {
+        self.loss.clone()
+    }
+}
+
+/// Set, from any thread, when the stream's device stopped working; the next write fails
+/// with [`SinkError::Disconnected`] so the engine re-opens the output.
+#[derive(Default)]
+pub struct Loss {
+    lost: AtomicBool,
+    reason: Mutex<Option<String>>,
+}
+
+impl Loss {
+    pub fn report(&self, reason: impl Into<String>) {
+        let mut slot = self.reason.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.is_none() {
+            *slot = Some(reason.into());
+        }
+        drop(slot);
+        self.lost.store(true, Ordering::Release);
+    }
+
+    fn take(&self) -> Option<String> {
+        if !self.lost.load(Ordering::Acquire) {
+            return None;
+        }
+        let reason = self
+            .reason
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        Some(reason.unwrap_or_else(|| "the device stopped".into()))
+    }
+}
+
+/// A playing stream; dropping it stops the device.
+pub trait DeviceStream {}
+
+/// The device layer the sink uses. `None` as a device id means the system default.
+pub trait DeviceBackend: Send + Sync {
+    /// Every output device of this backend now.
+    fn devices(&self) -> Result<Vec<DeviceInfo>, SinkError>;
+    /// The id of the system default output now, if there is one.
+    fn default_device(&self) -> Option<String>;
+    /// Whether `id` is connected now.
+    fn is_present(&self, id: &str) -> bool {
+        self.devices()
+            .map(|list| list.iter().any(|d| d.id == id))
+            .unwrap_or(false)
+    }
+    /// The spec `id` will play `preferred` at.
+    fn negotiate(&self, id: Option<&str>, preferred: StreamSpec) -> Result<StreamSpec, SinkError>;
+    /// Starts a stream on `id` at `spec` that pulls from `feed`; returns it and the id of
+    /// the device it plays on.
+    fn open(
+        &self,
+        id: Option<&str>,
+        spec: StreamSpec,
+        feed: DeviceFeed,
+    ) -> Result<(Box<dyn DeviceStream>, String), SinkError>;
+}
+
+/// The backend of the `device` route in this build: cpal's devices, or none.
+pub fn system_backend() -> Result<Arc<dyn DeviceBackend>, SinkError> {
+    #[cfg(any(feature = "device", windows))]
+    return Ok(Arc::new(CpalBackend));
+    #[cfg(not(any(feature = "device", windows)))]
+    Err(no_device_feature())
+}
+
+/// The error of the `device` route in a build without device output.
+pub fn no_device_feature() -> SinkError {
+    SinkError::invalid_config(NO_DEVICE_FEATURE)
+}
+
+/// Says how to get a build that has device output.
+pub const NO_DEVICE_FEATURE: &str = "this build has no device output (built without the `device` feature); \
+     build it with `cargo build --release -p stellatune-cli --features device` \
+     (Linux needs the ALSA headers first: `sudo apt-get install libasound2-dev`, \
+     or `alsa-lib-devel` on Fedora)";
+
+/// Every output device this build can play to: cpal's devices of every host it has (none
+/// without the `device` feature).
+pub fn output_devices() -> Result<Vec<DeviceInfo>, SinkError> {
+    #[cfg(any(feature = "device", windows))]
+    return CpalBackend.devices();
+    #[cfg(not(any(feature = "device", windows)))]
+    Ok(Vec::new())
+}
+
+struct Open {
+    stream: Box<dyn DeviceStream>,
+    producer: rtrb::Producer<f32>,
+    spec: StreamSpec,
+    capacity: usize,
+    loss: Arc<Loss>,
+    /// The device the stream plays on.
+    device: String,
+}
+
+/// A device output: the chosen device, or the system default (followed when it moves).
+pub struct DeviceSink {
+    backend: Arc<dyn DeviceBackend>,
+    /// `None`: follow the system default.
+    chosen: Option<String>,
+    open: Option<Open>,
+    underruns: Arc<AtomicU64>,
+    /// The output was lost once: from now on, a chosen device that is absent is stood in
+    /// for by the default until it comes back.
+    lost_once: bool,
+    /// Why a reset could not reopen the stream: the next write reports it as a loss.
+    broken: Option<String>,
+    next_check: Instant,
+}
+
+impl DeviceSink {
+    pub fn new(backend: Arc<dyn DeviceBackend>, chosen: Option<String>) -> Self {
+        Self {
+            backend,
+            chosen,
+            open: None,
+            underruns: Arc::new(AtomicU64::new(0)),
+            lost_once: false,
+            broken: None,
+            next_check: Instant::now(),
+        }
+    }
+
+    /// The device to open now: the chosen one; the default instead while the chosen one is
+    /// away after a loss; `None` (the default) when following the default.
+    fn target(&self) -> Result<Option<String>, SinkError> {
+        let Some(chosen) = &self.chosen else {
+            return Ok(None);
+        };
+        if self.backend.is_present(chosen) {
+            return Ok(Some(chosen.clone()));
+        }
+        if self.lost_once {
+            return Ok(None);
+        }
+        let known = self
+            .backend
+            .devices()
+            .map(|list| {
+                list.into_iter()
+                    .map(|d| d.id)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default();
+        Err(SinkError::disconnected(format!(
+            "no output device `{chosen}` is connected (connected: {known})"
+        )))
+    }
+
+    /// Opens a stream on `target` (`None`: the default) at `spec`.
+    fn open_on(&mut self, target: Option<String>, spec: StreamSpec) -> Result<(), SinkError> {
+        self.close()?;
+        self.broken = None;
+        let capacity =
+            (spec.sample_rate * DEVICE_BUFFER_MS / 1000) as usize * usize::from(spec.channels);
+        let (producer, consumer) = rtrb::RingBuffer::<f32>::new(capacity.max(1));
+        let loss = Arc::new(Loss::default());
+        let feed = DeviceFeed {
+            consumer,
+            underruns: self.underruns.clone(),
+            loss: loss.clone(),
+        };
+        let (stream, device) = self.backend.open(target.as_deref(), spec, feed)?;
+        tracing::debug!(
+            device,
+            sample_rate = spec.sample_rate,
+            channels = spec.channels,
+            "output device open"
+        );
+        self.open = Some(Open {
+            stream,
+            producer,
+            spec,
+            capacity,
+            loss,
+            device,
+        });
+        self.next_check = Instant::now() + PRESENCE_CHECK;
+        Ok(())
+    }
+
+    /// Why the output should move now, if it should: the stream's device failed, the
+    /// default moved while following it, or the chosen device is back while playing on the
+    /// default.
+    fn moved(&mut self) -> Option<String> {
+        let open = self.open.as_ref()?;
+        if let Some(reason) = open.loss.take() {
+            return Some(reason);
+        }
+        let now = Instant::now();
+        if now < self.next_check {
+            return None;
+        }
+        self.next_check = now + PRESENCE_CHECK;
+        match &self.chosen {
+            None => match self.backend.default_device() {
+                Some(default) if default != open.device => Some(format!(
+                    "the system default output moved from `{}` to `{default}`",
+                    open.device
+                )),
+                _ => None,
+            },
+            Some(chosen) if *chosen != open.device && self.backend.is_present(chosen) => {
+                Some(format!("the chosen output `{chosen}` is connected again"))
+            }
+            Some(_) => None,
+        }
+    }
+}
+
+impl Sink for DeviceSink {
+    fn describe(&self) -> String {
+        match (&self.open, &self.chosen) {
+            (Some(open), _) => format!("device:{}", open.device),
+            (None, Some(chosen)) => format!("device:{chosen}"),
+            (None, None) => "device".into(),
+        }
+    }
+
+    fn negotiate(&mut self, preferred: StreamSpec) -> Result<StreamSpec, SinkError> {
+        let target = self.target()?;
+        self.backend.negotiate(target.as_deref(), preferred)
+    }
+
+    fn open(&mut self, spec: StreamSpec) -> Result<(), SinkError> {
+        let target = self.target()?;
+        self.open_on(target, spec)
+    }
+
+    fn write(&mut self, interleaved: &[f32]) -> Result<usize, SinkError> {
+        if let Some(reason) = self.broken.take() {
+            self.lost_once = true;
+            return Err(SinkError::disconnected(reason));
+        }
+        if let Some(reason) = self.moved() {
+            self.lost_once = true;
+            return Err(SinkError::disconnected(reason));
+        }
+        let Some(open) = self.open.as_mut() else {
+            return Err(SinkError::invalid_config("device sink written before open"));
+        };
+        let channels = usize::from(open.spec.channels);
+        let frames = (open.producer.slots() / channels).min(interleaved.len() / channels);
+        if frames == 0 {
+            return Ok(0);
+        }
+        let chunk = open
+            .producer
+            .write_chunk_uninit(frames * channels)
+            .map_err(|e| SinkError::device_caused_by(e.to_string(), e))?;
+        let written = chunk.fill_from_iter(interleaved[..frames * channels].iter().copied());
+        debug_assert_eq!(written, frames * channels);
+        Ok(frames)
+    }
+
+    fn status(&self) -> SinkStatus {
+        let queued = self.open.as_ref().map_or(0, |o| {
+            ((o.capacity - o.producer.slots()) / usize::from(o.spec.channels)) as u64
+        });
+        SinkStatus {
+            queued_frames: queued,
+            underruns: self.underruns.load(Ordering::Relaxed),
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    fn reset(&mut self) -> Result<(), SinkError> {
+        // Reopening drops whatever is queued in the ring at once.
+        let Some((spec, device)) = self.open.as_ref().map(|o| (o.spec, o.device.clone())) else {
+            return Ok(());
+        };
+        // The same device again, without listing the devices to find it.
+        self.open_on(Some(device), spec)
+            .inspect_err(|e| self.broken = Some(e.to_string()))
+    }
+
+    fn close(&mut self) -> Result<(), SinkError> {
+        if let Some(open) = self.open.take() {
+            drop(open.stream);
+        }
+        Ok(())
+    }
+}

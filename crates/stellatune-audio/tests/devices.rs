@@ -1,0 +1,254 @@
+//! Device output through the device sink with a virtual device layer: unplugging the device
+//! in use, the system default moving, a chosen device coming back, and no device at all for
+//! a while. The test takes the audio as the device would, so every step is driven by the
+//! test and the audio heard before and after is compared frame by frame.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use stellatune_audio::sink::device::DeviceSink;
+use stellatune_audio::sink::device::virtual_backend::{VirtualBackend, VirtualDevices};
+use stellatune_audio::{Engine, EngineEvent, Sink, SinkError, SinkFactory};
+
+const RATE: u32 = 44_100;
+/// One millisecond of frames: a position kept in whole milliseconds is this close.
+const MS_FRAMES: usize = RATE as usize / 1000 + 1;
+
+struct VirtualRoute {
+    devices: Arc<VirtualDevices>,
+    device_id: Option<String>,
+}
+
+impl SinkFactory for VirtualRoute {
+    fn describe(&self) -> String {
+        "virtual-device".into()
+    }
+
+    fn create(self: Box<Self>) -> Result<Box<dyn Sink>, SinkError> {
+        Ok(Box::new(DeviceSink::new(
+            Arc::new(VirtualBackend(self.devices)),
+            self.device_id,
+        )))
+    }
+}
+
+/// Plays a position-coded file through a virtual device route.
+fn start(
+    name: &str,
+    devices: &Arc<VirtualDevices>,
+    device_id: Option<&str>,
+) -> (Engine, Arc<Events>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("coded.wav");
+    write_wav_i16(&path, RATE, 2, &position_coded_i16(RATE as usize * 20, 7));
+    let (engine, events) = start_engine(name);
+    engine
+        .apply_route(Box::new(VirtualRoute {
+            devices: devices.clone(),
+            device_id: device_id.map(str::to_owned),
+        }))
+        .unwrap();
+    engine.play(&path).unwrap();
+    (engine, events, dir)
+}
+
+/// Frame positions heard on `device`: takes until `frames` frames came (at least one when
+/// `frames` is 0), checking they follow each other without a gap.
+fn hear(devices: &VirtualDevices, device: &str, frames: usize) -> Vec<usize> {
+    let mut heard = Vec::new();
+    wait_until(&format!("{frames} frames on {device}"), || {
+        let samples = devices.take(device, 4096);
+        for frame in samples.chunks_exact(2) {
+            let (tag, position) = decode_position(frame[0], frame[1]).expect("a coded frame");
+            assert_eq!(tag, 7);
+            if let Some(last) = heard.last() {
+                assert_eq!(position, last + 1, "frames heard in order, none lost");
+            }
+            heard.push(position);
+        }
+        if samples.is_empty() {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        heard.len() >= frames.max(1)
+    });
+    heard
+}
+
+fn wait_changed_to(events: &Events, route: &str, count: usize) {
+    events.wait_for(&format!("output_changed to {route}"), |ev| {
+        ev.iter()
+            .filter(|e| matches!(e, EngineEvent::OutputChanged { route: r } if r == route))
+            .count()
+            >= count
+    });
+}
+
+fn lost_messages(events: &Events) -> Vec<String> {
+    events
+        .all()
+        .iter()
+        .filter_map(|e| match e {
+            EngineEvent::OutputLost { message, .. } => Some(message.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The first frame heard after a move is the one after the last frame heard before it
+/// (give or take the millisecond a position is kept in): nothing skipped, nothing repeated
+/// beyond that.
+fn assert_goes_on(before: &[usize], after: &[usize]) {
+    let last = *before.last().unwrap();
+    let first = after[0];
+    assert!(
+        first <= last + 1 && first + MS_FRAMES > last,
+        "heard up to frame {last}, went on at frame {first}"
+    );
+}
+
+#[test]
+fn unplugging_the_default_device_moves_to_the_new_default_from_the_same_position() {
+    let devices = VirtualDevices::new();
+    devices.plug("v:usb", "USB headphones");
+    devices.plug("v:speakers", "Speakers");
+    devices.set_default(Some("v:usb"));
+    let (engine, events, _dir) = start("device-unplug", &devices, None);
+
+    let before = hear(&devices, "v:usb", RATE as usize / 2);
+    devices.unplug("v:usb");
+    devices.set_default(Some("v:speakers"));
+    wait_changed_to(&events, "device:v:speakers", 1);
+    let after = hear(&devices, "v:speakers", RATE as usize / 2);
+
+    assert_goes_on(&before, &after);
+    let lost = lost_messages(&events);
+    assert_eq!(lost.len(), 1, "{lost:?}");
+    assert!(lost[0].contains("unplugged"), "{}", lost[0]);
+    let all = events.all();
+    let lost_at = all
+        .iter()
+        .position(|e| matches!(e, EngineEvent::OutputLost { route, .. } if route == "device:v:usb"))
+        .expect("output_lost names the lost device");
+    let changed_at = all
+        .iter()
+        .position(|e| matches!(e, EngineEvent::OutputChanged { .. }))
+        .unwrap();
+    assert!(lost_at < changed_at);
+    assert!(errors(&all).is_empty(), "{:?}", errors(&all));
+    assert_eq!(devices.opened(), ["v:usb", "v:speakers"]);
+    engine.shutdown(TIMEOUT).unwrap();
+}
+
+#[test]
+fn the_output_follows_the_system_default_when_it_moves() {
+    let devices = VirtualDevices::new();
+    devices.plug("v:speakers", "Speakers");
+    devices.plug("v:hdmi", "HDMI");
+    devices.set_default(Some("v:speakers"));
+    let (engine, events, _dir) = start("device-default-moves", &devices, None);
+
+    let mut before = hear(&devices, "v:speakers", 4096);
+    devices.set_default(Some("v:hdmi"));
+    // The device keeps playing until the engine notices the move; what it plays meanwhile
+    // was heard too.
+    while lost_messages(&events).is_empty() {
+        let more = hear_some(&devices, "v:speakers");
+        before.extend(more);
+    }
+    wait_changed_to(&events, "device:v:hdmi", 1);
+    let after = hear(&devices, "v:hdmi", 4096);
+    assert_goes_on(&before, &after);
+    assert!(
+        lost_messages(&events)[0].contains("moved"),
+        "{:?}",
+        lost_messages(&events)
+    );
+    engine.shutdown(TIMEOUT).unwrap();
+}
+
+/// Whatever `device` has queued now (possibly nothing).
+fn hear_some(devices: &VirtualDevices, device: &str) -> Vec<usize> {
+    let samples = devices.take(device, 4096);
+    if samples.is_empty() {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    samples
+        .chunks_exact(2)
+        .map(|f| decode_position(f[0], f[1]).expect("a coded frame").1)
+        .collect()
+}
+
+#[test]
+fn a_chosen_device_plays_on_the_default_while_away_and_again_once_back() {
+    let devices = VirtualDevices::new();
+    devices.plug("v:speakers", "Speakers");
+    devices.plug("v:dac", "USB DAC");
+    devices.set_default(Some("v:speakers"));
+    let (engine, events, _dir) = start("device-chosen", &devices, Some("v:dac"));
+
+    let before = hear(&devices, "v:dac", 4096);
+    devices.unplug("v:dac");
+    wait_changed_to(&events, "device:v:speakers", 1);
+    let mut meanwhile = hear(&devices, "v:speakers", 1);
+    assert_goes_on(&before, &meanwhile);
+
+    devices.plug("v:dac", "USB DAC");
+    while !events
+        .all()
+        .iter()
+        .any(|e| matches!(e, EngineEvent::OutputChanged { route } if route == "device:v:dac"))
+    {
+        meanwhile.extend(hear_some(&devices, "v:speakers"));
+    }
+    let after = hear(&devices, "v:dac", 4096);
+    assert_goes_on(&meanwhile, &after);
+    assert_eq!(devices.opened(), ["v:dac", "v:speakers", "v:dac"]);
+    engine.shutdown(TIMEOUT).unwrap();
+}
+
+#[test]
+fn with_no_device_at_all_the_engine_keeps_answering_and_plays_once_one_appears() {
+    let devices = VirtualDevices::new();
+    devices.plug("v:only", "Only device");
+    let (engine, events, _dir) = start("device-none", &devices, None);
+
+    let before = hear(&devices, "v:only", 4096);
+    devices.unplug("v:only");
+    events.wait_for("output_lost", |ev| {
+        ev.iter()
+            .any(|e| matches!(e, EngineEvent::OutputLost { .. }))
+    });
+    // Re-opening fails and is retried with backoff; commands are answered meanwhile.
+    let status = engine.status().unwrap();
+    assert_eq!(status.state, stellatune_audio::PlaybackState::Playing);
+    engine.set_volume(1.0).unwrap();
+    assert!(
+        !events
+            .all()
+            .iter()
+            .any(|e| matches!(e, EngineEvent::OutputChanged { .. }))
+    );
+
+    devices.plug("v:new", "New device");
+    wait_changed_to(&events, "device:v:new", 1);
+    let after = hear(&devices, "v:new", 4096);
+    assert_goes_on(&before, &after);
+    assert!(errors(&events.all()).is_empty());
+    engine.shutdown(TIMEOUT).unwrap();
+}
+
+#[test]
+fn a_chosen_device_that_is_not_connected_fails_the_track_with_a_clear_error() {
+    let devices = VirtualDevices::new();
+    devices.plug("v:speakers", "Speakers");
+    let (engine, events, _dir) = start("device-absent", &devices, Some("v:gone"));
+    events.wait_for("an error", |ev| !errors(ev).is_empty());
+    let message = errors(&events.all()).remove(0);
+    assert!(
+        message.contains("`v:gone`") && message.contains("v:speakers"),
+        "{message}"
+    );
+    engine.shutdown(TIMEOUT).unwrap();
+}
