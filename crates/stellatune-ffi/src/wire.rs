@@ -1584,6 +1584,15 @@ mod tests {
             host::BuiltinRoute::Wav {
                 path: "/tmp/a b.wav".into(),
                 paced: false,
+                channels: None,
+                sample_rate: None,
+            }
+            .into(),
+            host::BuiltinRoute::Wav {
+                path: "/tmp/fixed.wav".into(),
+                paced: true,
+                channels: Some(2),
+                sample_rate: Some(44_100),
             }
             .into(),
             OutputRoute::Plugin(PluginRoute::new("asio", Some("asio"), "cpal:Speakers")),

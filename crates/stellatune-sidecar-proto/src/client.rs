@@ -673,7 +673,8 @@ impl Sidecar {
                 ring_path: path,
                 sample_rate,
                 channels,
-                // The sidecar reads a quarter of the ring per period.
+                // The period a hardware device is asked for: a quarter of the ring. The
+                // sidecar's built-in (paced) devices take half the ring per period instead.
                 buffer_frames: (capacity_frames / 4).max(64),
             },
             timeout,
