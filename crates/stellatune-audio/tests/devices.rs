@@ -43,7 +43,7 @@ fn start(
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("coded.wav");
     write_wav_i16(&path, RATE, 2, &position_coded_i16(RATE as usize * 20, 7));
-    let (engine, events) = start_engine(name);
+    let (engine, events) = start_engine_unfaded(name);
     engine
         .apply_route(Box::new(VirtualRoute {
             devices: devices.clone(),
