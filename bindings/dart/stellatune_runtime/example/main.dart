@@ -1,9 +1,11 @@
-// A minimal Flutter desktop player: a path field, play/pause/stop, a seek slider and the
-// event list. Run it with `flutter run -d <windows|linux|macos> -t main.dart` from this
-// directory (see the package README for the native library).
+// A minimal Flutter desktop player: a path field, an output device picker, play/pause/stop,
+// a seek slider and the event list. Run it with `flutter run -d <windows|linux|macos> -t
+// main.dart` from this directory (see the package README for the native library).
 //
-// There is no device picker: the runtime has no API to list output devices yet, so the
-// player uses the default device (`OutputRoute.device`).
+// The player starts on the system default output (`OutputRoute.device`); the picker lists
+// `StellatuneRuntime.outputDevices()` (system devices and plugin targets) and plays on the
+// chosen entry's route. An unplugged device shows as `output_lost` / `output_changed`
+// events in the list while the runtime moves playback to the default and back.
 
 import 'dart:async';
 import 'dart:ui' show AppExitResponse;
@@ -50,6 +52,11 @@ class _PlayerScreenState extends State<PlayerScreen> {
   /// The slider's value while the user drags it (the position events keep coming).
   double? _dragMs;
 
+  /// Every output the runtime can play to now (`StellatuneRuntime.outputDevices`), and the
+  /// `id` of the one chosen; the first entry follows the system default.
+  List<Map<String, Object?>> _devices = const [];
+  String? _deviceId;
+
   @override
   void initState() {
     super.initState();
@@ -58,6 +65,7 @@ class _PlayerScreenState extends State<PlayerScreen> {
       _show('Player detached: $error');
     });
     _guard(() => _player.applyRoute(OutputRoute.device));
+    _refreshDevices();
     // The app-exit hook: dispose the player and shut the runtime down before the process
     // ends, so its threads are joined.
     _lifecycle = AppLifecycleListener(onExitRequested: () async {
@@ -94,6 +102,30 @@ class _PlayerScreenState extends State<PlayerScreen> {
         default:
           break;
       }
+    });
+  }
+
+  /// Reads the device list again (it changes as devices come and go).
+  void _refreshDevices() {
+    _guard(() {
+      final devices = StellatuneRuntime.instance
+          .outputDevices()
+          .whereType<Map<String, Object?>>()
+          .toList();
+      setState(() {
+        _devices = devices;
+        _deviceId ??= devices.isEmpty ? null : devices.first['id'] as String?;
+      });
+    });
+  }
+
+  /// Plays on the device with this `id`: its entry's `route` is what the runtime takes.
+  void _chooseDevice(String? id) {
+    final entry = _devices.where((d) => d['id'] == id).firstOrNull;
+    if (entry == null) return;
+    _guard(() {
+      _player.applyRoute(OutputRoute.fromJson(entry['route']! as Map<String, Object?>));
+      setState(() => _deviceId = id);
     });
   }
 
@@ -141,6 +173,28 @@ class _PlayerScreenState extends State<PlayerScreen> {
               ),
             ]),
             const SizedBox(height: 16),
+            Row(children: [
+              const Text('Output: '),
+              Expanded(
+                child: DropdownButton<String>(
+                  isExpanded: true,
+                  value: _deviceId,
+                  items: [
+                    for (final d in _devices)
+                      DropdownMenuItem(
+                        value: d['id'] as String?,
+                        child: Text('${d['name']} (${d['backend']})'),
+                      ),
+                  ],
+                  onChanged: _chooseDevice,
+                ),
+              ),
+              IconButton(
+                tooltip: 'Refresh the device list',
+                icon: const Icon(Icons.refresh),
+                onPressed: _refreshDevices,
+              ),
+            ]),
             Row(children: [
               IconButton(
                 tooltip: _state == PlaybackState.playing ? 'Pause' : 'Resume',
