@@ -97,6 +97,8 @@ pub struct Api {
     pub runtime_metrics_json: unsafe extern "C" fn(*mut c_char, usize, *mut usize) -> Status,
     pub dart_set_post_cobject: unsafe extern "C" fn(*mut c_void) -> Status,
     pub player_set_event_port: unsafe extern "C" fn(u64, i64) -> Status,
+    pub player_set_replaygain: unsafe extern "C" fn(u64, *const c_char) -> Status,
+    pub output_devices_json: unsafe extern "C" fn(*mut c_char, usize, *mut usize) -> Status,
     /// Kept for the life of the process: a Flutter host never unloads the library either,
     /// and the runtime's threads run its code.
     _library: libloading::Library,
@@ -167,6 +169,8 @@ impl Api {
             runtime_metrics_json: sym!("stellatune_runtime_metrics_json"),
             dart_set_post_cobject: sym!("stellatune_dart_set_post_cobject"),
             player_set_event_port: sym!("stellatune_player_set_event_port"),
+            player_set_replaygain: sym!("stellatune_player_set_replaygain"),
+            output_devices_json: sym!("stellatune_output_devices_json"),
             _library: library,
         })
     }

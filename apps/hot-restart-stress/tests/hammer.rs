@@ -30,7 +30,7 @@ fn a_few_seconds_of_hammering_leave_a_clean_runtime() {
     // Every function of the ABI was called, from 8 threads.
     assert_eq!(
         result["per_call"].as_object().unwrap().len(),
-        27,
+        29,
         "{result}"
     );
     assert_eq!(result["threads"], 8);

@@ -38,13 +38,15 @@ pub enum Call {
     ErrorName,
     SetPostCobject,
     SetEventPort,
+    SetReplaygain,
+    OutputDevicesJson,
 }
 
 const RT: [i32; 2] = [ERR_NOT_INITIALIZED, ERR_SHUTTING_DOWN];
 const CLIENT: [i32; 3] = [ERR_UNKNOWN_CLIENT, ERR_CLIENT_DISPOSED, ERR_CLIENT_EVICTED];
 
 impl Call {
-    pub const ALL: [Call; 27] = [
+    pub const ALL: [Call; 29] = [
         Call::Init,
         Call::Shutdown,
         Call::PrepareHotRestart,
@@ -72,6 +74,8 @@ impl Call {
         Call::ErrorName,
         Call::SetPostCobject,
         Call::SetEventPort,
+        Call::SetReplaygain,
+        Call::OutputDevicesJson,
     ];
 
     pub fn name(self) -> &'static str {
@@ -103,6 +107,8 @@ impl Call {
             Call::ErrorName => "error_name",
             Call::SetPostCobject => "dart_set_post_cobject",
             Call::SetEventPort => "player_set_event_port",
+            Call::SetReplaygain => "player_set_replaygain",
+            Call::OutputDevicesJson => "output_devices_json",
         }
     }
 
@@ -118,7 +124,8 @@ impl Call {
             | Call::SetDspChain
             | Call::PluginsListJson
             | Call::ErrorName
-            | Call::SetPostCobject => 8,
+            | Call::SetPostCobject
+            | Call::OutputDevicesJson => 8,
             Call::DisposeClient
             | Call::Stop
             | Call::RouteApplyNull
@@ -130,7 +137,8 @@ impl Call {
             | Call::Seek
             | Call::SetVolume
             | Call::StatusJson
-            | Call::SetEventPort => 20,
+            | Call::SetEventPort
+            | Call::SetReplaygain => 20,
             Call::Init | Call::RouteApplyAsio => 24,
             Call::CreateClient | Call::Play => 36,
             Call::PollEvent => 60,
@@ -233,6 +241,8 @@ impl Call {
             Call::SetPostCobject => return vec![OK, ERR_INVALID_ARGUMENT],
             // INVALID_ARGUMENT too before any post function was set.
             Call::SetEventPort => [&CLIENT[..], &[ERR_INVALID_ARGUMENT]].concat(),
+            Call::SetReplaygain => [&CLIENT[..], &[ERR_INVALID_ARGUMENT, ERR_TIMEOUT]].concat(),
+            Call::OutputDevicesJson => vec![ERR_INVALID_ARGUMENT, ERR_BUFFER_TOO_SMALL, ERR_SINK],
         };
         if !matches!(self, Call::Init | Call::Shutdown) {
             codes.extend(RT);
@@ -296,6 +306,9 @@ pub struct Inputs {
     pub asio_route: CString,
     pub dsp_empty: CString,
     pub dsp_asio: CString,
+    /// A valid ReplayGain setting, and one whose preamp is out of range.
+    pub replaygain: CString,
+    pub replaygain_bad: CString,
     /// `--install-plugin`, or a path that is not a plugin (install then fails with PLUGIN).
     pub plugin_artifact: CString,
     pub plugin_id: CString,
@@ -454,6 +467,18 @@ impl Inputs {
                         _ => 0,
                     };
                     (api.player_set_event_port)(self.client(rng), port)
+                }
+                // A valid mode, or a gain out of range (refused with INVALID_ARGUMENT).
+                Call::SetReplaygain => {
+                    let json = if rng.chance(80) {
+                        &self.replaygain
+                    } else {
+                        &self.replaygain_bad
+                    };
+                    (api.player_set_replaygain)(self.client(rng), json.as_ptr())
+                }
+                Call::OutputDevicesJson => {
+                    (api.output_devices_json)(buf.as_mut_ptr(), cap, &mut len)
                 }
                 Call::ErrorName => {
                     let code = rng.below(23) as i32 - 21;

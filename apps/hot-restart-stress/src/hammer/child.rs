@@ -276,6 +276,8 @@ pub fn run(args: &HammerArgs) -> ExitCode {
         ),
         dsp_empty: cstr("[]"),
         dsp_asio: cstr(&serde_json::json!([{ "plugin_id": plugin_id }]).to_string()),
+        replaygain: cstr(r#"{"mode":"album","preamp_db":-3.0,"prevent_clipping":true}"#),
+        replaygain_bad: cstr(r#"{"mode":"track","preamp_db":99.0}"#),
         plugin_artifact: path(&plugin_artifact),
         plugin_id: cstr(&plugin_id),
         clients: Mutex::new(Vec::new()),
