@@ -14,28 +14,12 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use stellatune_audio::{
-    AudioError, BuiltinRoute, Engine, EngineConfig, EngineEvent, PlaybackState, SinkFactory,
-    StreamSpec, ThreadCounter, TrackId,
+    AudioError, BuiltinRoute, Engine, EngineConfig, EngineEvent, PlaybackState, StreamSpec,
+    ThreadCounter, TrackId,
 };
 
 const RATE: u32 = 44_100;
 const SHUTDOWN: Duration = Duration::from_secs(20);
-
-fn wav_route(path: &Path) -> Box<dyn SinkFactory> {
-    Box::new(BuiltinRoute::Wav {
-        path: path.to_path_buf(),
-        paced: false,
-        channels: None,
-        sample_rate: None,
-    })
-}
-
-fn gated_route(path: &Path, gate: &Gate) -> Box<dyn SinkFactory> {
-    Box::new(GatedWav {
-        path: path.to_path_buf(),
-        gate: gate.clone(),
-    })
-}
 
 fn to_f32(samples: &[i16]) -> Vec<f32> {
     samples.iter().map(|s| i16_to_f32(*s)).collect()

@@ -11,28 +11,11 @@ use std::time::Duration;
 
 use common::*;
 use stellatune_audio::{
-    BuiltinRoute, EngineConfig, EngineEvent, ReplayGainMode, ReplayGainSettings, SinkFactory,
-    TrackId, TrackInfo,
+    EngineConfig, EngineEvent, ReplayGainMode, ReplayGainSettings, TrackId, TrackInfo,
 };
 
 const RATE: u32 = 44_100;
 const SHUTDOWN: Duration = Duration::from_secs(20);
-
-fn wav_route(path: &Path) -> Box<dyn SinkFactory> {
-    Box::new(BuiltinRoute::Wav {
-        path: path.to_path_buf(),
-        paced: false,
-        channels: None,
-        sample_rate: None,
-    })
-}
-
-fn gated_route(path: &Path, gate: &Gate) -> Box<dyn SinkFactory> {
-    Box::new(GatedWav {
-        path: path.to_path_buf(),
-        gate: gate.clone(),
-    })
-}
 
 fn started(events: &[EngineEvent], track: TrackId) -> TrackInfo {
     events

@@ -470,6 +470,24 @@ impl Gate {
     }
 }
 
+/// The built-in `wav` route, unpaced, in the music's own format.
+pub fn wav_route(path: &Path) -> Box<dyn SinkFactory> {
+    Box::new(stellatune_audio::BuiltinRoute::Wav {
+        path: path.to_path_buf(),
+        paced: false,
+        channels: None,
+        sample_rate: None,
+    })
+}
+
+/// A [`GatedWav`] route writing to `path` as far as `gate` lets it.
+pub fn gated_route(path: &Path, gate: &Gate) -> Box<dyn SinkFactory> {
+    Box::new(GatedWav {
+        path: path.to_path_buf(),
+        gate: gate.clone(),
+    })
+}
+
 /// A route writing through the real unpaced [`WavSink`], but only as many frames as the
 /// gate allows. A held gate looks to the engine like a full device buffer, so a test can set
 /// up play / queue / seek while the output is held still, then let it run unpaced.
