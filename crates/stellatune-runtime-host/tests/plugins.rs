@@ -121,7 +121,10 @@ fn uninstall_while_playing_keeps_playing_until_the_route_is_cleared() {
     let c = host.attach_client().unwrap();
     host.plugins_install(&artifact(f.path())).unwrap();
     let capture = f.path().join("capture.raw");
-    host.apply_route(c.id, capture_route(&capture)).unwrap();
+    // Paced: with the unpaced capture a 10 s track ends within milliseconds, and playback
+    // could stop between a track's start and the test queueing the next one.
+    host.apply_route(c.id, paced_capture_route(&capture))
+        .unwrap();
     host.play(c.id, &track).unwrap();
     host.queue_next(c.id, &track).unwrap();
     assert!(wait_for(Duration::from_secs(10), || file_len(&capture) > 0));

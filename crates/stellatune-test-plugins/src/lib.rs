@@ -3,7 +3,9 @@
 //!
 //! * DSP `gain`: config `{"gain": f32}` (default 1.0) multiplies every sample.
 //! * Output sink `capture`: the target is a file path. Every frame written is appended to
-//!   it as little-endian f32 samples, unpaced (it takes everything). Each lifecycle call
+//!   it as little-endian f32 samples, unpaced (it takes everything) unless the config says
+//!   `{"realtime_buffer_ms": N}`: then it takes frames in real time, like a device with an
+//!   N ms buffer, and reports the rest as queued. Each lifecycle call
 //!   (`open`, `flush`, `reset`, `close`, `destroy`; not `write`) is appended as one line to
 //!   `<target>.calls`. Adds +1 to the metric `test_capture_open` on open, -1 on close, and
 //!   emits a `capture_open` event.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use libloading::Library;
 use stellatune_plugin_api::{
     ABI_MAJOR, ABI_MINOR, Capability, DspVTable, ENTRY_SYMBOL, ModuleTable, OutputSinkVTable,
-    PluginEntryFn, StSpec, StStatus, StStr, capability_kind, status,
+    PluginEntryFn, StSinkStatus, StSpec, StStatus, StStr, capability_kind, status,
 };
 use stellatune_test_support::artifacts;
 use stellatune_test_support::fake_host::{self, host, lock, st_string};
@@ -146,6 +146,54 @@ fn module_table_lists_the_test_plugins() {
     assert_eq!(targets, r#"[{"id":"capture.raw","name":"capture.raw"}]"#);
 
     p.ok((t.shutdown)());
+}
+
+#[test]
+fn paced_capture_takes_its_buffer_then_only_what_has_played() {
+    let _g = lock(&SERIAL);
+    let p = load();
+    let vt = p.sink("capture");
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("out.raw");
+    let sink = p.create_sink(
+        "capture",
+        r#"{"realtime_buffer_ms": 100}"#,
+        target.to_str().unwrap(),
+    );
+    p.ok((vt.open)(sink, STEREO));
+    // One second offered: a 100 ms buffer at 48 kHz takes 4800 frames.
+    let second = vec![0.25f32; 2 * 48_000];
+    let mut taken = 0;
+    p.ok((vt.write)(sink, second.as_ptr(), 48_000, &mut taken));
+    assert_eq!(taken, 4_800);
+    // At once again: only what played in between (far less than the buffer).
+    p.ok((vt.write)(sink, second.as_ptr(), 48_000, &mut taken));
+    assert!(taken < 2_400, "took {taken} frames into a full buffer");
+    let mut status = StSinkStatus::default();
+    p.ok((vt.query_status)(sink, &mut status));
+    assert!(
+        (2_400..=4_800).contains(&status.queued_frames),
+        "{status:?}"
+    );
+    // After a reset nothing is queued and the whole buffer is free again.
+    p.ok((vt.reset)(sink));
+    p.ok((vt.query_status)(sink, &mut status));
+    assert_eq!(status.queued_frames, 0);
+    p.ok((vt.write)(sink, second.as_ptr(), 48_000, &mut taken));
+    assert_eq!(taken, 4_800);
+    p.ok((vt.close)(sink));
+    (vt.destroy)(sink);
+
+    // A config it does not know is refused at create.
+    let mut refused = ptr::null_mut();
+    let code = (vt.create)(
+        StStr::borrowed(r#"{"realtime": true}"#),
+        StStr::borrowed(target.to_str().unwrap()),
+        &mut refused,
+    );
+    let (code, message) = p.take(code);
+    assert_eq!(code, status::INVALID_ARGUMENT, "{message}");
+    assert!(message.contains("realtime"), "{message}");
 }
 
 #[test]

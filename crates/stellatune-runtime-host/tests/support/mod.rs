@@ -122,6 +122,15 @@ pub fn capture_route(target: &Path) -> OutputRoute {
     ))
 }
 
+/// The capture sink paced like a device with a 100 ms buffer: a track plays in real time
+/// instead of ending within milliseconds, so a test can keep it playing.
+pub fn paced_capture_route(target: &Path) -> OutputRoute {
+    OutputRoute::Plugin(
+        PluginRoute::new(PLUGIN_ID, Some("capture"), target.to_str().unwrap())
+            .with_config(serde_json::json!({"realtime_buffer_ms": 100})),
+    )
+}
+
 pub fn misbehave_route(config: serde_json::Value) -> OutputRoute {
     OutputRoute::Plugin(
         PluginRoute::new(PLUGIN_ID, Some("misbehave"), "default").with_config(config),
