@@ -224,6 +224,12 @@ fn upper_camel(name: &str) -> String {
         .collect()
 }
 
+/// The name of the Dart `StellatuneBindings` member that looks a C function up:
+/// `stellatune_player_play` → `playerPlay`.
+pub fn member_name(function: &str) -> String {
+    lower_camel(function.strip_prefix("stellatune_").unwrap_or(function))
+}
+
 fn checked_name(name: String, what: &str, used: &mut BTreeSet<String>) -> Result<String, Error> {
     if name.is_empty() || DART_RESERVED.contains(&name.as_str()) {
         return Err(Error::new(format!(
@@ -366,11 +372,7 @@ pub fn render(header: &Header, header_path: &str) -> Result<String, Error> {
         let stem = upper_camel(&function.name);
         let native_name = checked_name(format!("{stem}Native"), &context, &mut used)?;
         let dart_name = checked_name(format!("{stem}Dart"), &context, &mut used)?;
-        let short = function
-            .name
-            .strip_prefix("stellatune_")
-            .unwrap_or(&function.name);
-        let member = checked_name(lower_camel(short), &context, &mut member_names)?;
+        let member = checked_name(member_name(&function.name), &context, &mut member_names)?;
         if member == "library" {
             return Err(Error::new(format!(
                 "{context} gives the member name `library`, which the class uses"

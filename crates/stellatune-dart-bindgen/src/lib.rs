@@ -8,10 +8,15 @@
 //! to the C ABI either regenerates cleanly or stops the generator. `tests/bindings.rs` fails
 //! when the committed file differs from a fresh generation.
 //!
+//! `coverage` checks the hand-written Dart layer against the same header and against the
+//! event list of `docs/ffi.md`: `tests/bindings.rs` fails when a C function has no call in
+//! it (outside a short allow-list) or a documented event type or field has no reader.
+//!
 //! Regenerate with `cargo run -p stellatune-dart-bindgen`.
 
 #![forbid(unsafe_code)]
 
+pub mod coverage;
 pub mod dart;
 pub mod header;
 

@@ -1,3 +1,4 @@
+import 'dart:convert';
 import 'dart:ffi';
 import 'dart:typed_data';
 
@@ -73,6 +74,24 @@ String readText(
     return buffer.text(length);
   } finally {
     buffer.free();
+  }
+}
+
+/// Runs a text function and reads its JSON document with [parse], once. A document
+/// without the shape [parse] expects is a [FormatException] naming [function].
+T readJson<T>(
+  StellatuneBindings bindings,
+  String function,
+  int Function(Pointer<Utf8> buf, int cap, Pointer<Size> outLen) call,
+  T Function(Object? json) parse,
+) {
+  final text = readText(bindings, call);
+  try {
+    return parse(jsonDecode(text));
+  } on TypeError catch (e) {
+    throw FormatException('$function wrote JSON of another shape: $e', text);
+  } on ArgumentError catch (e) {
+    throw FormatException('$function wrote JSON of another shape: $e', text);
   }
 }
 

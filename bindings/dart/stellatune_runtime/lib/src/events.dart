@@ -37,16 +37,7 @@ sealed class PlayerEvent {
 
 PlayerEvent _parse(Map<String, Object?> j) => switch (j['type']) {
       'state_changed' => StateChanged(j, PlaybackState.values.byName(j['state'] as String)),
-      'track_started' => TrackStarted(
-          j,
-          trackId: _int(j['track_id']),
-          path: j['path'] as String,
-          codec: j['codec'] as String,
-          sampleRate: _int(j['sample_rate']),
-          channels: _int(j['channels']),
-          totalFrames: _intOrNull(j['total_frames']),
-          duration: _msOrNull(j['duration_ms']),
-        ),
+      'track_started' => TrackStarted(j, trackId: _int(j['track_id']), track: TrackInfo.fromJson(j)),
       'position' => PositionChanged(
           j,
           trackId: _int(j['track_id']),
@@ -100,30 +91,100 @@ PlayerEvent _parse(Map<String, Object?> j) => switch (j['type']) {
 
 int _int(Object? value) => (value as num).toInt();
 int? _intOrNull(Object? value) => value == null ? null : _int(value);
+double? _doubleOrNull(Object? value) => value == null ? null : (value as num).toDouble();
 Duration? _msOrNull(Object? value) =>
     value == null ? null : Duration(milliseconds: _int(value));
 List<String> _strings(Object? value) => List<String>.from(value as List);
 
-/// `state_changed`: playback started, paused or stopped.
-final class StateChanged extends PlayerEvent {
-  const StateChanged(super.json, this.state);
-  final PlaybackState state;
+/// A nested object; a missing one (a library older than the field) reads as empty.
+Map<String, Object?> _object(Object? value) =>
+    value == null ? const {} : value as Map<String, Object?>;
+
+/// The tags of a file (`tags` of `track_started`, of the player status's `track` and of
+/// `StellatuneRuntime.probe`); every value the file does not state is `null`.
+final class TrackTags {
+  const TrackTags({
+    this.title,
+    this.artist,
+    this.album,
+    this.albumArtist,
+    this.trackNumber,
+    this.discNumber,
+    this.date,
+    this.genre,
+  });
+
+  factory TrackTags.fromJson(Map<String, Object?> json) => TrackTags(
+        title: json['title'] as String?,
+        artist: json['artist'] as String?,
+        album: json['album'] as String?,
+        albumArtist: json['album_artist'] as String?,
+        trackNumber: _intOrNull(json['track_number']),
+        discNumber: _intOrNull(json['disc_number']),
+        date: json['date'] as String?,
+        genre: json['genre'] as String?,
+      );
+
+  final String? title;
+  final String? artist;
+  final String? album;
+  final String? albumArtist;
+
+  /// The leading number of a `3/12` style value.
+  final int? trackNumber;
+  final int? discNumber;
+
+  /// As written in the file: `2024`, `2024-05-01`, ...
+  final String? date;
+  final String? genre;
 }
 
-/// `track_started`: the first audio of a track (also a gapless successor).
-final class TrackStarted extends PlayerEvent {
-  const TrackStarted(
-    super.json, {
-    required this.trackId,
+/// The ReplayGain values a file states (`replaygain` of `track_started`, of the status's
+/// `track` and of the probe): gains in dB, peaks linear; `null` when the file has none.
+final class ReplayGainInfo {
+  const ReplayGainInfo({this.trackGainDb, this.trackPeak, this.albumGainDb, this.albumPeak});
+
+  factory ReplayGainInfo.fromJson(Map<String, Object?> json) => ReplayGainInfo(
+        trackGainDb: _doubleOrNull(json['track_gain_db']),
+        trackPeak: _doubleOrNull(json['track_peak']),
+        albumGainDb: _doubleOrNull(json['album_gain_db']),
+        albumPeak: _doubleOrNull(json['album_peak']),
+      );
+
+  final double? trackGainDb;
+  final double? trackPeak;
+  final double? albumGainDb;
+  final double? albumPeak;
+}
+
+/// A track as the engine opened it: the body of `track_started` and the player status's
+/// `track`.
+final class TrackInfo {
+  const TrackInfo({
     required this.path,
     required this.codec,
     required this.sampleRate,
     required this.channels,
     required this.totalFrames,
     required this.duration,
+    this.tags = const TrackTags(),
+    this.replayGain = const ReplayGainInfo(),
   });
-  final int trackId;
+
+  factory TrackInfo.fromJson(Map<String, Object?> json) => TrackInfo(
+        path: json['path'] as String,
+        codec: json['codec'] as String,
+        sampleRate: _int(json['sample_rate']),
+        channels: _int(json['channels']),
+        totalFrames: _intOrNull(json['total_frames']),
+        duration: _msOrNull(json['duration_ms']),
+        tags: TrackTags.fromJson(_object(json['tags'])),
+        replayGain: ReplayGainInfo.fromJson(_object(json['replaygain'])),
+      );
+
   final String path;
+
+  /// symphonia's short name: `flac`, `mp3`, `vorbis`, `aac`, `pcm_s16le`, ...
   final String codec;
   final int sampleRate;
   final int channels;
@@ -133,6 +194,37 @@ final class TrackStarted extends PlayerEvent {
 
   /// `null` when the container does not state it.
   final Duration? duration;
+  final TrackTags tags;
+  final ReplayGainInfo replayGain;
+}
+
+/// `state_changed`: playback started, paused or stopped.
+final class StateChanged extends PlayerEvent {
+  const StateChanged(super.json, this.state);
+  final PlaybackState state;
+}
+
+/// `track_started`: the first audio of a track (also a gapless successor), with its
+/// format, tags and ReplayGain values.
+final class TrackStarted extends PlayerEvent {
+  const TrackStarted(super.json, {required this.trackId, required this.track});
+  final int trackId;
+  final TrackInfo track;
+
+  String get path => track.path;
+  String get codec => track.codec;
+  int get sampleRate => track.sampleRate;
+  int get channels => track.channels;
+
+  /// `null` when the container does not state it.
+  int? get totalFrames => track.totalFrames;
+
+  /// `null` when the container does not state it.
+  Duration? get duration => track.duration;
+
+  /// Title, artist, album, ...: every value the file does not state is `null`.
+  TrackTags get tags => track.tags;
+  ReplayGainInfo get replayGain => track.replayGain;
 }
 
 /// `position`: at most every 250 ms while playing, and after a seek.

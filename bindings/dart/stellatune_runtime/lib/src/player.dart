@@ -22,9 +22,17 @@ final class OutputRoute {
   /// Discards the audio at real-time pace (tests, headless use).
   static const OutputRoute discard = OutputRoute._({'kind': 'null'});
 
-  /// A 32-bit float WAV file; [paced] `false` renders as fast as possible.
-  factory OutputRoute.wav(String path, {bool paced = true}) =>
-      OutputRoute._({'kind': 'wav', 'path': path, 'paced': paced});
+  /// A 32-bit float WAV file; [paced] `false` renders as fast as possible. [channels]
+  /// (1 to 8) and [sampleRate] (8000 to 384000 Hz) fix the file's format, every track
+  /// mixed and resampled to it; left out, each follows the first track.
+  factory OutputRoute.wav(String path, {bool paced = true, int? channels, int? sampleRate}) =>
+      OutputRoute._({
+        'kind': 'wav',
+        'path': path,
+        'paced': paced,
+        if (channels != null) 'channels': channels,
+        if (sampleRate != null) 'sample_rate': sampleRate,
+      });
 
   /// An installed plugin's output sink.
   factory OutputRoute.plugin(
@@ -43,6 +51,168 @@ final class OutputRoute {
 
   /// The JSON object `stellatune_output_route_apply` takes.
   Map<String, Object?> toJson() => _json;
+
+  @override
+  String toString() => jsonEncode(_json);
+}
+
+/// One entry of [StellatuneRuntime.outputDevices]: a system device, the entry that
+/// follows the system default (`id` `default`), or a plugin target.
+final class OutputDevice {
+  const OutputDevice({
+    required this.id,
+    required this.name,
+    required this.backend,
+    required this.isDefault,
+    required this.route,
+  });
+
+  factory OutputDevice.fromJson(Map<String, Object?> json) => OutputDevice(
+        id: json['id'] as String,
+        name: json['name'] as String,
+        backend: json['backend'] as String,
+        isDefault: json['is_default'] as bool,
+        route: OutputRoute.fromJson(json['route'] as Map<String, Object?>),
+      );
+
+  /// Stable across runs and re-plugging, e.g. `alsa:hw:CARD=USB,DEV=0`.
+  final String id;
+  final String name;
+
+  /// `alsa`, `jack`, `wasapi`, `asio`, `coreaudio`, or `plugin:<plugin id>`.
+  final String backend;
+
+  /// Whether this is the system's default output now.
+  final bool isDefault;
+
+  /// What [Player.applyRoute] takes to play here.
+  final OutputRoute route;
+}
+
+/// Which of a file's ReplayGain values applies (docs/ffi.md, "Loudness").
+enum ReplayGainMode {
+  /// No ReplayGain: files play at their own level.
+  off,
+
+  /// The track's gain (the album's when the track has none).
+  track,
+
+  /// The album's gain (the track's when the album has none).
+  album,
+}
+
+/// How ReplayGain applies: [Player.setReplayGain], or [StellatuneConfig.replayGain] from
+/// the start. The setting is global (one engine, every player shares it).
+final class ReplayGainSettings {
+  const ReplayGainSettings(
+    this.mode, {
+    this.preampDb = 0.0,
+    this.preventClipping = true,
+    this.fallbackDb = 0.0,
+  });
+
+  /// No ReplayGain.
+  static const ReplayGainSettings off = ReplayGainSettings(ReplayGainMode.off);
+
+  final ReplayGainMode mode;
+
+  /// Added to the file's gain, -24 to 24 dB.
+  final double preampDb;
+
+  /// Limits the gain so that the file's stated peak stays at full scale.
+  final bool preventClipping;
+
+  /// The gain of a file without the value (no preamp), -24 to 24 dB.
+  final double fallbackDb;
+
+  /// The JSON object `stellatune_player_set_replaygain` takes.
+  Map<String, Object> toJson() => {
+        'mode': mode.name,
+        'preamp_db': preampDb,
+        'prevent_clipping': preventClipping,
+        'fallback_db': fallbackDb,
+      };
+}
+
+/// One stage of the DSP chain: a plugin's transform (docs/plugins.md). [typeId] may be
+/// left out when the plugin has one DSP type; [config] is the plugin's own JSON.
+final class DspStage {
+  const DspStage(this.pluginId, {this.typeId, this.config});
+
+  final String pluginId;
+  final String? typeId;
+  final Object? config;
+
+  /// One element of the array `stellatune_player_set_dsp_chain` takes.
+  Map<String, Object?> toJson() => {
+        'plugin_id': pluginId,
+        if (typeId != null) 'type_id': typeId,
+        if (config != null) 'config': config,
+      };
+}
+
+/// The output's format: [Player.status]'s `outputSpec`.
+final class StreamSpec {
+  const StreamSpec({required this.sampleRate, required this.channels});
+  final int sampleRate;
+  final int channels;
+}
+
+/// A snapshot of the engine as a player sees it ([Player.status]).
+final class PlayerStatus {
+  const PlayerStatus({
+    required this.state,
+    required this.trackId,
+    required this.track,
+    required this.position,
+    required this.volume,
+    required this.route,
+    required this.outputSpec,
+    required this.queuedNext,
+    required this.framesWritten,
+  });
+
+  factory PlayerStatus.fromJson(Map<String, Object?> json) {
+    final track = json['track'] as Map<String, Object?>?;
+    final spec = json['output_spec'] as Map<String, Object?>?;
+    return PlayerStatus(
+      state: PlaybackState.values.byName(json['state'] as String),
+      trackId: (json['track_id'] as num?)?.toInt(),
+      track: track == null ? null : TrackInfo.fromJson(track),
+      position: Duration(milliseconds: (json['position_ms'] as num).toInt()),
+      volume: (json['volume'] as num).toDouble(),
+      route: json['route'] as String?,
+      outputSpec: spec == null
+          ? null
+          : StreamSpec(
+              sampleRate: (spec['sample_rate'] as num).toInt(),
+              channels: (spec['channels'] as num).toInt(),
+            ),
+      queuedNext: (json['queued_next'] as num?)?.toInt(),
+      framesWritten: (json['frames_written'] as num).toInt(),
+    );
+  }
+
+  final PlaybackState state;
+
+  /// The current track's id (as in [TrackStarted.trackId]); `null` when nothing plays.
+  final int? trackId;
+
+  /// The current track, with its tags and ReplayGain values; `null` when nothing plays.
+  final TrackInfo? track;
+  final Duration position;
+  final double volume;
+
+  /// The route as events describe it (`null`, `device`, `wav:/tmp/out.wav`, ...); `null`
+  /// when there is none.
+  final String? route;
+
+  /// The open output's format; `null` while no output is open.
+  final StreamSpec? outputSpec;
+
+  /// The id of the track queued to follow without a gap, if any.
+  final int? queuedNext;
+  final int framesWritten;
 }
 
 /// A client session of the runtime: commands, and the events it receives.
@@ -182,23 +352,35 @@ final class Player {
   /// A linear gain from 0.0 to 2.0 (1.0 = unchanged).
   void setVolume(double volume) => _call((b) => b.playerSetVolume(clientId, volume));
 
+  /// Sets how ReplayGain applies, for every player (one engine): it ramps in within the
+  /// track playing and switches exactly at a gapless join. A gain outside ±24 dB is a
+  /// [StellatuneException] with [stellatuneErrInvalidArgument].
+  void setReplayGain(ReplayGainSettings settings) => _callWithText(
+      jsonEncode(settings.toJson()), (b, json) => b.playerSetReplaygain(clientId, json));
+
   void applyRoute(OutputRoute route) => _callWithText(
       jsonEncode(route.toJson()), (b, json) => b.outputRouteApply(clientId, json));
 
   void clearRoute() => _call((b) => b.outputRouteClear(clientId));
 
-  /// Sets the DSP chain (docs/plugins.md); an empty list removes it.
-  void setDspChain(List<Map<String, Object?>> chain) =>
-      _callWithText(jsonEncode(chain), (b, json) => b.playerSetDspChain(clientId, json));
+  /// Sets the DSP chain (docs/plugins.md), applied in order between the decoder and the
+  /// output; an empty list removes it. A stage that fails later while playing is removed
+  /// with a [PlaybackError] event, and the music goes on.
+  void setDspChain(List<DspStage> chain) => _callWithText(
+      jsonEncode([for (final stage in chain) stage.toJson()]),
+      (b, json) => b.playerSetDspChain(clientId, json));
 
-  /// A snapshot of the engine as this player sees it (`state`, `track`, `position_ms`, ...).
-  Map<String, Object?> status() {
+  /// A snapshot of the engine as this player sees it: state, current track (with its tags),
+  /// position, volume, route and output format.
+  PlayerStatus status() {
     if (_detached) throw StateError('the player is detached');
     final bindings = _bindings;
-    return jsonDecode(readText(
+    return readJson(
       bindings,
+      'stellatune_player_status_json',
       (buf, cap, outLen) => bindings.playerStatusJson(clientId, buf, cap, outLen),
-    )) as Map<String, Object?>;
+      (json) => PlayerStatus.fromJson(json as Map<String, Object?>),
+    );
   }
 
   /// Ends the session: the runtime forgets the client (stopping playback if it was the last

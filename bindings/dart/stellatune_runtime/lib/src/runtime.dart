@@ -10,6 +10,7 @@ import 'bindings.g.dart';
 import 'buffers.dart';
 import 'errors.dart';
 import 'events.dart';
+import 'info.dart';
 import 'library.dart';
 
 part 'player.dart';
@@ -29,6 +30,7 @@ final class StellatuneConfig {
     this.logMaxFiles,
     this.eventQueueCapacity,
     this.shutdownTimeout,
+    this.replayGain,
   });
 
   final String? dataDir;
@@ -48,6 +50,9 @@ final class StellatuneConfig {
   final int? eventQueueCapacity;
   final Duration? shutdownTimeout;
 
+  /// ReplayGain from the start (default off); [Player.setReplayGain] changes it later.
+  final ReplayGainSettings? replayGain;
+
   /// The JSON object `stellatune_runtime_init` takes.
   Map<String, Object> toJson() => {
         if (dataDir != null) 'data_dir': dataDir!,
@@ -58,6 +63,7 @@ final class StellatuneConfig {
         if (logMaxFiles != null) 'log_max_files': logMaxFiles!,
         if (eventQueueCapacity != null) 'event_queue_capacity': eventQueueCapacity!,
         if (shutdownTimeout != null) 'shutdown_timeout_ms': shutdownTimeout!.inMilliseconds,
+        if (replayGain != null) 'replaygain': replayGain!.toJson(),
       };
 }
 
@@ -118,24 +124,30 @@ final class StellatuneRuntime {
     return _instance = StellatuneRuntime._(bindings);
   }
 
-  /// The runtime's counters (docs/ffi.md, "Metrics").
-  Map<String, Object?> metrics() => jsonDecode(readText(
+  /// The runtime's counters (docs/ffi.md, "Metrics"). Works in every state, also after
+  /// [shutdown] (`runtimeThreads` is then 0).
+  RuntimeMetrics metrics() => readJson(
         bindings,
+        'stellatune_runtime_metrics_json',
         (buf, cap, outLen) => bindings.runtimeMetricsJson(buf, cap, outLen),
-      )) as Map<String, Object?>;
+        (json) => RuntimeMetrics.fromJson(json as Map<String, Object?>),
+      );
 
   /// What the audio file at [path] holds (format, tags, ReplayGain, cover size), read
-  /// without playing it (docs/ffi.md, "Media info").
-  Map<String, Object?> probe(String path) => using((arena) {
+  /// without playing it (docs/ffi.md, "Media info"). Needs no running runtime.
+  MediaInfo probe(String path) => using((arena) {
         final nativePath = path.toNativeUtf8(allocator: arena);
-        return jsonDecode(readText(
+        return readJson(
           bindings,
+          'stellatune_media_probe_json',
           (buf, cap, outLen) => bindings.mediaProbeJson(nativePath, buf, cap, outLen),
-        )) as Map<String, Object?>;
+          (json) => MediaInfo.fromJson(json as Map<String, Object?>),
+        );
       });
 
-  /// The embedded cover of the file at [path], as stored (PNG or JPEG bytes). Throws a
-  /// [StellatuneException] with [stellatuneErrNotFound] when the file has none.
+  /// The embedded cover of the file at [path], as stored (PNG or JPEG bytes; the type is
+  /// the probe's `cover.mime`). Throws a [StellatuneException] with
+  /// [stellatuneErrNotFound] when the file has none.
   Uint8List cover(String path) => using((arena) {
         final nativePath = path.toNativeUtf8(allocator: arena);
         return readBytes(
@@ -144,20 +156,54 @@ final class StellatuneRuntime {
         );
       });
 
-  /// Every output the runtime can play to now, for a device picker: system devices and
-  /// plugin targets, each a map with `id`, `name`, `backend`, `is_default` and `route`;
-  /// play there with `player.applyRoute(OutputRoute.fromJson(route))` (docs/ffi.md,
-  /// "Output devices").
-  List<Object?> outputDevices() => jsonDecode(readText(
+  /// Every output the runtime can play to now, for a device picker: the system default
+  /// first, then every system device and every plugin target; play on one with
+  /// `player.applyRoute(device.route)` (docs/ffi.md, "Output devices"). Read fresh on each
+  /// call: a device plugged in shows up in the next list.
+  List<OutputDevice> outputDevices() => readJson(
         bindings,
+        'stellatune_output_devices_json',
         (buf, cap, outLen) => bindings.outputDevicesJson(buf, cap, outLen),
-      )) as List<Object?>;
+        (json) => [
+          for (final entry in json as List) OutputDevice.fromJson(entry as Map<String, Object?>),
+        ],
+      );
 
-  /// The installed plugins (docs/plugins.md).
-  List<Object?> plugins() => jsonDecode(readText(
+  /// The installed plugins (docs/plugins.md), including those that failed to load
+  /// ([PluginInfo.loadError]).
+  List<PluginInfo> plugins() => readJson(
         bindings,
+        'stellatune_plugins_list_json',
         (buf, cap, outLen) => bindings.pluginsListJson(buf, cap, outLen),
-      )) as List<Object?>;
+        (json) => [
+          for (final entry in json as List) PluginInfo.fromJson(entry as Map<String, Object?>),
+        ],
+      );
+
+  /// Installs the plugin in the directory or `.zip` at [artifactPath] and loads it; returns
+  /// its id. Replacing an installed plugin moves a route playing through it to the new
+  /// version. Players get a [PluginInstalled] event.
+  String installPlugin(String artifactPath) => using((arena) {
+        final nativePath = artifactPath.toNativeUtf8(allocator: arena);
+        // Plugin ids are at most 64 bytes; a buffer too small would still have installed
+        // the plugin (BUFFER_TOO_SMALL then names the id in the last error).
+        const capacity = 256;
+        final id = arena<Uint8>(capacity).cast<Utf8>();
+        checkStatus(bindings, bindings.pluginsInstall(nativePath, id, capacity));
+        return id.toDartString();
+      });
+
+  /// Uninstalls the plugin [pluginId]. A route playing through it plays on until it is
+  /// cleared. Players get a [PluginUninstalled] event.
+  void uninstallPlugin(String pluginId) => using((arena) {
+        checkStatus(
+            bindings, bindings.pluginsUninstall(pluginId.toNativeUtf8(allocator: arena)));
+      });
+
+  /// Re-reads the plugin directory: new plugins load, changed ones get a new generation,
+  /// removed ones drain. Plugins that fail do not fail the call: players get a
+  /// [PluginsReloaded] event listing them, and [plugins] shows their `loadError`.
+  void reloadPlugins() => checkStatus(bindings, bindings.pluginsReload());
 
   /// The app-exit hook: disposes every attached [Player], then shuts the runtime down
   /// (joins its threads, at most `shutdownTimeout`). Call it when the app exits, e.g. from
