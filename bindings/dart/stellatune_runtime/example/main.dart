@@ -1,11 +1,15 @@
-// A minimal Flutter desktop player: a path field, an output device picker, play/pause/stop,
-// a seek slider and the event list. Run it with `flutter run -d <windows|linux|macos> -t
+// A minimal Flutter desktop player: a path field, an output device picker, what plays now
+// (title, artist, album and cover from the file's tags), play/pause/stop, a seek slider, a
+// ReplayGain switch and the event list. Run it with `flutter run -d <windows|linux|macos> -t
 // main.dart` from this directory (see the package README for the native library).
 //
 // The player starts on the system default output (`OutputRoute.device`); the picker lists
 // `StellatuneRuntime.outputDevices()` (system devices and plugin targets) and plays on the
 // chosen entry's route. An unplugged device shows as `output_lost` / `output_changed`
 // events in the list while the runtime moves playback to the default and back.
+//
+// The ReplayGain switch (off, track, album) sets the engine's loudness normalisation; it
+// applies from the track playing on (docs/ffi.md, "Loudness").
 
 import 'dart:async';
 import 'dart:ui' show AppExitResponse;
@@ -49,12 +53,18 @@ class _PlayerScreenState extends State<PlayerScreen> {
   Duration _position = Duration.zero;
   Duration? _duration;
 
+  /// The track playing (from its `track_started` event) and its embedded cover, if any.
+  TrackInfo? _track;
+  Uint8List? _cover;
+
+  ReplayGainMode _replayGain = ReplayGainMode.off;
+
   /// The slider's value while the user drags it (the position events keep coming).
   double? _dragMs;
 
   /// Every output the runtime can play to now (`StellatuneRuntime.outputDevices`), and the
   /// `id` of the one chosen; the first entry follows the system default.
-  List<Map<String, Object?>> _devices = const [];
+  List<OutputDevice> _devices = const [];
   String? _deviceId;
 
   @override
@@ -65,6 +75,9 @@ class _PlayerScreenState extends State<PlayerScreen> {
       _show('Player detached: $error');
     });
     _guard(() => _player.applyRoute(OutputRoute.device));
+    // The engine keeps its ReplayGain setting across a hot restart: start it where the
+    // switch shows it.
+    _guard(() => _player.setReplayGain(ReplayGainSettings(_replayGain)));
     _refreshDevices();
     // The app-exit hook: dispose the player and shut the runtime down before the process
     // ends, so its threads are joined.
@@ -90,42 +103,65 @@ class _PlayerScreenState extends State<PlayerScreen> {
       switch (event) {
         case StateChanged(:final state):
           _state = state;
-          if (state == PlaybackState.stopped) _position = Duration.zero;
-        case TrackStarted(:final duration):
-          _duration = duration;
+          if (state == PlaybackState.stopped) {
+            _position = Duration.zero;
+            _track = null;
+            _cover = null;
+          }
+        case TrackStarted(:final track):
+          _track = track;
+          _cover = _readCover(track.path);
+          _duration = track.duration;
           _position = Duration.zero;
         case PositionChanged(:final position, :final duration):
           _position = position;
           _duration = duration ?? _duration;
         case PlaybackError(:final message):
           _show(message);
+        case OutputLost(:final message):
+          _show('Output lost, reconnecting: $message');
         default:
           break;
       }
     });
   }
 
+  /// The embedded cover of the file at [path], or `null` when it has none (or cannot be
+  /// read: the track plays all the same).
+  static Uint8List? _readCover(String path) {
+    try {
+      return StellatuneRuntime.instance.cover(path);
+    } on StellatuneException {
+      return null;
+    }
+  }
+
   /// Reads the device list again (it changes as devices come and go).
   void _refreshDevices() {
     _guard(() {
-      final devices = StellatuneRuntime.instance
-          .outputDevices()
-          .whereType<Map<String, Object?>>()
-          .toList();
+      final devices = StellatuneRuntime.instance.outputDevices();
       setState(() {
         _devices = devices;
-        _deviceId ??= devices.isEmpty ? null : devices.first['id'] as String?;
+        _deviceId ??= devices.isEmpty ? null : devices.first.id;
       });
     });
   }
 
   /// Plays on the device with this `id`: its entry's `route` is what the runtime takes.
   void _chooseDevice(String? id) {
-    final entry = _devices.where((d) => d['id'] == id).firstOrNull;
+    final entry = _devices.where((d) => d.id == id).firstOrNull;
     if (entry == null) return;
     _guard(() {
-      _player.applyRoute(OutputRoute.fromJson(entry['route']! as Map<String, Object?>));
+      _player.applyRoute(entry.route);
       setState(() => _deviceId = id);
+    });
+  }
+
+  /// Switches ReplayGain (for every player: the engine is shared).
+  void _setReplayGain(ReplayGainMode mode) {
+    _guard(() {
+      _player.setReplayGain(ReplayGainSettings(mode));
+      setState(() => _replayGain = mode);
     });
   }
 
@@ -182,8 +218,8 @@ class _PlayerScreenState extends State<PlayerScreen> {
                   items: [
                     for (final d in _devices)
                       DropdownMenuItem(
-                        value: d['id'] as String?,
-                        child: Text('${d['name']} (${d['backend']})'),
+                        value: d.id,
+                        child: Text('${d.name} (${d.backend})${d.isDefault ? ' *' : ''}'),
                       ),
                   ],
                   onChanged: _chooseDevice,
@@ -194,6 +230,26 @@ class _PlayerScreenState extends State<PlayerScreen> {
                 icon: const Icon(Icons.refresh),
                 onPressed: _refreshDevices,
               ),
+            ]),
+            const SizedBox(height: 8),
+            _NowPlaying(track: _track, cover: _cover),
+            const SizedBox(height: 8),
+            Row(children: [
+              const Text('ReplayGain: '),
+              SegmentedButton<ReplayGainMode>(
+                segments: const [
+                  ButtonSegment(value: ReplayGainMode.off, label: Text('Off')),
+                  ButtonSegment(value: ReplayGainMode.track, label: Text('Track')),
+                  ButtonSegment(value: ReplayGainMode.album, label: Text('Album')),
+                ],
+                selected: {_replayGain},
+                onSelectionChanged: (selection) => _setReplayGain(selection.single),
+              ),
+              if (_track?.replayGain case ReplayGainInfo(:final trackGainDb?))
+                Padding(
+                  padding: const EdgeInsets.only(left: 8),
+                  child: Text('track gain ${trackGainDb.toStringAsFixed(2)} dB'),
+                ),
             ]),
             Row(children: [
               IconButton(
@@ -243,5 +299,45 @@ class _PlayerScreenState extends State<PlayerScreen> {
     final minutes = d.inMinutes.toString().padLeft(2, '0');
     final seconds = (d.inSeconds % 60).toString().padLeft(2, '0');
     return '$minutes:$seconds';
+  }
+}
+
+/// Title, artist and album of the track playing (the file name when it has no title), and
+/// its cover.
+class _NowPlaying extends StatelessWidget {
+  const _NowPlaying({required this.track, required this.cover});
+
+  final TrackInfo? track;
+  final Uint8List? cover;
+
+  @override
+  Widget build(BuildContext context) {
+    final track = this.track;
+    if (track == null) return const Text('Nothing playing');
+    final tags = track.tags;
+    final title = tags.title ?? track.path.split(RegExp(r'[/\\]')).last;
+    final details = [
+      tags.artist ?? tags.albumArtist,
+      tags.album,
+      if (tags.date != null) tags.date,
+    ].whereType<String>().join(' · ');
+    final cover = this.cover;
+    return Row(children: [
+      SizedBox.square(
+        dimension: 64,
+        child: cover == null
+            ? const Icon(Icons.album, size: 48)
+            : Image.memory(cover, fit: BoxFit.cover, gaplessPlayback: true),
+      ),
+      const SizedBox(width: 12),
+      Expanded(
+        child: Column(crossAxisAlignment: CrossAxisAlignment.start, children: [
+          Text(title, style: Theme.of(context).textTheme.titleMedium),
+          if (details.isNotEmpty) Text(details),
+          Text('${track.codec}, ${track.sampleRate} Hz, ${track.channels} ch',
+              style: Theme.of(context).textTheme.bodySmall),
+        ]),
+      ),
+    ]);
   }
 }
