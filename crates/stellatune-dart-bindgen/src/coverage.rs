@@ -143,57 +143,99 @@ pub struct DocumentedEvent {
     pub keys: Vec<String>,
 }
 
-/// The event types of the tables under the `## Events` heading of `docs/ffi.md` (up to the
-/// next `## ` heading): every row whose first cell is a code span, a table whose header's
-/// first cell is `type`. An error when there is no such section or it lists no event.
-pub fn documented_events(doc: &str) -> Result<Vec<DocumentedEvent>, String> {
+/// The rows of the tables in the section of `doc` whose `## ` heading starts with
+/// `heading` (up to the next `## ` heading), of tables whose header row's first cell is
+/// `first_header`: each row's cells, trimmed, for every row whose first cell is a code span
+/// (the `| --- |` line and rows of other tables are left out). An error when there is no
+/// such section or no such row.
+pub fn section_rows(
+    doc: &str,
+    heading: &str,
+    first_header: &str,
+) -> Result<Vec<Vec<String>>, String> {
     let doc = doc.replace("\r\n", "\n");
     let mut in_section = false;
     let mut found_section = false;
-    let mut in_event_table = false;
-    let mut events = Vec::new();
+    let mut in_table = false;
+    let mut rows = Vec::new();
     for line in doc.lines() {
-        if let Some(heading) = line.strip_prefix("## ") {
-            in_section = heading.trim() == "Events";
+        if let Some(title) = line.strip_prefix("## ") {
+            in_section = title.trim().starts_with(heading);
             found_section |= in_section;
-            in_event_table = false;
+            in_table = false;
             continue;
         }
         if !in_section {
             continue;
         }
         let Some(row) = line.trim().strip_prefix('|') else {
-            in_event_table = false;
+            in_table = false;
             continue;
         };
-        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
-        let first = cells.first().copied().unwrap_or_default();
-        if first == "type" {
-            in_event_table = true;
+        let cells: Vec<String> = row
+            .trim_end_matches('|')
+            .split('|')
+            .map(|cell| cell.trim().to_owned())
+            .collect();
+        let first = cells.first().map(String::as_str).unwrap_or_default();
+        if first == first_header {
+            in_table = true;
             continue;
         }
-        if !in_event_table {
-            continue;
+        if in_table && code_span_only(first).is_some() {
+            rows.push(cells);
         }
-        let Some(name) = first
-            .strip_prefix('`')
-            .and_then(|rest| rest.strip_suffix('`'))
-        else {
-            continue; // the `| --- |` line
-        };
-        let example = cells.get(1).copied().unwrap_or_default();
-        events.push(DocumentedEvent {
-            name: name.to_owned(),
-            keys: json_keys(first_code_span(example).unwrap_or_default()),
-        });
     }
     if !found_section {
-        return Err("no `## Events` section".to_owned());
+        return Err(format!("no `## {heading}` section"));
     }
-    if events.is_empty() {
-        return Err("the `## Events` section lists no event type".to_owned());
+    if rows.is_empty() {
+        return Err(format!(
+            "the `## {heading}` section has no `| {first_header} |` table rows"
+        ));
     }
-    Ok(events)
+    Ok(rows)
+}
+
+/// The text of a cell that is exactly one code span: `` `name` `` → `name`.
+fn code_span_only(cell: &str) -> Option<&str> {
+    let inner = cell.strip_prefix('`')?.strip_suffix('`')?;
+    (!inner.is_empty() && !inner.contains('`')).then_some(inner)
+}
+
+/// The event types of the tables under the `## Events` heading of `docs/ffi.md`: every row
+/// of a table whose header's first cell is `type`, with the keys of its example JSON.
+pub fn documented_events(doc: &str) -> Result<Vec<DocumentedEvent>, String> {
+    Ok(section_rows(doc, "Events", "type")?
+        .into_iter()
+        .map(|cells| DocumentedEvent {
+            name: code_span_only(&cells[0]).unwrap_or_default().to_owned(),
+            keys: json_keys(
+                cells
+                    .get(1)
+                    .and_then(|c| first_code_span(c))
+                    .unwrap_or_default(),
+            ),
+        })
+        .collect())
+}
+
+/// The JSON keys a section of `docs/ffi.md` documents in a `| key | ... |` table (the
+/// runtime's configuration, the ReplayGain settings), in order.
+pub fn documented_keys(doc: &str, heading: &str) -> Result<Vec<String>, String> {
+    Ok(section_rows(doc, heading, "key")?
+        .into_iter()
+        .map(|cells| code_span_only(&cells[0]).unwrap_or_default().to_owned())
+        .collect())
+}
+
+/// The keys of `keys` that `code` (comments stripped) never writes or reads as a `'key'`
+/// string literal.
+pub fn unused_keys<'a>(keys: impl IntoIterator<Item = &'a String>, code: &str) -> Vec<String> {
+    keys.into_iter()
+        .filter(|key| !code.contains(&format!("'{key}'")))
+        .cloned()
+        .collect()
 }
 
 /// The text of the first `` `...` `` span of a table cell.
@@ -368,6 +410,22 @@ mod tests {
         );
         assert!(documented_events("# T\n").is_err());
         assert!(documented_events("## Events\n\nnothing\n").is_err());
+    }
+
+    #[test]
+    fn reads_key_tables_of_the_named_section() {
+        let doc = "## Configuration (`init`)\n\n| key | type |\n| --- | --- |\n\
+                   | `data_dir` | string |\n| `replaygain` | `\"off\"` |\n\n\
+                   ## Loudness\n\n| key | values |\n| --- | --- |\n| `mode` | x |\n";
+        let keys = documented_keys(doc, "Configuration").unwrap();
+        assert_eq!(keys, ["data_dir", "replaygain"]);
+        assert_eq!(documented_keys(doc, "Loudness").unwrap(), ["mode"]);
+        assert!(documented_keys(doc, "Events").is_err());
+        assert_eq!(
+            unused_keys(&keys, "{'data_dir': d, 'replay_gain': r}"),
+            ["replaygain"]
+        );
+        assert!(unused_keys(&keys, "{'data_dir': d, 'replaygain': r}").is_empty());
     }
 
     #[test]

@@ -8,8 +8,8 @@
 //!   cargo run -p stellatune-dart-bindgen
 
 use stellatune_dart_bindgen::coverage::{
-    DART_SOURCES, EVENTS_FILE, FFI_DOC, calls, documented_events, event_gaps, strip_comments,
-    uncalled,
+    DART_SOURCES, EVENTS_FILE, FFI_DOC, calls, documented_events, documented_keys, event_gaps,
+    strip_comments, uncalled, unused_keys,
 };
 use stellatune_dart_bindgen::{
     HEADER, OUTPUT, compare, dart::COMMAND, generate, header, in_workspace,
@@ -131,4 +131,40 @@ fn every_documented_event_type_and_field_is_read_by_events_dart() {
         "{DART_SOURCES}/{EVENTS_FILE} does not cover {FFI_DOC}:\n  {}",
         gaps.join("\n  ")
     );
+}
+
+/// Every key of the runtime's configuration and of the ReplayGain settings that
+/// `docs/ffi.md` documents ("Configuration", "Loudness") can be set from the typed layer:
+/// the file of `StellatuneConfig` and the one of `ReplayGainSettings` write each as a
+/// `'key'` (other files read keys of the same names from the runtime's documents).
+#[test]
+fn every_documented_config_and_replaygain_key_is_written_by_the_dart_layer() {
+    let doc = read(FFI_DOC);
+    for (heading, file, class, expected) in [
+        (
+            "Configuration",
+            "runtime.dart",
+            "StellatuneConfig",
+            "replaygain",
+        ),
+        (
+            "Loudness",
+            "player.dart",
+            "ReplayGainSettings",
+            "prevent_clipping",
+        ),
+    ] {
+        let keys = documented_keys(&doc, heading).unwrap_or_else(|e| panic!("{FFI_DOC}: {e}"));
+        assert!(keys.iter().any(|k| k == expected), "{heading}: {keys:?}");
+        let code = strip_comments(&read(&format!("{DART_SOURCES}/{file}")));
+        assert!(
+            code.contains(&format!("class {class} ")),
+            "{file} lost {class}"
+        );
+        let missing = unused_keys(&keys, &code);
+        assert!(
+            missing.is_empty(),
+            "keys of {FFI_DOC} \"{heading}\" that {class} ({file}) cannot set: {missing:?}"
+        );
+    }
 }

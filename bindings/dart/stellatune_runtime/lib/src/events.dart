@@ -37,7 +37,11 @@ sealed class PlayerEvent {
 
 PlayerEvent _parse(Map<String, Object?> j) => switch (j['type']) {
       'state_changed' => StateChanged(j, PlaybackState.values.byName(j['state'] as String)),
-      'track_started' => TrackStarted(j, trackId: _int(j['track_id']), track: TrackInfo.fromJson(j)),
+      'track_started' => TrackStarted(
+          j,
+          trackId: _int(j['track_id']),
+          track: TrackInfo.fromJson(j),
+        ),
       'position' => PositionChanged(
           j,
           trackId: _int(j['track_id']),
