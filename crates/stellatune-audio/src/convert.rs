@@ -55,6 +55,11 @@ impl Converter {
         })
     }
 
+    /// True when the output is the input unchanged (same channels, no resampling).
+    pub fn is_passthrough(&self) -> bool {
+        self.resampler.is_none() && self.from.channels == self.to.channels
+    }
+
     pub fn output_spec(&self) -> StreamSpec {
         self.to
     }
@@ -71,7 +76,7 @@ impl Converter {
     /// Converts one block, appending the result to `out`: with nothing to convert it is a
     /// single copy.
     pub fn process_into(&mut self, interleaved: &[f32], out: &mut Vec<f32>) {
-        if self.resampler.is_none() && self.from.channels == self.to.channels {
+        if self.is_passthrough() {
             out.extend_from_slice(interleaved);
         } else {
             out.extend(self.process(interleaved));

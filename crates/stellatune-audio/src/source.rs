@@ -120,15 +120,14 @@ impl TrackSource {
         };
         // Decode the first block now: a file that probes but cannot decode is refused here,
         // and containers that do not state their channel layout learn it from real audio.
-        match source.decode_next()? {
-            Some(first) => source.pending = Some(first),
-            None => {
-                return Err(AudioError::Decode {
-                    path: path.to_path_buf(),
-                    message: "no audio frames".into(),
-                });
-            }
+        let mut first = Vec::new();
+        if !source.decode_next(&mut first)? {
+            return Err(AudioError::Decode {
+                path: path.to_path_buf(),
+                message: "no audio frames".into(),
+            });
         }
+        source.pending = Some(first);
         if source.info.channels == 0 {
             return Err(AudioError::Unsupported {
                 path: path.to_path_buf(),
@@ -162,10 +161,22 @@ impl TrackSource {
         if let Some(block) = self.pending.take() {
             return Ok(Some(block));
         }
-        if self.exhausted {
-            return Ok(None);
+        let mut block = Vec::new();
+        Ok(self.next_block_into(&mut block)?.then_some(block))
+    }
+
+    /// Appends the next block to `out` instead of returning it: the decode loop of the
+    /// engine collects many packets into one buffer, and this saves a copy and an
+    /// allocation per packet. Returns false at the end of the stream (nothing appended).
+    pub fn next_block_into(&mut self, out: &mut Vec<f32>) -> Result<bool> {
+        if let Some(block) = self.pending.take() {
+            out.extend_from_slice(&block);
+            return Ok(true);
         }
-        self.decode_next()
+        if self.exhausted {
+            return Ok(false);
+        }
+        self.decode_next(out)
     }
 
     /// Moves to `position_ms`, sample-accurately where the format allows it.
@@ -205,7 +216,7 @@ impl TrackSource {
         Ok(())
     }
 
-    fn decode_next(&mut self) -> Result<Option<Vec<f32>>> {
+    fn decode_next(&mut self, out: &mut Vec<f32>) -> Result<bool> {
         let mut consecutive_errors = 0;
         loop {
             let packet = match self.format.next_packet() {
@@ -213,9 +224,9 @@ impl TrackSource {
                 Err(SymphoniaError::IoError(e))
                     if e.kind() == std::io::ErrorKind::UnexpectedEof =>
                 {
-                    return Ok(None);
+                    return Ok(false);
                 }
-                Err(SymphoniaError::ResetRequired) => return Ok(None),
+                Err(SymphoniaError::ResetRequired) => return Ok(false),
                 Err(e) => return Err(self.decode_error(e)),
             };
             if packet.track_id() != self.track_id {
@@ -271,7 +282,7 @@ impl TrackSource {
                 if ts >= w.end() {
                     // Only padding is left.
                     self.exhausted = true;
-                    return Ok(None);
+                    return Ok(false);
                 }
                 keep.start = keep.start.max(w.start.saturating_sub(ts).min(have));
                 keep.end = keep.end.min(w.end() - ts);
@@ -279,8 +290,10 @@ impl TrackSource {
             if keep.start >= keep.end {
                 continue;
             }
-            let samples = &samples[keep.start as usize * channels..keep.end as usize * channels];
-            return Ok(Some(samples.to_vec()));
+            out.extend_from_slice(
+                &samples[keep.start as usize * channels..keep.end as usize * channels],
+            );
+            return Ok(true);
         }
     }
 

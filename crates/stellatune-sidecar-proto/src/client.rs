@@ -694,12 +694,7 @@ impl Sidecar {
         // Whatever is still queued is the stream's end, not a gap.
         stream.mark_drained();
         if self.is_alive() {
-            let _ = self.request(
-                &Request::Stop {
-                    stream_id: stream.id,
-                },
-                timeout,
-            );
+            // One round trip: closing a running stream stops it first, draining the ring.
             let _ = self.request(
                 &Request::CloseStream {
                     stream_id: stream.id,

@@ -56,6 +56,8 @@ pub enum Request {
     Stop {
         stream_id: u64,
     },
+    /// Stops the stream as `Stop` does if it runs (playing out what the ring holds), then
+    /// closes its device and unmaps its ring.
     CloseStream {
         stream_id: u64,
     },

@@ -51,6 +51,7 @@ pub(super) fn run_control(
     let (replaygain, fade_ms) = settings;
     let (worker_cmd_tx, worker_cmd_rx) = unbounded();
     let (worker_msg_tx, worker_msg_rx) = bounded(WORKER_QUEUE_BLOCKS);
+    let (spent_tx, spent_rx) = bounded(worker::SPENT_KEPT);
     let fail = |what: &str, e: std::io::Error| {
         tracing::error!(error = %e, "cannot start {what}");
         events(EngineEvent::Error {
@@ -59,7 +60,7 @@ pub(super) fn run_control(
         });
     };
     let worker = match threads.spawn(&format!("{name}-decode"), move || {
-        worker::run(worker_cmd_rx, worker_msg_tx)
+        worker::run(worker_cmd_rx, worker_msg_tx, spent_rx)
     }) {
         Ok(handle) => handle,
         Err(e) => return fail("decode worker", e),
@@ -76,7 +77,10 @@ pub(super) fn run_control(
                 shared,
                 output_rx,
                 worker_tx,
-                worker_msg_rx,
+                worker::FromWorker {
+                    messages: worker_msg_rx,
+                    spent: spent_tx,
+                },
                 underruns,
                 progress,
                 fade_ms,

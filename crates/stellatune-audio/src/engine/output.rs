@@ -27,7 +27,7 @@ use super::{OutputProgress, UnderrunCounter};
 use crate::event::{EngineEvent, PlaybackState, TrackId};
 use crate::sink::{Sink, SinkError, SinkFactory};
 use crate::source::TrackSource;
-use crate::worker::{WorkerCmd, WorkerMsg};
+use crate::worker::{FromWorker, WorkerCmd, WorkerMsg};
 use stellatune_core::{DspStage, StreamSpec};
 
 /// The most frames offered to a sink in one write, so volume changes apply promptly.
@@ -124,6 +124,8 @@ pub(super) struct Output {
     pub(super) shared: SharedPlayback,
     worker_tx: Sender<WorkerCmd>,
     worker_rx: Receiver<WorkerMsg>,
+    /// Where a written block's buffer goes back to the worker.
+    spent_tx: Sender<Vec<f32>>,
     sink: Option<OpenSink>,
     /// The playback epoch of the last command carried out.
     epoch: u64,
@@ -155,7 +157,7 @@ pub(super) fn run_output(
     shared: SharedPlayback,
     commands: Receiver<OutputCmd>,
     worker_tx: Sender<WorkerCmd>,
-    worker_rx: Receiver<WorkerMsg>,
+    from_worker: FromWorker,
     underruns: UnderrunCounter,
     progress: Arc<OutputProgress>,
     fade_ms: u32,
@@ -164,7 +166,8 @@ pub(super) fn run_output(
     let mut output = Output {
         shared,
         worker_tx,
-        worker_rx,
+        worker_rx: from_worker.messages,
+        spent_tx: from_worker.spent,
         sink: None,
         epoch: 0,
         worker_epoch: 0,
@@ -900,7 +903,10 @@ impl Output {
         pending.offset += taken * channels;
         let block_done = pending.offset >= pending.samples.len();
         if block_done {
-            self.pending = None;
+            if let Some(done) = self.pending.take().filter(|p| !p.tail) {
+                // Full (bounded channel) or the worker gone: the buffer is just freed.
+                let _ = self.spent_tx.try_send(done.samples);
+            }
         }
         let full = !block_done && taken < offer / channels;
         let status = open.sink.status();
