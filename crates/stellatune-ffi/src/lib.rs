@@ -634,7 +634,8 @@ pub unsafe extern "C" fn stellatune_output_devices_json(
 /// "shutting_down", "stopped"), `runtime_host_inits_total`, `player_clients_active`,
 /// `client_generation`, `clients_evicted_total`, `client_events_queued`, `runtime_threads`,
 /// `engine_restarts_total`, `plugin_generations_active`, `plugin_generations_draining`,
-/// `plugin_shadow_copies`, `plugin_helper_threads`, then every counter plugins report, under
+/// `plugin_shadow_copies`, `plugin_helper_threads`, `audio_underruns_total` (the engine's and every
+/// sink's, a sidecar's included), then every counter plugins report, under
 /// the plugin's own name (e.g. the ASIO plugin's `asio_sidecar_spawns_total`,
 /// `asio_sidecar_running`, `ring_files`); a counter no plugin reported is absent (read it as 0).
 ///
