@@ -724,8 +724,8 @@ impl RingReader {
         let acked_epoch = shared.atomic_u64(OFF_ACK_EPOCH).load(Ordering::Acquire);
         let heartbeat = shared.atomic_u64(OFF_HEARTBEAT).load(Ordering::Relaxed);
         let underruns = shared.atomic_u64(OFF_UNDERRUNS).load(Ordering::Relaxed);
-        let fade_frames = (u64::from(fields.spec.sample_rate) * u64::from(RESET_FADE_MS) / 1000)
-            .max(1) as usize;
+        let fade_frames =
+            (u64::from(fields.spec.sample_rate) * u64::from(RESET_FADE_MS) / 1000).max(1) as usize;
         Ok(RingReader {
             starved_at: None,
             fade_frames,
@@ -1256,7 +1256,10 @@ mod tests {
         // The queue's head fades out towards silence, over as many reads as it takes...
         assert_eq!(r.read(&mut out[..3]), 3);
         assert_eq!(out[..3], [0.8, 0.6, 0.4]);
-        assert!(w.reset_pending(), "acknowledged only once the fade is played");
+        assert!(
+            w.reset_pending(),
+            "acknowledged only once the fade is played"
+        );
         assert_eq!(r.read(&mut out), 1, "a fade-out read returns nothing else");
         assert_eq!(out[0], 0.2);
         assert!(!w.reset_pending());
