@@ -17,6 +17,8 @@
 
 #[cfg(any(feature = "device", windows))]
 mod cpal_backend;
+#[cfg_attr(not(any(feature = "device", windows)), allow(dead_code))]
+mod pace;
 pub mod virtual_backend;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
