@@ -97,10 +97,15 @@ impl DeviceFeed {
     /// Fills `out` from the ring, with silence for what the ring lacks (an underrun).
     /// Real-time safe: no lock, no allocation.
     pub fn fill(&mut self, out: &mut [f32]) {
+        // The silence after a reset's fade-out is no underrun: the old audio was dropped.
+        let resetting = self.fade_out.is_some()
+            || self.resets.requested.load(Ordering::Acquire) != self.reset_seen;
         let n = self.pull(out) * self.channels;
         if n < out.len() {
             out[n..].fill(0.0);
-            self.underruns.fetch_add(1, Ordering::Relaxed);
+            if !resetting {
+                self.underruns.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 
@@ -527,5 +532,108 @@ impl Sink for DeviceSink {
             drop(open.stream);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A mono feed at 1 kHz (5-frame fades) over a 16-frame ring, and its producer side.
+    fn feed() -> (DeviceFeed, rtrb::Producer<f32>, Arc<Resets>, Arc<AtomicU64>) {
+        let (producer, consumer) = rtrb::RingBuffer::<f32>::new(16);
+        let resets = Arc::new(Resets::default());
+        let underruns = Arc::new(AtomicU64::new(0));
+        let feed = DeviceFeed::new(
+            consumer,
+            underruns.clone(),
+            Arc::default(),
+            resets.clone(),
+            StreamSpec::new(1_000, 1),
+        );
+        (feed, producer, resets, underruns)
+    }
+
+    fn push(producer: &mut rtrb::Producer<f32>, n: usize) {
+        for _ in 0..n {
+            producer.push(1.0).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_reset_fades_the_rings_head_out_drops_the_rest_and_fades_what_follows_in() {
+        let (mut feed, mut producer, resets, underruns) = feed();
+        push(&mut producer, 12);
+        let mut out = [0f32; 2];
+        feed.fill(&mut out);
+        assert_eq!(out, [1.0, 1.0]);
+        resets.requested.store(1, Ordering::Release);
+        // The fade-out, over as many periods as it takes; the silence after it in the same
+        // period is no underrun.
+        let mut out = [9f32; 8];
+        feed.fill(&mut out[..3]);
+        assert_eq!(resets.done.load(Ordering::Acquire), 0, "not done mid-fade");
+        feed.fill(&mut out[3..]);
+        let want = [
+            5.0 / 6.0,
+            4.0 / 6.0,
+            3.0 / 6.0,
+            2.0 / 6.0,
+            1.0 / 6.0,
+            0.0,
+            0.0,
+            0.0,
+        ];
+        for (got, want) in out.iter().zip(want) {
+            assert!((got - want).abs() < 1e-6, "{out:?}");
+        }
+        assert_eq!(resets.done.load(Ordering::Acquire), 1);
+        assert_eq!(underruns.load(Ordering::Relaxed), 0);
+        assert_eq!(producer.slots(), 16, "the rest of the old audio is gone");
+        // What comes after the reset starts from silence.
+        push(&mut producer, 8);
+        let mut out = [0f32; 8];
+        feed.fill(&mut out);
+        let want = [
+            1.0 / 6.0,
+            2.0 / 6.0,
+            3.0 / 6.0,
+            4.0 / 6.0,
+            5.0 / 6.0,
+            1.0,
+            1.0,
+            1.0,
+        ];
+        for (got, want) in out.iter().zip(want) {
+            assert!((got - want).abs() < 1e-6, "{out:?}");
+        }
+        // A period the ring cannot fill outside a reset is an underrun.
+        feed.fill(&mut out);
+        assert_eq!(underruns.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn the_sink_takes_nothing_while_its_reset_is_pending() {
+        let devices = virtual_backend::VirtualDevices::new();
+        devices.plug("v:a", "A");
+        let mut sink = DeviceSink::new(
+            Arc::new(virtual_backend::VirtualBackend(devices.clone())),
+            None,
+        );
+        sink.open(StreamSpec::new(1_000, 1)).unwrap();
+        assert_eq!(sink.write(&[1.0; 10]).unwrap(), 10);
+        assert_eq!(sink.status().queued_frames, 10);
+        sink.reset().unwrap();
+        assert_eq!(
+            sink.write(&[1.0; 4]).unwrap(),
+            0,
+            "nothing old plays after the fade"
+        );
+        assert_eq!(sink.status().queued_frames, 0);
+        // The device carries the reset out: the fade-out only.
+        assert_eq!(devices.take("v:a", 100).len(), 5);
+        assert_eq!(sink.write(&[1.0; 4]).unwrap(), 4);
+        assert_eq!(devices.take("v:a", 100).len(), 4);
+        assert_eq!(devices.opened(), ["v:a"], "a reset reopens nothing");
     }
 }
