@@ -49,7 +49,9 @@
 //! [`RESET_FADE_MS`] written after the reset are faded in by the reader, so whatever the writer
 //! puts there (the rest of a fade of its own, or audio at full level) starts from silence instead
 //! of with a step. Two resets before the reader looks are one; a reset during a fade-out
-//! extends nothing (the writer has not written since) and is acknowledged when the fade ends.
+//! extends nothing (the writer has not written since) and is acknowledged when the fade ends; a
+//! reset during a fade-in fades out from the level reached, and one before anything written
+//! after the last reset was read drops that audio unheard.
 //!
 //! # Truncation (SIGBUS)
 //!
@@ -765,11 +767,14 @@ impl RingReader {
                     .atomic_u64(OFF_WRITE_POS)
                     .load(Ordering::Acquire);
                 let queued = self.shared.queued(write_pos, self.read_pos).unwrap_or(0);
-                self.fade_out = Some(FadeOut {
-                    from: self.level(),
-                    done: 0,
-                    len: (queued as usize).min(self.fade_frames),
-                });
+                let from = self.level();
+                // Nothing of it heard yet (a reset right after a reset): nothing to fade.
+                let len = if from > 0.0 {
+                    (queued as usize).min(self.fade_frames)
+                } else {
+                    0
+                };
+                self.fade_out = Some(FadeOut { from, done: 0, len });
                 self.fade_in = None;
             }
         }
@@ -921,6 +926,9 @@ impl RingReader {
                 .atomic_u64(OFF_WRITE_POS)
                 .load(Ordering::Acquire);
             let queued = self.shared.queued(write_pos, self.read_pos).unwrap_or(0);
+            if self.level() == 0.0 {
+                return 0;
+            }
             return (queued as usize).min(self.fade_frames);
         }
         let write_pos = self
@@ -1283,6 +1291,12 @@ mod tests {
         assert!(!w.reset_pending());
         // Nothing queued at all: acknowledged at once, nothing played.
         w.reset();
+        assert_eq!(r.read(&mut out), 0);
+        assert!(!w.reset_pending());
+        // A reset before anything written after the last one was heard: dropped unheard.
+        assert_eq!(w.write(&[1.0; 3]), 3);
+        w.reset();
+        assert_eq!(r.queued_frames(), 0);
         assert_eq!(r.read(&mut out), 0);
         assert!(!w.reset_pending());
 

@@ -123,11 +123,14 @@ impl DeviceFeed {
                 // The producer writes nothing while a reset is pending: what is queued now is
                 // all old audio, and stays put.
                 let queued = self.consumer.slots() / ch;
-                self.fade_out = Some(FadeOut {
-                    from: self.level(),
-                    done: 0,
-                    len: queued.min(self.fade_frames),
-                });
+                let from = self.level();
+                // Nothing of it heard yet (a reset right after a reset): nothing to fade.
+                let len = if from > 0.0 {
+                    queued.min(self.fade_frames)
+                } else {
+                    0
+                };
+                self.fade_out = Some(FadeOut { from, done: 0, len });
                 self.fade_in = None;
             }
         }
