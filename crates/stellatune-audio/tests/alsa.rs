@@ -2,10 +2,11 @@
 //! its own ALSA configuration (`ALSA_CONFIG_PATH`) defining a `file` PCM, whose output the
 //! test reads back and compares frame by frame, and a `null` PCM as the system default.
 //!
-//! ALSA's `null` PCM takes audio as fast as it comes (it has no clock), so the device
-//! callback runs unpaced and fills the gaps between the engine's writes with silence: the
-//! file holds every frame the engine played, in order, with silent frames between them. The
-//! music here has no silent frame, so dropping those gives back exactly what was played.
+//! ALSA's `null` PCM takes audio as fast as it comes (it has no clock): the sink holds such a
+//! device to twice real time, and its callback fills the gaps between the engine's writes
+//! with silence. The file holds every frame the engine played, in order, with silent frames
+//! between them. The music here has no silent frame, so dropping those gives back exactly
+//! what was played.
 
 #![cfg(all(target_os = "linux", feature = "device"))]
 
@@ -13,13 +14,14 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::time::Instant;
 
 use common::*;
 use stellatune_audio::{BuiltinRoute, EngineEvent, output_devices};
 
 const RATE: u32 = 44_100;
-/// Short: the unpaced device writes silence as fast as the disk takes it until the track
-/// has ended and the stream is closed.
+/// Short: the clockless device takes silence at twice real time until the track has ended
+/// and the stream is closed.
 const FRAMES: usize = RATE as usize / 5;
 
 /// The test's ALSA configuration, written once per process and named by `ALSA_CONFIG_PATH`
@@ -101,11 +103,13 @@ fn a_chosen_alsa_device_plays_every_frame_in_order() {
             device_id: Some("alsa:stfile".into()),
         }))
         .unwrap();
+    let started = Instant::now();
     let track = engine.play(&file).unwrap();
     events.wait_finished(track);
     // Closing the stream ends the file's growth before it is read.
     engine.clear_route().unwrap();
     assert!(engine.wait_output_settled(TIMEOUT));
+    let open_for = started.elapsed();
     let all = events.all();
     assert!(errors(&all).is_empty(), "{:?}", errors(&all));
     assert!(all.iter().any(
@@ -114,8 +118,19 @@ fn a_chosen_alsa_device_plays_every_frame_in_order() {
     engine.shutdown(TIMEOUT).unwrap();
 
     let bytes = std::fs::read(raw_output()).unwrap();
-    eprintln!("the file PCM wrote {} bytes", bytes.len());
+    eprintln!(
+        "the file PCM wrote {} bytes while the stream was open for {open_for:?}",
+        bytes.len()
+    );
     std::fs::remove_file(raw_output()).unwrap();
+    // A device without a clock is held to twice real time (after a quarter second's lead),
+    // however long the stream was open: not a spin writing gigabytes of silence.
+    let most = (2.0 * open_for.as_secs_f64() + 0.5) * f64::from(RATE) * 8.0;
+    assert!(
+        (bytes.len() as f64) <= most,
+        "{} bytes in {open_for:?} of a clockless device",
+        bytes.len()
+    );
     let samples: Vec<f32> = bytes
         .chunks_exact(4)
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))

@@ -252,3 +252,97 @@ fn a_chosen_device_that_is_not_connected_fails_the_track_with_a_clear_error() {
     );
     engine.shutdown(TIMEOUT).unwrap();
 }
+
+/// The largest step between neighbouring samples of any channel, counting the step down to
+/// the silence after the last sample.
+fn max_step(samples: &[f32], channels: usize) -> f32 {
+    let mut max = 0.0f32;
+    for ch in 0..channels {
+        let channel: Vec<f32> = samples.iter().skip(ch).step_by(channels).copied().collect();
+        for w in channel.windows(2) {
+            max = max.max((w[1] - w[0]).abs());
+        }
+        max = max.max(channel.last().map_or(0.0, |s| s.abs()));
+    }
+    max
+}
+
+/// Takes what `device` plays until `frames` frames came in all.
+fn take_until(devices: &VirtualDevices, device: &str, heard: &mut Vec<f32>, frames: usize) {
+    wait_until(&format!("{frames} frames on {device}"), || {
+        let samples = devices.take(device, 1024);
+        if samples.is_empty() {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        heard.extend(samples);
+        heard.len() / 2 >= frames
+    });
+}
+
+/// Lets the engine fill the device's ring past what was heard, so that a command lands with
+/// audio queued.
+fn wait_queued(engine: &Engine, heard: &[f32]) {
+    let frames = (heard.len() / 2 + RATE as usize / 20) as u64;
+    wait_frames_written(engine, frames);
+}
+
+/// A seek or a stop drops what the device's ring still holds (up to 150 ms): the device
+/// callback fades it out instead of cutting it off, so the device never hears a step larger
+/// than the music's own (a 1 kHz sine at half scale has no larger).
+#[test]
+fn a_seek_and_a_stop_fade_out_what_the_device_had_queued_instead_of_cutting_it() {
+    let devices = VirtualDevices::new();
+    devices.plug("v:out", "Speakers");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sine.wav");
+    write_wav_i16(
+        &path,
+        RATE,
+        2,
+        &tone_i16(RATE, RATE as usize * 3, 1_000.0, 0.5),
+    );
+    let (engine, events) = start_engine("device-declick");
+    engine
+        .apply_route(Box::new(VirtualRoute {
+            devices: devices.clone(),
+            device_id: None,
+        }))
+        .unwrap();
+    engine.play(&path).unwrap();
+
+    let mut heard = Vec::new();
+    take_until(&devices, "v:out", &mut heard, RATE as usize / 4);
+    wait_queued(&engine, &heard);
+    engine.seek_ms(1_234).unwrap();
+    assert!(engine.wait_output_settled(TIMEOUT));
+    let at_seek = heard.len() / 2;
+    take_until(&devices, "v:out", &mut heard, at_seek + RATE as usize / 4);
+    wait_queued(&engine, &heard);
+    engine.stop().unwrap();
+    assert!(engine.wait_output_settled(TIMEOUT));
+    // Whatever still comes: the fade-out, and the engine's own after it.
+    let mut quiet = 0;
+    while quiet < 200 {
+        let samples = devices.take("v:out", 1024);
+        if samples.is_empty() {
+            quiet += 1;
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        heard.extend(samples);
+    }
+
+    let written = engine.status().unwrap().frames_written;
+    assert!(
+        ((heard.len() / 2) as u64) < written,
+        "the seek and the stop dropped queued audio: heard {} of {written} frames",
+        heard.len() / 2
+    );
+    let sine_step = (2.0 * 0.5 * (std::f64::consts::PI * 1_000.0 / f64::from(RATE)).sin()) as f32;
+    let step = max_step(&heard, 2);
+    assert!(
+        step <= sine_step * 1.01,
+        "largest step {step}, the sine's own {sine_step}"
+    );
+    assert!(errors(&events.all()).is_empty(), "{:?}", events.all());
+    engine.shutdown(TIMEOUT).unwrap();
+}

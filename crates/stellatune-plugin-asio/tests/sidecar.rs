@@ -579,3 +579,78 @@ fn a_playlist_of_mixed_rates_reconfigures_one_sidecar_instead_of_respawning() {
     });
     rig.host.shutdown().unwrap();
 }
+
+/// A seek and a stop through the sidecar: the engine resets the sink, which drops what the
+/// ring still holds (up to 200 ms). The sidecar fades that out and what comes after the reset
+/// in, so its wav device never gets a step larger than the music's own (a 997 Hz sine at half
+/// scale has no larger, and no whole number of its periods fits a block, so a cut is a step),
+/// from the silence before the track to the silence after the stop.
+#[test]
+fn a_seek_and_a_stop_through_the_sidecar_leave_no_step_in_its_wav_device() {
+    let rig = rig("asio-declick");
+    let input = rig.dir.path().join("sine.wav");
+    let sine: Vec<i16> = (0..RATE * 3)
+        .flat_map(|n| {
+            let s = 0.5 * (2.0 * std::f64::consts::PI * 997.0 * f64::from(n) / f64::from(RATE));
+            let s = (s.sin() * 32_767.0) as i16;
+            [s, s]
+        })
+        .collect();
+    stellatune_test_support::tone::write_wav_i16(&input, RATE, 2, &sine);
+    let out = rig.dir.path().join("heard.wav");
+    rig.host
+        .apply_route(rig.client, asio(&format!("wav:{}", out.display())))
+        .unwrap();
+    rig.host.play(rig.client, &input).unwrap();
+    // What the device got so far: the file grows as the sidecar writes (8 bytes a frame).
+    let played = |frames: u32| {
+        wait_until(
+            &format!("{frames} frames played"),
+            Duration::from_secs(20),
+            || std::fs::metadata(&out).is_ok_and(|m| m.len() >= 44 + 8 * u64::from(frames)),
+        )
+    };
+    played(RATE / 2);
+    rig.host.seek_ms(rig.client, 2_000).unwrap();
+    played(RATE / 2 + RATE / 4);
+    rig.host.stop(rig.client).unwrap();
+    wait_event(&rig, Duration::from_secs(20), |e| {
+        matches!(
+            e,
+            HostEvent::Engine(EngineEvent::StateChanged {
+                state: PlaybackState::Stopped
+            })
+        )
+    });
+    // The close plays out what the ring still holds and finalises the file.
+    rig.host.clear_route(rig.client).unwrap();
+    wait_until("sidecar gone", Duration::from_secs(3), || {
+        sidecars_of(me()).0.is_empty()
+    });
+    rig.host.shutdown().unwrap();
+
+    let heard: Vec<f32> = hound::WavReader::open(&out)
+        .unwrap()
+        .samples::<f32>()
+        .map(Result::unwrap)
+        .collect();
+    assert!(
+        heard.len() > 2 * RATE as usize / 2 && heard.len() < sine.len() / 2,
+        "heard half a second, the seek skipped a second and the stop the rest: {} frames",
+        heard.len() / 2
+    );
+    let mut step = 0.0f32;
+    for ch in 0..2 {
+        let channel: Vec<f32> = heard.iter().skip(ch).step_by(2).copied().collect();
+        for w in channel.windows(2) {
+            step = step.max((w[1] - w[0]).abs());
+        }
+        step = step.max(channel.first().map_or(0.0, |s| s.abs()));
+        step = step.max(channel.last().map_or(0.0, |s| s.abs()));
+    }
+    let sine_step = (2.0 * 0.5 * (std::f64::consts::PI * 997.0 / f64::from(RATE)).sin()) as f32;
+    assert!(
+        step <= sine_step * 1.01,
+        "largest step {step}, the sine's own {sine_step}"
+    );
+}

@@ -390,7 +390,8 @@ fn paced_period(requested: u32, capacity_frames: u32) -> usize {
     requested.max(capacity_frames / 2).max(1) as usize
 }
 
-/// Reads up to a period; a first read that only acknowledged a reset is followed by another.
+/// Reads up to a period; a first read that only carried out a reset (returning its fade-out,
+/// or nothing) is followed by another.
 fn read_period(reader: &mut RingReader, buf: &mut [f32]) -> usize {
     let ch = usize::from(reader.spec().channels);
     let period = buf.len() / ch;

@@ -241,6 +241,100 @@ fn wav_output_is_the_ring_input_exactly_and_paced_in_real_time() {
     assert!(!ring.exists());
 }
 
+/// The largest step between neighbouring samples of any channel, counting the steps up from
+/// silence before the first sample and down to silence after the last.
+fn max_step(samples: &[f32]) -> f32 {
+    let mut max = 0.0f32;
+    for ch in 0..2 {
+        let channel: Vec<f32> = samples.iter().skip(ch).step_by(2).copied().collect();
+        for w in channel.windows(2) {
+            max = max.max((w[1] - w[0]).abs());
+        }
+        max = max.max(channel.first().map_or(0.0, |s| s.abs()));
+        max = max.max(channel.last().map_or(0.0, |s| s.abs()));
+    }
+    max
+}
+
+/// A reset drops what the ring holds (a seek or stop in the player); the sidecar fades the
+/// queue's head out and what comes after the reset in, so the device never gets a step larger
+/// than the music's own: here a 997 Hz sine at half scale (no whole number of periods in any
+/// block, so a cut is a step), reset while 100 ms or more of it was queued and continued from
+/// where the writer was.
+#[test]
+fn a_reset_mid_sine_leaves_no_step_larger_than_the_sines_own_in_the_wav() {
+    let dir = tempfile::tempdir().unwrap();
+    let ring = ring_path(dir.path(), 21);
+    let out = dir.path().join("out.wav");
+    let mut writer = RingWriter::create(&ring, 48_000, 2, 9_600).unwrap();
+    // Starts at 0, so the first sample is no step either.
+    let sine: Vec<f32> = (0..48_000)
+        .flat_map(|n| {
+            let s =
+                (0.5 * (2.0 * std::f64::consts::PI * 997.0 * f64::from(n) / 48_000.0).sin()) as f32;
+            [s, s]
+        })
+        .collect();
+    let mut sidecar = Sidecar::spawn();
+    sidecar.hello();
+    sidecar.ok(open_request(
+        21,
+        format!("wav:{}", out.display()),
+        &ring,
+        480,
+    ));
+    let mut written = writer.write(&sine) * 2;
+    sidecar.ok(Request::Start { stream_id: 21 });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    // Keeps the ring full until the sidecar played a while and much is queued.
+    loop {
+        assert!(Instant::now() < deadline, "the sidecar played too little");
+        written += writer.write(&sine[written..]) * 2;
+        if sidecar.stats(21).0 >= 12_000 && writer.queued_frames() >= 4_800 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    writer.reset();
+    while writer.reset_pending() {
+        assert!(
+            Instant::now() < deadline,
+            "the reset was never acknowledged"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    while written < sine.len() {
+        assert!(Instant::now() < deadline, "writer stalled at {written}");
+        let n = writer.write(&sine[written..]);
+        written += n * 2;
+        if n == 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    sidecar.ok(Request::Stop { stream_id: 21 });
+    sidecar.ok(Request::CloseStream { stream_id: 21 });
+    sidecar.ok(Request::Shutdown);
+    let status = sidecar
+        .wait_exit(Duration::from_secs(2))
+        .expect("exits after shutdown");
+    assert!(status.success(), "{status:?}");
+
+    let mut wav = hound::WavReader::open(&out).unwrap();
+    let samples: Vec<f32> = wav.samples::<f32>().map(Result::unwrap).collect();
+    assert!(
+        samples.len() < sine.len() - 2 * 4_000,
+        "the reset dropped the queued audio: {} of {} samples played",
+        samples.len(),
+        sine.len()
+    );
+    let sine_step = (2.0 * 0.5 * (std::f64::consts::PI * 997.0 / 48_000.0).sin()) as f32;
+    let step = max_step(&samples);
+    assert!(
+        step <= sine_step * 1.01,
+        "largest step {step}, the sine's own {sine_step}"
+    );
+}
+
 /// The standard two-channel test tone as f32 (values on the 16-bit grid, as a decoder reads
 /// them), followed by frames at and beyond full scale that integer formats must clamp.
 fn tone_with_extremes() -> Vec<f32> {

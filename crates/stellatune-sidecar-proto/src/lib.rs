@@ -28,8 +28,8 @@ pub use frame::{
 // Process identity lives in its own crate (the plugin host needs it too); re-exported because
 // a ring's owner is part of this protocol.
 pub use ring::{
-    MAX_CHANNELS, MAX_RING_BYTES, RING_HEADER_SIZE, RING_LAYOUT_VERSION, RING_MAGIC, RingError,
-    RingReader, RingSpec, RingWriter, default_ring_dir, reap_stale_rings, ring_file_name,
-    this_copy_ring_files, this_copy_ring_prefix, unique_ring_file_name,
+    MAX_CHANNELS, MAX_RING_BYTES, RESET_FADE_MS, RING_HEADER_SIZE, RING_LAYOUT_VERSION, RING_MAGIC,
+    RingError, RingReader, RingSpec, RingWriter, default_ring_dir, reap_stale_rings,
+    ring_file_name, this_copy_ring_files, this_copy_ring_prefix, unique_ring_file_name,
 };
 pub use stellatune_process::{pid_alive, process_is_owner, process_start_time};

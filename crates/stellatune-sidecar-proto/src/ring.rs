@@ -36,10 +36,22 @@
 //!
 //! # Reset
 //!
-//! [`RingWriter::reset`] discards everything queued without touching the reader's index: the
-//! writer bumps the epoch and stops writing; the reader, on its next [`RingReader::read`], moves its
-//! read position to the writer's position and stores the epoch as acknowledged; the writer then
-//! resumes. While a reset is pending, `write` returns 0.
+//! [`RingWriter::reset`] discards everything queued without touching the reader's index, and
+//! without a click: the writer bumps the epoch and stops writing; the reader, on its next
+//! [`RingReader::read`]s, first plays a short fade-out of what was next in the queue (up to
+//! [`RESET_FADE_MS`], linear down towards silence; fewer frames when less is queued), then
+//! moves its read position to the writer's position and stores the epoch as acknowledged; the
+//! writer then resumes. While a reset is pending, `write` returns 0.
+//!
+//! So once the writer sees the reset acknowledged ([`RingWriter::reset_pending`] false),
+//! nothing written before it plays any more: the only old audio played after the reset is the
+//! fade-out, at most [`RESET_FADE_MS`] of it, each frame quieter than the one before. The first
+//! [`RESET_FADE_MS`] written after the reset are faded in by the reader, so whatever the writer
+//! puts there (the rest of a fade of its own, or audio at full level) starts from silence instead
+//! of with a step. Two resets before the reader looks are one; a reset during a fade-out
+//! extends nothing (the writer has not written since) and is acknowledged when the fade ends; a
+//! reset during a fade-in fades out from the level reached, and one before anything written
+//! after the last reset was read drops that audio unheard.
 //!
 //! # Truncation (SIGBUS)
 //!
@@ -75,6 +87,8 @@ pub const RING_HEADER_SIZE: usize = 192;
 pub const MAX_CHANNELS: u16 = 64;
 /// Largest data area (`capacity * channels * 4`) a ring may have.
 pub const MAX_RING_BYTES: u64 = 1 << 30;
+/// How long the reader's fades around a reset are (see the module docs).
+pub const RESET_FADE_MS: u32 = 5;
 
 #[repr(C, align(64))]
 struct WriterLine {
@@ -551,9 +565,9 @@ impl RingWriter {
         self.shared.spec.capacity_frames as usize - self.queued_frames()
     }
 
-    /// Discards everything queued: bumps the epoch and stops writing until the reader has moved
-    /// its read position to the current write position and acknowledged the epoch (on its next
-    /// `read`). Never stores the reader's index.
+    /// Discards everything queued: bumps the epoch and stops writing until the reader has played
+    /// its fade-out of the queue's head, moved its read position to the current write position and
+    /// acknowledged the epoch (see the module docs). Never stores the reader's index.
     pub fn reset(&mut self) {
         // Nothing queued is wanted any more: the ring running dry from here is no underrun.
         // Stored before the epoch, whose release publishes it to the reader.
@@ -680,6 +694,12 @@ pub struct RingReader {
     owner_start_time: u64,
     /// Where the ring ran dry, while it stays dry (see [`RingReader::note_period`]).
     starved_at: Option<u64>,
+    /// Frames of the fades around a reset ([`RESET_FADE_MS`] at the ring's rate by default).
+    fade_frames: usize,
+    /// The fade-out of a reset being played: the queue's head, before it is discarded.
+    fade_out: Option<FadeOut>,
+    /// Frames of the fade-in after a reset already played, while it goes on.
+    fade_in: Option<usize>,
     /// Whether the last period got all it wanted: only a device that was being fed can run dry.
     fed: bool,
     underruns: u64,
@@ -706,8 +726,13 @@ impl RingReader {
         let acked_epoch = shared.atomic_u64(OFF_ACK_EPOCH).load(Ordering::Acquire);
         let heartbeat = shared.atomic_u64(OFF_HEARTBEAT).load(Ordering::Relaxed);
         let underruns = shared.atomic_u64(OFF_UNDERRUNS).load(Ordering::Relaxed);
+        let fade_frames =
+            (u64::from(fields.spec.sample_rate) * u64::from(RESET_FADE_MS) / 1000).max(1) as usize;
         Ok(RingReader {
             starved_at: None,
+            fade_frames,
+            fade_out: None,
+            fade_in: None,
             fed: false,
             underruns,
             shared,
@@ -721,30 +746,56 @@ impl RingReader {
     }
 
     /// Reads up to `out.len() / channels` whole frames; never blocks. Returns the number of
-    /// frames read (0 when empty). A pending reset is handled first: everything queued is
-    /// discarded, the epoch acknowledged, and 0 returned.
+    /// frames read (0 when empty). A pending reset is handled first: what is queued plays as a
+    /// short fade-out (this call and the next ones return only faded frames), then the rest is
+    /// discarded and the epoch acknowledged; the first frames written after it are faded in
+    /// (see the module docs). Real-time safe: no lock, no allocation, no system call.
     pub fn read(&mut self, out: &mut [f32]) -> usize {
         self.heartbeat = self.heartbeat.wrapping_add(1);
         self.shared
             .atomic_u64(OFF_HEARTBEAT)
             .store(self.heartbeat, Ordering::Relaxed);
-        let epoch = self.shared.atomic_u64(OFF_EPOCH).load(Ordering::Acquire);
-        if epoch != self.acked_epoch {
-            // The writer stopped writing before publishing the epoch, so this is its final
-            // position until we acknowledge.
-            let write_pos = self
-                .shared
-                .atomic_u64(OFF_WRITE_POS)
-                .load(Ordering::Acquire);
-            self.publish_read_pos(write_pos);
-            self.shared
-                .atomic_u64(OFF_ACK_EPOCH)
-                .store(epoch, Ordering::Release);
-            self.acked_epoch = epoch;
-            return 0;
-        }
         let ch = usize::from(self.shared.spec.channels);
         let want = out.len() / ch;
+        if self.fade_out.is_none() {
+            let epoch = self.shared.atomic_u64(OFF_EPOCH).load(Ordering::Acquire);
+            if epoch != self.acked_epoch {
+                // The writer stopped writing before publishing the epoch, so what is queued
+                // now stays put until we acknowledge.
+                let write_pos = self
+                    .shared
+                    .atomic_u64(OFF_WRITE_POS)
+                    .load(Ordering::Acquire);
+                let queued = self.shared.queued(write_pos, self.read_pos).unwrap_or(0);
+                let from = self.level();
+                // Nothing of it heard yet (a reset right after a reset): nothing to fade.
+                let len = if from > 0.0 {
+                    (queued as usize).min(self.fade_frames)
+                } else {
+                    0
+                };
+                self.fade_out = Some(FadeOut { from, done: 0, len });
+                self.fade_in = None;
+            }
+        }
+        if let Some(mut fade) = self.fade_out {
+            let frames = want.min(fade.len - fade.done);
+            if frames > 0 {
+                let dst = &mut out[..frames * ch];
+                self.shared.copy_out(self.read_pos, dst);
+                for (i, frame) in dst.chunks_exact_mut(ch).enumerate() {
+                    let gain = fade.gain(fade.done + i);
+                    frame.iter_mut().for_each(|s| *s *= gain);
+                }
+                self.publish_read_pos(self.read_pos.wrapping_add(frames as u64));
+                fade.done += frames;
+            }
+            self.fade_out = Some(fade);
+            if fade.done == fade.len {
+                self.finish_reset();
+            }
+            return frames;
+        }
         if want == 0 {
             return 0;
         }
@@ -763,7 +814,48 @@ impl RingReader {
         }
         self.shared.copy_out(self.read_pos, &mut out[..frames * ch]);
         self.publish_read_pos(self.read_pos.wrapping_add(frames as u64));
+        if let Some(done) = self.fade_in {
+            let len = self.fade_frames;
+            let ramped = frames.min(len - done);
+            for (i, frame) in out[..ramped * ch].chunks_exact_mut(ch).enumerate() {
+                let gain = (done + i + 1) as f32 / (len + 1) as f32;
+                frame.iter_mut().for_each(|s| *s *= gain);
+            }
+            self.fade_in = (done + ramped < len).then_some(done + ramped);
+        }
         frames
+    }
+
+    /// The gain the next frame would play at: below 1 while a fade-in goes on.
+    fn level(&self) -> f32 {
+        match self.fade_in {
+            Some(done) => done as f32 / (self.fade_frames + 1) as f32,
+            None => 1.0,
+        }
+    }
+
+    /// Ends a reset once its fade-out is played: everything still queued is discarded and the
+    /// latest epoch acknowledged (the writer has not written since the first unacknowledged
+    /// one, so its position is where the old audio ends).
+    fn finish_reset(&mut self) {
+        let epoch = self.shared.atomic_u64(OFF_EPOCH).load(Ordering::Acquire);
+        let write_pos = self
+            .shared
+            .atomic_u64(OFF_WRITE_POS)
+            .load(Ordering::Acquire);
+        self.publish_read_pos(write_pos);
+        self.shared
+            .atomic_u64(OFF_ACK_EPOCH)
+            .store(epoch, Ordering::Release);
+        self.acked_epoch = epoch;
+        self.fade_out = None;
+        self.fade_in = Some(0);
+    }
+
+    /// Sets the length of the fades around a reset, in frames (at least 1); the default is
+    /// [`RESET_FADE_MS`] at the ring's rate. Takes effect from the next reset.
+    pub fn set_reset_fade_frames(&mut self, frames: usize) {
+        self.fade_frames = frames.max(1);
     }
 
     /// Records one device period that wanted `wanted` frames and got `got` from the ring, and
@@ -822,10 +914,22 @@ impl RingReader {
             .store(pos, Ordering::Release);
     }
 
-    /// Frames available to `read` now (0 while a reset is pending).
+    /// Frames available to `read` now: while a reset is pending, only what is left of its
+    /// fade-out.
     pub fn queued_frames(&self) -> usize {
+        if let Some(fade) = self.fade_out {
+            return fade.len - fade.done;
+        }
         if self.shared.atomic_u64(OFF_EPOCH).load(Ordering::Acquire) != self.acked_epoch {
-            return 0;
+            let write_pos = self
+                .shared
+                .atomic_u64(OFF_WRITE_POS)
+                .load(Ordering::Acquire);
+            let queued = self.shared.queued(write_pos, self.read_pos).unwrap_or(0);
+            if self.level() == 0.0 {
+                return 0;
+            }
+            return (queued as usize).min(self.fade_frames);
         }
         let write_pos = self
             .shared
@@ -849,6 +953,24 @@ impl RingReader {
     /// Whether the process that created the ring is still running (pid alive, same start time).
     pub fn owner_alive(&self) -> bool {
         process_is_owner(self.owner_pid, self.owner_start_time)
+    }
+}
+
+/// The fade-out a reader plays of the queue's head when the writer resets.
+#[derive(Debug, Clone, Copy)]
+struct FadeOut {
+    /// The level it starts from (below 1 when a fade-in was still going on).
+    from: f32,
+    /// Frames of it played.
+    done: usize,
+    /// Its length: the fade's length, or what was queued when that was less.
+    len: usize,
+}
+
+impl FadeOut {
+    /// Linear towards silence: the last frame is still above 0, the one after it would be 0.
+    fn gain(&self, frame: usize) -> f32 {
+        self.from * (self.len - frame) as f32 / (self.len + 1) as f32
     }
 }
 
@@ -1126,69 +1248,172 @@ mod tests {
         let path = dir.path().join("ring-1-3.shm");
         let mut w = RingWriter::create(&path, 48_000, 1, 16).unwrap();
         let mut r = RingReader::open(&path).unwrap();
+        r.set_reset_fade_frames(4);
         let mut out = [0f32; 16];
 
-        assert_eq!(w.write(&[1.0, 2.0, 3.0, 4.0]), 4);
+        assert_eq!(w.write(&[1.0; 10]), 10);
         assert_eq!(r.read(&mut out[..1]), 1);
         w.reset();
         assert!(w.reset_pending());
         assert_eq!(w.write(&[9.0]), 0, "writer pauses until acknowledged");
         assert_eq!(w.queued_frames(), 0);
-        assert_eq!(r.queued_frames(), 0);
-        // Two resets before the reader looks: one acknowledgement of the latest covers both.
+        assert_eq!(r.queued_frames(), 4, "only the fade-out is left to read");
+        // Two resets before the reader looks: one fade-out, and one acknowledgement of the
+        // latest covers both.
         w.reset();
-        assert_eq!(r.read(&mut out), 0, "reader acknowledges and discards");
+        // The queue's head fades out towards silence, over as many reads as it takes...
+        assert_eq!(r.read(&mut out[..3]), 3);
+        assert_eq!(out[..3], [0.8, 0.6, 0.4]);
+        assert!(
+            w.reset_pending(),
+            "acknowledged only once the fade is played"
+        );
+        assert_eq!(r.read(&mut out), 1, "a fade-out read returns nothing else");
+        assert_eq!(out[0], 0.2);
         assert!(!w.reset_pending());
+        // ...and the rest of the old queue is gone.
+        assert_eq!(r.queued_frames(), 0);
+        assert_eq!(r.read(&mut out), 0);
+        assert!(r.shared.atomic_u64(OFF_ACK_EPOCH).load(Ordering::Relaxed) == 2);
+        // What is written after the reset starts from silence, then plays as written.
+        assert_eq!(w.write(&[1.0; 6]), 6);
+        assert_eq!(r.read(&mut out), 6);
+        assert_eq!(out[..6], [0.2, 0.4, 0.6, 0.8, 1.0, 1.0]);
         assert_eq!(w.write(&[5.0, 6.0]), 2);
         assert_eq!(r.read(&mut out), 2);
         assert_eq!(out[..2], [5.0, 6.0]);
-        assert!(r.shared.atomic_u64(OFF_ACK_EPOCH).load(Ordering::Relaxed) == 2);
 
-        // A reader that opens while a reset is pending handles it too.
-        assert_eq!(w.write(&[7.0; 10]), 10);
+        // Less queued than a fade: what there is fades out, still down to silence.
+        assert_eq!(w.write(&[1.0, 1.0]), 2);
+        w.reset();
+        assert_eq!(r.read(&mut out), 2);
+        assert_eq!(out[..2], [2.0 / 3.0, 1.0 / 3.0]);
+        assert!(!w.reset_pending());
+        // Nothing queued at all: acknowledged at once, nothing played.
+        w.reset();
+        assert_eq!(r.read(&mut out), 0);
+        assert!(!w.reset_pending());
+        // A reset before anything written after the last one was heard: dropped unheard.
+        assert_eq!(w.write(&[1.0; 3]), 3);
+        w.reset();
+        assert_eq!(r.queued_frames(), 0);
+        assert_eq!(r.read(&mut out), 0);
+        assert!(!w.reset_pending());
+
+        // A reset during a fade-in fades out from the level reached, not from full.
+        assert_eq!(w.write(&[1.0; 10]), 10);
+        assert_eq!(r.read(&mut out[..2]), 2);
+        assert_eq!(out[..2], [0.2, 0.4]);
+        w.reset();
+        assert_eq!(r.read(&mut out), 4);
+        for (got, want) in out[..4].iter().zip([0.32f32, 0.24, 0.16, 0.08]) {
+            assert!((got - want).abs() < 1e-6, "{:?}", &out[..4]);
+        }
+
+        // A reader that opens while a reset is pending handles it too, with a fade of its own.
+        assert_eq!(w.write(&[1.0; 10]), 10);
         w.reset();
         drop(r);
         let mut r2 = RingReader::open(&path).unwrap();
-        assert_eq!(r2.read(&mut out), 0);
-        assert_eq!(w.write(&[8.0]), 1);
+        r2.set_reset_fade_frames(4);
+        assert_eq!(r2.read(&mut out), 4);
+        assert_eq!(out[..4], [0.8, 0.6, 0.4, 0.2]);
+        assert!(!w.reset_pending());
+        assert_eq!(w.write(&[1.0]), 1);
         assert_eq!(r2.read(&mut out), 1);
-        assert_eq!(out[0], 8.0);
+        assert_eq!(out[0], 0.2);
         assert!(w.reader_heartbeat() >= 2);
         assert_eq!(w.reader_pid(), std::process::id());
     }
 
     #[test]
+    fn the_default_reset_fade_is_five_milliseconds() {
+        let dir = tmp();
+        let path = dir.path().join("ring-1-5.shm");
+        let mut w = RingWriter::create(&path, 48_000, 2, 4_800).unwrap();
+        let mut r = RingReader::open(&path).unwrap();
+        assert_eq!(w.write(&[0.5; 2 * 1_000]), 1_000);
+        w.reset();
+        let mut out = vec![0f32; 2 * 1_000];
+        let got = r.read(&mut out);
+        assert_eq!(got, 48_000 * RESET_FADE_MS as usize / 1000);
+        assert!(out[..2 * got].windows(3).step_by(2).all(|w| w[2] < w[0]));
+        assert!(out[2 * got - 1] < 0.01 && out[0] > 0.49);
+    }
+
+    #[test]
     fn reset_races_with_a_reading_thread() {
+        const FADE: usize = 8;
         let dir = tmp();
         let path = dir.path().join("ring-1-4.shm");
-        let mut w = RingWriter::create(&path, 48_000, 1, 64).unwrap();
+        let mut w = RingWriter::create(&path, 48_000, 2, 64).unwrap();
         let mut r = RingReader::open(&path).unwrap();
+        r.set_reset_fade_frames(FADE);
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stop2 = stop.clone();
-        // Each "generation" writes values g*1000+i; after a reset, the reader must never see an
-        // older generation again, and values within a generation stay in order.
+        // Each "generation" writes frames (g*1000+i+1, 1.0), then resets: the right channel is
+        // the gain the reader applied, the left one divided by it the frame's value.
         let reader = std::thread::spawn(move || {
-            let mut out = [0f32; 7];
-            let mut last = -1.0f32;
+            let mut out = [0f32; 14];
+            let mut heard = Vec::new();
             while !stop2.load(Ordering::Relaxed) {
                 let n = r.read(&mut out);
-                for &v in &out[..n] {
-                    assert!(v > last, "{v} after {last}");
-                    last = v;
+                for f in out[..2 * n].chunks_exact(2) {
+                    heard.push(((f[0] / f[1]).round() as u32, f[1]));
                 }
             }
+            heard
         });
         let deadline = Instant::now() + Duration::from_secs(30);
         for g in 0..200u32 {
             let mut i = 0u32;
             while i < 50 {
                 assert!(Instant::now() < deadline);
-                i += w.write(&[(g * 1000 + i) as f32]) as u32;
+                i += w.write(&[(g * 1000 + i + 1) as f32, 1.0]) as u32;
             }
             w.reset();
         }
+        while w.reset_pending() {
+            assert!(Instant::now() < deadline);
+            std::thread::yield_now();
+        }
         stop.store(true, Ordering::Relaxed);
-        reader.join().unwrap();
+        let heard = reader.join().unwrap();
+        assert!(!heard.is_empty());
+        // In order, nothing twice, no older generation after a newer one.
+        assert!(heard.windows(2).all(|p| p[1].0 > p[0].0), "{heard:?}");
+        for g in 0..200u32 {
+            let frames: Vec<(u32, f32)> = heard
+                .iter()
+                .filter(|(v, _)| (v - 1) / 1000 == g)
+                .map(|&(v, gain)| ((v - 1) % 1000, gain))
+                .collect();
+            for &(i, gain) in &frames {
+                assert!(gain > 0.0 && gain <= 1.0, "gen {g}: {frames:?}");
+                // After a reset, the next generation starts from silence.
+                if g > 0 && (i as usize) < FADE {
+                    let ramp = (i + 1) as f32 / (FADE + 1) as f32;
+                    assert!(gain <= ramp + 1e-6, "gen {g} fades in: {frames:?}");
+                }
+            }
+            // Past its fade-in, a generation plays at full level until its reset, then fades
+            // out over at most FADE frames, each quieter than the one before, and stops.
+            let rest: Vec<f32> = frames
+                .iter()
+                .filter(|(i, _)| *i as usize >= FADE)
+                .map(|f| f.1)
+                .collect();
+            let faded = rest.iter().rev().take_while(|g| **g < 1.0).count();
+            assert!(faded <= FADE, "gen {g} fades out over {faded}: {frames:?}");
+            assert!(
+                rest[rest.len() - faded..].windows(2).all(|p| p[1] < p[0]),
+                "gen {g}: {frames:?}"
+            );
+            assert!(
+                rest[..rest.len() - faded].iter().all(|g| *g == 1.0),
+                "gen {g}: {frames:?}"
+            );
+        }
     }
 
     /// One device period of `wanted` frames read from `r`; returns (frames got, underrun).
@@ -1225,10 +1450,12 @@ mod tests {
         w.write(&frames(16));
         assert_eq!(period(&mut r, 8), (8, false));
         assert_eq!(period(&mut r, 8), (8, false));
-        // A reset drops the queue: the silence after it is no underrun either.
+        // A reset drops the queue (after a fade-out of its head): the silence after it is no
+        // underrun either.
         w.write(&frames(16));
         assert_eq!(period(&mut r, 8), (8, false));
         w.reset();
+        assert_eq!(period(&mut r, 8), (8, false));
         assert_eq!(period(&mut r, 8), (0, false));
         assert!(!w.reset_pending());
         w.write(&frames(16));

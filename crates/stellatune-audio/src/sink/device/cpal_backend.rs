@@ -4,6 +4,7 @@
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 
+use super::pace::Pace;
 use super::{DeviceBackend, DeviceFeed, DeviceInfo, DeviceStream};
 use crate::sink::SinkError;
 use stellatune_core::StreamSpec;
@@ -145,10 +146,19 @@ impl DeviceBackend for CpalBackend {
             buffer_size: cpal::BufferSize::Default,
         };
         let loss = feed.loss();
+        let channels = usize::from(spec.channels).max(1);
+        let mut pace = Pace::new(spec.sample_rate);
         let stream = device
             .build_output_stream(
                 &config,
-                move |out: &mut [f32], _| feed.fill(out),
+                move |out: &mut [f32], _| {
+                    feed.fill(out);
+                    // Only a device without a clock (one that asks again at once) ever waits
+                    // here; see `pace`.
+                    if let Some(wait) = pace.took(out.len() / channels, std::time::Instant::now()) {
+                        std::thread::sleep(wait);
+                    }
+                },
                 move |e| {
                     // Any stream error ends this stream's usefulness (an unplugged device, a
                     // driver reset): the engine re-opens the output.

@@ -1,12 +1,24 @@
 //! Output to a system device. The sink keeps what every device backend shares: the
 //! lock-free ring between the engine's output thread and the device callback, the underrun
-//! count, and noticing that the output went away (the device was unplugged or reset, or the
-//! system default moved while the sink follows it). A [`DeviceBackend`] only lists devices
-//! and opens a stream that pulls from the ring: cpal in real builds, a virtual backend in
-//! the tests, which plugs and unplugs devices on command.
+//! count, a click-free reset, and noticing that the output went away (the device was
+//! unplugged or reset, or the system default moved while the sink follows it). A
+//! [`DeviceBackend`] only lists devices and opens a stream that pulls from the ring: cpal in
+//! real builds, a virtual backend in the tests, which plugs and unplugs devices on command.
+//!
+//! # Reset
+//!
+//! [`Sink::reset`] (seek, stop, a new track) drops what the ring holds, but the device
+//! callback does the dropping, without a click: it plays a fade-out of what was next in the
+//! ring (up to [`RESET_FADE_MS`], linear towards silence; fewer frames when less is queued),
+//! discards the rest, and fades in the first [`RESET_FADE_MS`] written after the reset.
+//! Until the callback has done so the reset is pending and `write` takes nothing, so nothing
+//! written before the reset plays after it except the fade-out. The stream stays open: no
+//! reopening of the device on every seek.
 
 #[cfg(any(feature = "device", windows))]
 mod cpal_backend;
+#[cfg_attr(not(any(feature = "device", windows)), allow(dead_code))]
+mod pace;
 pub mod virtual_backend;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -21,6 +33,8 @@ pub use cpal_backend::CpalBackend;
 
 /// Buffer between the output thread and the device callback.
 const DEVICE_BUFFER_MS: u32 = 150;
+/// How long the device callback's fades around a reset are (see the module docs).
+pub const RESET_FADE_MS: u32 = 5;
 /// How often a playing sink asks the backend whether the default device moved (when it
 /// follows the default) or whether the chosen device is back (when it plays on the default
 /// meanwhile).
@@ -39,33 +53,181 @@ pub struct DeviceInfo {
     pub is_default: bool,
 }
 
-/// What the device callback reads from: the ring, the underrun count and the loss flag.
+/// What the device callback reads from: the ring, the underrun count, the loss flag and the
+/// reset requests with the fades they need.
 pub struct DeviceFeed {
     consumer: rtrb::Consumer<f32>,
     underruns: Arc<AtomicU64>,
     loss: Arc<Loss>,
+    resets: Arc<Resets>,
+    channels: usize,
+    /// The last reset request this side has taken up.
+    reset_seen: u64,
+    /// Frames of the fades around a reset.
+    fade_frames: usize,
+    /// The fade-out of a reset being played: the ring's head, before it is discarded.
+    fade_out: Option<FadeOut>,
+    /// Frames of the fade-in after a reset already played, while it goes on.
+    fade_in: Option<usize>,
 }
 
 impl DeviceFeed {
+    fn new(
+        consumer: rtrb::Consumer<f32>,
+        underruns: Arc<AtomicU64>,
+        loss: Arc<Loss>,
+        resets: Arc<Resets>,
+        spec: StreamSpec,
+    ) -> Self {
+        let fade_frames =
+            (u64::from(spec.sample_rate) * u64::from(RESET_FADE_MS) / 1000).max(1) as usize;
+        Self {
+            consumer,
+            underruns,
+            loss,
+            reset_seen: resets.requested.load(Ordering::Acquire),
+            resets,
+            channels: usize::from(spec.channels).max(1),
+            fade_frames,
+            fade_out: None,
+            fade_in: None,
+        }
+    }
+
     /// Fills `out` from the ring, with silence for what the ring lacks (an underrun).
     /// Real-time safe: no lock, no allocation.
     pub fn fill(&mut self, out: &mut [f32]) {
-        let n = self.consumer.slots().min(out.len());
+        // The silence after a reset's fade-out is no underrun: the old audio was dropped.
+        let resetting = self.fade_out.is_some()
+            || self.resets.requested.load(Ordering::Acquire) != self.reset_seen;
+        let n = self.pull(out) * self.channels;
+        if n < out.len() {
+            out[n..].fill(0.0);
+            if !resetting {
+                self.underruns.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Takes up to `out.len() / channels` whole frames from the ring into `out` and returns
+    /// how many; the rest of `out` is left as it was. A pending reset is carried out first:
+    /// this call and the next ones return only its fade-out, then the rest of the old audio is
+    /// discarded and the reset acknowledged (see the module docs). Real-time safe.
+    pub(super) fn pull(&mut self, out: &mut [f32]) -> usize {
+        let ch = self.channels;
+        let want = out.len() / ch;
+        if self.fade_out.is_none() {
+            let requested = self.resets.requested.load(Ordering::Acquire);
+            if requested != self.reset_seen {
+                self.reset_seen = requested;
+                // The producer writes nothing while a reset is pending: what is queued now is
+                // all old audio, and stays put.
+                let queued = self.consumer.slots() / ch;
+                let from = self.level();
+                // Nothing of it heard yet (a reset right after a reset): nothing to fade.
+                let len = if from > 0.0 {
+                    queued.min(self.fade_frames)
+                } else {
+                    0
+                };
+                self.fade_out = Some(FadeOut { from, done: 0, len });
+                self.fade_in = None;
+            }
+        }
+        if let Some(mut fade) = self.fade_out {
+            let frames = want.min(fade.len - fade.done);
+            let got = self.read_into(&mut out[..frames * ch]);
+            for (i, frame) in out[..got * ch].chunks_exact_mut(ch).enumerate() {
+                let gain = fade.gain(fade.done + i);
+                frame.iter_mut().for_each(|s| *s *= gain);
+            }
+            fade.done += got;
+            self.fade_out = Some(fade);
+            if fade.done >= fade.len || got < frames {
+                self.finish_reset();
+            }
+            return got;
+        }
+        let frames = want.min(self.consumer.slots() / ch);
+        let got = self.read_into(&mut out[..frames * ch]);
+        if let Some(done) = self.fade_in {
+            let len = self.fade_frames;
+            let ramped = got.min(len - done);
+            for (i, frame) in out[..ramped * ch].chunks_exact_mut(ch).enumerate() {
+                let gain = (done + i + 1) as f32 / (len + 1) as f32;
+                frame.iter_mut().for_each(|s| *s *= gain);
+            }
+            self.fade_in = (done + ramped < len).then_some(done + ramped);
+        }
+        got
+    }
+
+    /// Copies as many whole frames as fill `out` from the ring; returns the frames copied.
+    fn read_into(&mut self, out: &mut [f32]) -> usize {
+        let n = out.len().min(self.consumer.slots());
+        let n = n - n % self.channels;
         if let Ok(chunk) = self.consumer.read_chunk(n) {
             let (a, b) = chunk.as_slices();
             out[..a.len()].copy_from_slice(a);
             out[a.len()..a.len() + b.len()].copy_from_slice(b);
             chunk.commit_all();
+            n / self.channels
+        } else {
+            0
         }
-        if n < out.len() {
-            out[n..].fill(0.0);
-            self.underruns.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The gain the next frame would play at: below 1 while a fade-in goes on.
+    fn level(&self) -> f32 {
+        match self.fade_in {
+            Some(done) => done as f32 / (self.fade_frames + 1) as f32,
+            None => 1.0,
         }
+    }
+
+    /// Ends a reset once its fade-out is played: the rest of the old audio is discarded and
+    /// the latest request acknowledged, which lets the producer write again.
+    fn finish_reset(&mut self) {
+        let requested = self.resets.requested.load(Ordering::Acquire);
+        let left = self.consumer.slots();
+        if let Ok(chunk) = self.consumer.read_chunk(left) {
+            chunk.commit_all();
+        }
+        self.reset_seen = requested;
+        self.resets.done.store(requested, Ordering::Release);
+        self.fade_out = None;
+        self.fade_in = Some(0);
     }
 
     /// A handle the backend's error callback uses to say the device is gone.
     pub fn loss(&self) -> Arc<Loss> {
         self.loss.clone()
+    }
+}
+
+/// Reset requests from the sink to its device callback: the sink bumps `requested`, the
+/// callback stores it in `done` once it has played the fade-out and dropped the old audio.
+#[derive(Default)]
+struct Resets {
+    requested: AtomicU64,
+    done: AtomicU64,
+}
+
+/// The fade-out the device callback plays of the ring's head on a reset.
+#[derive(Debug, Clone, Copy)]
+struct FadeOut {
+    /// The level it starts from (below 1 when a fade-in was still going on).
+    from: f32,
+    /// Frames of it played.
+    done: usize,
+    /// Its length: the fade's length, or what was queued when that was less.
+    len: usize,
+}
+
+impl FadeOut {
+    /// Linear towards silence: the last frame is still above 0, the one after it would be 0.
+    fn gain(&self, frame: usize) -> f32 {
+        self.from * (self.len - frame) as f32 / (self.len + 1) as f32
     }
 }
 
@@ -161,8 +323,18 @@ struct Open {
     spec: StreamSpec,
     capacity: usize,
     loss: Arc<Loss>,
+    resets: Arc<Resets>,
+    /// The last reset requested of the callback.
+    reset_requested: u64,
     /// The device the stream plays on.
     device: String,
+}
+
+impl Open {
+    /// Whether the callback has yet to carry out the last reset.
+    fn reset_pending(&self) -> bool {
+        self.resets.done.load(Ordering::Acquire) != self.reset_requested
+    }
 }
 
 /// A device output: the chosen device, or the system default (followed when it moves).
@@ -175,8 +347,6 @@ pub struct DeviceSink {
     /// The output was lost once: from now on, a chosen device that is absent is stood in
     /// for by the default until it comes back.
     lost_once: bool,
-    /// Why a reset could not reopen the stream: the next write reports it as a loss.
-    broken: Option<String>,
     next_check: Instant,
 }
 
@@ -188,7 +358,6 @@ impl DeviceSink {
             open: None,
             underruns: Arc::new(AtomicU64::new(0)),
             lost_once: false,
-            broken: None,
             next_check: Instant::now(),
         }
     }
@@ -223,16 +392,18 @@ impl DeviceSink {
     /// Opens a stream on `target` (`None`: the default) at `spec`.
     fn open_on(&mut self, target: Option<String>, spec: StreamSpec) -> Result<(), SinkError> {
         self.close()?;
-        self.broken = None;
         let capacity =
             (spec.sample_rate * DEVICE_BUFFER_MS / 1000) as usize * usize::from(spec.channels);
         let (producer, consumer) = rtrb::RingBuffer::<f32>::new(capacity.max(1));
         let loss = Arc::new(Loss::default());
-        let feed = DeviceFeed {
+        let resets = Arc::new(Resets::default());
+        let feed = DeviceFeed::new(
             consumer,
-            underruns: self.underruns.clone(),
-            loss: loss.clone(),
-        };
+            self.underruns.clone(),
+            loss.clone(),
+            resets.clone(),
+            spec,
+        );
         let (stream, device) = self.backend.open(target.as_deref(), spec, feed)?;
         tracing::debug!(
             device,
@@ -246,6 +417,8 @@ impl DeviceSink {
             spec,
             capacity,
             loss,
+            resets,
+            reset_requested: 0,
             device,
         });
         self.next_check = Instant::now() + PRESENCE_CHECK;
@@ -301,10 +474,6 @@ impl Sink for DeviceSink {
     }
 
     fn write(&mut self, interleaved: &[f32]) -> Result<usize, SinkError> {
-        if let Some(reason) = self.broken.take() {
-            self.lost_once = true;
-            return Err(SinkError::disconnected(reason));
-        }
         if let Some(reason) = self.moved() {
             self.lost_once = true;
             return Err(SinkError::disconnected(reason));
@@ -312,6 +481,10 @@ impl Sink for DeviceSink {
         let Some(open) = self.open.as_mut() else {
             return Err(SinkError::invalid_config("device sink written before open"));
         };
+        if open.reset_pending() {
+            // The callback is still fading out and dropping the old audio.
+            return Ok(0);
+        }
         let channels = usize::from(open.spec.channels);
         let frames = (open.producer.slots() / channels).min(interleaved.len() / channels);
         if frames == 0 {
@@ -327,9 +500,14 @@ impl Sink for DeviceSink {
     }
 
     fn status(&self) -> SinkStatus {
-        let queued = self.open.as_ref().map_or(0, |o| {
-            ((o.capacity - o.producer.slots()) / usize::from(o.spec.channels)) as u64
-        });
+        // While a reset is pending, what the ring holds is being dropped.
+        let queued = self
+            .open
+            .as_ref()
+            .filter(|o| !o.reset_pending())
+            .map_or(0, |o| {
+                ((o.capacity - o.producer.slots()) / usize::from(o.spec.channels)) as u64
+            });
         SinkStatus {
             queued_frames: queued,
             underruns: self.underruns.load(Ordering::Relaxed),
@@ -340,14 +518,16 @@ impl Sink for DeviceSink {
         Ok(())
     }
 
+    /// Asks the device callback to fade out and drop what the ring holds (see the module
+    /// docs); returns at once.
     fn reset(&mut self) -> Result<(), SinkError> {
-        // Reopening drops whatever is queued in the ring at once.
-        let Some((spec, device)) = self.open.as_ref().map(|o| (o.spec, o.device.clone())) else {
-            return Ok(());
-        };
-        // The same device again, without listing the devices to find it.
-        self.open_on(Some(device), spec)
-            .inspect_err(|e| self.broken = Some(e.to_string()))
+        if let Some(open) = self.open.as_mut() {
+            open.reset_requested += 1;
+            open.resets
+                .requested
+                .store(open.reset_requested, Ordering::Release);
+        }
+        Ok(())
     }
 
     fn close(&mut self) -> Result<(), SinkError> {
@@ -355,5 +535,108 @@ impl Sink for DeviceSink {
             drop(open.stream);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A mono feed at 1 kHz (5-frame fades) over a 16-frame ring, and its producer side.
+    fn feed() -> (DeviceFeed, rtrb::Producer<f32>, Arc<Resets>, Arc<AtomicU64>) {
+        let (producer, consumer) = rtrb::RingBuffer::<f32>::new(16);
+        let resets = Arc::new(Resets::default());
+        let underruns = Arc::new(AtomicU64::new(0));
+        let feed = DeviceFeed::new(
+            consumer,
+            underruns.clone(),
+            Arc::default(),
+            resets.clone(),
+            StreamSpec::new(1_000, 1),
+        );
+        (feed, producer, resets, underruns)
+    }
+
+    fn push(producer: &mut rtrb::Producer<f32>, n: usize) {
+        for _ in 0..n {
+            producer.push(1.0).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_reset_fades_the_rings_head_out_drops_the_rest_and_fades_what_follows_in() {
+        let (mut feed, mut producer, resets, underruns) = feed();
+        push(&mut producer, 12);
+        let mut out = [0f32; 2];
+        feed.fill(&mut out);
+        assert_eq!(out, [1.0, 1.0]);
+        resets.requested.store(1, Ordering::Release);
+        // The fade-out, over as many periods as it takes; the silence after it in the same
+        // period is no underrun.
+        let mut out = [9f32; 8];
+        feed.fill(&mut out[..3]);
+        assert_eq!(resets.done.load(Ordering::Acquire), 0, "not done mid-fade");
+        feed.fill(&mut out[3..]);
+        let want = [
+            5.0 / 6.0,
+            4.0 / 6.0,
+            3.0 / 6.0,
+            2.0 / 6.0,
+            1.0 / 6.0,
+            0.0,
+            0.0,
+            0.0,
+        ];
+        for (got, want) in out.iter().zip(want) {
+            assert!((got - want).abs() < 1e-6, "{out:?}");
+        }
+        assert_eq!(resets.done.load(Ordering::Acquire), 1);
+        assert_eq!(underruns.load(Ordering::Relaxed), 0);
+        assert_eq!(producer.slots(), 16, "the rest of the old audio is gone");
+        // What comes after the reset starts from silence.
+        push(&mut producer, 8);
+        let mut out = [0f32; 8];
+        feed.fill(&mut out);
+        let want = [
+            1.0 / 6.0,
+            2.0 / 6.0,
+            3.0 / 6.0,
+            4.0 / 6.0,
+            5.0 / 6.0,
+            1.0,
+            1.0,
+            1.0,
+        ];
+        for (got, want) in out.iter().zip(want) {
+            assert!((got - want).abs() < 1e-6, "{out:?}");
+        }
+        // A period the ring cannot fill outside a reset is an underrun.
+        feed.fill(&mut out);
+        assert_eq!(underruns.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn the_sink_takes_nothing_while_its_reset_is_pending() {
+        let devices = virtual_backend::VirtualDevices::new();
+        devices.plug("v:a", "A");
+        let mut sink = DeviceSink::new(
+            Arc::new(virtual_backend::VirtualBackend(devices.clone())),
+            None,
+        );
+        sink.open(StreamSpec::new(1_000, 1)).unwrap();
+        assert_eq!(sink.write(&[1.0; 10]).unwrap(), 10);
+        assert_eq!(sink.status().queued_frames, 10);
+        sink.reset().unwrap();
+        assert_eq!(
+            sink.write(&[1.0; 4]).unwrap(),
+            0,
+            "nothing old plays after the fade"
+        );
+        assert_eq!(sink.status().queued_frames, 0);
+        // The device carries the reset out: the fade-out only.
+        assert_eq!(devices.take("v:a", 100).len(), 5);
+        assert_eq!(sink.write(&[1.0; 4]).unwrap(), 4);
+        assert_eq!(devices.take("v:a", 100).len(), 4);
+        assert_eq!(devices.opened(), ["v:a"], "a reset reopens nothing");
     }
 }

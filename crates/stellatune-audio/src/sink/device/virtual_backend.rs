@@ -73,8 +73,8 @@ impl VirtualDevices {
     }
 
     /// Takes up to `max_frames` of what the live stream on `device` has queued, as a device
-    /// callback would (without counting the shortfall as an underrun). Empty when no
-    /// stream plays there.
+    /// callback would (fades around a reset included, without counting the shortfall as an
+    /// underrun). Empty when no stream plays there.
     pub fn take(&self, device: &str, max_frames: usize) -> Vec<f32> {
         let stream = lock(&self.state)
             .streams
@@ -89,9 +89,9 @@ impl VirtualDevices {
         let Some(feed) = feed.as_mut() else {
             return Vec::new();
         };
-        let frames = (feed.consumer.slots() / stream.channels).min(max_frames);
-        let mut out = vec![0.0; frames * stream.channels];
-        feed.fill(&mut out);
+        let mut out = vec![0.0; max_frames * stream.channels];
+        let frames = feed.pull(&mut out);
+        out.truncate(frames * stream.channels);
         out
     }
 
