@@ -12,6 +12,7 @@
 //!     dsps: [GainType],
 //!     shutdown: my_shutdown,            // optional: fn() or fn() -> sdk::Result<()>
 //!     abi_major_override: test_hook,    // optional, for tests: fn() -> Option<u32>
+//!     abi_minor_override: test_hook2,   // optional, for tests: fn() -> Option<u32>
 //! }
 //! ```
 //!
@@ -29,6 +30,11 @@
 //!
 //! An empty config string (`""` or only whitespace) is replaced by the type's
 //! `DEFAULT_CONFIG` before it reaches `create` / `list_targets`.
+//!
+//! A sink type's `TRAITS` fill its vtable's `traits` (ABI 1.2): set
+//! [`sink_traits::FADES_ON_RESET`] when the sink's `reset` fades out the queued audio it
+//! drops where it is played and fades in what follows (a device ring), so that the engine
+//! writes no fade-out of its own after a reset.
 //!
 //! The host's callbacks are reachable through [`log`], [`emit_event`] and [`metric_add`]
 //! once the host has called the entry; before that (e.g. in a plugin's own unit tests) they
