@@ -320,7 +320,7 @@ fn a_seek_and_a_stop_fade_out_what_the_device_had_queued_instead_of_cutting_it()
     wait_queued(&engine, &heard);
     engine.stop().unwrap();
     assert!(engine.wait_output_settled(TIMEOUT));
-    // Whatever still comes: the fade-out, and the engine's own after it.
+    // Whatever still comes: the device's fade-out of what it had queued.
     let mut quiet = 0;
     while quiet < 200 {
         let samples = devices.take("v:out", 1024);
@@ -342,6 +342,67 @@ fn a_seek_and_a_stop_fade_out_what_the_device_had_queued_instead_of_cutting_it()
     assert!(
         step <= sine_step * 1.01,
         "largest step {step}, the sine's own {sine_step}"
+    );
+    assert!(errors(&events.all()).is_empty(), "{:?}", events.all());
+    engine.shutdown(TIMEOUT).unwrap();
+}
+
+/// The device fades out what a seek drops itself, so the engine adds no fade-out of its own
+/// after the reset: written after the drop, that would be audio from about the ring's length
+/// ahead of what was heard, which the device's fade-in turned into a faint swell (peaking
+/// near a quarter of the music's level). Seeking into silence makes anything of it show:
+/// after the device's fade-out, the device hears only silence.
+#[test]
+fn after_a_seek_the_device_hears_nothing_of_the_dropped_audio() {
+    let devices = VirtualDevices::new();
+    devices.plug("v:out", "Speakers");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sine-then-silence.wav");
+    // One second of a 1 kHz sine at half scale, then two of silence.
+    let mut samples = tone_i16(RATE, RATE as usize, 1_000.0, 0.5);
+    samples.resize(RATE as usize * 3 * 2, 0);
+    write_wav_i16(&path, RATE, 2, &samples);
+    let (engine, events) = start_engine("device-no-ghost");
+    engine
+        .apply_route(Box::new(VirtualRoute {
+            devices: devices.clone(),
+            device_id: None,
+        }))
+        .unwrap();
+    engine.play(&path).unwrap();
+
+    let mut heard = Vec::new();
+    take_until(&devices, "v:out", &mut heard, RATE as usize / 4);
+    wait_queued(&engine, &heard);
+    engine.seek_ms(2_000).unwrap();
+    assert!(engine.wait_output_settled(TIMEOUT));
+    let at_seek = heard.len() / 2;
+    take_until(&devices, "v:out", &mut heard, at_seek + RATE as usize / 10);
+    engine.stop().unwrap();
+    assert!(engine.wait_output_settled(TIMEOUT));
+
+    let level = |from: usize, to: usize| {
+        heard[from * 2..to * 2]
+            .iter()
+            .map(|s| s.abs())
+            .fold(0.0f32, f32::max)
+    };
+    // The device's fade-out of the sine it had queued comes first...
+    let fade = (RATE * stellatune_audio::sink::device::RESET_FADE_MS / 1000) as usize;
+    assert!(
+        level(at_seek, at_seek + fade / 4) > 0.2,
+        "the fade-out starts at the sine's level"
+    );
+    // ...then silence: the new position, and nothing from the dropped future before it.
+    let after = at_seek + fade + 1;
+    let ghost = level(after, after + RATE as usize / 100);
+    assert!(
+        ghost < 0.01,
+        "the 10 ms after the fade-out reach {ghost}, the sine's amplitude is 0.5"
+    );
+    assert!(
+        level(after, heard.len() / 2) < 0.01,
+        "only silence after the fade-out"
     );
     assert!(errors(&events.all()).is_empty(), "{:?}", events.all());
     engine.shutdown(TIMEOUT).unwrap();

@@ -180,11 +180,20 @@ fn render_gated(
     input: &Path,
     act: impl FnOnce(&stellatune_audio::Engine, TrackId, &Gate),
 ) -> (Vec<f32>, Vec<EngineEvent>) {
+    render_gated_with(name, input, gated_route, act)
+}
+
+fn render_gated_with(
+    name: &str,
+    input: &Path,
+    route: fn(&Path, &Gate) -> Box<dyn stellatune_audio::SinkFactory>,
+    act: impl FnOnce(&stellatune_audio::Engine, TrackId, &Gate),
+) -> (Vec<f32>, Vec<EngineEvent>) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.wav");
     let (engine, events) = start_engine(name);
     let gate = Gate::allowing(AT);
-    engine.apply_route(gated_route(&out, &gate)).unwrap();
+    engine.apply_route(route(&out, &gate)).unwrap();
     let id = engine.play(input).unwrap();
     wait_frames_written(&engine, AT);
     act(&engine, id, &gate);
@@ -267,6 +276,74 @@ fn seek_fades_out_and_the_new_position_fades_in() {
     );
     let step = max_step(&written, 2, false);
     assert!(step <= allowed_step(1_000.0), "largest step {step}");
+}
+
+/// A sink that fades out what its reset drops where it plays it (a device ring) gets no
+/// fade-out from the engine after the reset: that would be audio from ahead of what was
+/// heard. The new position still fades in, as after any fade-out.
+#[test]
+fn a_sink_that_fades_on_reset_gets_no_fade_out_after_a_seek() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("sine.flac");
+    write_sine(&input, 2.0);
+    let (written, _) = render_gated_with(
+        "fading-seek",
+        &input,
+        gated_fading_route,
+        |engine, id, gate| {
+            engine.seek_ms(1_234).unwrap();
+            gate.open();
+            wait_until("the track to end", || {
+                engine.status().unwrap().track_id != Some(id)
+            });
+        },
+    );
+    let target = 1_234 * RATE as usize / 1000;
+    assert_eq!(
+        written.len(),
+        (AT as usize + 2 * RATE as usize - target) * 2,
+        "heard, then the track from the target, nothing between"
+    );
+    // The file's content at the target: the sine of the position, faded in from silence.
+    let at = AT as usize * 2;
+    assert!(
+        written[at].abs() < 0.01 && written[at + 1].abs() < 0.01,
+        "the new position starts from silence: {:?}",
+        &written[at..at + 2]
+    );
+    let later = &written[at + FADE * 2 + 200..at + FADE * 2 + 400];
+    let peak = later.iter().map(|s| s.abs()).fold(0.0, f32::max);
+    assert!(
+        peak > 0.49,
+        "the new position is back at full level: {peak}"
+    );
+}
+
+/// A stop with such a sink leaves nothing to write either: the next track follows what was
+/// heard directly (with a tail left pending, it would come first).
+#[test]
+fn a_sink_that_fades_on_reset_gets_no_fade_out_after_a_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.flac");
+    let b = dir.path().join("b.flac");
+    write_sine(&a, 2.0);
+    write_sine(&b, 0.5);
+    let b_frames = RATE as usize / 2;
+    let (written, _) =
+        render_gated_with("fading-stop", &a, gated_fading_route, |engine, _, gate| {
+            engine.stop().unwrap();
+            assert!(engine.wait_output_settled(TIMEOUT));
+            gate.open();
+            let idb = engine.play(&b).unwrap();
+            wait_until("B to end", || {
+                engine.status().unwrap().track_id != Some(idb)
+            });
+        });
+    assert_eq!(
+        written.len(),
+        (AT as usize + b_frames) * 2,
+        "heard, then the next track, nothing between"
+    );
 }
 
 #[test]

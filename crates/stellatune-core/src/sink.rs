@@ -29,6 +29,13 @@ pub trait Sink {
     fn flush(&mut self) -> Result<(), SinkError>;
     /// Drops queued audio at once; the sink stays open and usable.
     fn reset(&mut self) -> Result<(), SinkError>;
+    /// True when [`Sink::reset`] fades out what it drops where the audio is played (and fades
+    /// in what follows), as an output with a real queue does. The engine then writes no
+    /// fade-out of its own after a reset: that would be audio from ahead of what was heard.
+    /// False (the default) for a sink whose queue is already written out, such as a file.
+    fn fades_on_reset(&self) -> bool {
+        false
+    }
     /// Releases every external resource. The sink may be opened again afterwards.
     fn close(&mut self) -> Result<(), SinkError>;
 }

@@ -99,7 +99,7 @@ fn every_output_is_listed_with_the_route_that_plays_there() {
             .find(|d| d["id"] == id)
             .unwrap_or_else(|| panic!("no {id} in {list:#?}"))
     };
-    // Both output sink types of the plugin, through the generic call.
+    // The output sink types of the plugin, through the generic call.
     let capture = find("plugin:test-plugins:capture:capture.raw");
     assert_eq!(capture["backend"], "plugin:test-plugins");
     assert_eq!(

@@ -18,6 +18,10 @@
 //! allows `open` again; `destroy` is final. The host always calls `close` before
 //! `destroy`; the SDK closes first if a host did not.
 //!
+//! Sink traits (ABI 1.2): [`OutputSinkVTable::traits`] says how a sink type behaves, e.g.
+//! [`sink_traits::FADES_ON_RESET`]. The host reads it only from a module whose
+//! `abi_minor` is 2 or newer; for an older module every trait bit counts as clear.
+//!
 //! Threads (ABI 1.1): a plugin never starts an OS thread with its own copy of the Rust
 //! standard library. Each plugin library links its own std, and the first thread that
 //! copy starts creates a pthread key (for its thread-exit bookkeeping) that nothing deletes
@@ -31,7 +35,7 @@
 use core::ffi::{c_char, c_void};
 
 pub const ABI_MAJOR: u32 = 1;
-pub const ABI_MINOR: u32 = 1;
+pub const ABI_MINOR: u32 = 2;
 
 /// The one symbol a plugin library exports (NUL-terminated for `dlsym`).
 pub const ENTRY_SYMBOL: &[u8] = b"stellatune_plugin_entry\0";
@@ -237,6 +241,23 @@ pub struct OutputSinkVTable {
     pub reset: extern "C" fn(instance: *mut c_void) -> StStatus,
     pub close: extern "C" fn(instance: *mut c_void) -> StStatus,
     pub destroy: extern "C" fn(instance: *mut c_void),
+    /// (ABI 1.2) Bits of [`sink_traits`] that hold for every instance of this type. Exists
+    /// only when the module's `abi_minor` is 2 or newer: the host reads it after checking.
+    pub traits: u32,
+}
+
+/// Bits of [`OutputSinkVTable::traits`] (ABI 1.2).
+pub mod sink_traits {
+    /// The first ABI minor whose [`super::OutputSinkVTable`] has `traits`.
+    pub const SINCE_ABI_MINOR: u32 = 2;
+
+    /// `reset` fades out the queued audio it drops where the audio is played (over a few
+    /// milliseconds) and fades in what is written after it, as an output with a real queue
+    /// (a device ring) does. The host then writes no fade-out of its own after a reset:
+    /// written after the drop, it would be audio from ahead of what was heard. Without this
+    /// bit the host writes a short fade-out after each reset of a playing stream, which is
+    /// right for a sink whose queue is already written out (a file).
+    pub const FADES_ON_RESET: u32 = 1 << 0;
 }
 
 /// A DSP transform working in place on interleaved f32.

@@ -90,6 +90,9 @@ impl OutputSinkType for AsioSinkType {
     const DISPLAY_NAME: &'static str = "ASIO (sidecar)";
     const CONFIG_SCHEMA: &'static str = r#"{"type":"object","properties":{"buffer_ms":{"type":"integer","minimum":10,"maximum":5000},"sidecar_path":{"type":"string"},"sidecar_args":{"type":"array","items":{"type":"string"}}},"additionalProperties":false}"#;
     const DEFAULT_CONFIG: &'static str = r#"{"buffer_ms":200}"#;
+    /// The sidecar's ring reader fades out the head it drops on a reset and fades in what
+    /// follows, where the audio is played.
+    const TRAITS: u32 = stellatune_plugin_sdk::sink_traits::FADES_ON_RESET;
     type Instance = AsioSink;
 
     fn list_targets(config_json: &str) -> Result<Vec<Target>> {

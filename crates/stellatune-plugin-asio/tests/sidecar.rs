@@ -654,3 +654,95 @@ fn a_seek_and_a_stop_through_the_sidecar_leave_no_step_in_its_wav_device() {
         "largest step {step}, the sine's own {sine_step}"
     );
 }
+
+/// The ASIO sink says its sidecar fades out what a reset drops (`FADES_ON_RESET`), so the
+/// engine writes no fade-out of its own after a seek's reset: written after the drop, it was
+/// audio from about the ring's length ahead of what was heard, which the sidecar's fade-in
+/// turned into a faint swell (peaking near a quarter of the music's level). Seeking into
+/// silence makes anything of it show in the wav device: after the fade-out of the sine,
+/// only silence.
+#[test]
+fn a_seek_through_the_sidecar_plays_nothing_of_the_dropped_audio() {
+    let rig = rig("asio-no-ghost");
+    let input = rig.dir.path().join("sine-then-silence.wav");
+    // 1.5 s of a 997 Hz sine at half scale, then 1.5 s of silence.
+    let samples: Vec<i16> = (0..RATE * 3)
+        .flat_map(|n| {
+            let s = if n < RATE * 3 / 2 {
+                0.5 * (2.0 * std::f64::consts::PI * 997.0 * f64::from(n) / f64::from(RATE)).sin()
+            } else {
+                0.0
+            };
+            let s = (s * 32_767.0) as i16;
+            [s, s]
+        })
+        .collect();
+    stellatune_test_support::tone::write_wav_i16(&input, RATE, 2, &samples);
+    let out = rig.dir.path().join("heard.wav");
+    rig.host
+        .apply_route(rig.client, asio(&format!("wav:{}", out.display())))
+        .unwrap();
+    rig.host.play(rig.client, &input).unwrap();
+    let played = |frames: u32| {
+        wait_until(
+            &format!("{frames} frames played"),
+            Duration::from_secs(20),
+            || std::fs::metadata(&out).is_ok_and(|m| m.len() >= 44 + 8 * u64::from(frames)),
+        )
+    };
+    played(RATE / 2);
+    rig.host.seek_ms(rig.client, 2_000).unwrap();
+    played(RATE / 2 + RATE / 4);
+    rig.host.stop(rig.client).unwrap();
+    wait_event(&rig, Duration::from_secs(20), |e| {
+        matches!(
+            e,
+            HostEvent::Engine(EngineEvent::StateChanged {
+                state: PlaybackState::Stopped
+            })
+        )
+    });
+    rig.host.clear_route(rig.client).unwrap();
+    wait_until("sidecar gone", Duration::from_secs(3), || {
+        sidecars_of(me()).0.is_empty()
+    });
+    rig.host.shutdown().unwrap();
+
+    let heard: Vec<f32> = hound::WavReader::open(&out)
+        .unwrap()
+        .samples::<f32>()
+        .map(Result::unwrap)
+        .collect();
+    let frames = heard.len() / 2;
+    let level = |from: usize, to: usize| {
+        heard[from.min(frames) * 2..to.min(frames) * 2]
+            .iter()
+            .map(|s| s.abs())
+            .fold(0.0f32, f32::max)
+    };
+    // The sine is at full level until its fade-out starts: the last frame near its peak is
+    // within the first few frames of that fade-out, which ends a 5 ms ramp later.
+    let last_loud = (0..frames)
+        .rev()
+        .find(|&f| level(f, f + 1) > 0.45)
+        .expect("the sine was heard");
+    assert!(
+        last_loud > RATE as usize / 2,
+        "half a second of the sine before the seek: {last_loud}"
+    );
+    let fade = (RATE * stellatune_sidecar_proto::RESET_FADE_MS / 1000) as usize;
+    let after = last_loud + fade + 10;
+    assert!(
+        frames > after + RATE as usize / 10,
+        "the silence of the new position was heard: {frames} frames"
+    );
+    let ghost = level(after, after + RATE as usize / 100);
+    assert!(
+        ghost < 0.01,
+        "the 10 ms after the fade-out reach {ghost}, the sine's amplitude is 0.5"
+    );
+    assert!(
+        level(after, frames) < 0.01,
+        "only silence after the fade-out"
+    );
+}

@@ -5,7 +5,7 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 use stellatune_core::{Sink, SinkError, SinkFactory, SinkStatus, StreamSpec};
-use stellatune_plugin_api::{OutputSinkVTable, StSinkStatus, StSpec, StStatus, StStr};
+use stellatune_plugin_api::{OutputSinkVTable, StSinkStatus, StSpec, StStatus, StStr, sink_traits};
 
 use crate::error::{PluginError, Result};
 use crate::generation::Generation;
@@ -31,6 +31,8 @@ pub struct PluginSink {
     describe: String,
     /// Channels of the opened spec: the ABI counts frames, the engine hands samples.
     channels: usize,
+    /// The type's [`sink_traits`] bits; none for a module older than ABI 1.2.
+    traits: u32,
 }
 
 impl std::fmt::Debug for PluginSink {
@@ -68,9 +70,16 @@ impl PluginSink {
             if target.is_empty() { "" } else { "@" },
             generation.number()
         );
+        // The field exists only in vtables of modules built for ABI 1.2 or newer.
+        let traits = if generation.table().abi_minor >= sink_traits::SINCE_ABI_MINOR {
+            vtable.traits
+        } else {
+            0
+        };
         Ok(PluginSink {
             generation,
             vtable,
+            traits,
             instance: Some(Instance(instance)),
             // Even a never-opened instance is closed before it is destroyed.
             closed: false,
@@ -223,6 +232,10 @@ impl Sink for PluginSink {
     fn reset(&mut self) -> std::result::Result<(), SinkError> {
         let st = (self.vtable.reset)(self.ptr()?);
         self.check("reset", st)
+    }
+
+    fn fades_on_reset(&self) -> bool {
+        self.traits & sink_traits::FADES_ON_RESET != 0
     }
 
     fn close(&mut self) -> std::result::Result<(), SinkError> {

@@ -256,21 +256,40 @@ pub const fn module_table(
     }
 }
 
-/// Copies of the module table reporting another ABI major (the test hook), leaked once per
-/// distinct major so every returned pointer stays valid until unload.
+/// Copies of the module table reporting another ABI version (the test hooks), leaked once
+/// per distinct version so every returned pointer stays valid until unload.
 static OVERRIDDEN: Mutex<Vec<&'static ModuleTable>> = Mutex::new(Vec::new());
 
-fn with_abi_major(table: &'static ModuleTable, major: u32) -> *const ModuleTable {
+fn with_abi_version(table: &'static ModuleTable, major: u32, minor: u32) -> *const ModuleTable {
+    if (major, minor) == (table.abi_major, table.abi_minor) {
+        return table;
+    }
     let mut cache = OVERRIDDEN.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(t) = cache.iter().find(|t| t.abi_major == major) {
+    if let Some(t) = cache
+        .iter()
+        .find(|t| (t.abi_major, t.abi_minor) == (major, minor))
+    {
         return *t;
     }
     let t: &'static ModuleTable = Box::leak(Box::new(ModuleTable {
         abi_major: major,
+        abi_minor: minor,
         ..*table
     }));
     cache.push(t);
     t
+}
+
+/// Calls a test hook, if there is one: `Err` when it panicked.
+fn call_override(hook: Option<fn() -> Option<u32>>) -> std::result::Result<Option<u32>, ()> {
+    match hook.map(catch_unwind) {
+        None => Ok(None),
+        Some(Ok(v)) => Ok(v),
+        Some(Err(payload)) => {
+            drop_payload(payload);
+            Err(())
+        }
+    }
 }
 
 /// The body of `stellatune_plugin_entry`.
@@ -281,6 +300,7 @@ pub unsafe fn entry(
     host: *const HostVTable,
     table: &'static ModuleTable,
     abi_major_override: Option<fn() -> Option<u32>>,
+    abi_minor_override: Option<fn() -> Option<u32>>,
 ) -> *const ModuleTable {
     // SAFETY: the caller guarantees `host` is NULL or valid.
     let Some(h) = (unsafe { host.as_ref() }) else {
@@ -291,17 +311,17 @@ pub unsafe fn entry(
         return ptr::null();
     }
     host::set_host(host);
-    let Some(abi_major_override) = abi_major_override else {
-        return table;
+    let (Ok(major), Ok(minor)) = (
+        call_override(abi_major_override),
+        call_override(abi_minor_override),
+    ) else {
+        return ptr::null();
     };
-    match catch_unwind(abi_major_override) {
-        Ok(Some(major)) if major != table.abi_major => with_abi_major(table, major),
-        Ok(_) => table,
-        Err(payload) => {
-            drop_payload(payload);
-            ptr::null()
-        }
-    }
+    with_abi_version(
+        table,
+        major.unwrap_or(table.abi_major),
+        minor.unwrap_or(table.abi_minor),
+    )
 }
 
 /// The module's `shutdown`: runs the user's shutdown fn, if any, then [`crate::rt::stop`],
@@ -367,6 +387,7 @@ impl<T: OutputSinkType> SinkShims<T> {
         reset: Self::reset,
         close: Self::close,
         destroy: Self::destroy,
+        traits: T::TRAITS,
     };
     const VTABLE_REF: &'static OutputSinkVTable = &Self::VTABLE;
 

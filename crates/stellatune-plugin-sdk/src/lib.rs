@@ -12,6 +12,7 @@
 //!     dsps: [GainType],
 //!     shutdown: my_shutdown,            // optional: fn() or fn() -> sdk::Result<()>
 //!     abi_major_override: test_hook,    // optional, for tests: fn() -> Option<u32>
+//!     abi_minor_override: test_hook2,   // optional, for tests: fn() -> Option<u32>
 //! }
 //! ```
 //!
@@ -29,6 +30,11 @@
 //!
 //! An empty config string (`""` or only whitespace) is replaced by the type's
 //! `DEFAULT_CONFIG` before it reaches `create` / `list_targets`.
+//!
+//! A sink type's `TRAITS` fill its vtable's `traits` (ABI 1.2): set
+//! [`sink_traits::FADES_ON_RESET`] when the sink's `reset` fades out the queued audio it
+//! drops where it is played and fades in what follows (a device ring), so that the engine
+//! writes no fade-out of its own after a reset.
 //!
 //! The host's callbacks are reachable through [`log`], [`emit_event`] and [`metric_add`]
 //! once the host has called the entry; before that (e.g. in a plugin's own unit tests) they
@@ -73,7 +79,7 @@ use std::fmt;
 pub use host::{data_dir, emit_event, log, metric_add, plugin_dir};
 /// The raw ABI this SDK targets.
 pub use stellatune_plugin_api as api;
-pub use stellatune_plugin_api::{log_level, status};
+pub use stellatune_plugin_api::{log_level, sink_traits, status};
 
 /// A stream format: interleaved f32 at `sample_rate` with `channels` channels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -252,6 +258,10 @@ pub trait OutputSinkType: 'static {
     const CONFIG_SCHEMA: &'static str = "";
     /// The config used when the host passes none.
     const DEFAULT_CONFIG: &'static str = "{}";
+    /// Bits of [`api::sink_traits`] that hold for every instance, e.g.
+    /// [`api::sink_traits::FADES_ON_RESET`] for a sink whose `reset` fades out the audio it
+    /// drops where it is played. None by default.
+    const TRAITS: u32 = 0;
 
     type Instance: OutputSink;
 
@@ -293,6 +303,7 @@ pub trait DspType: 'static {
 ///     dsps: [GainType],                // optional, types implementing DspType
 ///     shutdown: my_shutdown,           // optional: fn() or fn() -> Result<()>
 ///     abi_major_override: my_override, // optional: fn() -> Option<u32> (tests only)
+///     abi_minor_override: my_minor,    // optional: fn() -> Option<u32> (tests only)
 /// }
 /// ```
 ///
@@ -300,7 +311,9 @@ pub trait DspType: 'static {
 /// module's `shutdown`, followed by [`rt::stop`] (also when there is no `shutdown` key).
 /// `abi_major_override` is a test hook: when it returns `Some(m)` on an
 /// entry call, the returned module table reports ABI major `m`, so a host can exercise its
-/// refusal path.
+/// refusal path. `abi_minor_override` likewise makes it report ABI minor `n`, so a host can
+/// be tested with what looks like a module built for an older minor (the fields that minor
+/// lacks are still there; a correct host does not read them).
 #[macro_export]
 macro_rules! export_plugin {
     (
@@ -310,6 +323,7 @@ macro_rules! export_plugin {
         $(, dsps: [$($dsp:ty),* $(,)?])?
         $(, shutdown: $shutdown:path)?
         $(, abi_major_override: $abi_major_override:path)?
+        $(, abi_minor_override: $abi_minor_override:path)?
         $(,)?
     ) => {
         /// The plugin's entry point (`stellatune_plugin_api::ENTRY_SYMBOL`).
@@ -344,6 +358,7 @@ macro_rules! export_plugin {
                     host,
                     &__STELLATUNE_MODULE,
                     $crate::__export_plugin_override!($($abi_major_override)?),
+                    $crate::__export_plugin_override!($($abi_minor_override)?),
                 )
             }
         }

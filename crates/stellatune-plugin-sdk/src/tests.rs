@@ -54,6 +54,7 @@ impl TestSink {
 impl OutputSinkType for TestSinkType {
     const TYPE_ID: &'static str = "test_sink";
     const DISPLAY_NAME: &'static str = "Test sink";
+    const TRAITS: u32 = crate::sink_traits::FADES_ON_RESET;
     type Instance = TestSink;
 
     fn list_targets(config_json: &str) -> Result<Vec<Target>> {
@@ -184,6 +185,15 @@ fn test_shutdown() -> Result<()> {
 
 /// 0: no override.
 static OVERRIDE_MAJOR: AtomicU32 = AtomicU32::new(0);
+/// u32::MAX: no override.
+static OVERRIDE_MINOR: AtomicU32 = AtomicU32::new(u32::MAX);
+
+fn test_minor_override() -> Option<u32> {
+    match OVERRIDE_MINOR.load(Ordering::SeqCst) {
+        u32::MAX => None,
+        m => Some(m),
+    }
+}
 
 fn test_override() -> Option<u32> {
     match OVERRIDE_MAJOR.load(Ordering::SeqCst) {
@@ -199,6 +209,7 @@ crate::export_plugin! {
     dsps: [TestDspType],
     shutdown: test_shutdown,
     abi_major_override: test_override,
+    abi_minor_override: test_minor_override,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -344,6 +355,28 @@ fn abi_major_override_reports_another_major() {
     assert_eq!(normal.abi_major, ABI_MAJOR);
     assert!(!ptr::eq(a, normal));
     assert_eq!(a.capability_count, normal.capability_count);
+}
+
+#[test]
+fn abi_minor_override_reports_another_minor_with_the_same_capabilities() {
+    let _g = lock(&ENTRY);
+    OVERRIDE_MINOR.store(1, Ordering::SeqCst);
+    let a = call_entry(host_with_major(ABI_MAJOR));
+    let b = call_entry(host_with_major(ABI_MAJOR));
+    OVERRIDE_MINOR.store(u32::MAX, Ordering::SeqCst);
+    let normal = call_entry(host_with_major(ABI_MAJOR));
+    // SAFETY: non-NULL results of the entry are 'static tables.
+    let (a, normal) = unsafe { (&*a, &*normal) };
+    assert!(ptr::eq(a, b), "one leaked copy per version");
+    assert_eq!((a.abi_major, a.abi_minor), (ABI_MAJOR, 1));
+    assert_eq!((normal.abi_major, normal.abi_minor), (ABI_MAJOR, ABI_MINOR));
+    assert!(ptr::eq(a.capabilities, normal.capabilities));
+}
+
+#[test]
+fn a_sink_types_traits_fill_its_vtable() {
+    let m = module();
+    assert_eq!(sink_vtable(m).traits, crate::sink_traits::FADES_ON_RESET);
 }
 
 #[test]

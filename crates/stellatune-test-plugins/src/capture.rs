@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use stellatune_plugin_sdk::{
     Error, OutputSink, OutputSinkType, Result, SinkStatus, Spec, Target, emit_event, log,
-    log_level, metric_add,
+    log_level, metric_add, sink_traits,
 };
 
 /// The gauge of open capture sinks.
@@ -103,6 +103,26 @@ impl OutputSinkType for CaptureSinkType {
             realtime_buffer_ms: config.realtime_buffer_ms,
             clock: None,
         })
+    }
+}
+
+/// `capture_fading`: the `capture` sink, declaring [`sink_traits::FADES_ON_RESET`] so that
+/// a host's reading of the sink traits (and the engine's answer to them: no fade-out of its
+/// own after a reset) shows in the captured file.
+pub struct FadingCaptureSinkType;
+
+impl OutputSinkType for FadingCaptureSinkType {
+    const TYPE_ID: &'static str = "capture_fading";
+    const DISPLAY_NAME: &'static str = "Capture to file, fading on reset (test)";
+    const TRAITS: u32 = sink_traits::FADES_ON_RESET;
+    type Instance = CaptureSink;
+
+    fn list_targets(config_json: &str) -> Result<Vec<Target>> {
+        CaptureSinkType::list_targets(config_json)
+    }
+
+    fn create(config_json: &str, target: &str) -> Result<CaptureSink> {
+        CaptureSinkType::create(config_json, target)
     }
 }
 

@@ -9,6 +9,8 @@
 //!   (`open`, `flush`, `reset`, `close`, `destroy`; not `write`) is appended as one line to
 //!   `<target>.calls`. Adds +1 to the metric `test_capture_open` on open, -1 on close, and
 //!   emits a `capture_open` event.
+//! * Output sink `capture_fading`: `capture`, but its type declares the sink trait
+//!   `FADES_ON_RESET` (ABI 1.2), so the engine writes no fade-out of its own after a reset.
 //! * Output sink `misbehave`: config
 //!   `{"panic_in": [...], "error_in": [...], "hang_in_open_ms": u64, "hang_in_close_ms": u64,
 //!   "threads": u32, "unjoined_thread_ms": u64, "hang_in_shutdown_ms": u64}` (all
@@ -25,6 +27,8 @@
 //!
 //! * `STELLATUNE_TEST_PLUGIN_ABI_MAJOR=<n>` when the entry is called: the module table
 //!   reports ABI major `n`, so a host can test its refusal.
+//! * `STELLATUNE_TEST_PLUGIN_ABI_MINOR=<n>` when the entry is called: the module table
+//!   reports ABI minor `n`, so a host can be tested with a module of an older minor.
 //! * `STELLATUNE_TEST_PLUGIN_SHUTDOWN_PANIC=1` when `shutdown` is called: it panics.
 //!
 //! `plugin.json` beside this crate is the manifest template. Its `library` names the Linux
@@ -40,19 +44,30 @@ use stellatune_plugin_sdk::log_level;
 stellatune_plugin_sdk::export_plugin! {
     id: "test-plugins",
     version: "0.1.0",
-    sinks: [capture::CaptureSinkType, misbehave::MisbehaveSinkType],
+    sinks: [
+        capture::CaptureSinkType,
+        capture::FadingCaptureSinkType,
+        misbehave::MisbehaveSinkType
+    ],
     dsps: [gain::GainType],
     shutdown: shutdown,
     abi_major_override: abi_major_override,
+    abi_minor_override: abi_minor_override,
 }
 
 /// The environment variable that makes the module table report another ABI major.
 const ABI_MAJOR_ENV: &str = "STELLATUNE_TEST_PLUGIN_ABI_MAJOR";
+/// The environment variable that makes the module table report another ABI minor.
+const ABI_MINOR_ENV: &str = "STELLATUNE_TEST_PLUGIN_ABI_MINOR";
 /// The environment variable that makes `shutdown` panic.
 const SHUTDOWN_PANIC_ENV: &str = "STELLATUNE_TEST_PLUGIN_SHUTDOWN_PANIC";
 
 fn abi_major_override() -> Option<u32> {
     std::env::var(ABI_MAJOR_ENV).ok()?.trim().parse().ok()
+}
+
+fn abi_minor_override() -> Option<u32> {
+    std::env::var(ABI_MINOR_ENV).ok()?.trim().parse().ok()
 }
 
 fn shutdown() {

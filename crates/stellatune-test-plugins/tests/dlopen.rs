@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use libloading::Library;
 use stellatune_plugin_api::{
     ABI_MAJOR, ABI_MINOR, Capability, DspVTable, ENTRY_SYMBOL, ModuleTable, OutputSinkVTable,
-    PluginEntryFn, StSinkStatus, StSpec, StStatus, StStr, capability_kind, status,
+    PluginEntryFn, StSinkStatus, StSpec, StStatus, StStr, capability_kind, sink_traits, status,
 };
 use stellatune_test_support::artifacts;
 use stellatune_test_support::fake_host::{self, host, lock, st_string};
@@ -126,10 +126,15 @@ fn module_table_lists_the_test_plugins() {
         caps,
         [
             (capability_kind::OUTPUT_SINK, "capture".to_owned()),
+            (capability_kind::OUTPUT_SINK, "capture_fading".to_owned()),
             (capability_kind::OUTPUT_SINK, "misbehave".to_owned()),
             (capability_kind::DSP, "gain".to_owned()),
         ]
     );
+    // The sink traits (ABI 1.2) come from each type's `TRAITS`.
+    assert_eq!(p.sink("capture").traits, 0);
+    assert_eq!(p.sink("capture_fading").traits, sink_traits::FADES_ON_RESET);
+    assert_eq!(p.sink("misbehave").traits, 0);
     assert_eq!(
         st_string(p.capability("gain").default_config_json),
         r#"{"gain":1.0}"#
@@ -391,6 +396,22 @@ fn abi_major_env_hook_reports_another_major() {
     assert_eq!(table.abi_major, 99);
     assert_eq!(st_string(table.plugin_id), "test-plugins");
     assert_eq!(call_entry(&lib).unwrap().abi_major, ABI_MAJOR);
+}
+
+#[test]
+fn abi_minor_env_hook_reports_another_minor() {
+    let _g = lock(&SERIAL);
+    let lib = load_library();
+    // SAFETY: every test in this binary holds SERIAL, so no other thread of ours reads the
+    // environment meanwhile.
+    unsafe { std::env::set_var("STELLATUNE_TEST_PLUGIN_ABI_MINOR", "1") };
+    let table = call_entry(&lib);
+    // SAFETY: as above.
+    unsafe { std::env::remove_var("STELLATUNE_TEST_PLUGIN_ABI_MINOR") };
+    let table = table.expect("a table reporting the other minor");
+    assert_eq!((table.abi_major, table.abi_minor), (ABI_MAJOR, 1));
+    assert_eq!(st_string(table.plugin_id), "test-plugins");
+    assert_eq!(call_entry(&lib).unwrap().abi_minor, ABI_MINOR);
 }
 
 /// The sum of `test_capture_open` deltas so far.

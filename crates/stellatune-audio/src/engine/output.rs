@@ -376,6 +376,17 @@ impl Output {
         })
     }
 
+    /// Puts a tail made by [`Output::take_tail`] after the sink's reset: written at once when
+    /// the sink's queue was already played out (a file), dropped when the sink fades out what
+    /// its reset dropped itself — the tail would be audio from ahead of what was heard. The
+    /// fade state stays at silence either way, so what follows fades in. `was_reset`: the
+    /// sink was reset just now (without a reset it dropped nothing, so it faded nothing).
+    fn place_tail(&mut self, tail: Option<Pending>, was_reset: bool) {
+        let sink_fades = was_reset && self.sink.as_ref().is_some_and(|s| s.sink.fades_on_reset());
+        self.pending = tail.filter(|_| !sink_fades);
+        self.write_tail_now();
+    }
+
     /// Writes what the sink takes of a tail at once, before the sink is reset or closed.
     fn write_tail_now(&mut self) {
         let (Some(pending), Some(open)) = (self.pending.as_mut(), self.sink.as_mut()) else {
@@ -498,8 +509,7 @@ impl Output {
         }
         // After the reset: the fade-out follows what the sink was given last.
         let faded = tail.is_some();
-        self.pending = tail;
-        self.write_tail_now();
+        self.place_tail(tail, was_active);
         faded
     }
 
@@ -600,8 +610,7 @@ impl Output {
             let _ = sink.sink.reset();
         }
         self.reset_dsp();
-        self.pending = tail;
-        self.write_tail_now();
+        self.place_tail(tail, reset_sink);
         let _ = self.worker_tx.send(WorkerCmd::Seek {
             epoch: self.worker_epoch,
             track_id,

@@ -485,6 +485,17 @@ pub fn gated_route(path: &Path, gate: &Gate) -> Box<dyn SinkFactory> {
     Box::new(GatedWav {
         path: path.to_path_buf(),
         gate: gate.clone(),
+        fades_on_reset: false,
+    })
+}
+
+/// [`gated_route`], but the sink says it fades out what it drops on a reset itself (as a
+/// device's does), so the engine must write no fade-out of its own after a reset.
+pub fn gated_fading_route(path: &Path, gate: &Gate) -> Box<dyn SinkFactory> {
+    Box::new(GatedWav {
+        path: path.to_path_buf(),
+        gate: gate.clone(),
+        fades_on_reset: true,
     })
 }
 
@@ -494,6 +505,8 @@ pub fn gated_route(path: &Path, gate: &Gate) -> Box<dyn SinkFactory> {
 pub struct GatedWav {
     pub path: PathBuf,
     pub gate: Gate,
+    /// What the sink answers to [`Sink::fades_on_reset`].
+    pub fades_on_reset: bool,
 }
 
 impl SinkFactory for GatedWav {
@@ -506,6 +519,7 @@ impl SinkFactory for GatedWav {
             inner: WavSink::create(self.path, false)?,
             gate: self.gate,
             channels: 0,
+            fades_on_reset: self.fades_on_reset,
         }))
     }
 }
@@ -514,6 +528,7 @@ struct GatedSink {
     inner: WavSink,
     gate: Gate,
     channels: usize,
+    fades_on_reset: bool,
 }
 
 impl Sink for GatedSink {
@@ -554,6 +569,10 @@ impl Sink for GatedSink {
 
     fn reset(&mut self) -> Result<(), SinkError> {
         self.inner.reset()
+    }
+
+    fn fades_on_reset(&self) -> bool {
+        self.fades_on_reset
     }
 
     fn close(&mut self) -> Result<(), SinkError> {

@@ -530,6 +530,11 @@ impl Sink for DeviceSink {
         Ok(())
     }
 
+    /// The callback fades out the head of the ring it drops, and fades in what follows.
+    fn fades_on_reset(&self) -> bool {
+        true
+    }
+
     fn close(&mut self) -> Result<(), SinkError> {
         if let Some(open) = self.open.take() {
             drop(open.stream);
