@@ -119,7 +119,7 @@ fn tone_play_and_plugins_end_to_end() {
         .filter(|c| c["kind"] == "output_sink")
         .filter_map(|c| c["type_id"].as_str())
         .collect();
-    assert_eq!(sinks, ["capture", "misbehave"]);
+    assert_eq!(sinks, ["capture", "capture_fading", "misbehave"]);
 
     let capture = tmp.path().join("capture.raw");
     ok(
