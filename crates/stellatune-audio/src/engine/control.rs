@@ -21,9 +21,9 @@ use crate::event::{EngineEvent, EventHandler, PlaybackState};
 use crate::worker;
 use stellatune_core::ThreadCounter;
 
-/// Messages the decode worker may run ahead of the sink (a message is up to 16 384 frames,
+/// Messages the decode worker may run ahead of the sink (a message is up to 32 768 frames,
 /// about 3 s in all at 44.1 kHz).
-const WORKER_QUEUE_BLOCKS: usize = 8;
+const WORKER_QUEUE_BLOCKS: usize = 4;
 
 pub(super) type SharedPlayback = Arc<Mutex<Playback>>;
 
