@@ -78,6 +78,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 
 use memmap2::{MmapOptions, MmapRaw};
 
+use stellatune_declick::ResetFades;
 use stellatune_process::{process_is_owner, process_start_time};
 
 pub const RING_MAGIC: [u8; 8] = *b"STLTRING";
@@ -694,12 +695,8 @@ pub struct RingReader {
     owner_start_time: u64,
     /// Where the ring ran dry, while it stays dry (see [`RingReader::note_period`]).
     starved_at: Option<u64>,
-    /// Frames of the fades around a reset ([`RESET_FADE_MS`] at the ring's rate by default).
-    fade_frames: usize,
-    /// The fade-out of a reset being played: the queue's head, before it is discarded.
-    fade_out: Option<FadeOut>,
-    /// Frames of the fade-in after a reset already played, while it goes on.
-    fade_in: Option<usize>,
+    /// The fades around a reset ([`RESET_FADE_MS`] at the ring's rate by default).
+    fades: ResetFades,
     /// Whether the last period got all it wanted: only a device that was being fed can run dry.
     fed: bool,
     underruns: u64,
@@ -726,13 +723,13 @@ impl RingReader {
         let acked_epoch = shared.atomic_u64(OFF_ACK_EPOCH).load(Ordering::Acquire);
         let heartbeat = shared.atomic_u64(OFF_HEARTBEAT).load(Ordering::Relaxed);
         let underruns = shared.atomic_u64(OFF_UNDERRUNS).load(Ordering::Relaxed);
-        let fade_frames =
-            (u64::from(fields.spec.sample_rate) * u64::from(RESET_FADE_MS) / 1000).max(1) as usize;
+        let fades = ResetFades::new(ResetFades::frames_for(
+            fields.spec.sample_rate,
+            RESET_FADE_MS,
+        ));
         Ok(RingReader {
             starved_at: None,
-            fade_frames,
-            fade_out: None,
-            fade_in: None,
+            fades,
             fed: false,
             underruns,
             shared,
@@ -757,7 +754,7 @@ impl RingReader {
             .store(self.heartbeat, Ordering::Relaxed);
         let ch = usize::from(self.shared.spec.channels);
         let want = out.len() / ch;
-        if self.fade_out.is_none() {
+        if !self.fades.resetting() {
             let epoch = self.shared.atomic_u64(OFF_EPOCH).load(Ordering::Acquire);
             if epoch != self.acked_epoch {
                 // The writer stopped writing before publishing the epoch, so what is queued
@@ -767,31 +764,18 @@ impl RingReader {
                     .atomic_u64(OFF_WRITE_POS)
                     .load(Ordering::Acquire);
                 let queued = self.shared.queued(write_pos, self.read_pos).unwrap_or(0);
-                let from = self.level();
-                // Nothing of it heard yet (a reset right after a reset): nothing to fade.
-                let len = if from > 0.0 {
-                    (queued as usize).min(self.fade_frames)
-                } else {
-                    0
-                };
-                self.fade_out = Some(FadeOut { from, done: 0, len });
-                self.fade_in = None;
+                self.fades
+                    .begin_reset(usize::try_from(queued).unwrap_or(usize::MAX));
             }
         }
-        if let Some(mut fade) = self.fade_out {
-            let frames = want.min(fade.len - fade.done);
+        if let Some(left) = self.fades.fade_out_left() {
+            let frames = want.min(left);
+            let dst = &mut out[..frames * ch];
             if frames > 0 {
-                let dst = &mut out[..frames * ch];
                 self.shared.copy_out(self.read_pos, dst);
-                for (i, frame) in dst.chunks_exact_mut(ch).enumerate() {
-                    let gain = fade.gain(fade.done + i);
-                    frame.iter_mut().for_each(|s| *s *= gain);
-                }
                 self.publish_read_pos(self.read_pos.wrapping_add(frames as u64));
-                fade.done += frames;
             }
-            self.fade_out = Some(fade);
-            if fade.done == fade.len {
+            if self.fades.apply_fade_out(dst, ch) {
                 self.finish_reset();
             }
             return frames;
@@ -814,24 +798,8 @@ impl RingReader {
         }
         self.shared.copy_out(self.read_pos, &mut out[..frames * ch]);
         self.publish_read_pos(self.read_pos.wrapping_add(frames as u64));
-        if let Some(done) = self.fade_in {
-            let len = self.fade_frames;
-            let ramped = frames.min(len - done);
-            for (i, frame) in out[..ramped * ch].chunks_exact_mut(ch).enumerate() {
-                let gain = (done + i + 1) as f32 / (len + 1) as f32;
-                frame.iter_mut().for_each(|s| *s *= gain);
-            }
-            self.fade_in = (done + ramped < len).then_some(done + ramped);
-        }
+        self.fades.apply_fade_in(&mut out[..frames * ch], ch);
         frames
-    }
-
-    /// The gain the next frame would play at: below 1 while a fade-in goes on.
-    fn level(&self) -> f32 {
-        match self.fade_in {
-            Some(done) => done as f32 / (self.fade_frames + 1) as f32,
-            None => 1.0,
-        }
     }
 
     /// Ends a reset once its fade-out is played: everything still queued is discarded and the
@@ -848,14 +816,13 @@ impl RingReader {
             .atomic_u64(OFF_ACK_EPOCH)
             .store(epoch, Ordering::Release);
         self.acked_epoch = epoch;
-        self.fade_out = None;
-        self.fade_in = Some(0);
+        self.fades.finish_reset();
     }
 
     /// Sets the length of the fades around a reset, in frames (at least 1); the default is
     /// [`RESET_FADE_MS`] at the ring's rate. Takes effect from the next reset.
     pub fn set_reset_fade_frames(&mut self, frames: usize) {
-        self.fade_frames = frames.max(1);
+        self.fades.set_fade_frames(frames);
     }
 
     /// Records one device period that wanted `wanted` frames and got `got` from the ring, and
@@ -917,8 +884,8 @@ impl RingReader {
     /// Frames available to `read` now: while a reset is pending, only what is left of its
     /// fade-out.
     pub fn queued_frames(&self) -> usize {
-        if let Some(fade) = self.fade_out {
-            return fade.len - fade.done;
+        if let Some(left) = self.fades.fade_out_left() {
+            return left;
         }
         if self.shared.atomic_u64(OFF_EPOCH).load(Ordering::Acquire) != self.acked_epoch {
             let write_pos = self
@@ -926,10 +893,9 @@ impl RingReader {
                 .atomic_u64(OFF_WRITE_POS)
                 .load(Ordering::Acquire);
             let queued = self.shared.queued(write_pos, self.read_pos).unwrap_or(0);
-            if self.level() == 0.0 {
-                return 0;
-            }
-            return (queued as usize).min(self.fade_frames);
+            return self
+                .fades
+                .fade_out_for(usize::try_from(queued).unwrap_or(usize::MAX));
         }
         let write_pos = self
             .shared
@@ -953,24 +919,6 @@ impl RingReader {
     /// Whether the process that created the ring is still running (pid alive, same start time).
     pub fn owner_alive(&self) -> bool {
         process_is_owner(self.owner_pid, self.owner_start_time)
-    }
-}
-
-/// The fade-out a reader plays of the queue's head when the writer resets.
-#[derive(Debug, Clone, Copy)]
-struct FadeOut {
-    /// The level it starts from (below 1 when a fade-in was still going on).
-    from: f32,
-    /// Frames of it played.
-    done: usize,
-    /// Its length: the fade's length, or what was queued when that was less.
-    len: usize,
-}
-
-impl FadeOut {
-    /// Linear towards silence: the last frame is still above 0, the one after it would be 0.
-    fn gain(&self, frame: usize) -> f32 {
-        self.from * (self.len - frame) as f32 / (self.len + 1) as f32
     }
 }
 

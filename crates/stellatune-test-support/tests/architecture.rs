@@ -83,6 +83,7 @@ fn the_vocabulary_crates_depend_on_no_other_workspace_crate() {
         "stellatune-core",
         "stellatune-plugin-api",
         "stellatune-process",
+        "stellatune-declick",
     ] {
         assert!(
             graph[leaf].is_empty(),
@@ -121,6 +122,7 @@ fn plugins_link_no_host_crate() {
         "stellatune-plugin-sdk",
         "stellatune-sidecar-proto",
         "stellatune-process",
+        "stellatune-declick",
     ]);
     for plugin in ["stellatune-plugin-asio", "stellatune-test-plugins"] {
         let linked = closure(&graph, plugin);
@@ -130,7 +132,7 @@ fn plugins_link_no_host_crate() {
     // The sidecar protocol is shared by the plugin and the sidecar: it knows neither the SDK
     // nor any host.
     let proto = closure(&graph, "stellatune-sidecar-proto");
-    assert_eq!(proto, set(&["stellatune-process"]));
+    assert_eq!(proto, set(&["stellatune-process", "stellatune-declick"]));
 }
 
 #[test]

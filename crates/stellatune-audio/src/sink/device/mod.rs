@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use super::{Sink, SinkError, SinkStatus};
 use stellatune_core::StreamSpec;
+use stellatune_declick::ResetFades;
 
 #[cfg(any(feature = "device", windows))]
 pub use cpal_backend::CpalBackend;
@@ -63,12 +64,8 @@ pub struct DeviceFeed {
     channels: usize,
     /// The last reset request this side has taken up.
     reset_seen: u64,
-    /// Frames of the fades around a reset.
-    fade_frames: usize,
-    /// The fade-out of a reset being played: the ring's head, before it is discarded.
-    fade_out: Option<FadeOut>,
-    /// Frames of the fade-in after a reset already played, while it goes on.
-    fade_in: Option<usize>,
+    /// The fades around a reset.
+    fades: ResetFades,
 }
 
 impl DeviceFeed {
@@ -79,8 +76,6 @@ impl DeviceFeed {
         resets: Arc<Resets>,
         spec: StreamSpec,
     ) -> Self {
-        let fade_frames =
-            (u64::from(spec.sample_rate) * u64::from(RESET_FADE_MS) / 1000).max(1) as usize;
         Self {
             consumer,
             underruns,
@@ -88,9 +83,7 @@ impl DeviceFeed {
             reset_seen: resets.requested.load(Ordering::Acquire),
             resets,
             channels: usize::from(spec.channels).max(1),
-            fade_frames,
-            fade_out: None,
-            fade_in: None,
+            fades: ResetFades::new(ResetFades::frames_for(spec.sample_rate, RESET_FADE_MS)),
         }
     }
 
@@ -98,7 +91,7 @@ impl DeviceFeed {
     /// Real-time safe: no lock, no allocation.
     pub fn fill(&mut self, out: &mut [f32]) {
         // The silence after a reset's fade-out is no underrun: the old audio was dropped.
-        let resetting = self.fade_out.is_some()
+        let resetting = self.fades.resetting()
             || self.resets.requested.load(Ordering::Acquire) != self.reset_seen;
         let n = self.pull(out) * self.channels;
         if n < out.len() {
@@ -116,49 +109,27 @@ impl DeviceFeed {
     pub(super) fn pull(&mut self, out: &mut [f32]) -> usize {
         let ch = self.channels;
         let want = out.len() / ch;
-        if self.fade_out.is_none() {
+        if !self.fades.resetting() {
             let requested = self.resets.requested.load(Ordering::Acquire);
             if requested != self.reset_seen {
                 self.reset_seen = requested;
                 // The producer writes nothing while a reset is pending: what is queued now is
                 // all old audio, and stays put.
-                let queued = self.consumer.slots() / ch;
-                let from = self.level();
-                // Nothing of it heard yet (a reset right after a reset): nothing to fade.
-                let len = if from > 0.0 {
-                    queued.min(self.fade_frames)
-                } else {
-                    0
-                };
-                self.fade_out = Some(FadeOut { from, done: 0, len });
-                self.fade_in = None;
+                self.fades.begin_reset(self.consumer.slots() / ch);
             }
         }
-        if let Some(mut fade) = self.fade_out {
-            let frames = want.min(fade.len - fade.done);
+        if let Some(left) = self.fades.fade_out_left() {
+            let frames = want.min(left);
             let got = self.read_into(&mut out[..frames * ch]);
-            for (i, frame) in out[..got * ch].chunks_exact_mut(ch).enumerate() {
-                let gain = fade.gain(fade.done + i);
-                frame.iter_mut().for_each(|s| *s *= gain);
-            }
-            fade.done += got;
-            self.fade_out = Some(fade);
-            if fade.done >= fade.len || got < frames {
+            let faded = self.fades.apply_fade_out(&mut out[..got * ch], ch);
+            if faded || got < frames {
                 self.finish_reset();
             }
             return got;
         }
         let frames = want.min(self.consumer.slots() / ch);
         let got = self.read_into(&mut out[..frames * ch]);
-        if let Some(done) = self.fade_in {
-            let len = self.fade_frames;
-            let ramped = got.min(len - done);
-            for (i, frame) in out[..ramped * ch].chunks_exact_mut(ch).enumerate() {
-                let gain = (done + i + 1) as f32 / (len + 1) as f32;
-                frame.iter_mut().for_each(|s| *s *= gain);
-            }
-            self.fade_in = (done + ramped < len).then_some(done + ramped);
-        }
+        self.fades.apply_fade_in(&mut out[..got * ch], ch);
         got
     }
 
@@ -177,14 +148,6 @@ impl DeviceFeed {
         }
     }
 
-    /// The gain the next frame would play at: below 1 while a fade-in goes on.
-    fn level(&self) -> f32 {
-        match self.fade_in {
-            Some(done) => done as f32 / (self.fade_frames + 1) as f32,
-            None => 1.0,
-        }
-    }
-
     /// Ends a reset once its fade-out is played: the rest of the old audio is discarded and
     /// the latest request acknowledged, which lets the producer write again.
     fn finish_reset(&mut self) {
@@ -195,8 +158,7 @@ impl DeviceFeed {
         }
         self.reset_seen = requested;
         self.resets.done.store(requested, Ordering::Release);
-        self.fade_out = None;
-        self.fade_in = Some(0);
+        self.fades.finish_reset();
     }
 
     /// A handle the backend's error callback uses to say the device is gone.
@@ -211,24 +173,6 @@ impl DeviceFeed {
 struct Resets {
     requested: AtomicU64,
     done: AtomicU64,
-}
-
-/// The fade-out the device callback plays of the ring's head on a reset.
-#[derive(Debug, Clone, Copy)]
-struct FadeOut {
-    /// The level it starts from (below 1 when a fade-in was still going on).
-    from: f32,
-    /// Frames of it played.
-    done: usize,
-    /// Its length: the fade's length, or what was queued when that was less.
-    len: usize,
-}
-
-impl FadeOut {
-    /// Linear towards silence: the last frame is still above 0, the one after it would be 0.
-    fn gain(&self, frame: usize) -> f32 {
-        self.from * (self.len - frame) as f32 / (self.len + 1) as f32
-    }
 }
 
 /// Set, from any thread, when the stream's device stopped working; the next write fails
