@@ -580,23 +580,13 @@ fn a_playlist_of_mixed_rates_reconfigures_one_sidecar_instead_of_respawning() {
     rig.host.shutdown().unwrap();
 }
 
-/// A seek and a stop through the sidecar: the engine resets the sink, which drops what the
-/// ring still holds (up to 200 ms). The sidecar fades that out and what comes after the reset
-/// in, so its wav device never gets a step larger than the music's own (a 997 Hz sine at half
-/// scale has no larger, and no whole number of its periods fits a block, so a cut is a step),
-/// from the silence before the track to the silence after the stop.
-#[test]
-fn a_seek_and_a_stop_through_the_sidecar_leave_no_step_in_its_wav_device() {
-    let rig = rig("asio-declick");
-    let input = rig.dir.path().join("sine.wav");
-    let sine: Vec<i16> = (0..RATE * 3)
-        .flat_map(|n| {
-            let s = 0.5 * (2.0 * std::f64::consts::PI * 997.0 * f64::from(n) / f64::from(RATE));
-            let s = (s.sin() * 32_767.0) as i16;
-            [s, s]
-        })
-        .collect();
-    stellatune_test_support::tone::write_wav_i16(&input, RATE, 2, &sine);
+/// Plays `samples` (stereo at `RATE`) through the sidecar's wav device, seeks to 2 s after
+/// half a second was played, stops a quarter second later, clears the route and shuts the
+/// host down; returns what the device wrote.
+fn seek_then_stop_through_the_sidecar(name: &str, samples: &[i16]) -> Vec<f32> {
+    let rig = rig(name);
+    let input = rig.dir.path().join("input.wav");
+    stellatune_test_support::tone::write_wav_i16(&input, RATE, 2, samples);
     let out = rig.dir.path().join("heard.wav");
     rig.host
         .apply_route(rig.client, asio(&format!("wav:{}", out.display())))
@@ -628,12 +618,28 @@ fn a_seek_and_a_stop_through_the_sidecar_leave_no_step_in_its_wav_device() {
         sidecars_of(me()).0.is_empty()
     });
     rig.host.shutdown().unwrap();
-
-    let heard: Vec<f32> = hound::WavReader::open(&out)
+    hound::WavReader::open(&out)
         .unwrap()
         .samples::<f32>()
         .map(Result::unwrap)
+        .collect()
+}
+
+/// A seek and a stop through the sidecar: the engine resets the sink, which drops what the
+/// ring still holds (up to 200 ms). The sidecar fades that out and what comes after the reset
+/// in, so its wav device never gets a step larger than the music's own (a 997 Hz sine at half
+/// scale has no larger, and no whole number of its periods fits a block, so a cut is a step),
+/// from the silence before the track to the silence after the stop.
+#[test]
+fn a_seek_and_a_stop_through_the_sidecar_leave_no_step_in_its_wav_device() {
+    let sine: Vec<i16> = (0..RATE * 3)
+        .flat_map(|n| {
+            let s = 0.5 * (2.0 * std::f64::consts::PI * 997.0 * f64::from(n) / f64::from(RATE));
+            let s = (s.sin() * 32_767.0) as i16;
+            [s, s]
+        })
         .collect();
+    let heard = seek_then_stop_through_the_sidecar("asio-declick", &sine);
     assert!(
         heard.len() > 2 * RATE as usize / 2 && heard.len() < sine.len() / 2,
         "heard half a second, the seek skipped a second and the stop the rest: {} frames",
@@ -663,8 +669,6 @@ fn a_seek_and_a_stop_through_the_sidecar_leave_no_step_in_its_wav_device() {
 /// only silence.
 #[test]
 fn a_seek_through_the_sidecar_plays_nothing_of_the_dropped_audio() {
-    let rig = rig("asio-no-ghost");
-    let input = rig.dir.path().join("sine-then-silence.wav");
     // 1.5 s of a 997 Hz sine at half scale, then 1.5 s of silence.
     let samples: Vec<i16> = (0..RATE * 3)
         .flat_map(|n| {
@@ -677,42 +681,7 @@ fn a_seek_through_the_sidecar_plays_nothing_of_the_dropped_audio() {
             [s, s]
         })
         .collect();
-    stellatune_test_support::tone::write_wav_i16(&input, RATE, 2, &samples);
-    let out = rig.dir.path().join("heard.wav");
-    rig.host
-        .apply_route(rig.client, asio(&format!("wav:{}", out.display())))
-        .unwrap();
-    rig.host.play(rig.client, &input).unwrap();
-    let played = |frames: u32| {
-        wait_until(
-            &format!("{frames} frames played"),
-            Duration::from_secs(20),
-            || std::fs::metadata(&out).is_ok_and(|m| m.len() >= 44 + 8 * u64::from(frames)),
-        )
-    };
-    played(RATE / 2);
-    rig.host.seek_ms(rig.client, 2_000).unwrap();
-    played(RATE / 2 + RATE / 4);
-    rig.host.stop(rig.client).unwrap();
-    wait_event(&rig, Duration::from_secs(20), |e| {
-        matches!(
-            e,
-            HostEvent::Engine(EngineEvent::StateChanged {
-                state: PlaybackState::Stopped
-            })
-        )
-    });
-    rig.host.clear_route(rig.client).unwrap();
-    wait_until("sidecar gone", Duration::from_secs(3), || {
-        sidecars_of(me()).0.is_empty()
-    });
-    rig.host.shutdown().unwrap();
-
-    let heard: Vec<f32> = hound::WavReader::open(&out)
-        .unwrap()
-        .samples::<f32>()
-        .map(Result::unwrap)
-        .collect();
+    let heard = seek_then_stop_through_the_sidecar("asio-no-ghost", &samples);
     let frames = heard.len() / 2;
     let level = |from: usize, to: usize| {
         heard[from.min(frames) * 2..to.min(frames) * 2]
