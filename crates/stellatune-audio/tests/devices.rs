@@ -40,10 +40,23 @@ fn start(
     devices: &Arc<VirtualDevices>,
     device_id: Option<&str>,
 ) -> (Engine, Arc<Events>, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("coded.wav");
-    write_wav_i16(&path, RATE, 2, &position_coded_i16(RATE as usize * 20, 7));
     let (engine, events) = start_engine_unfaded(name);
+    let coded = position_coded_i16(RATE as usize * 20, 7);
+    let dir = play_on(&engine, devices, device_id, &coded);
+    (engine, events, dir)
+}
+
+/// Plays `samples` (stereo at `RATE`, written to a file in the returned directory) on
+/// `engine` through a virtual device route.
+fn play_on(
+    engine: &Engine,
+    devices: &Arc<VirtualDevices>,
+    device_id: Option<&str>,
+    samples: &[i16],
+) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("music.wav");
+    write_wav_i16(&path, RATE, 2, samples);
     engine
         .apply_route(Box::new(VirtualRoute {
             devices: devices.clone(),
@@ -51,7 +64,7 @@ fn start(
         }))
         .unwrap();
     engine.play(&path).unwrap();
-    (engine, events, dir)
+    dir
 }
 
 /// Frame positions heard on `device`: takes until `frames` frames came (at least one when
@@ -293,22 +306,9 @@ fn wait_queued(engine: &Engine, heard: &[f32]) {
 fn a_seek_and_a_stop_fade_out_what_the_device_had_queued_instead_of_cutting_it() {
     let devices = VirtualDevices::new();
     devices.plug("v:out", "Speakers");
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("sine.wav");
-    write_wav_i16(
-        &path,
-        RATE,
-        2,
-        &tone_i16(RATE, RATE as usize * 3, 1_000.0, 0.5),
-    );
     let (engine, events) = start_engine("device-declick");
-    engine
-        .apply_route(Box::new(VirtualRoute {
-            devices: devices.clone(),
-            device_id: None,
-        }))
-        .unwrap();
-    engine.play(&path).unwrap();
+    let sine = tone_i16(RATE, RATE as usize * 3, 1_000.0, 0.5);
+    let _dir = play_on(&engine, &devices, None, &sine);
 
     let mut heard = Vec::new();
     take_until(&devices, "v:out", &mut heard, RATE as usize / 4);
@@ -356,20 +356,11 @@ fn a_seek_and_a_stop_fade_out_what_the_device_had_queued_instead_of_cutting_it()
 fn after_a_seek_the_device_hears_nothing_of_the_dropped_audio() {
     let devices = VirtualDevices::new();
     devices.plug("v:out", "Speakers");
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("sine-then-silence.wav");
     // One second of a 1 kHz sine at half scale, then two of silence.
     let mut samples = tone_i16(RATE, RATE as usize, 1_000.0, 0.5);
     samples.resize(RATE as usize * 3 * 2, 0);
-    write_wav_i16(&path, RATE, 2, &samples);
     let (engine, events) = start_engine("device-no-ghost");
-    engine
-        .apply_route(Box::new(VirtualRoute {
-            devices: devices.clone(),
-            device_id: None,
-        }))
-        .unwrap();
-    engine.play(&path).unwrap();
+    let _dir = play_on(&engine, &devices, None, &samples);
 
     let mut heard = Vec::new();
     take_until(&devices, "v:out", &mut heard, RATE as usize / 4);
