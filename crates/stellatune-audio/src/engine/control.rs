@@ -36,6 +36,10 @@ pub(super) fn lock(shared: &SharedPlayback) -> MutexGuard<'_, Playback> {
 struct Control {
     shared: SharedPlayback,
     output: Sender<OutputCmd>,
+    /// The output thread, unparked after each command: it sleeps in `park_timeout`, not in
+    /// the channel's blocking receive, whose spin-then-yield cost it eight `sched_yield`
+    /// calls per wake-up while playing.
+    output_thread: std::thread::Thread,
     progress: Arc<OutputProgress>,
 }
 
@@ -98,16 +102,28 @@ pub(super) fn run_control(
     let control = Control {
         shared,
         output: output_tx,
+        output_thread: output.thread().clone(),
         progress,
     };
     control.run(&commands);
     // The output thread closes the sink and stops the worker before it ends.
     let _ = control.output.send(OutputCmd::Shutdown);
+    control.output_thread.unpark();
     let _ = output.join();
     tracing::debug!("engine output thread joined");
     let _ = worker_cmd_tx.send(worker::WorkerCmd::Shutdown);
     let _ = worker.join();
     tracing::debug!("engine decode worker joined");
+}
+
+impl Drop for Control {
+    /// However this thread ends (a panic included), the output thread sees the channel
+    /// closed at once instead of after its current sleep.
+    fn drop(&mut self) {
+        let (closed, _) = crossbeam_channel::bounded(0);
+        drop(std::mem::replace(&mut self.output, closed));
+        self.output_thread.unpark();
+    }
 }
 
 impl Control {
@@ -125,6 +141,7 @@ impl Control {
         if self.output.send(cmd).is_err() {
             self.progress.handled();
         }
+        self.output_thread.unpark();
     }
 
     /// Returns false on shutdown.

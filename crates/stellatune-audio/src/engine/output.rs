@@ -19,7 +19,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, select};
+use crossbeam_channel::{Receiver, Sender, select};
 
 use super::control::{SharedPlayback, lock};
 use super::track::Playback;
@@ -208,6 +208,26 @@ enum Step {
     Take,
 }
 
+/// The next command, waiting at most `wait`: `Ok(None)` when none came in time, `Err` when
+/// the control thread is gone. Sleeps in `park_timeout` (the control thread unparks this
+/// thread after each command): one futex wait per sleep, where the channel's own blocking
+/// receive spins and calls `sched_yield` several times first, on every wake-up.
+fn next_command(commands: &Receiver<OutputCmd>, wait: Duration) -> Result<Option<OutputCmd>, ()> {
+    let deadline = Instant::now() + wait;
+    loop {
+        match commands.try_recv() {
+            Ok(cmd) => return Ok(Some(cmd)),
+            Err(crossbeam_channel::TryRecvError::Empty) => {}
+            Err(crossbeam_channel::TryRecvError::Disconnected) => return Err(()),
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(None);
+        }
+        std::thread::park_timeout(deadline - now);
+    }
+}
+
 impl Output {
     fn run(&mut self, commands: &Receiver<OutputCmd>) {
         loop {
@@ -226,14 +246,14 @@ impl Output {
             self.underruns.emit_due();
             if let Some(wait) = self.recover() {
                 // The output is away: only commands and the next retry wake the thread.
-                match commands.recv_timeout(wait) {
-                    Ok(cmd) => {
+                match next_command(commands, wait) {
+                    Ok(Some(cmd)) => {
                         if !self.handle(cmd) {
                             return;
                         }
                     }
-                    Err(RecvTimeoutError::Timeout) => {}
-                    Err(RecvTimeoutError::Disconnected) => return,
+                    Ok(None) => {}
+                    Err(()) => return,
                 }
                 continue;
             }
@@ -282,10 +302,10 @@ impl Output {
             };
             let cmd = match wait {
                 None => commands.recv().map_err(|_| ()),
-                Some(wait) => match commands.recv_timeout(wait) {
-                    Ok(cmd) => Ok(cmd),
-                    Err(RecvTimeoutError::Timeout) => continue,
-                    Err(RecvTimeoutError::Disconnected) => Err(()),
+                Some(wait) => match next_command(commands, wait) {
+                    Ok(Some(cmd)) => Ok(cmd),
+                    Ok(None) => continue,
+                    Err(()) => Err(()),
                 },
             };
             match cmd {
