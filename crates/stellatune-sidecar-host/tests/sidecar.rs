@@ -130,6 +130,17 @@ impl Sidecar {
     fn alive(&mut self) -> bool {
         self.child.try_wait().expect("try_wait").is_none()
     }
+
+    /// Closes `stream_id` (which finalises its wav file), asks the sidecar to shut down and
+    /// checks that it exits cleanly within 2 s.
+    fn close_and_shut_down(&mut self, stream_id: u64) {
+        self.ok(Request::CloseStream { stream_id });
+        self.ok(Request::Shutdown);
+        let status = self
+            .wait_exit(Duration::from_secs(2))
+            .expect("exits after shutdown");
+        assert!(status.success(), "{status:?}");
+    }
 }
 
 impl Drop for Sidecar {
@@ -220,12 +231,7 @@ fn wav_output_is_the_ring_input_exactly_and_paced_in_real_time() {
     eprintln!(
         "1 s through the sidecar in {elapsed:?}, {underruns} underrun periods (incl. after the end)"
     );
-    sidecar.ok(Request::CloseStream { stream_id: 1 });
-    sidecar.ok(Request::Shutdown);
-    let status = sidecar
-        .wait_exit(Duration::from_secs(2))
-        .expect("exits after shutdown");
-    assert!(status.success(), "{status:?}");
+    sidecar.close_and_shut_down(1);
 
     let mut wav = hound::WavReader::open(&out).unwrap();
     let spec = wav.spec();
@@ -312,12 +318,7 @@ fn a_reset_mid_sine_leaves_no_step_larger_than_the_sines_own_in_the_wav() {
         }
     }
     sidecar.ok(Request::Stop { stream_id: 21 });
-    sidecar.ok(Request::CloseStream { stream_id: 21 });
-    sidecar.ok(Request::Shutdown);
-    let status = sidecar
-        .wait_exit(Duration::from_secs(2))
-        .expect("exits after shutdown");
-    assert!(status.success(), "{status:?}");
+    sidecar.close_and_shut_down(21);
 
     let mut wav = hound::WavReader::open(&out).unwrap();
     let samples: Vec<f32> = wav.samples::<f32>().map(Result::unwrap).collect();
@@ -377,12 +378,7 @@ fn play_to_wav(dir: &Path, stream_id: u64, device_prefix: &str, input: &[f32]) -
         assert!(Instant::now() < deadline, "played only {played} frames");
         std::thread::sleep(Duration::from_millis(20));
     }
-    sidecar.ok(Request::CloseStream { stream_id });
-    sidecar.ok(Request::Shutdown);
-    let status = sidecar
-        .wait_exit(Duration::from_secs(2))
-        .expect("exits after shutdown");
-    assert!(status.success(), "{status:?}");
+    sidecar.close_and_shut_down(stream_id);
     drop(writer);
     out
 }
