@@ -8,8 +8,10 @@
 //! - `engine_render`: played through the engine to an unpaced sink (the sink takes every
 //!   frame at once, so the figure is the engine's own speed: open + decode on the worker,
 //!   channel hand-off, writes on the control thread);
-//! - `symphonia_raw_decode`: decoded by the same `TrackSource` in a plain loop on one thread
-//!   (what the engine would cost with zero overhead);
+//! - `symphonia_raw_decode`: decoded by symphonia in a plain loop on one thread, into a
+//!   `SampleBuffer<f32>` as its examples do (the goal's peer);
+//! - `track_source_decode`: decoded by the engine's own `TrackSource` in a plain loop on one
+//!   thread (what the engine would cost with zero overhead);
 //! - `rodio_decode`: decoded to completion by rodio's `Decoder` iterator (a peer player's
 //!   decoder, also symphonia underneath).
 //!
@@ -351,13 +353,69 @@ fn engine_render(bencher: Bencher, fixture: Fixture) {
         .expect("shutdown");
 }
 
+/// The engine's decoder alone, in a plain loop on one thread: what the engine would cost
+/// with zero overhead.
 #[divan::bench(args = fixtures(), sample_count = 11, sample_size = 1)]
-fn symphonia_raw_decode(fixture: Fixture) {
+fn track_source_decode(fixture: Fixture) {
     let mut source = TrackSource::open(fixture.path()).expect("open");
     let channels = usize::from(source.info().channels);
     let mut frames = 0usize;
     while let Some(block) = source.next_block().expect("decode") {
         frames += divan::black_box(block).len() / channels;
+    }
+    if let Some(exact) = fixture.exact_frames() {
+        assert_eq!(frames, exact);
+    }
+}
+
+/// Symphonia as its own examples use it: probe, then decode packet by packet into a
+/// `SampleBuffer<f32>` (interleaved f32, what a sink takes).
+#[divan::bench(args = fixtures(), sample_count = 11, sample_size = 1)]
+fn symphonia_raw_decode(fixture: Fixture) {
+    use symphonia::core::audio::SampleBuffer;
+    use symphonia::core::errors::Error;
+    use symphonia::core::io::MediaSourceStream;
+    use symphonia::core::probe::Hint;
+
+    let path = fixture.path();
+    let file = std::fs::File::open(path).expect("open");
+    let stream = MediaSourceStream::new(Box::new(file), Default::default());
+    let mut hint = Hint::new();
+    if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
+        hint.with_extension(ext);
+    }
+    let probed = symphonia::default::get_probe()
+        .format(&hint, stream, &Default::default(), &Default::default())
+        .expect("probe");
+    let mut format = probed.format;
+    let track = format.default_track().expect("track").clone();
+    let mut decoder = symphonia::default::get_codecs()
+        .make(&track.codec_params, &Default::default())
+        .expect("decoder");
+    let mut buf: Option<SampleBuffer<f32>> = None;
+    let mut frames = 0usize;
+    loop {
+        let packet = match format.next_packet() {
+            Ok(packet) => packet,
+            Err(Error::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(e) => panic!("read: {e}"),
+        };
+        if packet.track_id() != track.id {
+            continue;
+        }
+        let decoded = match decoder.decode(&packet) {
+            Ok(decoded) => decoded,
+            Err(Error::DecodeError(_)) => continue,
+            Err(e) => panic!("decode: {e}"),
+        };
+        let spec = *decoded.spec();
+        let needed = decoded.capacity() * spec.channels.count();
+        if buf.as_ref().is_none_or(|b| b.capacity() < needed) {
+            buf = Some(SampleBuffer::new(decoded.capacity() as u64, spec));
+        }
+        let buf = buf.as_mut().expect("allocated above");
+        buf.copy_interleaved_ref(decoded);
+        frames += divan::black_box(buf.samples()).len() / spec.channels.count();
     }
     if let Some(exact) = fixture.exact_frames() {
         assert_eq!(frames, exact);

@@ -2,6 +2,8 @@
 //! another without a gap, and stays responsive to commands while its output queue is full.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crossbeam_channel::{Receiver, Select, Sender};
 
@@ -124,15 +126,44 @@ struct Worker {
 pub(crate) struct FromWorker {
     pub messages: Receiver<WorkerMsg>,
     pub spent: Sender<Vec<f32>>,
+    /// Set while the output thread waits for a block (see [`BlockBell`]).
+    pub waiting: Arc<AtomicBool>,
 }
 
 /// Buffers kept for reuse: one being filled while one is in flight and one is written.
 pub(crate) const SPENT_KEPT: usize = 2;
 
+/// How the worker wakes the output thread for a block: that thread waits in `park_timeout`,
+/// not in the channel's blocking receive (which spins and yields first, on the core the
+/// decoder needs), and says when it waits for a block. While playing it mostly sleeps on the
+/// sink's clock instead, and a wake-up per block then would be one more for nothing.
+pub(crate) struct BlockBell {
+    output_thread: std::thread::Thread,
+    waiting: Arc<AtomicBool>,
+}
+
+impl BlockBell {
+    pub(crate) fn new(output_thread: std::thread::Thread, waiting: Arc<AtomicBool>) -> Self {
+        Self {
+            output_thread,
+            waiting,
+        }
+    }
+
+    /// After a send: the output thread either sees the block on its next look (it says it
+    /// waits before it looks) or is unparked here.
+    fn ring(&self) {
+        if self.waiting.load(Ordering::SeqCst) {
+            self.output_thread.unpark();
+        }
+    }
+}
+
 pub(crate) fn run(
     commands: Receiver<WorkerCmd>,
     output: Sender<WorkerMsg>,
     spent: Receiver<Vec<f32>>,
+    bell: BlockBell,
 ) {
     let mut worker = Worker {
         spent,
@@ -187,6 +218,7 @@ pub(crate) fn run(
             if op.send(&output, msg).is_err() {
                 return;
             }
+            bell.ring();
         }
     }
 }

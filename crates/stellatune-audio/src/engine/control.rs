@@ -8,7 +8,7 @@
 //! the playback stopping, and for a failed route a `route_changed` to none. The command
 //! itself has already answered `Ok` when it was accepted.
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
@@ -63,19 +63,16 @@ pub(super) fn run_control(
             track_id: None,
         });
     };
-    let worker = match threads.spawn(&format!("{name}-decode"), move || {
-        worker::run(worker_cmd_rx, worker_msg_tx, spent_rx)
-    }) {
-        Ok(handle) => handle,
-        Err(e) => return fail("decode worker", e),
-    };
     let shared: SharedPlayback = Arc::new(Mutex::new(Playback::new(events.clone(), replaygain)));
     let (output_tx, output_rx) = unbounded();
+    let waiting_for_block = Arc::new(AtomicBool::new(false));
+    // The output thread first: the worker wakes it after each block it sends.
     let output = {
         let shared = shared.clone();
         let worker_tx = worker_cmd_tx.clone();
         let underruns = UnderrunCounter::new(underruns, events.clone());
         let progress = progress.clone();
+        let waiting = waiting_for_block.clone();
         threads.spawn(&format!("{name}-output"), move || {
             run_output(
                 shared,
@@ -84,6 +81,7 @@ pub(super) fn run_control(
                 worker::FromWorker {
                     messages: worker_msg_rx,
                     spent: spent_tx,
+                    waiting,
                 },
                 underruns,
                 progress,
@@ -93,10 +91,18 @@ pub(super) fn run_control(
     };
     let output = match output {
         Ok(handle) => handle,
+        Err(e) => return fail("output thread", e),
+    };
+    let bell = worker::BlockBell::new(output.thread().clone(), waiting_for_block);
+    let worker = match threads.spawn(&format!("{name}-decode"), move || {
+        worker::run(worker_cmd_rx, worker_msg_tx, spent_rx, bell)
+    }) {
+        Ok(handle) => handle,
         Err(e) => {
-            let _ = worker_cmd_tx.send(worker::WorkerCmd::Shutdown);
-            let _ = worker.join();
-            return fail("output thread", e);
+            let _ = output_tx.send(OutputCmd::Shutdown);
+            output.thread().unpark();
+            let _ = output.join();
+            return fail("decode worker", e);
         }
     };
     let control = Control {

@@ -17,9 +17,10 @@
 //! catches up with them when the call returns, skipping those that later ones replaced.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, select};
+use crossbeam_channel::{Receiver, Sender};
 
 use super::control::{SharedPlayback, lock};
 use super::track::Playback;
@@ -30,8 +31,11 @@ use crate::source::TrackSource;
 use crate::worker::{FromWorker, WorkerCmd, WorkerMsg};
 use stellatune_core::{DspStage, StreamSpec};
 
-/// The most frames offered to a sink in one write, so volume changes apply promptly.
-const WRITE_FRAMES: usize = 2048;
+/// The most frames offered to a sink in one write. A wake-up refills what the device took
+/// since the last one (half the default 200 ms ring is 4 410 frames at 44.1 kHz) in one write
+/// and one status call; the writes of one wake-up follow each other within microseconds, so
+/// smaller ones would not apply a volume change any sooner.
+const WRITE_FRAMES: usize = 8192;
 /// One-pole smoothing per frame for volume and ReplayGain changes within a track: about
 /// 5 ms to settle, no clicks.
 const VOLUME_SMOOTHING: f32 = 0.005;
@@ -124,6 +128,7 @@ pub(super) struct Output {
     pub(super) shared: SharedPlayback,
     worker_tx: Sender<WorkerCmd>,
     worker_rx: Receiver<WorkerMsg>,
+    waiting_for_block: Arc<AtomicBool>,
     /// Where a written block's buffer goes back to the worker.
     spent_tx: Sender<Vec<f32>>,
     sink: Option<OpenSink>,
@@ -167,6 +172,7 @@ pub(super) fn run_output(
         shared,
         worker_tx,
         worker_rx: from_worker.messages,
+        waiting_for_block: from_worker.waiting,
         spent_tx: from_worker.spent,
         sink: None,
         epoch: 0,
@@ -228,6 +234,60 @@ fn next_command(commands: &Receiver<OutputCmd>, wait: Duration) -> Result<Option
     }
 }
 
+/// What woke the output thread while it waited for the decoder. (A return value, moved
+/// once: the command's size costs nothing here, and boxing it would allocate per command.)
+#[allow(clippy::large_enum_variant)]
+enum Input {
+    Command(OutputCmd),
+    Worker(WorkerMsg),
+    Timeout,
+    ControlGone,
+    WorkerGone,
+}
+
+/// The next command or decoded block, waiting at most `wait`, commands first. Sleeps in
+/// `park_timeout` like [`next_command`]: the decode worker unparks this thread after a
+/// block it sends while `waiting` is set. At render speed the thread waits here once per
+/// block, and the channels' own blocking select spun and yielded first each time, on the
+/// core the decoder needs.
+fn next_input(
+    commands: &Receiver<OutputCmd>,
+    worker: &Receiver<WorkerMsg>,
+    waiting: &AtomicBool,
+    wait: Duration,
+) -> Input {
+    // Said before looking, so a block sent after the look below is followed by an unpark.
+    waiting.store(true, Ordering::SeqCst);
+    let input = wait_for_input(commands, worker, wait);
+    waiting.store(false, Ordering::SeqCst);
+    input
+}
+
+fn wait_for_input(
+    commands: &Receiver<OutputCmd>,
+    worker: &Receiver<WorkerMsg>,
+    wait: Duration,
+) -> Input {
+    let deadline = Instant::now() + wait;
+    loop {
+        match commands.try_recv() {
+            Ok(cmd) => return Input::Command(cmd),
+            Err(crossbeam_channel::TryRecvError::Empty) => {}
+            Err(crossbeam_channel::TryRecvError::Disconnected) => return Input::ControlGone,
+        }
+        match worker.try_recv() {
+            Ok(msg) => return Input::Worker(msg),
+            Err(crossbeam_channel::TryRecvError::Empty) => {}
+            Err(crossbeam_channel::TryRecvError::Disconnected) => return Input::WorkerGone,
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Input::Timeout;
+        }
+        std::thread::park_timeout(deadline - now);
+    }
+}
+
 impl Output {
     fn run(&mut self, commands: &Receiver<OutputCmd>) {
         loop {
@@ -270,19 +330,19 @@ impl Output {
                         continue;
                     }
                     Err(crossbeam_channel::TryRecvError::Empty) => {
-                        let wait = self.starving_wait();
-                        select! {
-                            recv(commands) -> cmd => match cmd {
-                                Ok(cmd) => if !self.handle(cmd) { return },
-                                Err(_) => return,
-                            },
-                            recv(self.worker_rx) -> msg => match msg {
-                                Ok(msg) => self.on_worker(msg),
-                                Err(_) => {
-                                    self.fail(None, "decode worker stopped unexpectedly".into());
+                        let wait = self.starving_wait().unwrap_or(IDLE_WAIT);
+                        match next_input(commands, &self.worker_rx, &self.waiting_for_block, wait) {
+                            Input::Command(cmd) => {
+                                if !self.handle(cmd) {
+                                    return;
                                 }
-                            },
-                            default(wait.unwrap_or(IDLE_WAIT)) => {}
+                            }
+                            Input::Worker(msg) => self.on_worker(msg),
+                            Input::WorkerGone => {
+                                self.fail(None, "decode worker stopped unexpectedly".into());
+                            }
+                            Input::Timeout => {}
+                            Input::ControlGone => return,
                         }
                         continue;
                     }
@@ -990,11 +1050,19 @@ impl Gains {
         } else {
             (f - step).max(fade_to)
         };
-        (
-            v + (self.volume.1 - v) * VOLUME_SMOOTHING,
-            r + (self.replaygain.1 - r) * VOLUME_SMOOTHING,
-            f,
-        )
+        (smooth(v, self.volume.1), smooth(r, self.replaygain.1), f)
+    }
+}
+
+/// One frame of a one-pole ramp towards `target`, ending on it exactly once within 1e-4 (an
+/// 80 dB step nobody hears), so a ramp to 0 ends in true silence within a few milliseconds
+/// whatever the size of the writes.
+fn smooth(gain: f32, target: f32) -> f32 {
+    let next = gain + (target - gain) * VOLUME_SMOOTHING;
+    if (next - target).abs() < 1e-4 {
+        target
+    } else {
+        next
     }
 }
 
