@@ -26,5 +26,5 @@ pub use sink::device::{DeviceInfo, output_devices};
 // The shared vocabulary, re-exported so that engine users need one import path.
 pub use source::{TrackInfo, TrackSource};
 pub use stellatune_core::{
-    DspStage, Sink, SinkError, SinkFactory, SinkStatus, StreamSpec, ThreadCounter,
+    DspStage, Sink, SinkError, SinkFactory, SinkStatus, StreamSpec, TakeSchedule, ThreadCounter,
 };

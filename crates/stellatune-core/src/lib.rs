@@ -13,6 +13,6 @@ mod threads;
 
 pub use dsp::DspStage;
 pub use error::{ErrorSource, SinkError};
-pub use sink::{Sink, SinkFactory, SinkStatus};
+pub use sink::{Sink, SinkFactory, SinkStatus, TakeSchedule};
 pub use spec::StreamSpec;
 pub use threads::ThreadCounter;

@@ -1,6 +1,8 @@
 //! The output trait every sink implements: the built-in ones in the engine and, through an
 //! adapter in the plugin host, plugin sinks.
 
+use std::time::Duration;
+
 use serde::Serialize;
 
 use crate::{SinkError, StreamSpec};
@@ -11,6 +13,33 @@ pub struct SinkStatus {
     pub queued_frames: u64,
     /// Times the sink ran dry while playing.
     pub underruns: u64,
+}
+
+/// When the consumer behind a sink takes its next frames: a device period, or a sidecar's ring
+/// read. The engine times its refills to follow a take (see [`TakeSchedule::wake_after_take`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TakeSchedule {
+    /// From now until the next take.
+    pub next_take_in: Duration,
+    /// Between takes (non-zero).
+    pub period: Duration,
+}
+
+impl TakeSchedule {
+    /// The latest wait of at most `limit` that ends `follow` after one of the consumer's takes,
+    /// or `None` when no take falls early enough. A writer that refills then finds room (the
+    /// take just happened) and wakes while the consumer's CPU is still awake, so the two ends
+    /// cost one wake-up of an idle CPU instead of two; never later than `limit`, so a writer
+    /// that must refill by then still does.
+    pub fn wake_after_take(&self, limit: Duration, follow: Duration) -> Option<Duration> {
+        let first = self.next_take_in + follow;
+        if first > limit || self.period.is_zero() {
+            return None;
+        }
+        let more = (limit - first).as_nanos() / self.period.as_nanos();
+        let more = u32::try_from(more).unwrap_or(u32::MAX);
+        Some(first + self.period.saturating_mul(more))
+    }
 }
 
 /// An audio output. Only the engine's output thread calls it, one call at a time: negotiate
@@ -36,6 +65,12 @@ pub trait Sink {
     fn fades_on_reset(&self) -> bool {
         false
     }
+    /// When the consumer behind this sink takes its next frames, for a sink that knows (a
+    /// device clock, a sidecar's published read schedule). `None` (the default): the engine
+    /// times its refills from the queue alone.
+    fn take_schedule(&self) -> Option<TakeSchedule> {
+        None
+    }
     /// Releases every external resource. The sink may be opened again afterwards.
     fn close(&mut self) -> Result<(), SinkError>;
 }
@@ -52,4 +87,49 @@ pub trait SinkFactory: Send {
         Ok(())
     }
     fn create(self: Box<Self>) -> Result<Box<dyn Sink>, SinkError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn the_wait_ends_just_after_the_latest_take_within_the_limit() {
+        let s = TakeSchedule {
+            next_take_in: 30 * MS,
+            period: 100 * MS,
+        };
+        let follow = Duration::from_micros(200);
+        // Only the take in 30 ms is within 100 ms.
+        assert_eq!(s.wake_after_take(100 * MS, follow), Some(30 * MS + follow));
+        // The take in 130 ms is the latest within 140 ms.
+        assert_eq!(s.wake_after_take(140 * MS, follow), Some(130 * MS + follow));
+        // None before 20 ms; and 30 ms + follow is past a 30 ms limit.
+        assert_eq!(s.wake_after_take(20 * MS, follow), None);
+        assert_eq!(s.wake_after_take(30 * MS, follow), None);
+    }
+
+    #[test]
+    fn small_device_periods_do_not_wake_the_writer_more_often() {
+        // A 5 ms device period and a 67 ms refill mark: one wake-up, at the last period in it.
+        let s = TakeSchedule {
+            next_take_in: 2 * MS,
+            period: 5 * MS,
+        };
+        let w = s.wake_after_take(67 * MS, Duration::ZERO).unwrap();
+        assert_eq!(w, 67 * MS);
+        let w = s.wake_after_take(66 * MS, Duration::ZERO).unwrap();
+        assert_eq!(w, 62 * MS);
+    }
+
+    #[test]
+    fn a_zero_period_gives_no_wait() {
+        let s = TakeSchedule {
+            next_take_in: MS,
+            period: Duration::ZERO,
+        };
+        assert_eq!(s.wake_after_take(100 * MS, Duration::ZERO), None);
+    }
 }

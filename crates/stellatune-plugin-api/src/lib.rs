@@ -22,6 +22,11 @@
 //! [`sink_traits::FADES_ON_RESET`]. The host reads it only from a module whose
 //! `abi_minor` is 2 or newer; for an older module every trait bit counts as clear.
 //!
+//! Take schedule (ABI 1.3): [`OutputSinkVTable::query_schedule`] tells the host when the
+//! consumer behind a sink (a device, a sidecar's ring reader) takes its next frames, so that
+//! the host refills just after a take instead of at a time of its own. The host calls it only
+//! on a module whose `abi_minor` is 3 or newer.
+//!
 //! Threads (ABI 1.1): a plugin never starts an OS thread with its own copy of the Rust
 //! standard library. Each plugin library links its own std, and the first thread that
 //! copy starts creates a pthread key (for its thread-exit bookkeeping) that nothing deletes
@@ -35,7 +40,7 @@
 use core::ffi::{c_char, c_void};
 
 pub const ABI_MAJOR: u32 = 1;
-pub const ABI_MINOR: u32 = 2;
+pub const ABI_MINOR: u32 = 3;
 
 /// The one symbol a plugin library exports (NUL-terminated for `dlsym`).
 pub const ENTRY_SYMBOL: &[u8] = b"stellatune_plugin_entry\0";
@@ -244,6 +249,23 @@ pub struct OutputSinkVTable {
     /// (ABI 1.2) Bits of [`sink_traits`] that hold for every instance of this type. Exists
     /// only when the module's `abi_minor` is 2 or newer: the host reads it after checking.
     pub traits: u32,
+    /// (ABI 1.3) When the consumer behind an open sink takes its next frames. Returns
+    /// [`status::OK`] with `period_ns` 0 when the sink does not know. Never blocks. Exists only
+    /// when the module's `abi_minor` is [`SCHEDULE_SINCE_ABI_MINOR`] or newer.
+    pub query_schedule: extern "C" fn(instance: *mut c_void, out: *mut StSinkSchedule) -> StStatus,
+}
+
+/// The first ABI minor whose [`OutputSinkVTable`] has `query_schedule`.
+pub const SCHEDULE_SINCE_ABI_MINOR: u32 = 3;
+
+/// When a sink's consumer takes its next frames (ABI 1.3), from the moment of the call.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StSinkSchedule {
+    /// Nanoseconds until the next take.
+    pub next_take_in_ns: u64,
+    /// Nanoseconds between takes; 0 = the sink does not know its consumer's schedule.
+    pub period_ns: u64,
 }
 
 /// Bits of [`OutputSinkVTable::traits`] (ABI 1.2).

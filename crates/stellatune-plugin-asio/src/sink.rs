@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use stellatune_plugin_sdk::{
-    Error, OutputSink, OutputSinkType, Result, SinkStatus, Spec, Target, emit_event, log,
-    log_level, metric_add, rt,
+    Error, OutputSink, OutputSinkType, Result, SinkSchedule, SinkStatus, Spec, Target, emit_event,
+    log, log_level, metric_add, rt,
 };
 use stellatune_sidecar_proto::{RingStream, reap_stale_rings, this_copy_ring_files};
 
@@ -409,6 +409,15 @@ impl OutputSink for AsioSink {
                 .map_or(0, |s| s.ring.queued_frames() as u64),
             underruns: self.underruns(),
         }
+    }
+
+    /// The sidecar's device publishes when it takes its next period from the ring.
+    fn schedule(&self) -> Option<SinkSchedule> {
+        let s = self.stream.as_ref()?.ring.read_schedule()?;
+        Some(SinkSchedule {
+            next_take_in: s.next_read_in,
+            period: s.period,
+        })
     }
 
     /// Marks what was written as the end of the audio for now (end of a track): the sidecar

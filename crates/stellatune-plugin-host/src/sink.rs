@@ -4,8 +4,11 @@ use std::ffi::c_void;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
-use stellatune_core::{Sink, SinkError, SinkFactory, SinkStatus, StreamSpec};
-use stellatune_plugin_api::{OutputSinkVTable, StSinkStatus, StSpec, StStatus, StStr, sink_traits};
+use stellatune_core::{Sink, SinkError, SinkFactory, SinkStatus, StreamSpec, TakeSchedule};
+use stellatune_plugin_api::{
+    OutputSinkVTable, SCHEDULE_SINCE_ABI_MINOR, StSinkSchedule, StSinkStatus, StSpec, StStatus,
+    StStr, sink_traits,
+};
 
 use crate::error::{PluginError, Result};
 use crate::generation::Generation;
@@ -33,7 +36,11 @@ pub struct PluginSink {
     channels: usize,
     /// The type's [`sink_traits`] bits; none for a module older than ABI 1.2.
     traits: u32,
+    /// `query_schedule`, for a module of ABI 1.3 or newer.
+    query_schedule: Option<QueryScheduleFn>,
 }
+
+type QueryScheduleFn = extern "C" fn(*mut c_void, *mut StSinkSchedule) -> StStatus;
 
 impl std::fmt::Debug for PluginSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -76,10 +83,14 @@ impl PluginSink {
         } else {
             0
         };
+        // And this one only in those of ABI 1.3 or newer.
+        let query_schedule = (generation.table().abi_minor >= SCHEDULE_SINCE_ABI_MINOR)
+            .then_some(vtable.query_schedule);
         Ok(PluginSink {
             generation,
             vtable,
             traits,
+            query_schedule,
             instance: Some(Instance(instance)),
             // Even a never-opened instance is closed before it is destroyed.
             closed: false,
@@ -236,6 +247,18 @@ impl Sink for PluginSink {
 
     fn fades_on_reset(&self) -> bool {
         self.traits & sink_traits::FADES_ON_RESET != 0
+    }
+
+    fn take_schedule(&self) -> Option<TakeSchedule> {
+        let query = self.query_schedule?;
+        let ptr = self.ptr().ok()?;
+        let mut out = StSinkSchedule::default();
+        let st = query(ptr, &mut out);
+        self.check("query_schedule", st).ok()?;
+        (out.period_ns > 0).then(|| TakeSchedule {
+            next_take_in: Duration::from_nanos(out.next_take_in_ns),
+            period: Duration::from_nanos(out.period_ns),
+        })
     }
 
     fn close(&mut self) -> std::result::Result<(), SinkError> {

@@ -11,7 +11,7 @@ use std::sync::{Mutex, PoisonError};
 
 use stellatune_plugin_api::{
     ABI_MAJOR, ABI_MINOR, Capability, DspVTable, HostVTable, ModuleTable, OutputSinkVTable,
-    StSinkStatus, StSpec, StStatus, StStr, capability_kind, log_level, status,
+    StSinkSchedule, StSinkStatus, StSpec, StStatus, StStr, capability_kind, log_level, status,
 };
 
 use crate::{Dsp, DspType, Error, OutputSink, OutputSinkType, Result, Spec, Target, host};
@@ -388,6 +388,7 @@ impl<T: OutputSinkType> SinkShims<T> {
         close: Self::close,
         destroy: Self::destroy,
         traits: T::TRAITS,
+        query_schedule: Self::query_schedule,
     };
     const VTABLE_REF: &'static OutputSinkVTable = &Self::VTABLE;
 
@@ -522,6 +523,19 @@ impl<T: OutputSinkType> SinkShims<T> {
             let st = inst.sink.status();
             // SAFETY: `out` is non-NULL and the host passes a writable out-parameter.
             unsafe { out.write(st.into()) };
+            Ok(())
+        })
+    }
+
+    extern "C" fn query_schedule(instance: *mut c_void, out: *mut StSinkSchedule) -> StStatus {
+        guard("query_schedule", || {
+            let out = non_null(out, "out")?;
+            // SAFETY: the host passes a pointer from `create`, one call at a time.
+            let inst = unsafe { Self::get(instance) }?;
+            inst.require_open("query_schedule")?;
+            let schedule = crate::SinkSchedule::to_abi(inst.sink.schedule());
+            // SAFETY: `out` is non-NULL and the host passes a writable out-parameter.
+            unsafe { out.write(schedule) };
             Ok(())
         })
     }

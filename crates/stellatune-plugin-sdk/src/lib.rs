@@ -124,6 +124,29 @@ impl From<SinkStatus> for api::StSinkStatus {
     }
 }
 
+/// When the consumer behind a sink takes its next frames ([`OutputSink::schedule`], ABI 1.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SinkSchedule {
+    /// From now until the next take.
+    pub next_take_in: std::time::Duration,
+    /// Between takes (non-zero).
+    pub period: std::time::Duration,
+}
+
+impl SinkSchedule {
+    /// The ABI's form of a schedule or of none (`period_ns` 0).
+    pub(crate) fn to_abi(schedule: Option<SinkSchedule>) -> api::StSinkSchedule {
+        let ns = |d: std::time::Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        match schedule {
+            Some(s) if !s.period.is_zero() => api::StSinkSchedule {
+                next_take_in_ns: ns(s.next_take_in),
+                period_ns: ns(s.period),
+            },
+            _ => api::StSinkSchedule::default(),
+        }
+    }
+}
+
 /// One place a sink type can play to, as listed by [`OutputSinkType::list_targets`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
@@ -235,6 +258,12 @@ pub trait OutputSink: Send + 'static {
 
     fn status(&self) -> SinkStatus {
         SinkStatus::default()
+    }
+
+    /// When the consumer behind this sink (a device, another process reading a ring) takes its
+    /// next frames, if the sink knows: the host then refills just after a take. Never blocks.
+    fn schedule(&self) -> Option<SinkSchedule> {
+        None
     }
 
     /// Pushes buffered output towards the medium.

@@ -9,7 +9,7 @@ use stellatune_test_support::fake_host::{self, host_with, lock, st_string};
 
 use stellatune_plugin_api::{
     ABI_MAJOR, ABI_MINOR, Capability, DspVTable, HostVTable, ModuleTable, OutputSinkVTable,
-    StSinkStatus, StSpec, StStatus, StStr, capability_kind,
+    StSinkSchedule, StSinkStatus, StSpec, StStatus, StStr, capability_kind,
 };
 
 use crate::{
@@ -112,6 +112,15 @@ impl OutputSink for TestSink {
             queued_frames: self.written,
             underruns: 3,
         }
+    }
+
+    /// A consumer that starts taking once something was written: every 20 ms, the next in 7.
+    fn schedule(&self) -> Option<crate::SinkSchedule> {
+        self.hit("schedule");
+        (self.written > 0).then_some(crate::SinkSchedule {
+            next_take_in: std::time::Duration::from_millis(7),
+            period: std::time::Duration::from_millis(20),
+        })
     }
 
     fn flush(&mut self) -> Result<()> {
@@ -377,6 +386,46 @@ fn abi_minor_override_reports_another_minor_with_the_same_capabilities() {
 fn a_sink_types_traits_fill_its_vtable() {
     let m = module();
     assert_eq!(sink_vtable(m).traits, crate::sink_traits::FADES_ON_RESET);
+}
+
+#[test]
+fn query_schedule_reports_the_sinks_schedule_or_a_zero_period() {
+    let m = module();
+    let vt = sink_vtable(m);
+    let sink = create_sink(m, "", "schedule");
+    let mut out = StSinkSchedule {
+        next_take_in_ns: 1,
+        period_ns: 1,
+    };
+    assert_eq!(
+        take(m, (vt.query_schedule)(sink, &mut out)).0,
+        status::BAD_STATE
+    );
+    ok(m, (vt.open)(sink, STEREO));
+    ok(m, (vt.query_schedule)(sink, &mut out));
+    assert_eq!(out, StSinkSchedule::default(), "no schedule: period 0");
+    let (code, message, _) = write(m, sink, &[0.5f32; 4]);
+    assert_eq!(code, status::OK, "{message}");
+    ok(m, (vt.query_schedule)(sink, &mut out));
+    assert_eq!(
+        out,
+        StSinkSchedule {
+            next_take_in_ns: 7_000_000,
+            period_ns: 20_000_000
+        }
+    );
+    let (code, _) = take(m, (vt.query_schedule)(sink, ptr::null_mut()));
+    assert_eq!(code, status::INVALID_ARGUMENT);
+    ok(m, (vt.close)(sink));
+    (vt.destroy)(sink);
+
+    let panicking = create_sink(m, "schedule", "schedule-panic");
+    ok(m, (vt.open)(panicking, STEREO));
+    let (code, message) = take(m, (vt.query_schedule)(panicking, &mut out));
+    assert_eq!(code, status::PANICKED);
+    assert!(message.contains("boom in schedule"), "{message}");
+    ok(m, (vt.close)(panicking));
+    (vt.destroy)(panicking);
 }
 
 #[test]

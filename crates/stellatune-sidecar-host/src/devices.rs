@@ -336,6 +336,7 @@ pub mod cpal_device {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU8, Ordering};
     use std::sync::mpsc::Sender;
+    use std::time::{Duration, Instant};
 
     use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
     use stellatune_sidecar_proto::{DeviceInfo, RingReader};
@@ -505,6 +506,10 @@ pub mod cpal_device {
             data[done * ch..].fill(T::default());
             // The device plays this buffer next; its own queue beyond it is not known here.
             reader.set_device_queued(done);
+            // The driver asks again one buffer from now: the writer refills right after that.
+            let rate = u64::from(reader.spec().sample_rate.max(1));
+            let buffer = Duration::from_nanos(wanted as u64 * 1_000_000_000 / rate);
+            reader.publish_next_read(Instant::now() + buffer, wanted);
             let underrun = reader.note_period(wanted, done);
             stats.played(done as u64, underrun, reader.queued_frames());
         }

@@ -346,6 +346,9 @@ fn run_paced(
             periods = 0;
             continue;
         }
+        // The writer wakes just after this take instead of at a time of its own (see the
+        // ring's read schedule).
+        reader.publish_next_read(due, period);
         while mode.load(Ordering::Acquire) == RUN {
             let now = Instant::now();
             if now >= due {
@@ -354,6 +357,7 @@ fn run_paced(
             std::thread::park_timeout(due - now);
         }
     }
+    reader.clear_schedule();
     if !failed && mode.load(Ordering::Acquire) == DRAIN {
         // At most a ring's worth (plus a period for a reset's acknowledgement): a writer that
         // kept writing could not hold the stop up.

@@ -207,6 +207,12 @@ fn wav_output_is_the_ring_input_exactly_and_paced_in_real_time() {
             std::thread::sleep(Duration::from_millis(5));
         }
     }
+    // The paced device publishes when it takes its next period, half the ring.
+    let schedule = writer
+        .read_schedule()
+        .expect("a playing device keeps a schedule");
+    assert_eq!(schedule.period, Duration::from_millis(100));
+    assert!(schedule.next_read_in <= schedule.period, "{schedule:?}");
     let played = loop {
         let (played, _, running) = sidecar.stats(1);
         assert!(running);
@@ -228,6 +234,11 @@ fn wav_output_is_the_ring_input_exactly_and_paced_in_real_time() {
     let (played, underruns, running) = sidecar.stats(1);
     assert_eq!(played, 48_000);
     assert!(!running);
+    assert_eq!(
+        writer.read_schedule(),
+        None,
+        "a stopped device withdraws its schedule"
+    );
     eprintln!(
         "1 s through the sidecar in {elapsed:?}, {underruns} underrun periods (incl. after the end)"
     );

@@ -809,6 +809,12 @@ impl RingStream {
         self.ring.queued_frames() + self.ring.device_queued_frames()
     }
 
+    /// When the sidecar's device takes its next period, if it keeps a schedule (see the ring's
+    /// read schedule).
+    pub fn read_schedule(&self) -> Option<crate::ReadSchedule> {
+        self.ring.read_schedule()
+    }
+
     /// Underruns the sidecar counted on this stream (see `RingReader::note_period`).
     pub fn underruns(&self) -> u64 {
         self.ring.reader_underruns()

@@ -15,12 +15,14 @@
 //! function the embedder injects), handshake, requests with timeouts, ring streams, stop.
 
 pub mod client;
+mod clock;
 mod frame;
 mod ring;
 
 pub use client::{
     ClientEnv, ClientError, Fault, Launch, PARENT_PID_ENV, RingStream, Sidecar, Spawned, StopReason,
 };
+pub use clock::monotonic_ns;
 pub use frame::{
     DeviceInfo, Frame, MAX_FRAME_BYTES, PROTOCOL_VERSION, ProtoError, Request, Response,
     decode_frame, encode_frame, read_frame, write_frame,
@@ -29,7 +31,7 @@ pub use frame::{
 // a ring's owner is part of this protocol.
 pub use ring::{
     MAX_CHANNELS, MAX_RING_BYTES, RESET_FADE_MS, RING_HEADER_SIZE, RING_LAYOUT_VERSION, RING_MAGIC,
-    RingError, RingReader, RingSpec, RingWriter, default_ring_dir, reap_stale_rings,
+    ReadSchedule, RingError, RingReader, RingSpec, RingWriter, default_ring_dir, reap_stale_rings,
     ring_file_name, this_copy_ring_files, this_copy_ring_prefix, unique_ring_file_name,
 };
 pub use stellatune_process::{pid_alive, process_is_owner, process_start_time};

@@ -1,7 +1,7 @@
 //! Single-producer single-consumer ring of interleaved `f32` in a memory-mapped file, shared by
 //! the player (writer, owner of the file) and the sidecar (reader).
 //!
-//! # Layout (native endianness, layout version 2)
+//! # Layout (native endianness, layout version 3)
 //!
 //! | offset | field |
 //! | --- | --- |
@@ -15,14 +15,14 @@
 //! | 36 | reserved `u32` |
 //! | 40 | capacity in frames `u64` |
 //! | 64 | writer cache line: write position `AtomicU64`, epoch `AtomicU64`, drained-at position `AtomicU64` |
-//! | 128 | reader cache line: read position `AtomicU64`, acknowledged epoch `AtomicU64`, heartbeat `AtomicU64`, reader pid `AtomicU32`, underruns `AtomicU64`, device-queued frames `AtomicU64` |
+//! | 128 | reader cache line: read position `AtomicU64`, acknowledged epoch `AtomicU64`, heartbeat `AtomicU64`, reader pid `AtomicU32`, underruns `AtomicU64`, device-queued frames `AtomicU64`, next read at `AtomicU64` (ns, [`monotonic_ns`]; 0 = not known), frames per read `AtomicU64` |
 //! | 192 | `capacity * channels` samples of `f32` |
 //!
 //! Positions count frames since creation and never wrap in practice (`u64`); a frame's slot is
 //! `position % capacity`. Only the writer stores the write position, the epoch and the drained-at
 //! position; only the reader stores the read position, the acknowledged epoch, the heartbeat, the
-//! reader pid, the underrun count and the device-queued frames. There are no locks in shared
-//! memory, so either side survives the other dying at any point.
+//! reader pid, the underrun count, the device-queued frames and the read schedule. There are no
+//! locks in shared memory, so either side survives the other dying at any point.
 //!
 //! # Underruns and the device's queue
 //!
@@ -33,6 +33,14 @@
 //! stream, not its end ([`RingReader::note_period`]). The reader also publishes how many frames it
 //! took from the ring that its device has not played yet, so the writer can tell when everything
 //! it wrote has been heard ([`RingWriter::device_queued_frames`]).
+//!
+//! # Read schedule
+//!
+//! A reader whose device takes periods on a clock publishes when it will take the next one and
+//! how many frames a period is ([`RingReader::publish_next_read`]); the writer reads it back as a
+//! [`ReadSchedule`] ([`RingWriter::read_schedule`]) and wakes just after a take instead of at a
+//! time of its own. Both ends then wake together once per period, which on a virtual machine
+//! costs about half of two wake-ups apart (an idle CPU is woken once, not twice).
 //!
 //! # Reset
 //!
@@ -75,6 +83,7 @@ use std::mem::offset_of;
 use std::path::{Path, PathBuf};
 use std::ptr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
+use std::time::{Duration, Instant};
 
 use memmap2::{MmapOptions, MmapRaw};
 
@@ -82,7 +91,7 @@ use stellatune_declick::ResetFades;
 use stellatune_process::{process_is_owner, process_start_time};
 
 pub const RING_MAGIC: [u8; 8] = *b"STLTRING";
-pub const RING_LAYOUT_VERSION: u32 = 2;
+pub const RING_LAYOUT_VERSION: u32 = 3;
 pub const RING_HEADER_SIZE: usize = 192;
 /// Most interleaved channels a ring may carry.
 pub const MAX_CHANNELS: u16 = 64;
@@ -106,6 +115,8 @@ struct ReaderLine {
     reader_pid: AtomicU32,
     underruns: AtomicU64,
     device_queued: AtomicU64,
+    next_read_at: AtomicU64,
+    read_period_frames: AtomicU64,
 }
 
 /// The header's layout. Never referenced as a whole: the immutable fields are written once by the
@@ -140,6 +151,23 @@ const OFF_DRAINED_AT: usize = offset_of!(RingHeader, writer) + offset_of!(Writer
 const OFF_UNDERRUNS: usize = offset_of!(RingHeader, reader) + offset_of!(ReaderLine, underruns);
 const OFF_DEVICE_QUEUED: usize =
     offset_of!(RingHeader, reader) + offset_of!(ReaderLine, device_queued);
+const OFF_NEXT_READ_AT: usize =
+    offset_of!(RingHeader, reader) + offset_of!(ReaderLine, next_read_at);
+const OFF_READ_PERIOD: usize =
+    offset_of!(RingHeader, reader) + offset_of!(ReaderLine, read_period_frames);
+
+/// How stale a published next read may be, in periods, before the writer stops trusting the
+/// schedule (the reader stopped, paused or hangs).
+const SCHEDULE_STALE_PERIODS: u64 = 2;
+
+/// When the reader takes its next period, as the writer sees it ([`RingWriter::read_schedule`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadSchedule {
+    /// From now until the reader's next take; zero while a take is overdue (a late reader).
+    pub next_read_in: Duration,
+    /// Between takes.
+    pub period: Duration,
+}
 
 /// Format of a ring, fixed at creation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -632,6 +660,45 @@ impl RingWriter {
             .load(Ordering::Relaxed)
     }
 
+    /// When the reader will take its next period, if it publishes a schedule and keeps to it
+    /// (see the module docs). `None` when it never published one, cleared it, or is more than
+    /// two periods behind it.
+    pub fn read_schedule(&self) -> Option<ReadSchedule> {
+        let next_at = self
+            .shared
+            .atomic_u64(OFF_NEXT_READ_AT)
+            .load(Ordering::Acquire);
+        let frames = self
+            .shared
+            .atomic_u64(OFF_READ_PERIOD)
+            .load(Ordering::Acquire)
+            // A hostile reader's figure is capped at a ring's worth.
+            .min(u64::from(self.shared.spec.capacity_frames));
+        let rate = u64::from(self.shared.spec.sample_rate);
+        if next_at == 0 || frames == 0 || rate == 0 {
+            return None;
+        }
+        let period_ns = frames * 1_000_000_000 / rate;
+        let now = crate::clock::monotonic_ns();
+        let next_in = if next_at >= now {
+            // Never further than a period away: a take promised later than that is not one
+            // this writer can plan on.
+            (next_at - now).min(period_ns)
+        } else if now - next_at > SCHEDULE_STALE_PERIODS * period_ns {
+            return None;
+        } else {
+            // The reader publishes the next take only once it has made this one: a time in
+            // the past is a take still to come (the reader is late, or busy with it right
+            // now). Counting it as due now errs on the side of one take too many, so a writer
+            // never waits on the ring for longer than it lasts.
+            0
+        };
+        Some(ReadSchedule {
+            next_read_in: Duration::from_nanos(next_in),
+            period: Duration::from_nanos(period_ns),
+        })
+    }
+
     /// The pid of the last reader that opened the ring (0 = none yet).
     pub fn reader_pid(&self) -> u32 {
         self.shared
@@ -874,6 +941,30 @@ impl RingReader {
             .store(frames as u64, Ordering::Release);
     }
 
+    /// Publishes when the device takes its next period of `frames` (see the module docs).
+    pub fn publish_next_read(&self, at: Instant, frames: usize) {
+        let (now, now_ns) = (Instant::now(), crate::clock::monotonic_ns());
+        let at_ns = if at >= now {
+            now_ns.saturating_add((at - now).as_nanos() as u64)
+        } else {
+            now_ns.saturating_sub((now - at).as_nanos() as u64)
+        }
+        .max(1);
+        self.shared
+            .atomic_u64(OFF_READ_PERIOD)
+            .store(frames as u64, Ordering::Release);
+        self.shared
+            .atomic_u64(OFF_NEXT_READ_AT)
+            .store(at_ns, Ordering::Release);
+    }
+
+    /// Withdraws the schedule: the device stopped taking periods.
+    pub fn clear_schedule(&self) {
+        self.shared
+            .atomic_u64(OFF_NEXT_READ_AT)
+            .store(0, Ordering::Release);
+    }
+
     fn publish_read_pos(&mut self, pos: u64) {
         self.read_pos = pos;
         self.shared
@@ -1036,10 +1127,61 @@ pub fn reap_stale_rings(dir: impl AsRef<Path>) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::{Duration, Instant};
 
     fn tmp() -> tempfile::TempDir {
         tempfile::tempdir().unwrap()
+    }
+
+    #[test]
+    fn the_writer_reads_back_the_readers_schedule_and_counts_an_overdue_take_as_due_now() {
+        let dir = tmp();
+        let path = dir.path().join(ring_file_name(std::process::id(), 40));
+        let writer = RingWriter::create(&path, 48_000, 2, 9600).unwrap();
+        let reader = RingReader::open(&path).unwrap();
+        assert_eq!(writer.read_schedule(), None, "nothing published yet");
+
+        // 4800 frames at 48 kHz: a 100 ms period, the next take in 30 ms.
+        reader.publish_next_read(Instant::now() + Duration::from_millis(30), 4800);
+        let s = writer.read_schedule().expect("published");
+        assert_eq!(s.period, Duration::from_millis(100));
+        assert!(
+            s.next_read_in <= Duration::from_millis(30)
+                && s.next_read_in > Duration::from_millis(20),
+            "{s:?}"
+        );
+
+        // A take due 30 ms ago that the reader has not made yet (it publishes the next one
+        // once it has): still to come, so due now, not a period later.
+        reader.publish_next_read(Instant::now() - Duration::from_millis(30), 4800);
+        let s = writer
+            .read_schedule()
+            .expect("a late reader still keeps a schedule");
+        assert_eq!(s.next_read_in, Duration::ZERO);
+
+        // Three periods behind: the reader has stopped keeping to it.
+        reader.publish_next_read(Instant::now() - Duration::from_millis(300), 4800);
+        assert_eq!(writer.read_schedule(), None);
+
+        reader.publish_next_read(Instant::now() + Duration::from_millis(30), 4800);
+        reader.clear_schedule();
+        assert_eq!(writer.read_schedule(), None, "cleared");
+    }
+
+    #[test]
+    fn a_schedule_beyond_one_period_or_the_ring_is_capped() {
+        let dir = tmp();
+        let path = dir.path().join(ring_file_name(std::process::id(), 41));
+        let writer = RingWriter::create(&path, 48_000, 2, 9600).unwrap();
+        let reader = RingReader::open(&path).unwrap();
+        // A period larger than the ring and a take an hour away.
+        reader.publish_next_read(Instant::now() + Duration::from_secs(3600), 1 << 40);
+        let s = writer.read_schedule().unwrap();
+        assert_eq!(
+            s.period,
+            Duration::from_millis(200),
+            "capped at the ring's 9600 frames"
+        );
+        assert!(s.next_read_in <= s.period, "{s:?}");
     }
 
     /// A sample value that is exact in f32 and unique over the test's length.

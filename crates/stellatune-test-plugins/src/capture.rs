@@ -2,13 +2,13 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
 use stellatune_plugin_sdk::{
-    Error, OutputSink, OutputSinkType, Result, SinkStatus, Spec, Target, emit_event, log,
-    log_level, metric_add, sink_traits,
+    Error, OutputSink, OutputSinkType, Result, SinkSchedule, SinkStatus, Spec, Target, emit_event,
+    log, log_level, metric_add, sink_traits,
 };
 
 /// The gauge of open capture sinks.
@@ -16,7 +16,7 @@ const OPEN_METRIC: &str = "test_capture_open";
 
 pub struct CaptureSinkType;
 
-/// The capture sink's config: `{"realtime_buffer_ms": N}` (optional).
+/// The capture sink's config: `{"realtime_buffer_ms": N, "take_period_ms": M}` (both optional).
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 struct CaptureConfig {
@@ -24,6 +24,9 @@ struct CaptureConfig {
     /// takes only what fits and reports the rest as queued. Tests that need playback to
     /// last (a 10 s track must not end in 50 ms) set it; the default takes everything.
     realtime_buffer_ms: Option<u64>,
+    /// When set, the sink reports a take schedule (ABI 1.3) of this period, counted from
+    /// `open`, as a device taking a period at a time would.
+    take_period_ms: Option<u64>,
 }
 
 /// A device clock for the paced mode: it plays queued frames at the rate and, like a
@@ -72,6 +75,8 @@ pub struct CaptureSink {
     channels: usize,
     realtime_buffer_ms: Option<u64>,
     clock: Option<Clock>,
+    take_period: Option<Duration>,
+    opened_at: Option<Instant>,
 }
 
 impl OutputSinkType for CaptureSinkType {
@@ -102,6 +107,11 @@ impl OutputSinkType for CaptureSinkType {
             channels: 0,
             realtime_buffer_ms: config.realtime_buffer_ms,
             clock: None,
+            take_period: config
+                .take_period_ms
+                .filter(|&ms| ms > 0)
+                .map(Duration::from_millis),
+            opened_at: None,
         })
     }
 }
@@ -172,6 +182,7 @@ impl OutputSink for CaptureSink {
         self.clock = self
             .realtime_buffer_ms
             .map(|ms| Clock::new(spec.sample_rate, ms));
+        self.opened_at = Some(Instant::now());
         metric_add(OPEN_METRIC, 1);
         emit_event(
             "capture_open",
@@ -216,6 +227,16 @@ impl OutputSink for CaptureSink {
             queued_frames,
             underruns: 0,
         }
+    }
+
+    fn schedule(&self) -> Option<SinkSchedule> {
+        let period = self.take_period?;
+        let since_open = self.opened_at?.elapsed().as_nanos();
+        let into_period = (since_open % period.as_nanos()) as u64;
+        Some(SinkSchedule {
+            next_take_in: period - Duration::from_nanos(into_period),
+            period,
+        })
     }
 
     fn flush(&mut self) -> Result<()> {

@@ -8,7 +8,13 @@
 //! buffer is about ten wake-ups a second; a command wakes it at once. Not later: the queue
 //! also counts what the device already took and plays during its current period (for the
 //! sidecar's devices, up to half the ring), so at two thirds the ring part still holds a
-//! whole period for the next one to take. It never polls on a
+//! whole period for the next one to take. When the sink knows its consumer's clock
+//! ([`Sink::take_schedule`]: a sidecar's device publishes when it takes its next period), the
+//! thread wakes just after the last take before the queue would have fallen to a third. It
+//! then finds room at once, and a third is safe there: right after a take, what is left is
+//! the period the device just took plus what the ring holds, a whole period or more before the
+//! next take can find the ring short. With the sidecar's half-ring periods that is one
+//! wake-up every other period (5 a second for a 200 ms ring instead of 10). It never polls on a
 //! fixed short period, except for a sink that refuses frames and reports no queue, where it
 //! backs off up to 100 ms.
 //!
@@ -45,6 +51,10 @@ pub(super) const MAX_FADE_MS: u32 = 100;
 const MIN_WAIT: Duration = Duration::from_millis(2);
 /// The longest sleep on a full sink, so a sink whose queue estimate is off is retried.
 const MAX_WAIT: Duration = Duration::from_millis(500);
+/// How long after a consumer's take (a sink's [`stellatune_core::TakeSchedule`]) the thread
+/// wakes to refill: time for the take to finish, short enough that the consumer's CPU has not
+/// gone idle again.
+const FOLLOW_TAKE: Duration = Duration::from_micros(300);
 /// Back-off for a sink that refuses frames but reports nothing queued.
 const BLIND_WAIT_FIRST: Duration = Duration::from_millis(5);
 const BLIND_WAIT_MAX: Duration = Duration::from_millis(100);
@@ -1022,6 +1032,16 @@ impl Output {
             return Some(wait);
         }
         self.blind_wait = BLIND_WAIT_FIRST;
+        if let Some(schedule) = open.sink.take_schedule() {
+            // The consumer takes on a clock: wake just after its last take before the queue
+            // would have fallen to a third (see the module's comment).
+            let third_left = self
+                .frames_duration(status.queued_frames * 2 / 3)
+                .clamp(MIN_WAIT, MAX_WAIT);
+            if let Some(wait) = schedule.wake_after_take(third_left, FOLLOW_TAKE) {
+                return Some(wait);
+            }
+        }
         Some(
             self.frames_duration(status.queued_frames / 3)
                 .clamp(MIN_WAIT, MAX_WAIT),
