@@ -461,16 +461,14 @@ pub mod cpal_device {
         })
     }
 
-    /// The device callback: drains the ring through a scratch buffer of f32 (allocated here,
-    /// never in the callback) and converts into the device's format; what the ring cannot
-    /// supply is silence.
+    /// The device callback: converts straight from the ring into the device's buffer and
+    /// format (`RingReader::read_in_place`: no copy in between, nothing allocated); what the
+    /// ring cannot supply is silence.
     fn callback<T: DeviceSample>(
         mut reader: RingReader,
         ch: usize,
-        scratch_frames: usize,
         stats: Arc<StreamStats>,
     ) -> impl FnMut(&mut [T], &cpal::OutputCallbackInfo) + Send + 'static {
-        let mut scratch = vec![0f32; scratch_frames.max(1) * ch];
         let mut dither = TpdfDither::new();
         let mut raised = false;
         move |data: &mut [T], _: &cpal::OutputCallbackInfo| {
@@ -485,23 +483,20 @@ pub mod cpal_device {
             }
             let wanted = data.len() / ch;
             let mut done = 0;
-            while done < wanted {
-                let chunk = (wanted - done).min(scratch.len() / ch);
-                let src = &mut scratch[..chunk * ch];
-                let mut got = reader.read(src);
-                if got < chunk {
-                    // The first read may only have acknowledged a reset.
-                    got += reader.read(&mut src[got * ch..]);
-                }
-                convert(
-                    &src[..got * ch],
-                    &mut data[done * ch..(done + got) * ch],
-                    &mut dither,
-                );
-                done += got;
-                if got < chunk {
+            // A second read when the first only carried out a reset (its fade-out).
+            for _ in 0..2 {
+                if done == wanted {
                     break;
                 }
+                reader.read_in_place(wanted - done, |part| {
+                    let frames = part.len() / ch;
+                    convert(
+                        part,
+                        &mut data[done * ch..(done + frames) * ch],
+                        &mut dither,
+                    );
+                    done += frames;
+                });
             }
             data[done * ch..].fill(T::default());
             // The device plays this buffer next; its own queue beyond it is not known here.
@@ -526,7 +521,6 @@ pub mod cpal_device {
         stats: &Arc<StreamStats>,
     ) -> Result<cpal::Stream, String> {
         let ch = usize::from(cfg.channels);
-        let period = cfg.buffer_frames as usize;
         let on_error = |e: cpal::StreamError| log!(warn: "device error: {e}");
         let mut config = cpal::StreamConfig {
             channels: cfg.channels,
@@ -535,7 +529,7 @@ pub mod cpal_device {
         };
         let stream = match device.build_output_stream(
             &config,
-            callback::<T>(reader, ch, period, stats.clone()),
+            callback::<T>(reader, ch, stats.clone()),
             on_error,
             None,
         ) {
@@ -546,7 +540,7 @@ pub mod cpal_device {
                     device
                         .build_output_stream(
                             &config,
-                            callback::<T>(reader, ch, period, stats.clone()),
+                            callback::<T>(reader, ch, stats.clone()),
                             on_error,
                             None,
                         )

@@ -44,11 +44,16 @@ macro_rules! log {
     ($($arg:tt)*) => { $crate::log_line("INFO", format_args!($($arg)*)) };
 }
 
+/// One `write` per line: stderr is unbuffered (`eprintln!` writes each piece of the format on
+/// its own, seven writes a line), and the player's reader thread wakes once per write. A
+/// stderr that is gone loses the line rather than the process.
 fn log_line(level: &str, message: std::fmt::Arguments<'_>) {
-    eprintln!(
-        "[stellatune-sidecar-host {}] {level} {message}",
+    use std::io::Write as _;
+    let line = format!(
+        "[stellatune-sidecar-host {}] {level} {message}\n",
         std::process::id()
     );
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
 mod convert;

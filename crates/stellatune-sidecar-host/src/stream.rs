@@ -320,19 +320,19 @@ fn run_paced(
         "device thread priority: {}",
         stellatune_process::priority::raise_current_thread()
     );
-    let ch = usize::from(cfg.channels);
     let period = paced_period(cfg.buffer_frames, reader.spec().capacity_frames);
-    let mut buf = vec![0f32; period * ch];
     let mut epoch_start = Instant::now();
     let mut periods: u64 = 0;
     let mut failed = false;
     while mode.load(Ordering::Acquire) == RUN {
-        let got = read_period(&mut reader, &mut buf);
-        if let Err(e) = sink.consume(&buf[..got * ch]) {
-            stats.fail(e);
-            failed = true;
-            break;
-        }
+        let got = match take_period(&mut reader, period, &mut sink) {
+            Ok(got) => got,
+            Err(e) => {
+                stats.fail(e);
+                failed = true;
+                break;
+            }
+        };
         // The device plays these during the period that starts now.
         reader.set_device_queued(got);
         let underrun = reader.note_period(period, got);
@@ -365,12 +365,14 @@ fn run_paced(
         let mut budget = capacity / period.max(1) + 2;
         while budget > 0 {
             budget -= 1;
-            let got = read_period(&mut reader, &mut buf);
+            let got = match take_period(&mut reader, period, &mut sink) {
+                Ok(got) => got,
+                Err(e) => {
+                    stats.fail(e);
+                    break;
+                }
+            };
             if got == 0 && reader.queued_frames() == 0 {
-                break;
-            }
-            if let Err(e) = sink.consume(&buf[..got * ch]) {
-                stats.fail(e);
                 break;
             }
             stats.played(got as u64, false, reader.queued_frames());
@@ -394,16 +396,25 @@ fn paced_period(requested: u32, capacity_frames: u32) -> usize {
     requested.max(capacity_frames / 2).max(1) as usize
 }
 
-/// Reads up to a period; a first read that only carried out a reset (returning its fade-out,
-/// or nothing) is followed by another.
-fn read_period(reader: &mut RingReader, buf: &mut [f32]) -> usize {
-    let ch = usize::from(reader.spec().channels);
-    let period = buf.len() / ch;
-    let mut got = reader.read(buf);
+/// Takes up to a period from the ring straight into the device, with no copy in between
+/// (`RingReader::read_in_place`); a first read that only carried out a reset (returning its
+/// fade-out, or nothing) is followed by another. Returns the frames taken.
+fn take_period(
+    reader: &mut RingReader,
+    period: usize,
+    sink: &mut PacedSink,
+) -> Result<usize, String> {
+    let mut failed = None;
+    let mut consume = |part: &[f32]| {
+        if failed.is_none() {
+            failed = sink.consume(part).err();
+        }
+    };
+    let mut got = reader.read_in_place(period, &mut consume);
     if got < period {
-        got += reader.read(&mut buf[got * ch..]);
+        got += reader.read_in_place(period - got, &mut consume);
     }
-    got
+    failed.map_or(Ok(got), Err)
 }
 
 fn period_time(frames: u64, sample_rate: u32) -> Duration {

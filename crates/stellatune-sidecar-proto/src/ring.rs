@@ -353,17 +353,25 @@ impl Shared {
         }
     }
 
-    /// Copies whole frames from the slots from `pos` on into `dst` (`dst.len()` as in `copy_in`).
-    fn copy_out(&self, pos: u64, dst: &mut [f32]) {
+    /// The slots of `frames` whole frames from position `pos` on, where they lie: the part
+    /// before the ring's end and the part after the wrap (empty when there is none). Only the
+    /// reader calls it, for frames the writer has published and it has not released yet.
+    fn slots_mut(&mut self, pos: u64, frames: usize) -> (&mut [f32], &mut [f32]) {
         let ch = usize::from(self.spec.channels);
-        let (start, first, second) = self.split(pos, dst.len() / ch);
+        let (start, first, second) = self.split(pos, frames);
         let data = self.data();
-        // SAFETY: bounds as in `copy_in`. The reader only reads slots the writer has published
-        // (write position loaded with Acquire); any f32 bit pattern is valid, so even a
-        // misbehaving writer cannot make this read produce an invalid value.
+        // SAFETY: bounds as in `copy_in`: `[start, start + first)` and `[0, second)` are
+        // disjoint slot ranges inside the data area, so the two slices do not overlap, and they
+        // borrow `self` mutably, so no other slice of this mapping exists in this process
+        // meanwhile. Across processes the protocol gives these slots to the reader until it
+        // publishes a read position past them (the writer loaded that position with Acquire
+        // before it fills a slot), so a well-behaved writer does not touch them; a misbehaving
+        // one can at worst garble the f32 values, every bit pattern of which is valid.
         unsafe {
-            ptr::copy_nonoverlapping(data.add(start * ch), dst.as_mut_ptr(), first * ch);
-            ptr::copy_nonoverlapping(data, dst.as_mut_ptr().add(first * ch), second * ch);
+            (
+                std::slice::from_raw_parts_mut(data.add(start * ch), first * ch),
+                std::slice::from_raw_parts_mut(data, second * ch),
+            )
         }
     }
 
@@ -815,12 +823,25 @@ impl RingReader {
     /// discarded and the epoch acknowledged; the first frames written after it are faded in
     /// (see the module docs). Real-time safe: no lock, no allocation, no system call.
     pub fn read(&mut self, out: &mut [f32]) -> usize {
+        let ch = usize::from(self.shared.spec.channels);
+        let mut filled = 0;
+        self.read_in_place(out.len() / ch, |part| {
+            out[filled..filled + part.len()].copy_from_slice(part);
+            filled += part.len();
+        })
+    }
+
+    /// [`RingReader::read`] without the copy: lends up to `max_frames` whole frames to
+    /// `consume` where they lie in the ring, in order (two calls when they wrap around its
+    /// end, none when nothing is queued), and releases them once it returns. A device that
+    /// converts samples into its own buffer reads them once instead of twice. The fades of a
+    /// reset are applied in place first. Returns the number of frames lent.
+    pub fn read_in_place(&mut self, max_frames: usize, mut consume: impl FnMut(&[f32])) -> usize {
         self.heartbeat = self.heartbeat.wrapping_add(1);
         self.shared
             .atomic_u64(OFF_HEARTBEAT)
             .store(self.heartbeat, Ordering::Relaxed);
         let ch = usize::from(self.shared.spec.channels);
-        let want = out.len() / ch;
         if !self.fades.resetting() {
             let epoch = self.shared.atomic_u64(OFF_EPOCH).load(Ordering::Acquire);
             if epoch != self.acked_epoch {
@@ -836,18 +857,20 @@ impl RingReader {
             }
         }
         if let Some(left) = self.fades.fade_out_left() {
-            let frames = want.min(left);
-            let dst = &mut out[..frames * ch];
+            let frames = max_frames.min(left);
+            let (head, tail) = self.shared.slots_mut(self.read_pos, frames);
+            self.fades.apply_fade_out(head, ch);
+            let faded = self.fades.apply_fade_out(tail, ch);
+            lend(head, tail, &mut consume);
             if frames > 0 {
-                self.shared.copy_out(self.read_pos, dst);
                 self.publish_read_pos(self.read_pos.wrapping_add(frames as u64));
             }
-            if self.fades.apply_fade_out(dst, ch) {
+            if faded {
                 self.finish_reset();
             }
             return frames;
         }
-        if want == 0 {
+        if max_frames == 0 {
             return 0;
         }
         let write_pos = self
@@ -859,13 +882,16 @@ impl RingReader {
             self.publish_read_pos(write_pos);
             return 0;
         };
-        let frames = want.min(avail as usize);
+        let frames = max_frames.min(avail as usize);
         if frames == 0 {
             return 0;
         }
-        self.shared.copy_out(self.read_pos, &mut out[..frames * ch]);
+        let (head, tail) = self.shared.slots_mut(self.read_pos, frames);
+        self.fades.apply_fade_in(head, ch);
+        self.fades.apply_fade_in(tail, ch);
+        lend(head, tail, &mut consume);
+        // Only now may the writer fill these slots again.
         self.publish_read_pos(self.read_pos.wrapping_add(frames as u64));
-        self.fades.apply_fade_in(&mut out[..frames * ch], ch);
         frames
     }
 
@@ -1010,6 +1036,15 @@ impl RingReader {
     /// Whether the process that created the ring is still running (pid alive, same start time).
     pub fn owner_alive(&self) -> bool {
         process_is_owner(self.owner_pid, self.owner_start_time)
+    }
+}
+
+/// Hands the one or two parts of a read to its consumer, skipping an empty one.
+fn lend(head: &[f32], tail: &[f32], consume: &mut impl FnMut(&[f32])) {
+    for part in [head, tail] {
+        if !part.is_empty() {
+            consume(part);
+        }
     }
 }
 
@@ -1165,6 +1200,69 @@ mod tests {
         reader.publish_next_read(Instant::now() + Duration::from_millis(30), 4800);
         reader.clear_schedule();
         assert_eq!(writer.read_schedule(), None, "cleared");
+    }
+
+    #[test]
+    fn read_in_place_lends_what_read_copies_across_wraps_and_resets() {
+        // Two rings fed the same writes and resets, one read by copy, one in place: the
+        // reader sees the same frames, faded the same, in the same order.
+        let dir = tmp();
+        let path_a = dir.path().join(ring_file_name(std::process::id(), 50));
+        let path_b = dir.path().join(ring_file_name(std::process::id(), 51));
+        let (mut wa, mut wb) = (
+            RingWriter::create(&path_a, 48_000, 2, 37).unwrap(),
+            RingWriter::create(&path_b, 48_000, 2, 37).unwrap(),
+        );
+        let (mut ra, mut rb) = (
+            RingReader::open(&path_a).unwrap(),
+            RingReader::open(&path_b).unwrap(),
+        );
+        ra.set_reset_fade_frames(6);
+        rb.set_reset_fade_frames(6);
+        let mut seed = 0x2545_f491_u64;
+        let mut next = move |n: u64| {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (seed >> 33) % n
+        };
+        let (mut written, mut parts, mut wrapped, mut resets) = (0u64, 0usize, 0usize, 0);
+        for step in 0..3000 {
+            match next(10) {
+                0 if step % 7 == 0 => {
+                    wa.reset();
+                    wb.reset();
+                    resets += 1;
+                }
+                0..=4 => {
+                    let frames = next(30) as usize;
+                    let block: Vec<f32> = (0..frames * 2)
+                        .map(|i| 1.0 + sample(written * 2 + i as u64))
+                        .collect();
+                    let (na, nb) = (wa.write(&block), wb.write(&block));
+                    assert_eq!(na, nb);
+                    written += na as u64;
+                }
+                _ => {
+                    let want = next(40) as usize;
+                    let mut copied = vec![0f32; want * 2];
+                    let got_a = ra.read(&mut copied);
+                    let mut lent = Vec::new();
+                    let mut calls = 0;
+                    let got_b = rb.read_in_place(want, |part| {
+                        calls += 1;
+                        assert!(!part.is_empty() && part.len() % 2 == 0);
+                        lent.extend_from_slice(part);
+                    });
+                    assert_eq!(got_a, got_b, "step {step}");
+                    assert_eq!(&copied[..got_a * 2], &lent[..], "step {step}");
+                    parts += calls;
+                    wrapped += usize::from(calls == 2);
+                }
+            }
+        }
+        assert!(
+            written > 10_000 && wrapped > 50 && parts > 500 && resets > 20,
+            "{written} {wrapped} {parts} {resets}"
+        );
     }
 
     #[test]

@@ -229,16 +229,25 @@ enum Step {
 /// thread after each command): one futex wait per sleep, where the channel's own blocking
 /// receive spins and calls `sched_yield` several times first, on every wake-up.
 fn next_command(commands: &Receiver<OutputCmd>, wait: Duration) -> Result<Option<OutputCmd>, ()> {
+    park_until(wait, || match commands.try_recv() {
+        Ok(cmd) => Some(Ok(Some(cmd))),
+        Err(crossbeam_channel::TryRecvError::Empty) => None,
+        Err(crossbeam_channel::TryRecvError::Disconnected) => Some(Err(())),
+    })
+    .unwrap_or(Ok(None))
+}
+
+/// Looks with `ready` until it has something, parked in between (an unpark or the deadline
+/// ends each sleep), for at most `wait`; `None` when the wait ran out.
+fn park_until<T>(wait: Duration, mut ready: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + wait;
     loop {
-        match commands.try_recv() {
-            Ok(cmd) => return Ok(Some(cmd)),
-            Err(crossbeam_channel::TryRecvError::Empty) => {}
-            Err(crossbeam_channel::TryRecvError::Disconnected) => return Err(()),
+        if let Some(found) = ready() {
+            return Some(found);
         }
         let now = Instant::now();
         if now >= deadline {
-            return Ok(None);
+            return None;
         }
         std::thread::park_timeout(deadline - now);
     }
@@ -278,24 +287,19 @@ fn wait_for_input(
     worker: &Receiver<WorkerMsg>,
     wait: Duration,
 ) -> Input {
-    let deadline = Instant::now() + wait;
-    loop {
+    park_until(wait, || {
         match commands.try_recv() {
-            Ok(cmd) => return Input::Command(cmd),
+            Ok(cmd) => return Some(Input::Command(cmd)),
             Err(crossbeam_channel::TryRecvError::Empty) => {}
-            Err(crossbeam_channel::TryRecvError::Disconnected) => return Input::ControlGone,
+            Err(crossbeam_channel::TryRecvError::Disconnected) => return Some(Input::ControlGone),
         }
         match worker.try_recv() {
-            Ok(msg) => return Input::Worker(msg),
-            Err(crossbeam_channel::TryRecvError::Empty) => {}
-            Err(crossbeam_channel::TryRecvError::Disconnected) => return Input::WorkerGone,
+            Ok(msg) => Some(Input::Worker(msg)),
+            Err(crossbeam_channel::TryRecvError::Empty) => None,
+            Err(crossbeam_channel::TryRecvError::Disconnected) => Some(Input::WorkerGone),
         }
-        let now = Instant::now();
-        if now >= deadline {
-            return Input::Timeout;
-        }
-        std::thread::park_timeout(deadline - now);
-    }
+    })
+    .unwrap_or(Input::Timeout)
 }
 
 impl Output {
