@@ -26,6 +26,30 @@ pub struct TakeSchedule {
 }
 
 impl TakeSchedule {
+    /// The schedule a consumer published as the time of its next take and its period (in
+    /// nanoseconds, on a clock both sides read), seen at `now` on that clock. The consumer
+    /// publishes its next take only once it has made this one, so a time already past is a
+    /// take still to come: due now, never skipped (a writer then wakes early, never late). One
+    /// more than two periods late means the consumer stopped keeping to it: `None`, as for a
+    /// period of 0 or nothing published (`next_take_at` 0). A take promised more than a
+    /// period away counts as a period away.
+    pub fn from_published(next_take_at: u64, period: u64, now: u64) -> Option<TakeSchedule> {
+        if next_take_at == 0 || period == 0 {
+            return None;
+        }
+        let next_in = if next_take_at >= now {
+            (next_take_at - now).min(period)
+        } else if now - next_take_at > 2 * period {
+            return None;
+        } else {
+            0
+        };
+        Some(TakeSchedule {
+            next_take_in: Duration::from_nanos(next_in),
+            period: Duration::from_nanos(period),
+        })
+    }
+
     /// The latest wait of at most `limit` that ends `follow` after one of the consumer's takes,
     /// or `None` when no take falls early enough. A writer that refills then finds room (the
     /// take just happened) and wakes while the consumer's CPU is still awake, so the two ends
@@ -122,6 +146,25 @@ mod tests {
         assert_eq!(w, 67 * MS);
         let w = s.wake_after_take(66 * MS, Duration::ZERO).unwrap();
         assert_eq!(w, 62 * MS);
+    }
+
+    #[test]
+    fn a_published_schedule_is_read_as_due_now_when_late_and_dropped_when_stale() {
+        const P: u64 = 100_000_000; // 100 ms in ns
+        let at = |next_take_at, now| TakeSchedule::from_published(next_take_at, P, now);
+        let s = at(1_030_000_000, 1_000_000_000).unwrap();
+        assert_eq!((s.next_take_in, s.period), (30 * MS, 100 * MS));
+        // Late by less than two periods: the take is still to come, so due now.
+        assert_eq!(
+            at(1_000_000_000, 1_150_000_000).unwrap().next_take_in,
+            Duration::ZERO
+        );
+        // More than two periods late, nothing published, no period: no schedule.
+        assert_eq!(at(1_000_000_000, 1_000_000_000 + 2 * P + 1), None);
+        assert_eq!(at(0, 5), None);
+        assert_eq!(TakeSchedule::from_published(10, 0, 5), None);
+        // A take promised an hour away counts as a period away.
+        assert_eq!(at(3_600_000_000_000, 0).unwrap().next_take_in, 100 * MS);
     }
 
     #[test]

@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::{Sink, SinkError, SinkStatus};
-use stellatune_core::StreamSpec;
+use stellatune_core::{StreamSpec, TakeSchedule};
 use stellatune_declick::ResetFades;
 
 #[cfg(any(feature = "device", windows))]
@@ -66,6 +66,48 @@ pub struct DeviceFeed {
     reset_seen: u64,
     /// The fades around a reset.
     fades: ResetFades,
+    /// When the callback ran last, for the sink's take schedule.
+    clock: Arc<CallbackClock>,
+}
+
+/// When the device callback ran last and how many frames it took: the device's period, and
+/// so when it will call next ([`Sink::take_schedule`]), which lets the engine refill just
+/// after a callback. Written by the callback, read by the sink; lock-free.
+pub(super) struct CallbackClock {
+    base: Instant,
+    sample_rate: u64,
+    /// Nanoseconds after `base` at which the next callback is due (0 = none ran yet).
+    next_at: AtomicU64,
+    period: AtomicU64,
+}
+
+impl CallbackClock {
+    fn new(sample_rate: u32) -> Self {
+        Self {
+            base: Instant::now(),
+            sample_rate: u64::from(sample_rate).max(1),
+            next_at: AtomicU64::new(0),
+            period: AtomicU64::new(0),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// A callback is taking `frames` now: the next comes one buffer later.
+    fn record(&self, frames: usize) {
+        let period = frames as u64 * 1_000_000_000 / self.sample_rate;
+        self.period.store(period, Ordering::Relaxed);
+        self.next_at
+            .store(self.now().saturating_add(period).max(1), Ordering::Release);
+    }
+
+    fn schedule(&self) -> Option<TakeSchedule> {
+        let next_at = self.next_at.load(Ordering::Acquire);
+        let period = self.period.load(Ordering::Relaxed);
+        TakeSchedule::from_published(next_at, period, self.now())
+    }
 }
 
 impl DeviceFeed {
@@ -84,12 +126,18 @@ impl DeviceFeed {
             resets,
             channels: usize::from(spec.channels).max(1),
             fades: ResetFades::new(ResetFades::frames_for(spec.sample_rate, RESET_FADE_MS)),
+            clock: Arc::new(CallbackClock::new(spec.sample_rate)),
         }
+    }
+
+    fn clock(&self) -> Arc<CallbackClock> {
+        self.clock.clone()
     }
 
     /// Fills `out` from the ring, with silence for what the ring lacks (an underrun).
     /// Real-time safe: no lock, no allocation.
     pub fn fill(&mut self, out: &mut [f32]) {
+        self.clock.record(out.len() / self.channels);
         // The silence after a reset's fade-out is no underrun: the old audio was dropped.
         let resetting = self.fades.resetting()
             || self.resets.requested.load(Ordering::Acquire) != self.reset_seen;
@@ -272,6 +320,7 @@ struct Open {
     reset_requested: u64,
     /// The device the stream plays on.
     device: String,
+    clock: Arc<CallbackClock>,
 }
 
 impl Open {
@@ -348,6 +397,7 @@ impl DeviceSink {
             resets.clone(),
             spec,
         );
+        let clock = feed.clock();
         let (stream, device) = self.backend.open(target.as_deref(), spec, feed)?;
         tracing::debug!(
             device,
@@ -364,6 +414,7 @@ impl DeviceSink {
             resets,
             reset_requested: 0,
             device,
+            clock,
         });
         self.next_check = Instant::now() + PRESENCE_CHECK;
         Ok(())
@@ -479,6 +530,15 @@ impl Sink for DeviceSink {
         true
     }
 
+    /// The device's callbacks: the engine refills just after one.
+    fn take_schedule(&self) -> Option<TakeSchedule> {
+        self.open
+            .as_ref()
+            .filter(|o| !o.reset_pending())?
+            .clock
+            .schedule()
+    }
+
     fn close(&mut self) -> Result<(), SinkError> {
         if let Some(open) = self.open.take() {
             drop(open.stream);
@@ -504,6 +564,21 @@ mod tests {
             StreamSpec::new(1_000, 1),
         );
         (feed, producer, resets, underruns)
+    }
+
+    #[test]
+    fn each_callback_sets_when_the_next_is_due() {
+        let (mut feed, _producer, _resets, _underruns) = feed();
+        let clock = feed.clock();
+        assert_eq!(clock.schedule(), None, "no callback yet");
+        // 10 frames at 1 kHz: the device calls every 10 ms.
+        feed.fill(&mut [0.0; 10]);
+        let s = clock.schedule().expect("a schedule after a callback");
+        assert_eq!(s.period, Duration::from_millis(10));
+        assert!(s.next_take_in <= s.period, "{s:?}");
+        // A device that stopped calling has none after two periods.
+        std::thread::sleep(Duration::from_millis(40));
+        assert_eq!(clock.schedule(), None);
     }
 
     fn push(producer: &mut rtrb::Producer<f32>, n: usize) {
