@@ -9,7 +9,8 @@
 //! also counts what the device already took and plays during its current period (for the
 //! sidecar's devices, up to half the ring), so at two thirds the ring part still holds a
 //! whole period for the next one to take. When the sink knows its consumer's clock
-//! ([`Sink::take_schedule`]: a sidecar's device publishes when it takes its next period), the
+//! ([`Sink::take_schedule`]: a sidecar's device publishes when it takes its next period, the
+//! `device` sink's callback records when it will call next), the
 //! thread wakes just after the last take before the queue would have fallen to a third. It
 //! then finds room at once, and a third is safe there: right after a take, what is left is
 //! the period the device just took plus what the ring holds, a whole period or more before the
