@@ -52,9 +52,8 @@ impl TakeSchedule {
 
     /// The latest wait of at most `limit` that ends `follow` after one of the consumer's takes,
     /// or `None` when no take falls early enough. A writer that refills then finds room (the
-    /// take just happened) and wakes while the consumer's CPU is still awake, so the two ends
-    /// cost one wake-up of an idle CPU instead of two; never later than `limit`, so a writer
-    /// that must refill by then still does.
+    /// take just happened), and is never later than `limit`, so a writer that must refill by
+    /// then still does.
     pub fn wake_after_take(&self, limit: Duration, follow: Duration) -> Option<Duration> {
         let first = self.next_take_in + follow;
         if first > limit || self.period.is_zero() {

@@ -38,9 +38,9 @@
 //!
 //! A reader whose device takes periods on a clock publishes when it will take the next one and
 //! how many frames a period is ([`RingReader::publish_next_read`]); the writer reads it back as a
-//! [`ReadSchedule`] ([`RingWriter::read_schedule`]) and wakes just after a take instead of at a
-//! time of its own. Both ends then wake together once per period, which on a virtual machine
-//! costs about half of two wake-ups apart (an idle CPU is woken once, not twice).
+//! [`ReadSchedule`] ([`RingWriter::read_schedule`]) and wakes just after a take, when there is
+//! room, instead of at a time of its own. Knowing when the takes come, it can also leave the
+//! ring to run lower before it refills (fewer wake-ups) without a take ever finding it short.
 //!
 //! # Reset
 //!
