@@ -148,6 +148,13 @@ if [ "${STELLATUNE_MSVC_CHECK:-1}" = 1 ]; then
 fi
 
 echo "windows: $(( $(date +%s) - start )) s"
+# The lints' output came after the tests': repeat why each failing test failed, so that the
+# last lines of a failed run (all a CI report may keep) say it.
+if [ "$failed" -ne 0 ]; then
+  echo "== why the failing tests failed (from $log)"
+  grep -E "^ +(FAIL|TIMEOUT|SIG[A-Z]+) \[" "$log" | sort -u || true
+  grep -A8 "panicked at" "$log" | tail -80 || true
+fi
 if [ ${#lint_failed[@]} -gt 0 ]; then echo "FAILED: ${lint_failed[*]}"; fi
 echo "$passed passed, $failed failed"
 if [ "$status" -ne 0 ] || [ "$failed" -ne 0 ] || [ ${#lint_failed[@]} -gt 0 ]; then

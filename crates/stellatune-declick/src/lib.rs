@@ -59,6 +59,11 @@ impl ResetFades {
         self.fade_frames = frames.max(1);
     }
 
+    /// The fades' length in frames.
+    pub fn fade_frames(&self) -> usize {
+        self.fade_frames
+    }
+
     /// Whether a reset's fade-out is being played.
     pub fn resetting(&self) -> bool {
         self.fade_out.is_some()

@@ -66,26 +66,38 @@ fn failed_handshakes_leave_no_child_thread_or_gauge_behind() {
             .get("asio_sidecar_running")
             .copied()
     };
+    // How long each attempt at a sidecar that stays alive after its bad answer took.
+    let mut hanging_took = Vec::new();
     for i in 0..20 {
         let sidecar = sidecars[i % sidecars.len()];
         let began = Instant::now();
         let message = fail_once(&runtime, sidecar);
-        // A sidecar that failed its handshake is killed at once, not given the 1 s grace
-        // period of a healthy one that was asked to stop. (Starting a process under Wine takes
-        // a few hundred ms by itself, so the bound there is looser, still below the grace.)
-        let took = began.elapsed();
-        let bound = Duration::from_millis(if cfg!(windows) { 900 } else { 400 });
-        assert!(took < bound, "attempt {i}: {sidecar:?} failed in {took:?}");
+        if i % sidecars.len() != 0 {
+            hanging_took.push(began.elapsed());
+        }
         assert!(message.contains("sidecar"), "attempt {i}: {message}");
         // Spawn returned its error: everything it started is already gone.
         assert_eq!(running(), Some(0), "attempt {i}: the running gauge");
         let (live, zombies) = children_of(me(), "");
         assert!(live.is_empty(), "attempt {i}: children left: {live:?}");
         assert_eq!(zombies, 0, "attempt {i}: zombies");
-        wait_until("threads joined", Duration::from_millis(500), || {
+        // Joined before the spawn returned; the system may take a moment to drop a thread.
+        wait_until("threads joined", Duration::from_secs(2), || {
             threads_of_this_process() <= baseline
         });
     }
+    // A sidecar that failed its handshake is killed at once, not given the 1 s grace period
+    // of a healthy one that was asked to stop (with it, every attempt would take over 1 s).
+    // Starting a process under Wine takes a few hundred ms by itself, so the bound there is
+    // looser, still below the grace. The median, because a busy machine may hold up any one
+    // process start.
+    hanging_took.sort();
+    let median = hanging_took[hanging_took.len() / 2];
+    let bound = Duration::from_millis(if cfg!(windows) { 900 } else { 400 });
+    assert!(
+        median < bound,
+        "a failed handshake took {median:?} (median); each: {hanging_took:?}"
+    );
     let m = runtime.metrics();
     assert_eq!(m.reported.get("asio_sidecar_spawns_total"), Some(&21));
     runtime.shutdown();

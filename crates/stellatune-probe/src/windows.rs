@@ -5,7 +5,9 @@ use std::os::windows::ffi::OsStringExt;
 use std::path::PathBuf;
 use std::process::ExitStatus;
 
-use windows_sys::Win32::Foundation::{CloseHandle, HANDLE, INVALID_HANDLE_VALUE, STILL_ACTIVE};
+use windows_sys::Win32::Foundation::{
+    CloseHandle, FILETIME, HANDLE, INVALID_HANDLE_VALUE, STILL_ACTIVE,
+};
 use windows_sys::Win32::System::Diagnostics::ToolHelp::{
     CreateToolhelp32Snapshot, MODULEENTRY32W, Module32FirstW, Module32NextW, PROCESSENTRY32W,
     Process32FirstW, Process32NextW, TH32CS_SNAPMODULE, TH32CS_SNAPPROCESS, TH32CS_SNAPTHREAD,
@@ -13,9 +15,10 @@ use windows_sys::Win32::System::Diagnostics::ToolHelp::{
 };
 use windows_sys::Win32::System::ProcessStatus::{K32GetProcessMemoryInfo, PROCESS_MEMORY_COUNTERS};
 use windows_sys::Win32::System::Threading::{
-    GetCurrentProcess, GetCurrentProcessId, GetExitCodeProcess, GetProcessHandleCount, OpenProcess,
-    OpenThread, PROCESS_NAME_WIN32, PROCESS_QUERY_LIMITED_INFORMATION, PROCESS_TERMINATE,
-    QueryFullProcessImageNameW, SuspendThread, THREAD_SUSPEND_RESUME, TerminateProcess,
+    GetCurrentProcess, GetCurrentProcessId, GetExitCodeProcess, GetProcessHandleCount,
+    GetProcessTimes, OpenProcess, OpenThread, PROCESS_NAME_WIN32,
+    PROCESS_QUERY_LIMITED_INFORMATION, PROCESS_TERMINATE, QueryFullProcessImageNameW,
+    SuspendThread, THREAD_SUSPEND_RESUME, TerminateProcess,
 };
 
 use crate::{Child, Exit};
@@ -121,13 +124,30 @@ pub fn rss_kib() -> Option<u64> {
     (ok != 0).then_some(counters.WorkingSetSize as u64 / 1024)
 }
 
+/// When the process `pid` was created (FILETIME units), if it can be opened.
+fn created(pid: u32) -> Option<u64> {
+    // SAFETY: plain call; the result is checked and owned.
+    let process =
+        Owned::new(unsafe { OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid) }).ok()?;
+    let mut times = [FILETIME::default(); 4];
+    let [created, exited, kernel, user] = &mut times;
+    // SAFETY: a live handle with query rights and four valid out-pointers.
+    let ok = unsafe { GetProcessTimes(process.0, created, exited, kernel, user) };
+    (ok != 0).then(|| u64::from(created.dwHighDateTime) << 32 | u64::from(created.dwLowDateTime))
+}
+
 pub fn children(parent: u32) -> Vec<Child> {
-    // A parent id can outlive its process and be reused, so a listed "child" must also have
-    // started after the parent; Toolhelp32 has no start times, and our parents are alive
-    // while asked, so a live parent's id is enough here.
+    // Windows keeps a process's parent id after the parent exits, and reuses ids (Wine within
+    // moments): an orphan of an earlier process that had this id names it as its parent. A
+    // real child was created after its parent; one that is already gone is no live child.
+    let parent_created = created(parent);
     process_entries()
         .iter()
         .filter(|p| p.th32ParentProcessID == parent && p.th32ProcessID != parent)
+        .filter(|p| match parent_created {
+            Some(parent_created) => created(p.th32ProcessID).is_some_and(|c| c >= parent_created),
+            None => true,
+        })
         .map(|p| Child {
             pid: p.th32ProcessID,
             name: from_wide_nul(&p.szExeFile),

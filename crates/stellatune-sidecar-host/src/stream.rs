@@ -320,7 +320,11 @@ fn run_paced(
         "device thread priority: {}",
         stellatune_process::priority::raise_current_thread()
     );
-    let period = paced_period(cfg.buffer_frames, reader.spec().capacity_frames);
+    let period = paced_period(
+        cfg.buffer_frames,
+        reader.spec().capacity_frames,
+        reader.reset_fade_frames(),
+    );
     let mut epoch_start = Instant::now();
     let mut periods: u64 = 0;
     let mut failed = false;
@@ -387,13 +391,21 @@ fn run_paced(
     }
 }
 
-/// The period of a built-in (paced) device: half the ring, or the requested period when that
-/// is longer. Unlike a hardware device, nothing downstream needs small periods, and each period
-/// is a wake-up of this process and of the writer refilling what it took: a quarter-ring period
-/// cost twice the wake-ups for no gain. Half a ring still leaves the writer a whole period to
-/// refill before the next one is due.
-fn paced_period(requested: u32, capacity_frames: u32) -> usize {
-    requested.max(capacity_frames / 2).max(1) as usize
+/// The period of a built-in (paced) device: what a reset's fade-out (`keep` frames) leaves
+/// of the ring, halved, or the requested period when that is longer. Unlike a hardware
+/// device, nothing downstream needs small periods, and each period is a wake-up of this
+/// process and of the writer refilling what it took: a quarter-ring period cost twice the
+/// wake-ups for no gain. Two periods still leave the writer a whole period to refill before
+/// the next one is due.
+///
+/// Two periods are `keep` frames short of the ring because the writer refills just after
+/// every other take (the read schedule): with exact halves the ring would be empty from that
+/// take until the refill, and a seek or stop landing there found nothing to fade out, so the
+/// music ended on the full-level last frame of the period the device had just taken: a
+/// click. Now a reset always finds a fade-out's worth queued, unless the writer underran.
+fn paced_period(requested: u32, capacity_frames: u32, keep: usize) -> usize {
+    let halves = (capacity_frames as usize).saturating_sub(keep) / 2;
+    (requested as usize).max(halves).max(1)
 }
 
 /// Takes up to a period from the ring straight into the device, with no copy in between
@@ -427,11 +439,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_paced_device_takes_half_the_ring_per_period_unless_asked_for_more() {
-        // The default 200 ms ring at 44.1 kHz: the client asks for a quarter.
-        assert_eq!(paced_period(2_205, 8_820), 4_410);
-        assert_eq!(paced_period(6_000, 8_820), 6_000);
-        assert_eq!(paced_period(64, 1), 64);
+    fn a_paced_device_takes_half_of_the_ring_less_a_fade_per_period_unless_asked_for_more() {
+        // The default 200 ms ring at 44.1 kHz with its 5 ms fade: the client asks for a
+        // quarter; two periods leave the fade's 220 frames.
+        assert_eq!(paced_period(2_205, 8_820, 220), 4_300);
+        assert_eq!(8_820 - 2 * paced_period(2_205, 8_820, 220), 220);
+        assert_eq!(paced_period(6_000, 8_820, 220), 6_000);
+        assert_eq!(paced_period(64, 1, 220), 64);
+        assert_eq!(paced_period(0, 100, 220), 1);
     }
 
     #[test]

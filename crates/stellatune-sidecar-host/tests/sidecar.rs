@@ -207,11 +207,12 @@ fn wav_output_is_the_ring_input_exactly_and_paced_in_real_time() {
             std::thread::sleep(Duration::from_millis(5));
         }
     }
-    // The paced device publishes when it takes its next period, half the ring.
+    // The paced device publishes when it takes its next period: half of the ring less a
+    // reset's 5 ms fade-out, (9600 - 240) / 2 frames.
     let schedule = writer
         .read_schedule()
         .expect("a playing device keeps a schedule");
-    assert_eq!(schedule.period, Duration::from_millis(100));
+    assert_eq!(schedule.period, Duration::from_micros(97_500));
     assert!(schedule.next_read_in <= schedule.period, "{schedule:?}");
     let played = loop {
         let (played, _, running) = sidecar.stats(1);
@@ -224,7 +225,7 @@ fn wav_output_is_the_ring_input_exactly_and_paced_in_real_time() {
     let elapsed = started.elapsed();
     assert_eq!(played, 48_000);
     // One second of audio at real-time pace. The first period goes out at once, and a paced
-    // device's period is half the ring (100 ms here), whatever the request asked for.
+    // device's period is about half the ring (97.5 ms here), whatever the request asked for.
     let first_period = Duration::from_millis(100);
     assert!(
         elapsed >= Duration::from_secs(1) - first_period - Duration::from_millis(20),
@@ -339,6 +340,89 @@ fn a_reset_mid_sine_leaves_no_step_larger_than_the_sines_own_in_the_wav() {
         samples.len(),
         sine.len()
     );
+    let sine_step = (2.0 * 0.5 * (std::f64::consts::PI * 997.0 / 48_000.0).sin()) as f32;
+    let step = max_step(&samples);
+    assert!(
+        step <= sine_step * 1.01,
+        "largest step {step}, the sine's own {sine_step}"
+    );
+}
+
+/// The player's writer refills the ring just after every other take of the paced device (it
+/// follows the read schedule), so the ring is at its lowest between that take and the refill.
+/// A seek or stop landing there must still find a fade-out's worth queued: with two periods
+/// of exactly half the ring it found nothing, and the device's last period, at full level,
+/// was followed by silence or the next audio's fade-in from zero: a click. Here the reset
+/// comes right after the second take since a refill, and the wav device gets no step larger
+/// than the sine's own.
+#[test]
+fn a_reset_at_the_rings_lowest_between_refills_still_fades_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let ring = ring_path(dir.path(), 22);
+    let out = dir.path().join("out.wav");
+    let mut writer = RingWriter::create(&ring, 48_000, 2, 9_600).unwrap();
+    let sine: Vec<f32> = (0..48_000)
+        .flat_map(|n| {
+            let s =
+                (0.5 * (2.0 * std::f64::consts::PI * 997.0 * f64::from(n) / 48_000.0).sin()) as f32;
+            [s, s]
+        })
+        .collect();
+    let mut sidecar = Sidecar::spawn();
+    sidecar.hello();
+    sidecar.ok(open_request(
+        22,
+        format!("wav:{}", out.display()),
+        &ring,
+        480,
+    ));
+    let written = writer.write(&sine) * 2;
+    sidecar.ok(Request::Start { stream_id: 22 });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    // Waits for the device's next take: the queue only shrinks when it takes.
+    let next_take = |writer: &mut RingWriter| {
+        let before = writer.queued_frames();
+        while writer.queued_frames() >= before {
+            assert!(Instant::now() < deadline, "the device took nothing");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    };
+    // The first period goes out at once; refill after it, as the player does.
+    next_take(&mut writer);
+    writer.write(&sine[written..]);
+    assert_eq!(writer.queued_frames(), 9_600, "the ring was refilled");
+    next_take(&mut writer);
+    next_take(&mut writer);
+    let lowest = writer.queued_frames();
+    writer.reset();
+    // The paced device's fade at 48 kHz: 5 ms.
+    assert_eq!(
+        lowest, 240,
+        "two takes after a refill leave a fade-out's worth in the ring"
+    );
+    while writer.reset_pending() {
+        assert!(
+            Instant::now() < deadline,
+            "the reset was never acknowledged"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // What follows the reset: silence, so that anything but a fade-out of the sine would show.
+    let silence = vec![0.0f32; 9_600];
+    let mut left = silence.len();
+    while left > 0 {
+        assert!(Instant::now() < deadline, "writer stalled");
+        let n = writer.write(&silence[silence.len() - left..]);
+        left -= n * 2;
+        if n == 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    sidecar.ok(Request::Stop { stream_id: 22 });
+    sidecar.close_and_shut_down(22);
+
+    let mut wav = hound::WavReader::open(&out).unwrap();
+    let samples: Vec<f32> = wav.samples::<f32>().map(Result::unwrap).collect();
     let sine_step = (2.0 * 0.5 * (std::f64::consts::PI * 997.0 / 48_000.0).sin()) as f32;
     let step = max_step(&samples);
     assert!(

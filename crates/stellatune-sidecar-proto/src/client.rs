@@ -674,7 +674,8 @@ impl Sidecar {
                 sample_rate,
                 channels,
                 // The period a hardware device is asked for: a quarter of the ring. The
-                // sidecar's built-in (paced) devices take half the ring per period instead.
+                // sidecar's built-in (paced) devices take about half the ring per period
+                // instead (half of what is left after a reset's fade-out).
                 buffer_frames: (capacity_frames / 4).max(64),
             },
             timeout,

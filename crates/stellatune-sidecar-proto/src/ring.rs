@@ -918,6 +918,13 @@ impl RingReader {
         self.fades.set_fade_frames(frames);
     }
 
+    /// How many frames a reset's fade-out takes when that much is queued. A device keeps at
+    /// least this much in a ring its writer filled (see the sidecar's paced period), so that a
+    /// reset can fade out what it drops instead of cutting the music off.
+    pub fn reset_fade_frames(&self) -> usize {
+        self.fades.fade_frames()
+    }
+
     /// Records one device period that wanted `wanted` frames and got `got` from the ring, and
     /// tells whether it completed an underrun: audio came again after the ring had run dry in
     /// the middle of the stream (a full period before, and the writer had not marked its data

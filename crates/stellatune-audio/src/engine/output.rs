@@ -14,8 +14,10 @@
 //! thread wakes just after the last take before the queue would have fallen to a third. It
 //! then finds room at once, and a third is safe there: right after a take, what is left is
 //! the period the device just took plus what the ring holds, a whole period or more before the
-//! next take can find the ring short. With the sidecar's half-ring periods that is one
-//! wake-up every other period (5 a second for a 200 ms ring instead of 10). It never polls on a
+//! next take can find the ring short. With the sidecar's periods of about half the ring that
+//! is one wake-up every other period (5 a second for a 200 ms ring instead of 10); the
+//! sidecar keeps a reset's fade-out in the ring across those two takes, so a seek or stop
+//! between them still fades out. It never polls on a
 //! fixed short period, except for a sink that refuses frames and reports no queue, where it
 //! backs off up to 100 ms.
 //!
