@@ -2,9 +2,10 @@
 //! spawned on the first lease and stopped when the last lease goes.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use stellatune_plugin_sdk::{Result, log, log_level};
+use stellatune_plugin_sdk::{Result, log, log_level, rt};
 
 use crate::sidecar::{self, Fault, Sidecar, Signature, StopReason};
 
@@ -19,6 +20,87 @@ static SLOTS: Mutex<Option<HashMap<Signature, Slot>>> = Mutex::new(None);
 
 fn slots() -> MutexGuard<'static, Option<HashMap<Signature, Slot>>> {
     SLOTS.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A sidecar whose last lease went, stopping on a thread of its own.
+struct Retiring {
+    signature: Signature,
+    done: Arc<AtomicBool>,
+    thread: rt::Thread,
+}
+
+/// The sidecars still stopping (see [`retire`]).
+static RETIRING: Mutex<Vec<Retiring>> = Mutex::new(Vec::new());
+
+fn retiring() -> MutexGuard<'static, Vec<Retiring>> {
+    RETIRING.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Stops a sidecar whose last lease went without holding up the thread that let go of it
+/// (the engine's output thread closing its sink, or a runtime shutting down): the graceful
+/// stop (stdin closed, the exit awaited and reaped, its pipe threads joined) runs on a lent
+/// thread, meanwhile the engine goes on ending its own threads. A new lease of the same
+/// signature waits for it first, so one signature never has two sidecars, and the module's
+/// shutdown waits for every one. Without a thread to run on, it stops here.
+fn retire(signature: &Signature, sidecar: Arc<Sidecar>, reason: StopReason) {
+    let done = Arc::new(AtomicBool::new(false));
+    let (finished, stopping) = (done.clone(), sidecar.clone());
+    let started = rt::spawn_thread("asio-sidecar-stop", move || {
+        stopping.stop(reason);
+        finished.store(true, Ordering::Release);
+    });
+    match started {
+        Ok(thread) => {
+            // Joins the stops that ended meanwhile: a lease churn keeps no list of them.
+            let ended: Vec<Retiring> = {
+                let mut list = retiring();
+                list.push(Retiring {
+                    signature: signature.clone(),
+                    done,
+                    thread,
+                });
+                take_where(&mut list, |r| r.done.load(Ordering::Acquire))
+            };
+            join_all(ended);
+        }
+        Err(e) => {
+            log(
+                log_level::WARN,
+                &format!(
+                    "no thread to stop asio sidecar {} on ({}); stopping it here",
+                    sidecar.pid(),
+                    e.message
+                ),
+            );
+            sidecar.stop(reason);
+        }
+    }
+}
+
+/// Waits for the sidecars of `signature` (every one with `None`) that are still stopping.
+fn wait_retired(signature: Option<&Signature>) {
+    let waiting = take_where(&mut retiring(), |r| {
+        signature.is_none_or(|s| *s == r.signature)
+    });
+    join_all(waiting);
+}
+
+/// Moves the stops that `pick` picks out of `list`.
+fn take_where(list: &mut Vec<Retiring>, pick: impl Fn(&Retiring) -> bool) -> Vec<Retiring> {
+    let (taken, kept) = std::mem::take(list).into_iter().partition(pick);
+    *list = kept;
+    taken
+}
+
+fn join_all(stops: Vec<Retiring>) {
+    for stop in stops {
+        if let Err(e) = stop.thread.join() {
+            log(
+                log_level::WARN,
+                &format!("an asio sidecar stop ended badly: {}", e.message),
+            );
+        }
+    }
 }
 
 /// A share of a running sidecar. Dropping the last lease of a signature stops its sidecar.
@@ -89,6 +171,8 @@ pub fn acquire(signature: &Signature) -> Result<Lease> {
             );
             dead.stop(StopReason::Replaced(fault));
         }
+        // One that just lost its last lease may still be exiting.
+        wait_retired(Some(signature));
         let fresh = sidecar::spawn(signature)?;
         let loser = {
             let mut guard = slots();
@@ -140,7 +224,7 @@ impl Drop for Lease {
         };
         // The graceful stop (close stdin, grace period, kill) runs with no lock held.
         if let Some(retired) = retired {
-            retired.stop(sidecar::LAST_LEASE_RELEASED);
+            retire(&self.signature, retired, sidecar::LAST_LEASE_RELEASED);
         }
     }
 }
@@ -155,4 +239,5 @@ pub fn shutdown_all() {
     for running in all {
         running.stop(sidecar::MODULE_SHUTDOWN);
     }
+    wait_retired(None);
 }

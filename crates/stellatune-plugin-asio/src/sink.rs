@@ -248,7 +248,7 @@ impl AsioSink {
         if let Some(Stream { ring, sidecar }) = self.stream.take() {
             self.underruns_before += ring.underruns();
             // The sidecar plays out what the ring holds before it answers the stop.
-            sidecar.close_stream(ring, REQUEST_TIMEOUT);
+            sidecar.close_stream(ring);
             report_ring_files();
         }
         self.report_underruns();
@@ -296,7 +296,7 @@ impl AsioSink {
             });
             if let Some(Stream { ring, sidecar }) = previous {
                 // Dead: this only removes the ring.
-                sidecar.close_stream(ring, REQUEST_TIMEOUT);
+                sidecar.close_stream(ring);
             }
             drop(old_lease);
             report_ring_files();

@@ -162,10 +162,7 @@ fn a_ring_file_deleted_under_a_playing_stream_does_not_stop_playback() {
         PlaybackState::Playing
     );
     rig.host.clear_route(rig.client).unwrap();
-    wait_until("sidecar stopped", Duration::from_secs(3), || {
-        sidecars_of(me()).0.is_empty()
-    });
-    assert_eq!(children_of(me(), "").1, 0, "no zombie");
+    wait_sidecars_reaped("sidecar stopped and reaped");
     rig.assert_plays(asio("null"), "a fresh stream plays");
     rig.host.shutdown().unwrap();
     assert!(ring_files(&rig.data()).is_empty());

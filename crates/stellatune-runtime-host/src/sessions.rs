@@ -300,26 +300,28 @@ impl Sessions {
         Ok(())
     }
 
-    /// Stops the event pump and waits for it: a post in progress finishes first.
-    fn stop_pump(&self) {
-        let pump = lock(&self.pump).take();
-        if let Some(pump) = pump {
-            pump.stop.store(true, Ordering::SeqCst);
-            self.waker.wake();
-            let _ = pump.handle.join();
-        }
-    }
-
     /// Ends the runtime's sessions: stops the supervisor and the event pump, then evicts
     /// every client and refuses new ones until the next [`Self::open`].
     pub fn close(&self, reason: &str) {
         // The supervisor and the pump may be waiting for the gate: stop them before taking it.
+        // Both are told first and joined after, so that they wake and end side by side (each
+        // is a wake-up of a sleeping thread, a real share of a shutdown). A post of the pump
+        // in progress finishes first.
         let supervisor = lock(&self.supervisor).take();
-        if let Some(supervisor) = supervisor {
+        if let Some(supervisor) = &supervisor {
             let _ = supervisor.stop.send(());
+        }
+        let pump = lock(&self.pump).take();
+        if let Some(pump) = &pump {
+            pump.stop.store(true, Ordering::SeqCst);
+            self.waker.wake();
+        }
+        if let Some(supervisor) = supervisor {
             let _ = supervisor.handle.join();
         }
-        self.stop_pump();
+        if let Some(pump) = pump {
+            let _ = pump.handle.join();
+        }
         // Exclusive: waits for client commands in flight. Closing the registry evicts every
         // client, refuses new ones and wakes every waiting poll.
         let _gate = self.gate_exclusive();

@@ -274,6 +274,35 @@ fn max_step(samples: &[f32]) -> f32 {
     max
 }
 
+/// One second of a 997 Hz sine at half scale, stereo at 48 kHz: no whole number of its
+/// periods fits a block, so a cut is a step. It starts at 0, so its first sample is none.
+fn sine_997_at_half_scale() -> Vec<f32> {
+    (0..48_000)
+        .flat_map(|n| {
+            let s =
+                (0.5 * (2.0 * std::f64::consts::PI * 997.0 * f64::from(n) / 48_000.0).sin()) as f32;
+            [s, s]
+        })
+        .collect()
+}
+
+/// A sidecar with stream `stream_id` open on a 200 ms ring at 48 kHz, playing to the wav
+/// device at the returned path (not started yet).
+fn sine_stream(dir: &Path, stream_id: u64) -> (RingWriter, Sidecar, PathBuf) {
+    let ring = ring_path(dir, stream_id);
+    let out = dir.join("out.wav");
+    let writer = RingWriter::create(&ring, 48_000, 2, 9_600).unwrap();
+    let mut sidecar = Sidecar::spawn();
+    sidecar.hello();
+    sidecar.ok(open_request(
+        stream_id,
+        format!("wav:{}", out.display()),
+        &ring,
+        480,
+    ));
+    (writer, sidecar, out)
+}
+
 /// A reset drops what the ring holds (a seek or stop in the player); the sidecar fades the
 /// queue's head out and what comes after the reset in, so the device never gets a step larger
 /// than the music's own: here a 997 Hz sine at half scale (no whole number of periods in any
@@ -282,25 +311,8 @@ fn max_step(samples: &[f32]) -> f32 {
 #[test]
 fn a_reset_mid_sine_leaves_no_step_larger_than_the_sines_own_in_the_wav() {
     let dir = tempfile::tempdir().unwrap();
-    let ring = ring_path(dir.path(), 21);
-    let out = dir.path().join("out.wav");
-    let mut writer = RingWriter::create(&ring, 48_000, 2, 9_600).unwrap();
-    // Starts at 0, so the first sample is no step either.
-    let sine: Vec<f32> = (0..48_000)
-        .flat_map(|n| {
-            let s =
-                (0.5 * (2.0 * std::f64::consts::PI * 997.0 * f64::from(n) / 48_000.0).sin()) as f32;
-            [s, s]
-        })
-        .collect();
-    let mut sidecar = Sidecar::spawn();
-    sidecar.hello();
-    sidecar.ok(open_request(
-        21,
-        format!("wav:{}", out.display()),
-        &ring,
-        480,
-    ));
+    let (mut writer, mut sidecar, out) = sine_stream(dir.path(), 21);
+    let sine = sine_997_at_half_scale();
     let mut written = writer.write(&sine) * 2;
     sidecar.ok(Request::Start { stream_id: 21 });
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -358,24 +370,8 @@ fn a_reset_mid_sine_leaves_no_step_larger_than_the_sines_own_in_the_wav() {
 #[test]
 fn a_reset_at_the_rings_lowest_between_refills_still_fades_out() {
     let dir = tempfile::tempdir().unwrap();
-    let ring = ring_path(dir.path(), 22);
-    let out = dir.path().join("out.wav");
-    let mut writer = RingWriter::create(&ring, 48_000, 2, 9_600).unwrap();
-    let sine: Vec<f32> = (0..48_000)
-        .flat_map(|n| {
-            let s =
-                (0.5 * (2.0 * std::f64::consts::PI * 997.0 * f64::from(n) / 48_000.0).sin()) as f32;
-            [s, s]
-        })
-        .collect();
-    let mut sidecar = Sidecar::spawn();
-    sidecar.hello();
-    sidecar.ok(open_request(
-        22,
-        format!("wav:{}", out.display()),
-        &ring,
-        480,
-    ));
+    let (mut writer, mut sidecar, out) = sine_stream(dir.path(), 22);
+    let sine = sine_997_at_half_scale();
     let written = writer.write(&sine) * 2;
     sidecar.ok(Request::Start { stream_id: 22 });
     let deadline = Instant::now() + Duration::from_secs(20);

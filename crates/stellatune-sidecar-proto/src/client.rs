@@ -497,7 +497,7 @@ impl Sidecar {
             protocol_version: PROTOCOL_VERSION,
             client_pid: std::process::id(),
         };
-        let hello_id = match sidecar.send(&hello) {
+        let hello_id = match sidecar.send(&hello, true) {
             Ok(id) => id,
             Err(e) => {
                 sidecar.stop(StopReason::HandshakeFailed);
@@ -583,12 +583,13 @@ impl Sidecar {
     /// answer in time is presumed hung and is marked dead, so the next use replaces it. An
     /// `Error` answer is a [`ClientError::Refused`].
     pub fn request(&self, request: &Request, timeout: Duration) -> Result<Response, ClientError> {
-        let id = self.send(request)?;
+        let id = self.send(request, true)?;
         self.receive(id, request, timeout)
     }
 
-    /// Queues `request` for the writer with a slot for its answer; returns its id.
-    fn send(&self, request: &Request) -> Result<u64, ClientError> {
+    /// Queues `request` for the writer, with a slot for its answer when it is `awaited` (the
+    /// reader drops an answer that has none); returns its id.
+    fn send(&self, request: &Request, awaited: bool) -> Result<u64, ClientError> {
         if !self.is_alive() {
             return Err(ClientError::Gone {
                 pid: self.shared.pid,
@@ -596,7 +597,9 @@ impl Sidecar {
         }
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
         let frame = encode_frame(id, request).map_err(ClientError::Encode)?;
-        lock(&self.shared.replies).slots.insert(id, None);
+        if awaited {
+            lock(&self.shared.replies).slots.insert(id, None);
+        }
         if !self.outgoing.push(frame) {
             lock(&self.shared.replies).slots.remove(&id);
             return Err(ClientError::Stopping);
@@ -689,20 +692,22 @@ impl Sidecar {
         })
     }
 
-    /// Has the sidecar play out what the ring holds, stop and close `stream` (if it is still
-    /// alive to hear it), then removes the ring.
-    pub fn close_stream(&self, mut stream: RingStream, timeout: Duration) {
+    /// Asks the sidecar (if it is still alive to hear it) to play out what the ring holds,
+    /// stop and close `stream`, and removes the ring file; the sidecar keeps its own mapping
+    /// until it is done. Nothing waits for the answer: the sidecar serves its requests in
+    /// order, so a stream opened after this finds this one closed, and a sidecar stopped
+    /// after this has closed it (and finalised a wav file) before it exits. Waiting cost the
+    /// closing thread a round trip to the sidecar (half a millisecond when idle, up to the
+    /// ring's length while it plays out), and a shutdown one of its longest steps.
+    pub fn close_stream(&self, mut stream: RingStream) {
         // Whatever is still queued is the stream's end, not a gap.
         stream.mark_drained();
-        if self.is_alive() {
-            // One round trip: closing a running stream stops it first, draining the ring.
-            let _ = self.request(
-                &Request::CloseStream {
-                    stream_id: stream.id,
-                },
-                timeout,
-            );
-        }
+        let _ = self.send(
+            &Request::CloseStream {
+                stream_id: stream.id,
+            },
+            false,
+        );
         drop(stream);
     }
 

@@ -69,6 +69,16 @@ pub fn me() -> u32 {
     std::process::id()
 }
 
+/// Waits until this process has no sidecar child left, running or exited and not reaped. A
+/// sidecar whose last lease went stops on a thread of the plugin's own, so it may still be
+/// exiting when the call that let go of it returns.
+pub fn wait_sidecars_reaped(what: &str) {
+    wait_until(what, std::time::Duration::from_secs(3), || {
+        let (live, zombies) = sidecars_of(me());
+        live.is_empty() && zombies == 0
+    });
+}
+
 /// A counter the plugin reported to the host (0 until it reports one): the host names no
 /// plugin, so these reach its metrics only by the plugin's names.
 pub fn reported(metrics: &stellatune_runtime_host::MetricsSnapshot, name: &str) -> i64 {
