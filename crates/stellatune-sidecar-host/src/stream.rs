@@ -403,8 +403,12 @@ fn run_paced(
 /// take until the refill, and a seek or stop landing there found nothing to fade out, so the
 /// music ended on the full-level last frame of the period the device had just taken: a
 /// click. Now a reset always finds a fade-out's worth queued, unless the writer underran.
+/// In a ring so small that a fade-out would be more than an eighth of it, an eighth is kept
+/// (a shorter fade, but still no cut), so that the periods, and with them the writer's slack,
+/// do not shrink to a few milliseconds.
 fn paced_period(requested: u32, capacity_frames: u32, keep: usize) -> usize {
-    let halves = (capacity_frames as usize).saturating_sub(keep) / 2;
+    let capacity = capacity_frames as usize;
+    let halves = capacity.saturating_sub(keep.min(capacity / 8)) / 2;
     (requested as usize).max(halves).max(1)
 }
 
@@ -446,7 +450,9 @@ mod tests {
         assert_eq!(8_820 - 2 * paced_period(2_205, 8_820, 220), 220);
         assert_eq!(paced_period(6_000, 8_820, 220), 6_000);
         assert_eq!(paced_period(64, 1, 220), 64);
-        assert_eq!(paced_period(0, 100, 220), 1);
+        assert_eq!(paced_period(0, 100, 220), 44);
+        // A 10 ms ring: an eighth of it is kept instead of a whole 5 ms fade.
+        assert_eq!(paced_period(110, 441, 220), 193);
     }
 
     #[test]
