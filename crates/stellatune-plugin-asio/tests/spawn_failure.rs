@@ -86,8 +86,8 @@ fn failed_handshakes_leave_no_child_thread_or_gauge_behind() {
             threads_of_this_process() <= baseline
         });
     }
-    // A sidecar that failed its handshake is killed at once, not given the 1 s grace period
-    // of a healthy one that was asked to stop (with it, every attempt would take over 1 s).
+    // A sidecar that failed its handshake is killed at once, not given the grace period of a
+    // healthy one that was asked to stop (with it, every attempt would take 2 s or more).
     // Starting a process under Wine takes a few hundred ms by itself, so the bound there is
     // looser, still below the grace. The median, because a busy machine may hold up any one
     // process start.

@@ -33,7 +33,9 @@ pub const PARENT_PID_ENV: &str = "STELLATUNE_ASIO_PARENT_PID";
 /// timeout, so a stalled sidecar is reported as itself, not as a silent engine.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a stopped sidecar may take to exit after its stdin closed before it is killed.
-pub const STOP_GRACE: Duration = Duration::from_millis(1000);
+/// Longer than its longest drain (1.5 s of a system device): the close of a stream is not
+/// awaited, so a stop right after one lets the sidecar play that stream out first.
+pub const STOP_GRACE: Duration = Duration::from_millis(2000);
 /// How long a sidecar that closed its pipe on its own may take to exit before it is killed.
 pub const EXIT_GRACE: Duration = Duration::from_millis(500);
 

@@ -16,7 +16,7 @@ use crate::ffi::{ABI_VERSION, Api, ERR_INTERNAL, OK, documented_name};
 use crate::sample::{RuntimeMetrics, proc_stats, ring_files, shadow_copies};
 
 /// How long the final state may take to become clean after shutdown returned (sidecars get
-/// a grace period of 1 s before they are killed; exiting threads leave the task list late).
+/// a grace period of 2 s before they are killed; exiting threads leave the task list late).
 const SETTLE: Duration = Duration::from_secs(5);
 /// Length of the generated track: short, so tracks end and queue_next hands over often.
 const TRACK_SECONDS: u32 = 2;
