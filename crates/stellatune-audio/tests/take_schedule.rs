@@ -1,8 +1,8 @@
 //! A sink whose consumer takes audio on a clock, a period at a time (a device, a sidecar's
 //! ring reader), and says when (`Sink::take_schedule`): the output thread refills just after
-//! a take, when there is room, and, knowing the takes, only every other period of a half-ring
-//! device, without ever letting a take find the ring short. That is what keeps the sidecar
-//! route cheap in `scripts/bench.sh`.
+//! a take, when there is room, and, knowing the takes, only every other period of a device
+//! that takes about half its ring at a time, without ever letting a take find the ring short.
+//! That is what keeps the sidecar route cheap in `scripts/bench.sh`.
 
 mod common;
 
@@ -13,9 +13,12 @@ use common::*;
 use stellatune_audio::{Sink, SinkError, SinkFactory, SinkStatus, StreamSpec, TakeSchedule};
 
 const RATE: u32 = 44_100;
-/// The device's ring: 200 ms, taken 100 ms at a time, the first take 50 ms after `open`.
-const CAPACITY: u64 = RATE as u64 / 5;
+/// The device's ring, laid out as the sidecar's paced devices lay theirs out: two 100 ms
+/// periods and a reset's 5 ms fade-out, taken 100 ms at a time, the first take 50 ms after
+/// `open`. A queue a little over three periods long (ring and held period) once let the
+/// writer sleep past the third take when the next one was due within that little.
 const PERIOD_FRAMES: u64 = RATE as u64 / 10;
+const CAPACITY: u64 = 2 * PERIOD_FRAMES + RATE as u64 / 200;
 const PERIOD: Duration = Duration::from_millis(100);
 const FIRST_TAKE: Duration = Duration::from_millis(50);
 

@@ -50,16 +50,31 @@ impl TakeSchedule {
         })
     }
 
-    /// The latest wait of at most `limit` that ends `follow` after one of the consumer's takes,
-    /// or `None` when no take falls early enough. A writer that refills then finds room (the
-    /// take just happened), and is never later than `limit`, so a writer that must refill by
-    /// then still does.
-    pub fn wake_after_take(&self, limit: Duration, follow: Duration) -> Option<Duration> {
+    /// The latest wait of at most `limit` that ends `follow` after one of the consumer's takes
+    /// that `queued` (all that is queued, up to a period of which the consumer may already
+    /// hold) still serves in full, or `None` when no take qualifies. A writer that refills then
+    /// finds room (the take just happened), is never later than `limit`, and never lets a take
+    /// find the queue short.
+    ///
+    /// Takes remove whole periods, which a limit from the queue's length alone does not see:
+    /// a queue a little over three periods long (two thirds of it a little over two periods)
+    /// lasts only two takes, and with the next take due within that little, the third fell
+    /// inside the limit too. So the takes are counted: `queued / period - 1` are served.
+    pub fn wake_after_take(
+        &self,
+        limit: Duration,
+        follow: Duration,
+        queued: Duration,
+    ) -> Option<Duration> {
         let first = self.next_take_in + follow;
         if first > limit || self.period.is_zero() {
             return None;
         }
-        let more = (limit - first).as_nanos() / self.period.as_nanos();
+        let served = (queued.as_nanos() / self.period.as_nanos()).saturating_sub(1);
+        if served == 0 {
+            return None;
+        }
+        let more = ((limit - first).as_nanos() / self.period.as_nanos()).min(served - 1);
         let more = u32::try_from(more).unwrap_or(u32::MAX);
         Some(first + self.period.saturating_mul(more))
     }
@@ -125,13 +140,42 @@ mod tests {
             period: 100 * MS,
         };
         let follow = Duration::from_micros(200);
+        let long = 1000 * MS;
         // Only the take in 30 ms is within 100 ms.
-        assert_eq!(s.wake_after_take(100 * MS, follow), Some(30 * MS + follow));
+        assert_eq!(
+            s.wake_after_take(100 * MS, follow, long),
+            Some(30 * MS + follow)
+        );
         // The take in 130 ms is the latest within 140 ms.
-        assert_eq!(s.wake_after_take(140 * MS, follow), Some(130 * MS + follow));
+        assert_eq!(
+            s.wake_after_take(140 * MS, follow, long),
+            Some(130 * MS + follow)
+        );
         // None before 20 ms; and 30 ms + follow is past a 30 ms limit.
-        assert_eq!(s.wake_after_take(20 * MS, follow), None);
-        assert_eq!(s.wake_after_take(30 * MS, follow), None);
+        assert_eq!(s.wake_after_take(20 * MS, follow, long), None);
+        assert_eq!(s.wake_after_take(30 * MS, follow, long), None);
+    }
+
+    #[test]
+    fn the_wait_never_passes_a_take_the_queue_cannot_serve_in_full() {
+        // A sidecar's paced device: 97.5 ms periods, a 200 ms ring just refilled plus the
+        // period the device holds: 297.5 ms queued, two thirds of it 198.3 ms. With the next
+        // take due in 1 ms, the third take (in 196 ms) is within those two thirds, but the
+        // ring (200 ms) serves only two: the wait ends after the second.
+        let s = TakeSchedule {
+            next_take_in: MS,
+            period: Duration::from_micros(97_500),
+        };
+        let queued = Duration::from_micros(297_500);
+        let limit = queued * 2 / 3;
+        let wait = s.wake_after_take(limit, Duration::ZERO, queued).unwrap();
+        assert_eq!(wait, Duration::from_micros(98_500));
+        // Less than two periods queued: not even the next take is served in full after one
+        // is already held.
+        assert_eq!(
+            s.wake_after_take(limit, Duration::ZERO, Duration::from_millis(190)),
+            None
+        );
     }
 
     #[test]
@@ -141,9 +185,10 @@ mod tests {
             next_take_in: 2 * MS,
             period: 5 * MS,
         };
-        let w = s.wake_after_take(67 * MS, Duration::ZERO).unwrap();
+        let queued = 100 * MS;
+        let w = s.wake_after_take(67 * MS, Duration::ZERO, queued).unwrap();
         assert_eq!(w, 67 * MS);
-        let w = s.wake_after_take(66 * MS, Duration::ZERO).unwrap();
+        let w = s.wake_after_take(66 * MS, Duration::ZERO, queued).unwrap();
         assert_eq!(w, 62 * MS);
     }
 
@@ -172,6 +217,6 @@ mod tests {
             next_take_in: MS,
             period: Duration::ZERO,
         };
-        assert_eq!(s.wake_after_take(100 * MS, Duration::ZERO), None);
+        assert_eq!(s.wake_after_take(100 * MS, Duration::ZERO, 1000 * MS), None);
     }
 }

@@ -1045,7 +1045,8 @@ impl Output {
             let third_left = self
                 .frames_duration(status.queued_frames * 2 / 3)
                 .clamp(MIN_WAIT, MAX_WAIT);
-            if let Some(wait) = schedule.wake_after_take(third_left, FOLLOW_TAKE) {
+            let queued = self.frames_duration(status.queued_frames);
+            if let Some(wait) = schedule.wake_after_take(third_left, FOLLOW_TAKE, queued) {
                 return Some(wait);
             }
         }
