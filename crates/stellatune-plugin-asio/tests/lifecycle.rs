@@ -155,6 +155,45 @@ fn a_deliberate_stop_is_silent_but_a_killed_sidecar_is_still_reported() {
     rig.runtime.shutdown();
 }
 
+/// The last lease's sidecar stops on a thread of the plugin's: the thread that lets go (in a
+/// player, the engine's output thread closing its sink, or a shutdown) does not wait out the
+/// sidecar's exit, and a new lease of the same signature waits for that stop before it
+/// spawns, so two sidecars of one signature never run at once. A suspended sidecar cannot
+/// exit when its stdin closes: it is killed after its grace period, while the drop has long
+/// returned.
+#[test]
+fn the_last_lease_stops_its_sidecar_off_the_releasing_thread_and_a_new_lease_waits_for_it() {
+    let rig = Rig::new();
+    let spec = StreamSpec::new(RATE, 2);
+    let mut first = rig.sink();
+    first.open(spec).unwrap();
+    let (live, _) = sidecars_of(me());
+    assert_eq!(live.len(), 1, "{live:?}");
+    let old = live[0];
+    stellatune_probe::suspend(old).unwrap();
+    first.close().unwrap();
+    drop(first);
+    assert!(
+        stellatune_probe::is_running(old),
+        "the releasing thread waited for the sidecar's exit"
+    );
+    let mut second = rig.sink();
+    second.open(spec).unwrap();
+    let (live, _) = sidecars_of(me());
+    assert!(
+        !stellatune_probe::is_running(old),
+        "the new lease did not wait for the old sidecar's stop"
+    );
+    assert_eq!(live.len(), 1, "one sidecar at a time: {live:?}");
+    assert_ne!(live[0], old);
+    assert!(second.write(&[0.1f32; 512]).unwrap() > 0);
+    second.close().unwrap();
+    drop(second);
+    rig.wait_sidecar_stopped();
+    assert_eq!(rig.metric("asio_sidecar_spawns_total"), 2);
+    rig.runtime.shutdown();
+}
+
 #[test]
 fn a_sink_reopened_at_another_spec_keeps_its_sidecar() {
     let rig = Rig::new();
