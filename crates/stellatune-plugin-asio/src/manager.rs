@@ -47,6 +47,8 @@ fn retire(signature: &Signature, sidecar: Arc<Sidecar>, reason: StopReason) {
     let (finished, stopping) = (done.clone(), sidecar.clone());
     let started = rt::spawn_thread("asio-sidecar-stop", move || {
         stopping.stop(reason);
+        // On Windows a ring file lasts until the sidecar's handle on it closes.
+        crate::sink::report_ring_files();
         finished.store(true, Ordering::Release);
     });
     match started {

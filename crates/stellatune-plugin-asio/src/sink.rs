@@ -72,7 +72,7 @@ fn ring_dir() -> Result<PathBuf> {
 /// the sidecar's handle closes (Windows), still counts until it is really gone. Lock-free: two
 /// sinks reporting at once leave the gauge at one of their counts, and the next report makes
 /// it exact again.
-fn report_ring_files() {
+pub(crate) fn report_ring_files() {
     let Some(dir) = stellatune_plugin_sdk::data_dir().map(|d| d.join(".asio")) else {
         return;
     };
