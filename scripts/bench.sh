@@ -10,7 +10,7 @@
 # Benches (see docs/performance.md): crates/stellatune-audio/benches/render.rs,
 # crates/stellatune-runtime-host/benches/lifecycle.rs, crates/stellatune-sidecar-proto/benches/ring.rs,
 # crates/stellatune-ffi/benches/hot_restart_cycle.rs, and the example
-# crates/stellatune-plugin-asio/examples/steady_cpu.rs and glitch.rs.
+# crates/stellatune-plugin-asio/examples/steady_cpu.rs, glitch.rs and replace_latency.rs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,7 +31,7 @@ else
   say "building release and packaging plugins"
   cargo build --release --workspace >&2
   bash scripts/package-plugins.sh release >&2
-  cargo build --release -p stellatune-plugin-asio --example steady_cpu --example glitch >&2
+  cargo build --release -p stellatune-plugin-asio --example steady_cpu --example glitch --example replace_latency >&2
   load_start=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo "?")
 
   run() { # name command...: stdout to $out/name.txt, stderr to $out/name.err
@@ -47,6 +47,8 @@ else
   run lifecycle cargo bench -p stellatune-runtime-host --bench lifecycle
   run ring cargo bench -p stellatune-sidecar-proto --bench ring
   run hot_restart cargo bench -p stellatune-ffi --bench hot_restart_cycle -- --cycles "$cycles"
+  # A front end's set_volume every 2 ms while the sidecar is killed and replaced 20 times.
+  run replace_latency target/release/examples/replace_latency --replacements 20
   # Three windows: one wake-up of an idle core costs this VM more than the work it does, and
   # single windows of the same binary differ by ±0.01 % of a core; the table takes the median.
   for i in 1 2 3; do
@@ -216,6 +218,20 @@ if [ -n "$p99" ]; then
     "$(verdict "$(lt "$p99" 10)"); $spawns sidecar spawns"
 else
   row "hot-restart cycle via C ABI" "skipped: no packaged plugin" "limit p99 10 ms" ""
+fi
+
+# --- commands while a sidecar is replaced ----------------------------------------------------
+max_us=""
+# (an older run's directory has no such file)
+[ -f "$out/replace_latency.txt" ] && max_us=$(result "$out/replace_latency.txt" max_us)
+if [ -n "$max_us" ]; then
+  max_ms=$(calc "a / 1000" "$max_us")
+  row "slowest set_volume while a killed sidecar is replaced ($(result "$out/replace_latency.txt" replacements) kills, $(result "$out/replace_latency.txt" calls) calls)" \
+    "$max_ms ms (p50 $(calc "a / 1000" "$(result "$out/replace_latency.txt" p50_us)") ms, p99 $(calc "a / 1000" "$(result "$out/replace_latency.txt" p99_us)") ms)" \
+    "limit 20 ms; with the sidecar up: slowest of $(result "$out/replace_latency.txt" calls_outside) $(calc "a / 1000" "$(result "$out/replace_latency.txt" max_outside_us)") ms" \
+    "$(verdict "$(le "$max_ms" 20)")"
+else
+  row "set_volume while a sidecar is replaced" "skipped: no packaged plugin" "limit 20 ms" ""
 fi
 
 # --- steady state ---------------------------------------------------------------------------

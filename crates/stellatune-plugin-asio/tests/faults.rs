@@ -220,3 +220,73 @@ fn a_ring_file_truncated_under_a_playing_stream_does_not_kill_the_host() {
     });
     assert_eq!(children_of(me(), "").1, 0, "no zombie");
 }
+
+/// A sidecar that never finishes its start (the fake one sleeps without answering the
+/// handshake, as a sidecar held up by a slow disk or a virus scan would): every command is
+/// answered while it is still starting, and its failure then arrives as an event.
+#[test]
+fn commands_are_answered_while_a_sidecar_is_still_starting() {
+    let rig = Rig::new("asio-slow-start");
+    rig.host
+        .apply_route(rig.client, asio_with_sidecar(&["--sleep-ms", "4000"]))
+        .unwrap();
+    let id = rig
+        .host
+        .play(rig.client, &rig.tone)
+        .expect("play answers while the output starts");
+    wait_until("the sidecar started", Duration::from_secs(3), || {
+        !children_of(me(), FAKE_NAME).0.is_empty()
+    });
+    // The start is pending now: the handshake waits for an answer that never comes.
+    rig.host.set_volume(rig.client, 0.5).unwrap();
+    let status = rig.host.status(rig.client).unwrap();
+    assert_eq!(status.track_id, Some(id));
+    assert_eq!(status.volume, 0.5);
+    assert_eq!(status.frames_written, 0, "nothing can have been played yet");
+    rig.host.pause(rig.client).unwrap();
+    assert_eq!(
+        rig.host.status(rig.client).unwrap().state,
+        PlaybackState::Paused
+    );
+    rig.host.resume(rig.client).unwrap();
+    rig.host.set_volume(rig.client, 1.0).unwrap();
+    // All of that was answered before the start ended: the sidecar is still up, waiting
+    // (it is killed when the 2 s handshake timeout ends the start, or exits after 4 s). A
+    // command that waited on the start would have come back after it was gone.
+    assert!(
+        !children_of(me(), FAKE_NAME).0.is_empty(),
+        "the commands were answered only after the sidecar's start had ended"
+    );
+    // The failed start is reported after `output_starting` announced it.
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        if let Some(e) = rig
+            .host
+            .poll_event(rig.client, Duration::from_millis(50))
+            .unwrap()
+        {
+            let failed = matches!(e, HostEvent::Engine(EngineEvent::Error { .. }));
+            seen.push(e);
+            if failed {
+                break;
+            }
+        }
+    }
+    let starting = seen
+        .iter()
+        .position(|e| matches!(e, HostEvent::Engine(EngineEvent::OutputStarting { .. })));
+    let failed = seen
+        .iter()
+        .position(|e| matches!(e, HostEvent::Engine(EngineEvent::Error { .. })));
+    assert!(
+        matches!((starting, failed), (Some(s), Some(f)) if s < f),
+        "output_starting, then an error for the failed start: {seen:#?}"
+    );
+    wait_until("the stalled sidecar reaped", Duration::from_secs(6), || {
+        let (live, zombies) = children_of(me(), FAKE_NAME);
+        live.is_empty() && zombies == 0
+    });
+    rig.host.shutdown().unwrap();
+    assert!(ring_files(&rig.data()).is_empty(), "no ring left behind");
+}
