@@ -15,10 +15,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 steady_seconds="${STELLATUNE_BENCH_STEADY_SECONDS:-30}"
+# The timed benches are repeated while this VM's host steals more than this share of the CPU
+# (`st` in vmstat; an idle host steals 0-0.5 %, a busy one 8-22 %, which doubles the latencies).
+max_steal="${STELLATUNE_BENCH_MAX_STEAL_PCT:-1}"
+attempts="${STELLATUNE_BENCH_ATTEMPTS:-4}"
+pause="${STELLATUNE_BENCH_RETRY_PAUSE_S:-30}"
 cycles="${STELLATUNE_BENCH_CYCLES:-1000}"
 glitch_seconds="${STELLATUNE_BENCH_GLITCH_SECONDS:-60}"
 sweep_seconds="${STELLATUNE_BENCH_SWEEP_SECONDS:-20}"
 say() { echo "bench.sh: $*" >&2; }
+ge() { awk -v a="$1" -v b="$2" 'BEGIN { print (a >= b) ? 1 : 0 }'; }
+lt() { awk -v a="$1" -v b="$2" 'BEGIN { print (a < b) ? 1 : 0 }'; }
+le() { awk -v a="$1" -v b="$2" 'BEGIN { print (a <= b) ? 1 : 0 }'; }
 
 if [ "${1-}" = "--table" ]; then
   out="${2:?--table needs the directory of an earlier run}"
@@ -34,21 +42,62 @@ else
   cargo build --release -p stellatune-plugin-asio --example steady_cpu --example glitch --example replace_latency >&2
   load_start=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo "?")
 
-  run() { # name command...: stdout to $out/name.txt, stderr to $out/name.err
+  # cpu_ticks: "steal total" of all CPUs from /proc/stat (nothing where there is none).
+  cpu_ticks() {
+    [ -r /proc/stat ] || return 0
+    awk '$1 == "cpu" { t = 0; for (i = 2; i <= 9; i++) t += $i; print $9, t; exit }' /proc/stat
+  }
+  # steal_pct BEFORE AFTER: the share of CPU time the hypervisor gave to other guests.
+  steal_pct() {
+    [ -n "$1" ] && [ -n "$2" ] || return 0
+    awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " ");
+      t = y[2] - x[2]; if (t > 0) printf "%.1f", 100 * (y[1] - x[1]) / t }'
+  }
+  run() { # name command...: stdout to $out/name.txt, stderr to $out/name.err, steal to name.steal
     local name="$1"; shift
     say "running $name"
+    local before after
+    before=$(cpu_ticks)
     if ! "$@" >"$out/$name.txt" 2>"$out/$name.err"; then
       say "$name failed; see $out/$name.err"
       tail -20 "$out/$name.err" >&2
       exit 1
     fi
+    after=$(cpu_ticks)
+    steal_pct "$before" "$after" >"$out/$name.steal"
   }
-  run render cargo bench -p stellatune-audio --bench render
-  run lifecycle cargo bench -p stellatune-runtime-host --bench lifecycle
+  # run_quiet name command...: `run`, repeated while the hypervisor took more than
+  # $max_steal % of the CPU time (other guests of this host), up to $attempts times, $pause s
+  # apart; the attempt with the least steal is kept as name.txt, every attempt as
+  # name.attemptN.{txt,err,steal}, and name.attempts lists "N steal%". For the latency
+  # figures: a quiet moment and a busy one of the same binary differ by 2-3x here, and the
+  # render's two threads lose more to a busy host than symphonia's one-thread loop.
+  run_quiet() {
+    local name="$1"; shift
+    local i best="" best_steal="" steal
+    : >"$out/$name.attempts"
+    for ((i = 1; i <= attempts; i++)); do
+      run "$name" "$@"
+      steal=$(cat "$out/$name.steal")
+      for ext in txt err steal; do cp "$out/$name.$ext" "$out/$name.attempt$i.$ext"; done
+      echo "$i ${steal:-n/a}" >>"$out/$name.attempts"
+      if [ -z "$best" ] || [ "$(lt "${steal:-0}" "${best_steal:-0}")" = 1 ]; then
+        best=$i
+        best_steal=$steal
+      fi
+      # No steal figure (not Linux): one attempt.
+      [ -z "$steal" ] && break
+      [ "$(le "$steal" "$max_steal")" = 1 ] && break
+      [ "$i" -lt "$attempts" ] && { say "$name: ${steal}% steal, over ${max_steal}%; again in ${pause} s"; sleep "$pause"; }
+    done
+    for ext in txt err steal; do cp "$out/$name.attempt$best.$ext" "$out/$name.$ext"; done
+  }
+  run_quiet render cargo bench -p stellatune-audio --bench render
+  run_quiet lifecycle cargo bench -p stellatune-runtime-host --bench lifecycle
   run ring cargo bench -p stellatune-sidecar-proto --bench ring
-  run hot_restart cargo bench -p stellatune-ffi --bench hot_restart_cycle -- --cycles "$cycles"
+  run_quiet hot_restart cargo bench -p stellatune-ffi --bench hot_restart_cycle -- --cycles "$cycles"
   # A front end's set_volume every 2 ms while the sidecar is killed and replaced 20 times.
-  run replace_latency target/release/examples/replace_latency --replacements 20
+  run_quiet replace_latency target/release/examples/replace_latency --replacements 20
   # Three windows: one wake-up of an idle core costs this VM more than the work it does, and
   # single windows of the same binary differ by ±0.01 % of a core; the table takes the median.
   for i in 1 2 3; do
@@ -61,8 +110,8 @@ else
   run glitch_sweep target/release/examples/glitch --seconds "$sweep_seconds" --buffer-ms 100,50,25,10
   load_end=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo "?")
   cores=$(nproc)
-  printf 'steady_seconds=%q\nglitch_seconds=%q\nsweep_seconds=%q\ncycles=%q\nload_start=%q\nload_end=%q\ncores=%q\n' \
-    "$steady_seconds" "$glitch_seconds" "$sweep_seconds" "$cycles" "$load_start" "$load_end" "$cores" >"$out/settings.sh"
+  printf 'steady_seconds=%q\nglitch_seconds=%q\nsweep_seconds=%q\ncycles=%q\nload_start=%q\nload_end=%q\ncores=%q\nmax_steal=%q\nattempts=%q\n' \
+    "$steady_seconds" "$glitch_seconds" "$sweep_seconds" "$cycles" "$load_start" "$load_end" "$cores" "$max_steal" "$attempts" >"$out/settings.sh"
 fi
 
 # --- parsing ------------------------------------------------------------------------------
@@ -124,9 +173,6 @@ calc() { awk -v a="$2" -v b="${3-}" "BEGIN { printf \"%.3g\", $1 }"; }
 
 # verdict OK: "met" or "**missed**"
 verdict() { if [ "$1" = 1 ]; then echo "met"; else echo "**missed**"; fi; }
-ge() { awk -v a="$1" -v b="$2" 'BEGIN { print (a >= b) ? 1 : 0 }'; }
-lt() { awk -v a="$1" -v b="$2" 'BEGIN { print (a < b) ? 1 : 0 }'; }
-le() { awk -v a="$1" -v b="$2" 'BEGIN { print (a <= b) ? 1 : 0 }'; }
 
 rows=()
 row() { rows+=("| $1 | $2 | $3 | $4 |"); }
@@ -288,6 +334,22 @@ fi
 
 row "machine load (1-min load average, start / end)" "$load_start / $load_end" "$cores cores" \
   "figures are noisy when the load nears the core count"
+# steal NAME: "x% (attempts: 1 a%, 2 b%)" for a bench run by run_quiet, "x%" for one run by
+# run, "n/a" for an older run's directory or where /proc/stat has no steal.
+steal() {
+  local value=""
+  [ -f "$out/$1.steal" ] && value=$(cat "$out/$1.steal")
+  if [ -z "$value" ]; then echo "n/a"; return; fi
+  if [ -f "$out/$1.attempts" ] && [ "$(wc -l <"$out/$1.attempts")" -gt 1 ]; then
+    echo "$value% (attempts: $(sed 's/$/%/' "$out/$1.attempts" | paste -sd',' | sed 's/,/, /g'))"
+  else
+    echo "$value%"
+  fi
+}
+row "CPU steal (time this VM's host gave other guests) during render / lifecycle / hot restart / replace / glitch" \
+  "$(steal render) / $(steal lifecycle) / $(steal hot_restart) / $(steal replace_latency) / $(steal glitch)" \
+  "latency benches repeated above ${max_steal}% (up to ${attempts} attempts, the least stolen kept)" \
+  "a busy host doubles the latency figures"
 
 {
   echo "| figure | ours | peer/limit | ratio / goal |"
