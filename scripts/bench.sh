@@ -30,6 +30,8 @@ le() { awk -v a="$1" -v b="$2" 'BEGIN { print (a <= b) ? 1 : 0 }'; }
 
 if [ "${1-}" = "--table" ]; then
   out="${2:?--table needs the directory of an earlier run}"
+  # An older run's settings have no steal limit: it repeated nothing.
+  max_steal=""
   # shellcheck disable=SC1091
   . "$out/settings.sh"
 else
@@ -348,7 +350,7 @@ steal() {
 }
 row "CPU steal (time this VM's host gave other guests) during render / lifecycle / hot restart / replace / glitch" \
   "$(steal render) / $(steal lifecycle) / $(steal hot_restart) / $(steal replace_latency) / $(steal glitch)" \
-  "latency benches repeated above ${max_steal}% (up to ${attempts} attempts, the least stolen kept)" \
+  "$([ -n "$max_steal" ] && echo "latency benches repeated above ${max_steal}% (up to ${attempts} attempts, the least stolen kept)" || echo "nothing repeated (a run from before the limit)")" \
   "a busy host doubles the latency figures"
 
 {
